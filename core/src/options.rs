@@ -1,0 +1,312 @@
+//! The record action's options (DESIGN §1), parsed from JSON with the record action's property
+//! names, and validated with errors that name the field.
+//!
+//! `next_page` and `recording_available_page` are accepted and ignored: the host makes the HTTP
+//! requests. Any other unknown key is an error naming it.
+
+use crate::g711::Codec;
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// The longest recording callrec accepts, in seconds (24 hours).
+pub const MAX_SECONDS_MAX_DURATION: u64 = 86_400;
+/// The longest silence timer accepted, in milliseconds (one hour).
+pub const MAX_SILENCE_MILLISECONDS: u64 = 3_600_000;
+/// The longest `id` accepted, in bytes.
+pub const MAX_ID_BYTES: usize = 1024;
+/// The largest `max_file_bytes`: the RIFF format's 32-bit size limit.
+pub const RIFF_MAX_FILE_BYTES: u64 = u32::MAX as u64;
+
+/// A validated set of record options. Build one with [`RecordOptions::from_json`], or start from
+/// `RecordOptions::default()` and set fields (the engine validates again before recording).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordOptions {
+    /// User string echoed in the result; never used to build a path.
+    pub id: String,
+    /// Digits that stop the recording (each one of `0-9 * # A-D`); empty means none.
+    pub barge_in_digits: String,
+    /// Stop with `duration` when the recording reaches this many seconds.
+    pub seconds_max_duration: u64,
+    /// Stop with `silence` after this much continuous silence once sound was heard.
+    pub milliseconds_max_silence: u64,
+    /// How long to wait for the first sound; 0 means `milliseconds_max_silence`.
+    pub milliseconds_max_initial_silence: u64,
+    /// The file's law; `None` means the call's input codec.
+    pub format: Option<Codec>,
+    /// Play a beep (pulled with `Recorder::playout`) before recording starts.
+    pub beep_on_start: bool,
+    /// Extension: stop with `filesize` when the file (header included) reaches this many bytes.
+    pub max_file_bytes: Option<u64>,
+    /// Extension: cut the silence after the last sound from the file.
+    pub trim_trailing_silence: bool,
+    /// Extension: a fixed sound threshold in dBm0 instead of the adaptive detector.
+    pub silence_threshold_db: Option<f32>,
+    /// Extension: beep frequency in Hz.
+    pub beep_frequency_hz: u32,
+    /// Extension: beep length in milliseconds.
+    pub beep_milliseconds: u32,
+    /// Extension: beep level in dBm0.
+    pub beep_level_dbm0: f32,
+}
+
+impl Default for RecordOptions {
+    fn default() -> Self {
+        RecordOptions {
+            id: String::new(),
+            barge_in_digits: "#".to_owned(),
+            seconds_max_duration: 60,
+            milliseconds_max_silence: 3000,
+            milliseconds_max_initial_silence: 0,
+            format: None,
+            beep_on_start: false,
+            max_file_bytes: None,
+            trim_trailing_silence: false,
+            silence_threshold_db: None,
+            beep_frequency_hz: 1000,
+            beep_milliseconds: 250,
+            beep_level_dbm0: -12.0,
+        }
+    }
+}
+
+/// A bad option: which field, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OptionsError {
+    /// The JSON property at fault (or `"options"` when the document itself is bad).
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl OptionsError {
+    fn new(field: &str, message: impl Into<String>) -> Self {
+        OptionsError {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for OptionsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for OptionsError {}
+
+/// True for the characters a DTMF digit can be: `0-9 * # A-D`.
+pub fn is_dtmf_digit(c: char) -> bool {
+    matches!(c, '0'..='9' | '*' | '#' | 'A'..='D')
+}
+
+impl RecordOptions {
+    /// Parses and validates the options JSON object (an empty string means all defaults).
+    pub fn from_json(json: &str) -> Result<RecordOptions, OptionsError> {
+        if json.trim().is_empty() {
+            return Ok(RecordOptions::default());
+        }
+        let value: Value = serde_json::from_str(json)
+            .map_err(|e| OptionsError::new("options", format!("not valid JSON: {e}")))?;
+        match value {
+            Value::Object(map) => Self::from_map(&map),
+            _ => Err(OptionsError::new("options", "must be a JSON object")),
+        }
+    }
+
+    /// Parses and validates an already-decoded JSON object.
+    pub fn from_map(map: &Map<String, Value>) -> Result<RecordOptions, OptionsError> {
+        let mut o = RecordOptions::default();
+        for (key, value) in map {
+            let f = key.as_str();
+            match f {
+                "id" => o.id = string(f, value)?.to_owned(),
+                "barge_in_digits" => o.barge_in_digits = string(f, value)?.to_owned(),
+                "seconds_max_duration" => o.seconds_max_duration = integer(f, value)?,
+                "milliseconds_max_silence" => o.milliseconds_max_silence = integer(f, value)?,
+                "milliseconds_max_initial_silence" => {
+                    o.milliseconds_max_initial_silence = integer(f, value)?
+                }
+                "format" => {
+                    let name = string(f, value)?;
+                    o.format = Some(Codec::from_name(name).ok_or_else(|| {
+                        OptionsError::new(f, format!("must be \"alaw\" or \"ulaw\", not {name:?}"))
+                    })?)
+                }
+                "beep_on_start" => o.beep_on_start = boolean(f, value)?,
+                "max_file_bytes" => o.max_file_bytes = Some(integer(f, value)?),
+                "trim_trailing_silence" => o.trim_trailing_silence = boolean(f, value)?,
+                "silence_threshold_db" => o.silence_threshold_db = Some(number(f, value)? as f32),
+                "beep_frequency_hz" => o.beep_frequency_hz = small_integer(f, value)?,
+                "beep_milliseconds" => o.beep_milliseconds = small_integer(f, value)?,
+                "beep_level_dbm0" => o.beep_level_dbm0 = number(f, value)? as f32,
+                "next_page" | "recording_available_page" => {}
+                "encryption_cipher" => {
+                    return Err(OptionsError::new(f, "encryption is not supported by this build"))
+                }
+                _ => return Err(OptionsError::new(f, "unknown option")),
+            }
+        }
+        o.validate()?;
+        Ok(o)
+    }
+
+    /// Checks every field's range; the error names the first bad field.
+    pub fn validate(&self) -> Result<(), OptionsError> {
+        if self.id.len() > MAX_ID_BYTES {
+            return Err(OptionsError::new("id", format!("longer than {MAX_ID_BYTES} bytes")));
+        }
+        if let Some(c) = self.barge_in_digits.chars().find(|&c| !is_dtmf_digit(c)) {
+            return Err(OptionsError::new(
+                "barge_in_digits",
+                format!("{c:?} is not a DTMF digit (use 0-9, *, #, A-D)"),
+            ));
+        }
+        range("seconds_max_duration", self.seconds_max_duration, 1, MAX_SECONDS_MAX_DURATION)?;
+        range("milliseconds_max_silence", self.milliseconds_max_silence, 1, MAX_SILENCE_MILLISECONDS)?;
+        range(
+            "milliseconds_max_initial_silence",
+            self.milliseconds_max_initial_silence,
+            0,
+            MAX_SILENCE_MILLISECONDS,
+        )?;
+        if let Some(bytes) = self.max_file_bytes {
+            let min = crate::wav::HEADER_BYTES as u64 + 1;
+            range("max_file_bytes", bytes, min, RIFF_MAX_FILE_BYTES)?;
+        }
+        if let Some(db) = self.silence_threshold_db {
+            range_f32("silence_threshold_db", db, -90.0, 0.0, "dBm0")?;
+        }
+        range("beep_frequency_hz", self.beep_frequency_hz as u64, 100, 3800)?;
+        range("beep_milliseconds", self.beep_milliseconds as u64, 20, 5000)?;
+        range_f32("beep_level_dbm0", self.beep_level_dbm0, -50.0, 3.0, "dBm0")?;
+        Ok(())
+    }
+
+    /// The initial-silence timeout actually in force, in milliseconds.
+    pub fn effective_initial_silence_ms(&self) -> u64 {
+        if self.milliseconds_max_initial_silence == 0 {
+            self.milliseconds_max_silence
+        } else {
+            self.milliseconds_max_initial_silence
+        }
+    }
+}
+
+fn string<'a>(field: &str, v: &'a Value) -> Result<&'a str, OptionsError> {
+    v.as_str()
+        .ok_or_else(|| OptionsError::new(field, format!("must be a string, not {v}")))
+}
+
+fn boolean(field: &str, v: &Value) -> Result<bool, OptionsError> {
+    v.as_bool()
+        .ok_or_else(|| OptionsError::new(field, format!("must be true or false, not {v}")))
+}
+
+fn number(field: &str, v: &Value) -> Result<f64, OptionsError> {
+    v.as_f64()
+        .ok_or_else(|| OptionsError::new(field, format!("must be a number, not {v}")))
+}
+
+fn integer(field: &str, v: &Value) -> Result<u64, OptionsError> {
+    if let Some(n) = v.as_u64() {
+        return Ok(n);
+    }
+    let why = match v {
+        Value::Number(n) if n.as_i64().is_some() => format!("must not be negative, got {n}"),
+        Value::Number(n) => format!("must be a whole number, got {n}"),
+        _ => format!("must be an integer, not {v}"),
+    };
+    Err(OptionsError::new(field, why))
+}
+
+fn small_integer(field: &str, v: &Value) -> Result<u32, OptionsError> {
+    let n = integer(field, v)?;
+    u32::try_from(n).map_err(|_| OptionsError::new(field, format!("{n} is absurdly large")))
+}
+
+fn range(field: &str, v: u64, min: u64, max: u64) -> Result<(), OptionsError> {
+    if v < min || v > max {
+        return Err(OptionsError::new(
+            field,
+            format!("{v} is out of range (allowed {min}..={max})"),
+        ));
+    }
+    Ok(())
+}
+
+fn range_f32(field: &str, v: f32, min: f32, max: f32, unit: &str) -> Result<(), OptionsError> {
+    if !(min..=max).contains(&v) {
+        return Err(OptionsError::new(
+            field,
+            format!("{v} is out of range (allowed {min}..={max} {unit})"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(json: &str) -> OptionsError {
+        RecordOptions::from_json(json).unwrap_err()
+    }
+
+    #[test]
+    fn defaults_match_the_record_action() {
+        let o = RecordOptions::from_json("{}").unwrap();
+        assert_eq!(o, RecordOptions::default());
+        assert_eq!(o.barge_in_digits, "#");
+        assert_eq!(o.seconds_max_duration, 60);
+        assert_eq!(o.milliseconds_max_silence, 3000);
+        assert_eq!(o.effective_initial_silence_ms(), 3000);
+        assert_eq!(o.format, None);
+        assert!(!o.beep_on_start);
+    }
+
+    #[test]
+    fn a_full_record_action_passes_through() {
+        let o = RecordOptions::from_json(
+            r##"{"id":"call-7","barge_in_digits":"#*1","seconds_max_duration":30,
+                "milliseconds_max_silence":2000,"milliseconds_max_initial_silence":5000,
+                "format":"ulaw","beep_on_start":true,"next_page":{"url":"next"},
+                "recording_available_page":{"url":"avail"},"max_file_bytes":100000,
+                "trim_trailing_silence":true,"silence_threshold_db":-40}"##,
+        )
+        .unwrap();
+        assert_eq!(o.id, "call-7");
+        assert_eq!(o.format, Some(Codec::Ulaw));
+        assert_eq!(o.effective_initial_silence_ms(), 5000);
+        assert_eq!(o.max_file_bytes, Some(100000));
+        assert_eq!(o.silence_threshold_db, Some(-40.0));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(err(r#"{"colour":1}"#).field, "colour");
+        assert_eq!(err(r#"{"seconds_max_duration":-1}"#).field, "seconds_max_duration");
+        assert!(err(r#"{"seconds_max_duration":-1}"#).message.contains("negative"));
+        assert!(err(r#"{"seconds_max_duration":0}"#).message.contains("out of range"));
+        assert!(err(r#"{"seconds_max_duration":1.5}"#).message.contains("whole"));
+        assert!(err(r#"{"seconds_max_duration":"60"}"#).message.contains("integer"));
+        assert_eq!(err(r#"{"seconds_max_duration":1e30}"#).field, "seconds_max_duration");
+        assert_eq!(err(r#"{"milliseconds_max_silence":0}"#).field, "milliseconds_max_silence");
+        assert_eq!(err(r##"{"barge_in_digits":"#x"}"##).field, "barge_in_digits");
+        assert_eq!(err(r#"{"format":"gsm"}"#).field, "format");
+        assert_eq!(err(r#"{"beep_on_start":"yes"}"#).field, "beep_on_start");
+        assert_eq!(err(r#"{"max_file_bytes":10}"#).field, "max_file_bytes");
+        assert_eq!(err(r#"{"max_file_bytes":5000000000}"#).field, "max_file_bytes");
+        assert_eq!(err(r#"{"silence_threshold_db":10}"#).field, "silence_threshold_db");
+        assert_eq!(err(r#"{"beep_frequency_hz":99999999999}"#).field, "beep_frequency_hz");
+        assert_eq!(err(r#"{"id":"x","detect_dtmf":true}"#).field, "detect_dtmf");
+        assert_eq!(err("[1]").field, "options");
+        assert_eq!(err("{").field, "options");
+        assert_eq!(err(r#"{"colour":1}"#).to_string(), "colour: unknown option");
+    }
+
+    #[test]
+    fn empty_barge_in_digits_is_allowed() {
+        assert_eq!(RecordOptions::from_json(r#"{"barge_in_digits":""}"#).unwrap().barge_in_digits, "");
+    }
+}

@@ -1,0 +1,469 @@
+//! The real-time side of a recording: the record action's state machine (DESIGN §3–4).
+//!
+//! The host's media thread owns a [`Recorder`] and calls [`Recorder::push`] with the caller's
+//! audio, [`Recorder::digit`] with RFC 4733 digits, [`Recorder::playout`] to pull the beep and
+//! [`Recorder::hangup`] when the call ends. Any thread may stop the recording through a
+//! [`RecorderHandle`]. None of these allocate, lock, make a system call or block; each costs
+//! O(input). Audio goes to the writer through the session's SPSC ring.
+//!
+//! Phases: *beeping* (only with `beep_on_start`: the caller's audio is discarded until the beep
+//! has been pulled in full, then for [`ECHO_GUARD_SAMPLES`] more so its echo is not taken for
+//! the caller) → *waiting* for the first sound (the initial-silence timer runs; the last
+//! [`PREROLL_FRAMES`] frames are kept) → *recording* (from the pre-roll, so the onset of the
+//! first word is not clipped) → *stopped*.
+//!
+//! Time is counted in samples of input. Input is analysed on 20 ms (160-sample) frames; a
+//! push that is not a multiple of 160 bytes leaves a remainder that the next push completes.
+//! Silence timers therefore resolve to whole frames: the recording stops on the first frame at
+//! which the silence has lasted at least the configured time. At hangup, a remainder shorter
+//! than a frame is still recorded (unanalysed) so no audio the caller sent is lost.
+
+use crate::detect::SoundDetector;
+use crate::energy::{level_dbm0, EnergyKernel};
+use crate::engine::EngineMetrics;
+use crate::g711::{decode_into, Codec};
+use crate::options::{is_dtmf_digit, RecordOptions};
+use crate::result::Reason;
+use crate::session::SessionShared;
+use crate::tone::ToneGenerator;
+use crate::wav;
+use rtrb::Producer;
+use std::fmt;
+use std::sync::Arc;
+
+/// Samples per second.
+pub const SAMPLE_RATE: u64 = 8000;
+/// Samples (= G.711 bytes) per analysed frame: 20 ms.
+pub const FRAME_SAMPLES: usize = 160;
+/// The longest input one push accepts: one second.
+pub const MAX_PUSH_BYTES: usize = 8000;
+/// Frames kept before the first sound and put at the start of the recording (200 ms).
+pub const PREROLL_FRAMES: usize = 10;
+/// Input discarded after the beep has been pulled, so its echo is not taken as sound (100 ms).
+pub const ECHO_GUARD_SAMPLES: u64 = 800;
+
+const PREROLL_BYTES: usize = PREROLL_FRAMES * FRAME_SAMPLES;
+
+/// Where a recording is, as the host sees it after each call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Playing the beep (pull it with `playout`); input is not recorded.
+    Beeping,
+    /// Waiting for the first sound.
+    Waiting,
+    /// Recording.
+    Recording,
+    /// Stopped; later input is ignored.
+    Stopped(Reason),
+}
+
+/// A real-time call used wrongly (nothing was changed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecorderError {
+    /// A push longer than [`MAX_PUSH_BYTES`].
+    InputTooLong {
+        /// The rejected length in bytes.
+        bytes: usize,
+    },
+    /// A digit that is not one of `0-9 * # A-D`.
+    InvalidDigit(char),
+}
+
+impl fmt::Display for RecorderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecorderError::InputTooLong { bytes } => write!(
+                f,
+                "input of {bytes} bytes is longer than one second ({MAX_PUSH_BYTES} bytes)"
+            ),
+            RecorderError::InvalidDigit(c) => {
+                write!(f, "{c:?} is not a DTMF digit (use 0-9, *, #, A-D)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RecorderError {}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Beep,
+    EchoGuard { left: u64 },
+    Waiting,
+    Recording,
+    Stopped(Reason),
+}
+
+/// Stops any recording from any thread. Cheap to clone; lock-free; real-time safe.
+#[derive(Clone, Debug)]
+pub struct RecorderHandle {
+    shared: Arc<SessionShared>,
+}
+
+impl RecorderHandle {
+    /// Aborts the recording (reason `aborted`); true if this call stopped it, false if it had
+    /// already stopped. Audio pushed before the abort is kept.
+    pub fn abort(&self) -> bool {
+        self.shared.stopped().is_none() && self.shared.stop(Reason::Aborted) == Reason::Aborted
+    }
+
+    /// The stop reason, or None while the recording runs.
+    pub fn stopped(&self) -> Option<Reason> {
+        self.shared.stopped()
+    }
+}
+
+/// The real-time side of one recording. Owned by the host's media thread (it is `Send`, so it
+/// may move between threads, but one thread at a time calls it).
+pub struct Recorder {
+    shared: Arc<SessionShared>,
+    metrics: Arc<EngineMetrics>,
+    ring: Producer<u8>,
+    filename: String,
+    codec: Codec,
+    energy: EnergyKernel,
+    detector: SoundDetector,
+    phase: Phase,
+    beep: ToneGenerator,
+    barge_in_mask: u16,
+    carry: [u8; FRAME_SAMPLES],
+    carry_len: usize,
+    preroll: [u8; PREROLL_BYTES],
+    preroll_next: usize,
+    preroll_len: usize,
+    initial_silence_samples: u64,
+    max_silence_samples: u64,
+    waited_samples: u64,
+    silence_samples: u64,
+    recorded_bytes: u64,
+    ring_bytes: u64,
+    duration_limit_bytes: u64,
+    size_limit_bytes: u64,
+    trim: bool,
+    speech_published: bool,
+}
+
+impl fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recorder")
+            .field("filename", &self.filename)
+            .field("phase", &self.phase)
+            .field("recorded_bytes", &self.recorded_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+fn digit_bit(digit: char) -> u16 {
+    match digit {
+        '0'..='9' => 1 << (digit as u32 - '0' as u32),
+        '*' => 1 << 10,
+        '#' => 1 << 11,
+        'A'..='D' => 1 << (12 + digit as u32 - 'A' as u32),
+        _ => 0,
+    }
+}
+
+impl Recorder {
+    /// Made by `Engine::record` (control thread); options are already validated.
+    pub(crate) fn new(
+        options: &RecordOptions,
+        codec: Codec,
+        filename: String,
+        shared: Arc<SessionShared>,
+        metrics: Arc<EngineMetrics>,
+        ring: Producer<u8>,
+    ) -> (Recorder, RecorderHandle) {
+        let size_limit = options
+            .max_file_bytes
+            .map_or(wav::MAX_DATA_BYTES, |b| b - wav::HEADER_BYTES as u64)
+            .min(wav::MAX_DATA_BYTES)
+            & !1; // even, so the RIFF pad byte never takes the file past the limit
+        let handle = RecorderHandle {
+            shared: shared.clone(),
+        };
+        let recorder = Recorder {
+            shared,
+            metrics,
+            ring,
+            filename,
+            codec,
+            energy: EnergyKernel::detect(),
+            detector: SoundDetector::new(options.silence_threshold_db),
+            phase: if options.beep_on_start {
+                Phase::Beep
+            } else {
+                Phase::Waiting
+            },
+            beep: ToneGenerator::new(
+                codec,
+                options.beep_frequency_hz as f64,
+                options.beep_milliseconds,
+                options.beep_level_dbm0 as f64,
+            ),
+            barge_in_mask: options.barge_in_digits.chars().map(digit_bit).fold(0, |a, b| a | b),
+            carry: [0; FRAME_SAMPLES],
+            carry_len: 0,
+            preroll: [0; PREROLL_BYTES],
+            preroll_next: 0,
+            preroll_len: 0,
+            initial_silence_samples: options.effective_initial_silence_ms() * SAMPLE_RATE / 1000,
+            max_silence_samples: options.milliseconds_max_silence * SAMPLE_RATE / 1000,
+            waited_samples: 0,
+            silence_samples: 0,
+            recorded_bytes: 0,
+            ring_bytes: 0,
+            duration_limit_bytes: options.seconds_max_duration * SAMPLE_RATE,
+            size_limit_bytes: size_limit,
+            trim: options.trim_trailing_silence,
+            speech_published: false,
+        };
+        (recorder, handle)
+    }
+
+    /// The recording's `filename` (as the result will report it).
+    pub fn filename(&self) -> &str {
+        &self.filename
+    }
+
+    /// A handle that can abort this recording from any thread.
+    pub fn handle(&self) -> RecorderHandle {
+        RecorderHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// The current status. Real-time safe.
+    pub fn status(&mut self) -> Status {
+        if let (Some(r), false) = (self.shared.stopped(), self.is_stopped()) {
+            self.phase = Phase::Stopped(r);
+        }
+        self.current_status()
+    }
+
+    /// Feeds the caller's audio (G.711 in the call's codec; any length up to one second) and
+    /// returns the status after it. After the stop, input is ignored and the stopped status is
+    /// returned. Real-time safe.
+    pub fn push(&mut self, input: &[u8]) -> Result<Status, RecorderError> {
+        if input.len() > MAX_PUSH_BYTES {
+            return Err(RecorderError::InputTooLong { bytes: input.len() });
+        }
+        self.enter();
+        let mut rest = input;
+        if self.carry_len > 0 && !self.is_stopped() {
+            let take = (FRAME_SAMPLES - self.carry_len).min(rest.len());
+            self.carry[self.carry_len..self.carry_len + take].copy_from_slice(&rest[..take]);
+            self.carry_len += take;
+            rest = &rest[take..];
+            if self.carry_len == FRAME_SAMPLES {
+                self.carry_len = 0;
+                let frame = self.carry;
+                self.frame(&frame);
+            }
+        }
+        let mut frames = rest.chunks_exact(FRAME_SAMPLES);
+        for frame in frames.by_ref() {
+            if self.is_stopped() {
+                break;
+            }
+            self.frame(frame.try_into().expect("chunks_exact gives whole frames"));
+        }
+        if !self.is_stopped() {
+            let tail = frames.remainder();
+            self.carry[..tail.len()].copy_from_slice(tail);
+            self.carry_len = tail.len();
+        }
+        self.shared.leave();
+        Ok(self.current_status())
+    }
+
+    /// A digit from the host (e.g. an RFC 4733 event): stops the recording with `bargein` when
+    /// it is one of `barge_in_digits`; other valid digits are ignored. `a`-`d` mean `A`-`D`.
+    /// Real-time safe.
+    pub fn digit(&mut self, digit: char) -> Result<Status, RecorderError> {
+        let digit = digit.to_ascii_uppercase();
+        if !is_dtmf_digit(digit) {
+            return Err(RecorderError::InvalidDigit(digit));
+        }
+        self.enter();
+        if !self.is_stopped() && self.barge_in_mask & digit_bit(digit) != 0 {
+            self.shared.set_barge_in_digit(digit as u8);
+            self.stop(Reason::Bargein);
+        }
+        self.shared.leave();
+        Ok(self.current_status())
+    }
+
+    /// The call ended: stops with `hangup`, recording any partial frame still held. Real-time safe.
+    pub fn hangup(&mut self) -> Status {
+        self.enter();
+        if self.phase == Phase::Recording && self.carry_len > 0 {
+            let carry = self.carry;
+            let held = self.carry_len;
+            self.carry_len = 0;
+            if self.write_audio(&carry[..held]) {
+                self.stop_at_limit();
+            }
+        }
+        if !self.is_stopped() {
+            self.stop(Reason::Hangup);
+        }
+        self.shared.leave();
+        self.current_status()
+    }
+
+    /// Pulls the beep into `out` (G.711, the call's codec) for the host to send to the caller;
+    /// returns the bytes written, 0 when there is nothing (more) to play. Real-time safe.
+    pub fn playout(&mut self, out: &mut [u8]) -> usize {
+        if self.phase != Phase::Beep {
+            return 0;
+        }
+        let n = self.beep.fill(out);
+        if self.beep.is_finished() {
+            self.phase = Phase::EchoGuard {
+                left: ECHO_GUARD_SAMPLES,
+            };
+        }
+        n
+    }
+
+    fn enter(&mut self) {
+        if let Some(reason) = self.shared.enter() {
+            if !self.is_stopped() {
+                self.phase = Phase::Stopped(reason);
+            }
+        }
+    }
+
+    fn is_stopped(&self) -> bool {
+        matches!(self.phase, Phase::Stopped(_))
+    }
+
+    fn current_status(&self) -> Status {
+        match self.phase {
+            Phase::Beep | Phase::EchoGuard { .. } => Status::Beeping,
+            Phase::Waiting => Status::Waiting,
+            Phase::Recording => Status::Recording,
+            Phase::Stopped(r) => Status::Stopped(r),
+        }
+    }
+
+    fn stop(&mut self, reason: Reason) {
+        self.phase = Phase::Stopped(self.shared.stop(reason));
+    }
+
+    fn frame(&mut self, frame: &[u8; FRAME_SAMPLES]) {
+        match self.phase {
+            Phase::Beep | Phase::Stopped(_) => {}
+            Phase::EchoGuard { left } => {
+                let left = left.saturating_sub(FRAME_SAMPLES as u64);
+                self.phase = if left == 0 {
+                    Phase::Waiting
+                } else {
+                    Phase::EchoGuard { left }
+                };
+            }
+            Phase::Waiting => {
+                if self.is_sound(frame) {
+                    self.phase = Phase::Recording;
+                    self.start_recording(frame);
+                } else {
+                    self.remember_preroll(frame);
+                    self.waited_samples += FRAME_SAMPLES as u64;
+                    if self.waited_samples >= self.initial_silence_samples {
+                        self.stop(Reason::Silence);
+                    }
+                }
+            }
+            Phase::Recording => {
+                let sound = self.is_sound(frame);
+                self.record_frame(frame, sound);
+            }
+        }
+    }
+
+    fn is_sound(&mut self, frame: &[u8; FRAME_SAMPLES]) -> bool {
+        let mut linear = [0i16; FRAME_SAMPLES];
+        decode_into(self.codec, frame, &mut linear);
+        let level = level_dbm0(self.energy.sum_of_squares(&linear), FRAME_SAMPLES);
+        let sound = self.detector.classify(level);
+        if !self.speech_published && self.detector.contains_sound() {
+            self.speech_published = true;
+            self.shared.set_contains_sound();
+        }
+        sound
+    }
+
+    fn remember_preroll(&mut self, frame: &[u8; FRAME_SAMPLES]) {
+        let at = self.preroll_next * FRAME_SAMPLES;
+        self.preroll[at..at + FRAME_SAMPLES].copy_from_slice(frame);
+        self.preroll_next = (self.preroll_next + 1) % PREROLL_FRAMES;
+        self.preroll_len = (self.preroll_len + 1).min(PREROLL_FRAMES);
+    }
+
+    fn start_recording(&mut self, first_sound: &[u8; FRAME_SAMPLES]) {
+        let oldest = (self.preroll_next + PREROLL_FRAMES - self.preroll_len) % PREROLL_FRAMES;
+        for i in 0..self.preroll_len {
+            let at = ((oldest + i) % PREROLL_FRAMES) * FRAME_SAMPLES;
+            let frame: [u8; FRAME_SAMPLES] = self.preroll[at..at + FRAME_SAMPLES]
+                .try_into()
+                .expect("a pre-roll slot is one frame");
+            if self.write_audio(&frame) {
+                self.stop_at_limit();
+                return;
+            }
+        }
+        self.preroll_len = 0;
+        self.record_frame(first_sound, true);
+    }
+
+    fn record_frame(&mut self, frame: &[u8; FRAME_SAMPLES], sound: bool) {
+        let at_limit = self.write_audio(frame);
+        if sound {
+            self.silence_samples = 0;
+            if self.trim {
+                self.shared.set_keep_bytes(self.ring_bytes);
+            }
+        } else {
+            self.silence_samples += FRAME_SAMPLES as u64;
+        }
+        if at_limit {
+            self.stop_at_limit();
+        } else if self.silence_samples >= self.max_silence_samples {
+            self.stop(Reason::Silence);
+        }
+    }
+
+    /// Sends audio to the writer, cut at the duration/size limit; true when the limit is reached.
+    /// A ring without room (the writer stalled) loses the audio: counted, never silent.
+    fn write_audio(&mut self, audio: &[u8]) -> bool {
+        let limit = self.duration_limit_bytes.min(self.size_limit_bytes);
+        let room = limit.saturating_sub(self.recorded_bytes);
+        let audio = &audio[..(audio.len() as u64).min(room) as usize];
+        self.recorded_bytes += audio.len() as u64;
+        if self.ring.push_entire_slice(audio).is_ok() {
+            self.ring_bytes += audio.len() as u64;
+        } else {
+            self.shared.add_frames_dropped(1);
+            self.metrics.add_frames_dropped(1);
+        }
+        self.recorded_bytes >= limit
+    }
+
+    fn stop_at_limit(&mut self) {
+        if self.recorded_bytes >= self.duration_limit_bytes {
+            self.stop(Reason::Duration);
+        } else {
+            self.stop(Reason::Filesize);
+        }
+    }
+}
+
+impl Drop for Recorder {
+    /// A recorder dropped while it records stops the recording with `other`; the writer keeps
+    /// everything already pushed.
+    fn drop(&mut self) {
+        self.shared.enter();
+        self.shared.stop(Reason::Other);
+        self.shared.leave();
+    }
+}

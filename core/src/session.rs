@@ -1,0 +1,142 @@
+//! What the real-time side (the [`crate::Recorder`]) and the writer share about one recording:
+//! the SPSC byte ring that carries its audio (rtrb), and a handful of atomics.
+//!
+//! **Stopping without losing or racing a frame.** A recording stops when one atomic, `state`,
+//! leaves `RUNNING`; a compare-and-swap decides the reason, so the first stop wins whoever makes
+//! it (the recorder, an abort from any thread, the writer on an I/O error, engine shutdown).
+//! The writer may finalize only once no push is half-way through writing the ring. The recorder
+//! marks itself `producer_active` (SeqCst) *before* it reads `state` (SeqCst); the writer reads
+//! `state` *before* `producer_active`. In the single SeqCst order either the push sees the stop
+//! (and writes nothing), or the writer sees the push active (and waits for the next poll). No
+//! side ever blocks, and the real-time side never waits for anything.
+
+use crate::result::Reason;
+use rtrb::{Consumer, Producer, RingBuffer};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+
+const RUNNING: u8 = 0;
+/// `keep_bytes` value meaning "keep everything" (no trimming).
+pub(crate) const KEEP_ALL: u64 = u64::MAX;
+
+/// State shared by a recording's recorder, its handles and its writer.
+#[derive(Debug)]
+pub(crate) struct SessionShared {
+    state: AtomicU8,
+    producer_active: AtomicBool,
+    contains_sound: AtomicBool,
+    barge_in_digit: AtomicU8,
+    keep_bytes: AtomicU64,
+    frames_dropped: AtomicU64,
+}
+
+impl SessionShared {
+    pub(crate) fn new(trim_trailing_silence: bool) -> SessionShared {
+        SessionShared {
+            state: AtomicU8::new(RUNNING),
+            producer_active: AtomicBool::new(false),
+            contains_sound: AtomicBool::new(false),
+            barge_in_digit: AtomicU8::new(0),
+            keep_bytes: AtomicU64::new(if trim_trailing_silence { 0 } else { KEEP_ALL }),
+            frames_dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Stops the recording with `reason` unless it already stopped; returns the reason in force.
+    pub(crate) fn stop(&self, reason: Reason) -> Reason {
+        match self
+            .state
+            .compare_exchange(RUNNING, reason.code(), Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => reason,
+            Err(code) => Reason::from_code(code).unwrap_or(Reason::Other),
+        }
+    }
+
+    /// The reason the recording stopped, or None while it runs.
+    pub(crate) fn stopped(&self) -> Option<Reason> {
+        Reason::from_code(self.state.load(Ordering::SeqCst))
+    }
+
+    /// Producer side: marks a push in progress and returns the stop reason, if stopped.
+    pub(crate) fn enter(&self) -> Option<Reason> {
+        self.producer_active.store(true, Ordering::SeqCst);
+        self.stopped()
+    }
+
+    /// Producer side: the push is over; everything it wrote to the ring is published.
+    pub(crate) fn leave(&self) {
+        self.producer_active.store(false, Ordering::SeqCst);
+    }
+
+    /// Writer side: the stop reason once the recording stopped *and* no push is in progress, so
+    /// the ring holds everything the recording will ever get.
+    pub(crate) fn settled(&self) -> Option<Reason> {
+        let reason = self.stopped()?;
+        (!self.producer_active.load(Ordering::SeqCst)).then_some(reason)
+    }
+
+    pub(crate) fn set_contains_sound(&self) {
+        self.contains_sound.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn contains_sound(&self) -> bool {
+        self.contains_sound.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_barge_in_digit(&self, digit: u8) {
+        self.barge_in_digit.store(digit, Ordering::Relaxed);
+    }
+
+    pub(crate) fn barge_in_digit(&self) -> Option<char> {
+        match self.barge_in_digit.load(Ordering::Relaxed) {
+            0 => None,
+            d => Some(d as char),
+        }
+    }
+
+    /// Trim point: ring bytes up to the end of the last sound frame.
+    pub(crate) fn set_keep_bytes(&self, bytes: u64) {
+        self.keep_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn keep_bytes(&self) -> u64 {
+        self.keep_bytes.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_frames_dropped(&self, frames: u64) {
+        self.frames_dropped.fetch_add(frames, Ordering::Relaxed);
+    }
+
+    pub(crate) fn frames_dropped(&self) -> u64 {
+        self.frames_dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// A new audio ring of `capacity` bytes (G.711: one byte per sample).
+pub(crate) fn audio_ring(capacity: usize) -> (Producer<u8>, Consumer<u8>) {
+    RingBuffer::new(capacity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_stop_wins() {
+        let s = SessionShared::new(false);
+        assert_eq!(s.stopped(), None);
+        assert_eq!(s.stop(Reason::Aborted), Reason::Aborted);
+        assert_eq!(s.stop(Reason::Silence), Reason::Aborted);
+        assert_eq!(s.stopped(), Some(Reason::Aborted));
+    }
+
+    #[test]
+    fn writer_waits_for_an_active_push() {
+        let s = SessionShared::new(false);
+        assert_eq!(s.enter(), None);
+        s.stop(Reason::Aborted);
+        assert_eq!(s.settled(), None);
+        s.leave();
+        assert_eq!(s.settled(), Some(Reason::Aborted));
+    }
+}

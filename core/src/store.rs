@@ -1,0 +1,134 @@
+//! The recording store: where files go and what they are called (DESIGN §6).
+//!
+//! A recording's `filename` is `/rest_api/recordings/YYYY/MM/DD/HH_MM_SS_<16 hex>.<5 digits>.wav`
+//! relative to the store root: the UTC start time, 64 random bits from the OS, and the engine's
+//! sequence number (mod 100,000). The `id` option never takes part in a path. Directories are
+//! created 0700 and files 0600; a file is written as `<name>.part` and renamed when finished.
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::SystemTime;
+
+/// The prefix of every recording's name inside the store.
+pub const RECORDINGS_DIR: &str = "rest_api/recordings";
+
+/// A recording store rooted at a directory.
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+    sequence: AtomicU32,
+}
+
+/// The names of one new recording.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordingPaths {
+    /// The `filename` reported in the result (starts with `/rest_api/recordings/`).
+    pub filename: String,
+    /// Where the finished file goes on disk.
+    pub final_path: PathBuf,
+    /// Where it is written until finished (`<final>.part`).
+    pub part_path: PathBuf,
+    /// The directories that were created for it, deepest first (to be synced with their parents).
+    pub created_dirs: Vec<PathBuf>,
+}
+
+impl Store {
+    /// A store rooted at `root` (created 0700 if missing).
+    pub fn open(root: impl Into<PathBuf>) -> io::Result<Store> {
+        let root = root.into();
+        DirBuilder::new().recursive(true).mode(0o700).create(&root)?;
+        Ok(Store {
+            root,
+            sequence: AtomicU32::new(0),
+        })
+    }
+
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Names a new recording started at `now`, creates its directories and its `.part` file
+    /// (0600, must not exist).
+    pub fn create(&self, now: SystemTime) -> io::Result<(RecordingPaths, File)> {
+        let t = time::OffsetDateTime::from(now);
+        let mut random = [0u8; 8];
+        getrandom::fill(&mut random).map_err(|e| io::Error::other(e.to_string()))?;
+        let seq = self.sequence.fetch_add(1, Ordering::Relaxed) % 100_000;
+        let day = format!("{:04}/{:02}/{:02}", t.year(), t.month() as u8, t.day());
+        let name = format!(
+            "{:02}_{:02}_{:02}_{:016x}.{seq:05}.wav",
+            t.hour(),
+            t.minute(),
+            t.second(),
+            u64::from_be_bytes(random)
+        );
+        let filename = format!("/{RECORDINGS_DIR}/{day}/{name}");
+        let dir = self.root.join(RECORDINGS_DIR).join(&day);
+        let created_dirs = create_dirs(&self.root, &dir)?;
+        let final_path = dir.join(&name);
+        let part_path = dir.join(format!("{name}.part"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&part_path)?;
+        Ok((
+            RecordingPaths {
+                filename,
+                final_path,
+                part_path,
+                created_dirs,
+            },
+            file,
+        ))
+    }
+}
+
+/// Creates `dir` and its missing parents below `root` (0700); returns those created, deepest first.
+fn create_dirs(root: &Path, dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut missing = Vec::new();
+    let mut d = dir;
+    while d != root && !d.is_dir() {
+        missing.push(d.to_path_buf());
+        d = match d.parent() {
+            Some(p) => p,
+            None => break,
+        };
+    }
+    DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    Ok(missing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn names_have_the_record_action_shape_and_modes() {
+        let tmp = std::env::temp_dir().join(format!("callrec-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let store = Store::open(&tmp).unwrap();
+        // 2026-11-23 14:35:03 UTC
+        let when = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_444_503);
+        let (p, _f) = store.create(when).unwrap();
+        let name = p.filename.strip_prefix("/rest_api/recordings/2026/11/23/14_35_03_").unwrap();
+        let (hex, rest) = name.split_at(16);
+        assert!(hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_eq!(rest, ".00000.wav");
+        assert_eq!(p.created_dirs.len(), 5); // rest_api, recordings, 2026, 11, 23
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&p.part_path), 0o600);
+        assert_eq!(mode(p.part_path.parent().unwrap()), 0o700);
+        let (p2, _f2) = store.create(when).unwrap();
+        assert!(p2.filename.ends_with(".00001.wav"));
+        assert!(p2.created_dirs.is_empty());
+        assert_ne!(p.filename, p2.filename);
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+}

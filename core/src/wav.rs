@@ -1,0 +1,228 @@
+//! The G.711 WAV format (DESIGN §6): writing the 58-byte header (RIFF, 18-byte `fmt ` with format
+//! tag 6 A-law / 7 µ-law, `fact`, `data`), patching its sizes at finalize, and reading RIFF WAV
+//! files back.
+//!
+//! Written by hand because hound, the usual WAV crate, cannot write or read format tags 6 and 7;
+//! hound stays the tool for PCM16 WAV.
+
+use crate::g711::Codec;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom, Write};
+use std::ops::Range;
+
+/// Bytes before the audio: RIFF (12) + `fmt ` (8 + 18) + `fact` (8 + 4) + `data` header (8).
+pub const HEADER_BYTES: usize = 58;
+/// The most audio bytes a RIFF file can hold after this header (its 32-bit RIFF size, with pad).
+pub const MAX_DATA_BYTES: u64 = u32::MAX as u64 - (HEADER_BYTES as u64 - 8) - 1;
+/// WAVE format tag of G.711 A-law.
+pub const FORMAT_ALAW: u16 = 6;
+/// WAVE format tag of G.711 µ-law.
+pub const FORMAT_ULAW: u16 = 7;
+/// WAVE format tag of integer PCM.
+pub const FORMAT_PCM: u16 = 1;
+
+/// The header of a mono 8 kHz G.711 WAV holding `data_bytes` bytes of audio.
+pub fn header(codec: Codec, data_bytes: u32) -> [u8; HEADER_BYTES] {
+    let pad = data_bytes & 1;
+    let riff_size = (HEADER_BYTES as u32 - 8) + data_bytes + pad;
+    let tag = match codec {
+        Codec::Alaw => FORMAT_ALAW,
+        Codec::Ulaw => FORMAT_ULAW,
+    };
+    let mut h = [0u8; HEADER_BYTES];
+    let mut at = 0;
+    let mut put = |bytes: &[u8]| {
+        h[at..at + bytes.len()].copy_from_slice(bytes);
+        at += bytes.len();
+    };
+    put(b"RIFF");
+    put(&riff_size.to_le_bytes());
+    put(b"WAVE");
+    put(b"fmt ");
+    put(&18u32.to_le_bytes());
+    put(&tag.to_le_bytes());
+    put(&1u16.to_le_bytes()); // channels
+    put(&8000u32.to_le_bytes()); // sample rate
+    put(&8000u32.to_le_bytes()); // bytes per second
+    put(&1u16.to_le_bytes()); // block align
+    put(&8u16.to_le_bytes()); // bits per sample
+    put(&0u16.to_le_bytes()); // cbSize
+    put(b"fact");
+    put(&4u32.to_le_bytes());
+    put(&data_bytes.to_le_bytes()); // samples (one byte each)
+    put(b"data");
+    put(&data_bytes.to_le_bytes());
+    h
+}
+
+/// A G.711 WAV being written: header placeholder first, audio appended, sizes patched last.
+#[derive(Debug)]
+pub struct WavFile {
+    file: File,
+    codec: Codec,
+    data_bytes: u64,
+}
+
+impl WavFile {
+    /// Writes a header (sizes 0 until [`WavFile::finalize`]) to a new, empty `file`.
+    pub fn start(mut file: File, codec: Codec) -> io::Result<WavFile> {
+        file.write_all(&header(codec, 0))?;
+        Ok(WavFile {
+            file,
+            codec,
+            data_bytes: 0,
+        })
+    }
+
+    /// Appends audio bytes (already in the file's law).
+    pub fn append(&mut self, audio: &[u8]) -> io::Result<()> {
+        self.file.write_all(audio)?;
+        self.data_bytes += audio.len() as u64;
+        Ok(())
+    }
+
+    /// Audio bytes appended so far.
+    pub fn data_bytes(&self) -> u64 {
+        self.data_bytes
+    }
+
+    /// Keeps the first `keep` audio bytes (all when larger), adds the RIFF pad byte when the
+    /// length is odd, patches the header's sizes and returns the file, flushed but not synced.
+    pub fn finalize(mut self, keep: u64) -> io::Result<(File, u64)> {
+        let data = keep.min(self.data_bytes).min(MAX_DATA_BYTES);
+        let end = HEADER_BYTES as u64 + data;
+        if data < self.data_bytes {
+            self.file.set_len(end)?;
+        }
+        if data % 2 == 1 {
+            self.file.seek(SeekFrom::Start(end))?;
+            self.file.write_all(&[0])?;
+        }
+        self.file.seek(SeekFrom::Start(0))?;
+        self.file.write_all(&header(self.codec, data as u32))?;
+        self.file.flush()?;
+        Ok((self.file, data))
+    }
+}
+
+/// What [`parse`] found in a RIFF WAV file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WavInfo {
+    /// The `fmt ` chunk's format tag (1 PCM, 6 A-law, 7 µ-law, 0xFFFE extensible, ...).
+    pub format_tag: u16,
+    /// Channels.
+    pub channels: u16,
+    /// Samples per second.
+    pub sample_rate: u32,
+    /// Bits per sample.
+    pub bits_per_sample: u16,
+    /// The `fact` chunk's sample count, when there is one.
+    pub fact_samples: Option<u32>,
+    /// Where the `data` chunk's bytes are in the file.
+    pub data: Range<usize>,
+}
+
+impl WavInfo {
+    /// The G.711 law of a mono 8 kHz 8-bit G.711 file, or None for anything else.
+    pub fn g711_codec(&self) -> Option<Codec> {
+        if self.channels != 1 || self.sample_rate != 8000 || self.bits_per_sample != 8 {
+            return None;
+        }
+        match self.format_tag {
+            FORMAT_ALAW => Some(Codec::Alaw),
+            FORMAT_ULAW => Some(Codec::Ulaw),
+            _ => None,
+        }
+    }
+}
+
+/// A file that is not a RIFF WAV this reader understands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WavError(pub String);
+
+impl fmt::Display for WavError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for WavError {}
+
+/// Walks the RIFF chunks of `bytes` and returns the format and where the audio is.
+pub fn parse(bytes: &[u8]) -> Result<WavInfo, WavError> {
+    let bad = |m: &str| WavError(m.to_owned());
+    if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return Err(bad("not a RIFF WAVE file"));
+    }
+    let u16_at = |at: usize| u16::from_le_bytes([bytes[at], bytes[at + 1]]);
+    let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    let mut at = 12;
+    let mut fmt = None;
+    let mut fact = None;
+    while at + 8 <= bytes.len() {
+        let id = &bytes[at..at + 4];
+        let size = u32_at(at + 4) as usize;
+        let body = at + 8;
+        let end = body.saturating_add(size);
+        match id {
+            b"fmt " => {
+                if size < 16 || end > bytes.len() {
+                    return Err(bad("truncated fmt chunk"));
+                }
+                fmt = Some((u16_at(body), u16_at(body + 2), u32_at(body + 4), u16_at(body + 14)));
+            }
+            b"fact" if size >= 4 && body + 4 <= bytes.len() => fact = Some(u32_at(body)),
+            b"data" => {
+                let (format_tag, channels, sample_rate, bits_per_sample) =
+                    fmt.ok_or_else(|| bad("data chunk before fmt chunk"))?;
+                if end > bytes.len() {
+                    return Err(bad("data chunk runs past the end of the file"));
+                }
+                return Ok(WavInfo {
+                    format_tag,
+                    channels,
+                    sample_rate,
+                    bits_per_sample,
+                    fact_samples: fact,
+                    data: body..end,
+                });
+            }
+            _ => {}
+        }
+        at = end.saturating_add(size & 1);
+    }
+    Err(bad("no data chunk"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_layout_is_the_g711_wav_one() {
+        let h = header(Codec::Ulaw, 1601);
+        assert_eq!(&h[0..4], b"RIFF");
+        assert_eq!(u32::from_le_bytes(h[4..8].try_into().unwrap()), 50 + 1601 + 1);
+        assert_eq!(&h[12..16], b"fmt ");
+        assert_eq!(u32::from_le_bytes(h[16..20].try_into().unwrap()), 18);
+        assert_eq!(u16::from_le_bytes([h[20], h[21]]), 7);
+        assert_eq!(&h[38..42], b"fact");
+        assert_eq!(&h[50..54], b"data");
+        let mut file = h.to_vec();
+        file.extend(std::iter::repeat_n(0xFF, 1601));
+        file.push(0);
+        let info = parse(&file).unwrap();
+        assert_eq!(info.g711_codec(), Some(Codec::Ulaw));
+        assert_eq!(info.fact_samples, Some(1601));
+        assert_eq!(info.data, 58..58 + 1601);
+    }
+
+    #[test]
+    fn parse_rejects_garbage() {
+        assert!(parse(b"hello").is_err());
+        let mut h = header(Codec::Alaw, 100).to_vec();
+        h.extend([0u8; 10]);
+        assert!(parse(&h).unwrap_err().0.contains("past the end"));
+    }
+}
