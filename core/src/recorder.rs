@@ -267,7 +267,8 @@ impl Recorder {
             }
             self.frame(frame.try_into().expect("chunks_exact gives whole frames"));
         }
-        if !self.is_stopped() {
+        // A carry that is still incomplete consumed all the input; otherwise keep the tail.
+        if !self.is_stopped() && self.carry_len == 0 {
             let tail = frames.remainder();
             self.carry[..tail.len()].copy_from_slice(tail);
             self.carry_len = tail.len();

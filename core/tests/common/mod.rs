@@ -1,0 +1,154 @@
+//! Synthetic calls whose right answer is known by how they are made.
+#![allow(dead_code)]
+
+use callrec::g711::Codec;
+use callrec::{Engine, EngineConfig, Event, EventKind, RecordOptions, Recorder, Status};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const FRAME: usize = 160;
+
+/// A fresh store directory for one test.
+pub fn store(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("callrec-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+pub fn engine(dir: &Path) -> Engine {
+    Engine::new(
+        dir,
+        EngineConfig {
+            poll_interval: Duration::from_millis(2),
+            // Tests push far faster than real time: a 30 s ring never overflows.
+            ring_milliseconds: 30_000,
+            ..EngineConfig::default()
+        },
+    )
+    .unwrap()
+}
+
+/// `frames` frames of a 440 Hz + 1100 Hz tone at about -15 dBm0: sound.
+pub fn sound(codec: Codec, frames: usize, start_frame: usize) -> Vec<u8> {
+    (0..frames * FRAME)
+        .map(|i| {
+            let t = (start_frame * FRAME + i) as f64 / 8000.0;
+            let w = std::f64::consts::TAU;
+            let s = 4000.0 * (w * 440.0 * t).sin() + 2500.0 * (w * 1100.0 * t).sin();
+            codec.encode(s as i16)
+        })
+        .collect()
+}
+
+/// `frames` frames of low pseudo-random noise (about -60 dBm0): silence.
+pub fn quiet(codec: Codec, frames: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..frames * FRAME)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            codec.encode(((x >> 40) as i16 % 64) as i16)
+        })
+        .collect()
+}
+
+/// Concatenates pieces of a call.
+pub fn call(pieces: &[Vec<u8>]) -> Vec<u8> {
+    pieces.concat()
+}
+
+/// What happened to one synthetic call.
+pub struct Outcome {
+    pub finished: Event,
+    pub available: Option<Event>,
+    /// The 0-based frame whose push returned `Stopped` (None if it never stopped by itself).
+    pub stop_frame: Option<usize>,
+    pub stop_status: Status,
+    /// The file's audio bytes (None when the file does not exist).
+    pub audio: Option<Vec<u8>>,
+    pub path: PathBuf,
+}
+
+/// Pushes `input` frame by frame, calling `before(frame_index, recorder)` before each frame;
+/// hangs up at the end of input if still running. Then collects both events and the file.
+pub fn run(
+    engine: &Engine,
+    options: &RecordOptions,
+    codec: Codec,
+    input: &[u8],
+    mut before: impl FnMut(usize, &mut Recorder),
+) -> Outcome {
+    let (mut rec, _handle) = engine.record(options, codec).unwrap();
+    let mut stop_frame = None;
+    let mut status = Status::Waiting;
+    for (i, frame) in input.chunks(FRAME).enumerate() {
+        before(i, &mut rec);
+        status = rec.push(frame).unwrap();
+        if let Status::Stopped(_) = status {
+            stop_frame = Some(i);
+            break;
+        }
+    }
+    if stop_frame.is_none() {
+        status = rec.hangup();
+    }
+    drop(rec);
+    let outcome = collect(engine, stop_frame, status);
+    assert_eq!(outcome.finished.result.frames_dropped, 0);
+    outcome
+}
+
+pub fn collect(engine: &Engine, stop_frame: Option<usize>, stop_status: Status) -> Outcome {
+    let finished = engine.next_event(Some(Duration::from_secs(10))).expect("finished event");
+    assert_eq!(finished.kind, EventKind::Finished);
+    assert!(!finished.result.file_available);
+    let available = if finished.result.reason == callrec::Reason::Error {
+        None
+    } else {
+        let a = engine.next_event(Some(Duration::from_secs(10))).expect("available event");
+        assert_eq!(a.kind, EventKind::Available);
+        assert!(a.result.file_available);
+        let mut same = a.result.clone();
+        same.file_available = false;
+        assert_eq!(same, finished.result, "available repeats finished");
+        Some(a)
+    };
+    let path = engine
+        .store_root()
+        .join(finished.result.filename.trim_start_matches('/'));
+    let audio = std::fs::read(&path).ok().map(|bytes| {
+        let info = callrec::wav::parse(&bytes).unwrap();
+        assert_eq!(info.fact_samples, Some(info.data.len() as u32));
+        assert_eq!(bytes.len(), info.data.end + info.data.len() % 2, "RIFF pad byte");
+        let riff = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
+        assert_eq!(riff + 8, bytes.len());
+        bytes[info.data].to_vec()
+    });
+    Outcome {
+        finished,
+        available,
+        stop_frame,
+        stop_status,
+        audio,
+        path,
+    }
+}
+
+pub fn frames(input: &[u8], from: usize, to: usize) -> &[u8] {
+    &input[from * FRAME..to * FRAME]
+}
+
+/// Asserts the file's audio equals `want`, reporting lengths and the first difference (not bytes).
+#[track_caller]
+pub fn assert_audio(got: &Option<Vec<u8>>, want: &[u8]) {
+    let got = got.as_deref().expect("the file exists");
+    let first_diff = got.iter().zip(want).position(|(a, b)| a != b);
+    assert!(
+        got.len() == want.len() && first_diff.is_none(),
+        "file audio: {} bytes, expected {}; first difference at byte {:?}",
+        got.len(),
+        want.len(),
+        first_diff
+    );
+}
