@@ -232,6 +232,13 @@ impl Recorder {
         }
     }
 
+    /// Free space in the ring to the writer, in bytes (samples). A host feeding audio faster
+    /// than real time (a file, a test) waits while this is below its next push to lose nothing;
+    /// a real-time host never needs to. Real-time safe.
+    pub fn ring_free_bytes(&self) -> usize {
+        self.ring.slots()
+    }
+
     /// The current status. Real-time safe.
     pub fn status(&mut self) -> Status {
         if let (Some(r), false) = (self.shared.stopped(), self.is_stopped()) {

@@ -1,0 +1,193 @@
+//! The real-time rule, proven: `push`, `digit`, `playout`, `hangup`, `status` and `abort` never
+//! allocate, over more than 100,000 frames and every phase; and the writer's steady state
+//! allocates nothing per drained frame. A counting global allocator counts every allocation,
+//! per thread (the media thread) and in total (the writer, during the steady-state window).
+//! One test in this binary so nothing else allocates alongside it.
+
+mod common;
+use callrec::{Codec, Engine, EngineConfig, Reason, RecordOptions, Recorder, Status};
+use common::*;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+struct Counting;
+
+static ALL_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static THIS_THREAD: Cell<u64> = const { Cell::new(0) };
+}
+
+fn note() {
+    ALL_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    let _ = COUNTING.try_with(|on| {
+        if on.get() {
+            let _ = THIS_THREAD.try_with(|n| n.set(n.get() + 1));
+        }
+    });
+}
+
+// SAFETY: forwards every call unchanged to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn count_on_this_thread(on: bool) -> u64 {
+    COUNTING.with(|c| c.set(on));
+    THIS_THREAD.with(|n| n.get())
+}
+
+/// Pushes `frame`, waiting (not allocating) while the ring is too full so no frame is dropped.
+fn paced_push(rec: &mut Recorder, frame: &[u8]) -> Status {
+    while rec.ring_free_bytes() < frame.len() {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    rec.push(frame).unwrap()
+}
+
+#[test]
+fn real_time_path_and_writer_steady_state_do_not_allocate() {
+    let dir = store("no-alloc");
+    let e = Engine::new(
+        &dir,
+        EngineConfig {
+            poll_interval: Duration::from_millis(1),
+            ring_milliseconds: 4000,
+            batch_bytes: 4096,
+            ..EngineConfig::default()
+        },
+    )
+    .unwrap();
+    let codec = Codec::Alaw;
+    // A 4 s cycle: 1 s sound, 1 s quiet, 0.5 s sound, 1.5 s quiet. Built before counting.
+    let cycle = call(&[
+        sound(codec, 50, 0),
+        quiet(codec, 50, 1),
+        sound(codec, 25, 100),
+        quiet(codec, 75, 2),
+    ]);
+    let long = RecordOptions::from_json(
+        r#"{"beep_on_start":true,"seconds_max_duration":86400,"milliseconds_max_silence":3600000}"#,
+    )
+    .unwrap();
+    let (mut main, _) = e.record(&long, codec).unwrap();
+    let (mut initial, _) = e
+        .record(&RecordOptions::from_json(r#"{"milliseconds_max_initial_silence":500}"#).unwrap(), codec)
+        .unwrap();
+    let (mut hung, _) = e.record(&RecordOptions::default(), codec).unwrap();
+    let (mut aborted, abort_handle) = e.record(&RecordOptions::default(), codec).unwrap();
+    let (mut short, _) = e
+        .record(&RecordOptions::from_json(r#"{"seconds_max_duration":1}"#).unwrap(), codec)
+        .unwrap();
+    let frames_of_cycle = cycle.len() / FRAME;
+    let mut beep = [0u8; FRAME];
+    let odd = [0xD5u8; 100];
+
+    // --- Real-time thread counting starts: nothing below may allocate on this thread. ---
+    count_on_this_thread(true);
+    let mut pushed = 0usize;
+    // Beep phase: pull the beep and push the caller's audio (discarded), then the echo guard.
+    while main.playout(&mut beep) > 0 {
+        assert_eq!(paced_push(&mut main, &cycle[..FRAME]), Status::Beeping);
+        pushed += 1;
+    }
+    for _ in 0..5 {
+        paced_push(&mut main, &cycle[60 * FRAME..61 * FRAME]);
+        pushed += 1;
+    }
+    assert_eq!(main.status(), Status::Waiting);
+    // Warm-up: the writer opens its batches.
+    for i in 0..1000 {
+        paced_push(&mut main, &cycle[(i % frames_of_cycle) * FRAME..][..FRAME]);
+        pushed += 1;
+    }
+    while e.metrics().bytes_written == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+
+    // --- Steady-state window: no allocation anywhere in the process. ---
+    let all_before = ALL_ALLOCATIONS.load(Ordering::SeqCst);
+    let written_before = e.metrics().bytes_written;
+    for i in 0..100_000 {
+        let frame = &cycle[(i % frames_of_cycle) * FRAME..][..FRAME];
+        assert_eq!(paced_push(&mut main, frame), Status::Recording);
+        if i % 1000 == 0 {
+            assert_eq!(main.digit('5'), Ok(Status::Recording)); // not a barge-in digit
+            assert_eq!(main.playout(&mut beep), 0);
+            paced_push(&mut main, &odd[..77]); // a partial frame, completed by the next push
+            paced_push(&mut main, &odd[..FRAME - 77]);
+        }
+    }
+    pushed += 100_000;
+    // Let the writer catch up with everything pushed, still inside the window.
+    let pushed_bytes = 160 * 100_000 + 160 * 100;
+    while e.metrics().bytes_written < written_before + pushed_bytes as u64 - 4096 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let all_after = ALL_ALLOCATIONS.load(Ordering::SeqCst);
+    assert_eq!(
+        all_after - all_before,
+        0,
+        "allocations in the process while pushing and writing 100,000 frames"
+    );
+
+    // Every stop reason on the real-time side (the writer may allocate to finalize).
+    assert_eq!(main.digit('#'), Ok(Status::Stopped(Reason::Bargein)));
+    assert_eq!(main.push(&cycle[..FRAME]), Ok(Status::Stopped(Reason::Bargein)));
+    let mut status = Status::Waiting;
+    for i in 0..100 {
+        status = initial.push(&cycle[(50 + i % 50) * FRAME..][..FRAME]).unwrap();
+    }
+    assert_eq!(status, Status::Stopped(Reason::Silence));
+    for i in 0..60 {
+        hung.push(&cycle[(i % 50) * FRAME..][..FRAME]).unwrap();
+    }
+    hung.push(&odd[..77]).unwrap();
+    assert_eq!(hung.hangup(), Status::Stopped(Reason::Hangup));
+    aborted.push(&cycle[..FRAME]).unwrap();
+    assert!(abort_handle.abort());
+    assert_eq!(aborted.push(&cycle[..FRAME]), Ok(Status::Stopped(Reason::Aborted)));
+    for i in 0..60 {
+        status = short.push(&cycle[(i % 50) * FRAME..][..FRAME]).unwrap();
+    }
+    assert_eq!(status, Status::Stopped(Reason::Duration));
+    pushed += 100 + 60 + 2 + 60;
+    let on_this_thread = count_on_this_thread(false);
+    // --- Counting ends. ---
+
+    assert!(pushed > 100_000);
+    assert_eq!(on_this_thread, 0, "allocations on the real-time thread");
+    // The counter works: the same thread allocating is seen.
+    count_on_this_thread(true);
+    let v = std::hint::black_box(vec![1u8; 10]);
+    assert_eq!(count_on_this_thread(false), 1);
+    drop(v);
+    for r in [main, initial, hung, aborted, short] {
+        drop(r);
+    }
+    e.shutdown();
+    assert_eq!(e.metrics().frames_dropped, 0);
+}
