@@ -1,1 +1,191 @@
-fn main(){}
+//! `callrec`: records a call from a WAV file the way a host would, and prints the two events.
+//!
+//! `callrec record INPUT` feeds INPUT (a G.711 WAV, or an 8 kHz mono 16-bit PCM WAV) to the
+//! engine in 20 ms frames, as fast as the writer takes them (or paced at 20 ms with
+//! `--realtime`), applies scheduled digits, hangup and abort, treats the end of the input as a
+//! hangup, and prints the *finished* and then the *available* action_result JSON lines.
+//! Exit status: 0 whatever the reason; 2 for a bad option or an unreadable input; 1 when the
+//! engine itself cannot run (e.g. the store cannot be created).
+
+#![deny(missing_docs)]
+
+mod input;
+
+use callrec::{Codec, Engine, EngineConfig, EventKind, Reason, RecordOptions, Status};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(
+    name = "callrec",
+    version,
+    about = "Record telephone calls like a record action"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Record INPUT and print the finished and available action results (one JSON line each).
+    Record(RecordArgs),
+}
+
+#[derive(clap::Args)]
+struct RecordArgs {
+    /// A G.711 WAV (A-law or µ-law) or an 8 kHz mono 16-bit PCM WAV.
+    input: PathBuf,
+    /// The recording store's root directory.
+    #[arg(long, default_value = "recordings")]
+    store: PathBuf,
+    /// The record action's options as JSON, e.g. '{"milliseconds_max_silence":2000}'.
+    #[arg(long, default_value = "{}")]
+    options: String,
+    /// The call's codec: PCM input is encoded to it; G.711 input is transcoded if it differs.
+    /// Default: the G.711 file's own law, or alaw for PCM input.
+    #[arg(long, value_parser = parse_codec)]
+    codec: Option<Codec>,
+    /// Press DIGIT at SECONDS into the call (as an RFC 4733 event from the host). Repeatable.
+    #[arg(long = "digit", value_name = "SECONDS:DIGIT", value_parser = parse_digit)]
+    digits: Vec<(f64, char)>,
+    /// Hang up at SECONDS (default: when the input ends).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    hangup_at: Option<f64>,
+    /// Abort the record action at SECONDS (from another thread, as a host would).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    abort_at: Option<f64>,
+    /// Pace the frames at real time (20 ms each) instead of as fast as possible.
+    #[arg(long)]
+    realtime: bool,
+}
+
+fn parse_codec(s: &str) -> Result<Codec, String> {
+    Codec::from_name(s).ok_or_else(|| format!("{s:?} is not a codec (use alaw or ulaw)"))
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds (>= 0)")),
+    }
+}
+
+fn parse_digit(s: &str) -> Result<(f64, char), String> {
+    let (at, digit) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} is not SECONDS:DIGIT"))?;
+    let mut chars = digit.chars();
+    match (chars.next(), chars.next()) {
+        (Some(d), None) if callrec::options::is_dtmf_digit(d.to_ascii_uppercase()) => {
+            Ok((parse_seconds(at)?, d.to_ascii_uppercase()))
+        }
+        _ => Err(format!(
+            "{digit:?} is not a DTMF digit (use 0-9, *, #, A-D)"
+        )),
+    }
+}
+
+/// A failure and the exit status it earns.
+struct Failure(u8, String);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Command::Record(args) = cli.command;
+    match record(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(code, message)) => {
+            eprintln!("callrec: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn record(args: &RecordArgs) -> Result<(), Failure> {
+    let options = RecordOptions::from_json(&args.options)
+        .map_err(|e| Failure(2, format!("--options: {e}")))?;
+    let call = input::read_call(&args.input, args.codec)
+        .map_err(|e| Failure(2, format!("{}: {e}", args.input.display())))?;
+    let engine =
+        Engine::new(&args.store, EngineConfig::default()).map_err(|e| Failure(1, e.to_string()))?;
+    let (mut recorder, handle) = engine
+        .record(&options, call.codec)
+        .map_err(|e| Failure(1, e.to_string()))?;
+
+    let at_sample = |seconds: f64| (seconds * 8000.0).round() as u64;
+    let mut digits: Vec<(u64, char)> = args
+        .digits
+        .iter()
+        .map(|&(s, d)| (at_sample(s), d))
+        .collect();
+    digits.sort_by_key(|&(at, _)| at);
+    let mut digits = digits.into_iter().peekable();
+    let hangup_at = args.hangup_at.map(at_sample);
+    let mut abort = args.abort_at.map(|s| (at_sample(s), handle));
+    let frame_len = callrec::recorder::FRAME_SAMPLES;
+    let started = Instant::now();
+    let mut status = Status::Waiting;
+    let mut beep = [0u8; 160];
+    for (i, frame) in call.audio.chunks(frame_len).enumerate() {
+        let now = (i * frame_len) as u64;
+        while let Some(&(at, d)) = digits.peek() {
+            if at > now {
+                break;
+            }
+            digits.next();
+            status = recorder
+                .digit(d)
+                .map_err(|e| Failure(2, format!("--digit: {e}")))?;
+        }
+        if let Some((at, h)) = &abort {
+            if *at <= now {
+                // The host aborts from its control thread, not the media thread.
+                let h = h.clone();
+                std::thread::spawn(move || h.abort()).join().ok();
+                abort = None;
+            }
+        }
+        if hangup_at.is_some_and(|at| at <= now) {
+            status = recorder.hangup();
+        }
+        if let Status::Stopped(_) = status {
+            break;
+        }
+        // The host sends the beep to the caller; here it has nowhere to go.
+        recorder.playout(&mut beep);
+        if args.realtime {
+            let due = started + Duration::from_millis(20 * i as u64);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        } else {
+            // Faster than real time: wait for the writer rather than overflow the ring.
+            while recorder.ring_free_bytes() < frame.len() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        status = recorder
+            .push(frame)
+            .map_err(|e| Failure(2, e.to_string()))?;
+        if let Status::Stopped(_) = status {
+            break;
+        }
+    }
+    if !matches!(status, Status::Stopped(_)) {
+        recorder.hangup(); // the input ended: the caller hung up
+    }
+    drop(recorder);
+
+    loop {
+        let Some(event) = engine.next_event(Some(Duration::from_secs(60))) else {
+            return Err(Failure(1, "the engine sent no event within 60 s".into()));
+        };
+        println!("{}", event.result.action_result_json());
+        let failed = event.result.reason == Reason::Error;
+        if event.kind == EventKind::Available || failed {
+            break;
+        }
+    }
+    engine.shutdown();
+    Ok(())
+}

@@ -69,9 +69,9 @@ impl SoundDetector {
     }
 
     fn adaptive(&mut self, level: f32) -> bool {
-        let floor = *self.noise_floor_dbm0.get_or_insert(
-            level.clamp(INITIAL_FLOOR_MIN_DBM0, INITIAL_FLOOR_MAX_DBM0),
-        );
+        let floor = *self
+            .noise_floor_dbm0
+            .get_or_insert(level.clamp(INITIAL_FLOOR_MIN_DBM0, INITIAL_FLOOR_MAX_DBM0));
         let sound = level > floor + MARGIN_DB && level > ABSOLUTE_FLOOR_DBM0;
         let next = if level <= floor {
             floor + FALL_RATE * (level - floor)

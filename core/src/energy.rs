@@ -95,6 +95,8 @@ pub fn sum_of_squares_scalar(samples: &[i16]) -> u64 {
 }
 
 /// Level of a sine wave at the G.711 overload point, in dBm0 (G.711: A-law +3.14 dBm0).
+/// (The digits are G.711's, not π's.)
+#[allow(clippy::approx_constant)]
 pub const FULL_SCALE_SINE_DBM0: f32 = 3.14;
 
 /// The lowest level reported, for digital silence (an all-zero frame).
@@ -205,9 +207,13 @@ mod tests {
         }
         out.push(vec![i16::MIN; 160]);
         out.push(vec![i16::MAX; 160]);
-        out.push((0..160).map(|i| if i % 2 == 0 { i16::MIN } else { i16::MAX }).collect());
+        out.push(
+            (0..160)
+                .map(|i| if i % 2 == 0 { i16::MIN } else { i16::MAX })
+                .collect(),
+        );
         out.push(vec![i16::MIN; 8000]); // one second: 8000 × 2^30 needs more than 32 bits
-        // Pseudo-random frames of odd lengths, to exercise the remainders (xorshift: reproducible).
+                                        // Pseudo-random frames of odd lengths, to exercise the remainders (xorshift: reproducible).
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
         for len in [0usize, 1, 7, 15, 17, 31, 33, 159, 160, 161, 8000] {
             let f = (0..len)
@@ -230,7 +236,13 @@ mod tests {
         for f in frames() {
             let want = sum_of_squares_scalar(&f);
             for k in &kernels {
-                assert_eq!(k.sum_of_squares(&f), want, "kernel {} len {}", k.name(), f.len());
+                assert_eq!(
+                    k.sum_of_squares(&f),
+                    want,
+                    "kernel {} len {}",
+                    k.name(),
+                    f.len()
+                );
             }
         }
         // The extremes really are beyond 32 bits, so an i32 accumulator would have failed.
@@ -238,11 +250,14 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::approx_constant)] // 3.14 dBm0 is G.711's number, not π
     fn level_of_known_signals() {
         // A full-scale sine is +3.14 dBm0 by definition of the scale.
         let n = 8000;
         let sine: Vec<i16> = (0..n)
-            .map(|i| (32767.0 * (2.0 * std::f64::consts::PI * 1000.0 * i as f64 / 8000.0).sin()) as i16)
+            .map(|i| {
+                (32767.0 * (2.0 * std::f64::consts::PI * 1000.0 * i as f64 / 8000.0).sin()) as i16
+            })
             .collect();
         let l = level_dbm0(sum_of_squares_scalar(&sine), n);
         assert!((l - 3.14).abs() < 0.01, "{l}");

@@ -13,7 +13,7 @@ use crate::session::{audio_ring, SessionShared};
 use crate::store::Store;
 use crate::wav::WavFile;
 use crate::writer::{run_syncer, run_writer, WriterContext, WriterSession};
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, Sender};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -168,7 +168,10 @@ impl Engine {
     pub fn new(store_root: impl Into<PathBuf>, config: EngineConfig) -> Result<Engine, Error> {
         let store_root = store_root.into();
         if config.writers == 0 || config.writers > 256 {
-            return Err(Error::Config(format!("writers must be 1..=256, not {}", config.writers)));
+            return Err(Error::Config(format!(
+                "writers must be 1..=256, not {}",
+                config.writers
+            )));
         }
         if !(100..=60_000).contains(&config.ring_milliseconds) {
             return Err(Error::Config(format!(
@@ -185,7 +188,9 @@ impl Engine {
             )));
         }
         if config.poll_interval.is_zero() || config.poll_interval > Duration::from_secs(1) {
-            return Err(Error::Config("poll_interval must be between 0 and 1 s".into()));
+            return Err(Error::Config(
+                "poll_interval must be between 0 and 1 s".into(),
+            ));
         }
         let store = Store::open(&store_root).map_err(|source| Error::Io {
             context: format!("cannot create the store {}", store_root.display()),
@@ -262,10 +267,16 @@ impl Engine {
         let Some(writers) = writers.as_ref() else {
             return Err(Error::ShutDown);
         };
-        let (paths, file) = self.store.create(SystemTime::now()).map_err(|source| Error::Io {
-            context: format!("cannot create a recording under {}", self.store.root().display()),
-            source,
-        })?;
+        let (paths, file) = self
+            .store
+            .create(SystemTime::now())
+            .map_err(|source| Error::Io {
+                context: format!(
+                    "cannot create a recording under {}",
+                    self.store.root().display()
+                ),
+                source,
+            })?;
         let file_codec = options.format.unwrap_or(input_codec);
         let wav = WavFile::start(file, file_codec).map_err(|source| {
             let _ = std::fs::remove_file(&paths.part_path);
@@ -293,7 +304,9 @@ impl Engine {
             let _ = std::fs::remove_file(&e.into_inner().paths.part_path);
             return Err(Error::ShutDown);
         }
-        self.metrics.recordings_started.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .recordings_started
+            .fetch_add(1, Ordering::Relaxed);
         Ok(Recorder::new(
             options,
             input_codec,
@@ -324,14 +337,8 @@ impl Engine {
     pub fn next_event(&self, timeout: Option<Duration>) -> Option<Event> {
         match timeout {
             None => self.events.recv().ok(),
-            Some(t) if t.is_zero() => match self.events.try_recv() {
-                Ok(e) => Some(e),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-            },
-            Some(t) => match self.events.recv_timeout(t) {
-                Ok(e) => Some(e),
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-            },
+            Some(t) if t.is_zero() => self.events.try_recv().ok(),
+            Some(t) => self.events.recv_timeout(t).ok(),
         }
     }
 
@@ -345,7 +352,11 @@ impl Engine {
     /// Their events stay in the channel. Idempotent; control thread only.
     pub fn shutdown(&self) {
         // Taking the queues under the lock means no `record` is half-way through registering.
-        let queues = self.writers.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let queues = self
+            .writers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         if queues.is_none() {
             return;
         }

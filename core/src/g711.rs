@@ -210,7 +210,11 @@ const fn build_ulaw_encode() -> [u8; 16384] {
     let mut t = [0u8; 16384];
     let mut i = 0;
     while i < 16384 {
-        let v = if i >= 8192 { i as i32 - 16384 } else { i as i32 };
+        let v = if i >= 8192 {
+            i as i32 - 16384
+        } else {
+            i as i32
+        };
         t[i] = ulaw_encode14(v);
         i += 1;
     }

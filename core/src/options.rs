@@ -142,7 +142,10 @@ impl RecordOptions {
                 "beep_level_dbm0" => o.beep_level_dbm0 = number(f, value)? as f32,
                 "next_page" | "recording_available_page" => {}
                 "encryption_cipher" => {
-                    return Err(OptionsError::new(f, "encryption is not supported by this build"))
+                    return Err(OptionsError::new(
+                        f,
+                        "encryption is not supported by this build",
+                    ))
                 }
                 _ => return Err(OptionsError::new(f, "unknown option")),
             }
@@ -154,7 +157,10 @@ impl RecordOptions {
     /// Checks every field's range; the error names the first bad field.
     pub fn validate(&self) -> Result<(), OptionsError> {
         if self.id.len() > MAX_ID_BYTES {
-            return Err(OptionsError::new("id", format!("longer than {MAX_ID_BYTES} bytes")));
+            return Err(OptionsError::new(
+                "id",
+                format!("longer than {MAX_ID_BYTES} bytes"),
+            ));
         }
         if let Some(c) = self.barge_in_digits.chars().find(|&c| !is_dtmf_digit(c)) {
             return Err(OptionsError::new(
@@ -162,8 +168,18 @@ impl RecordOptions {
                 format!("{c:?} is not a DTMF digit (use 0-9, *, #, A-D)"),
             ));
         }
-        range("seconds_max_duration", self.seconds_max_duration, 1, MAX_SECONDS_MAX_DURATION)?;
-        range("milliseconds_max_silence", self.milliseconds_max_silence, 1, MAX_SILENCE_MILLISECONDS)?;
+        range(
+            "seconds_max_duration",
+            self.seconds_max_duration,
+            1,
+            MAX_SECONDS_MAX_DURATION,
+        )?;
+        range(
+            "milliseconds_max_silence",
+            self.milliseconds_max_silence,
+            1,
+            MAX_SILENCE_MILLISECONDS,
+        )?;
         range(
             "milliseconds_max_initial_silence",
             self.milliseconds_max_initial_silence,
@@ -177,7 +193,12 @@ impl RecordOptions {
         if let Some(db) = self.silence_threshold_db {
             range_f32("silence_threshold_db", db, -90.0, 0.0, "dBm0")?;
         }
-        range("beep_frequency_hz", self.beep_frequency_hz as u64, 100, 3800)?;
+        range(
+            "beep_frequency_hz",
+            self.beep_frequency_hz as u64,
+            100,
+            3800,
+        )?;
         range("beep_milliseconds", self.beep_milliseconds as u64, 20, 5000)?;
         range_f32("beep_level_dbm0", self.beep_level_dbm0, -50.0, 3.0, "dBm0")?;
         Ok(())
@@ -285,20 +306,49 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         assert_eq!(err(r#"{"colour":1}"#).field, "colour");
-        assert_eq!(err(r#"{"seconds_max_duration":-1}"#).field, "seconds_max_duration");
-        assert!(err(r#"{"seconds_max_duration":-1}"#).message.contains("negative"));
-        assert!(err(r#"{"seconds_max_duration":0}"#).message.contains("out of range"));
-        assert!(err(r#"{"seconds_max_duration":1.5}"#).message.contains("whole"));
-        assert!(err(r#"{"seconds_max_duration":"60"}"#).message.contains("integer"));
-        assert_eq!(err(r#"{"seconds_max_duration":1e30}"#).field, "seconds_max_duration");
-        assert_eq!(err(r#"{"milliseconds_max_silence":0}"#).field, "milliseconds_max_silence");
-        assert_eq!(err(r##"{"barge_in_digits":"#x"}"##).field, "barge_in_digits");
+        assert_eq!(
+            err(r#"{"seconds_max_duration":-1}"#).field,
+            "seconds_max_duration"
+        );
+        assert!(err(r#"{"seconds_max_duration":-1}"#)
+            .message
+            .contains("negative"));
+        assert!(err(r#"{"seconds_max_duration":0}"#)
+            .message
+            .contains("out of range"));
+        assert!(err(r#"{"seconds_max_duration":1.5}"#)
+            .message
+            .contains("whole"));
+        assert!(err(r#"{"seconds_max_duration":"60"}"#)
+            .message
+            .contains("integer"));
+        assert_eq!(
+            err(r#"{"seconds_max_duration":1e30}"#).field,
+            "seconds_max_duration"
+        );
+        assert_eq!(
+            err(r#"{"milliseconds_max_silence":0}"#).field,
+            "milliseconds_max_silence"
+        );
+        assert_eq!(
+            err(r##"{"barge_in_digits":"#x"}"##).field,
+            "barge_in_digits"
+        );
         assert_eq!(err(r#"{"format":"gsm"}"#).field, "format");
         assert_eq!(err(r#"{"beep_on_start":"yes"}"#).field, "beep_on_start");
         assert_eq!(err(r#"{"max_file_bytes":10}"#).field, "max_file_bytes");
-        assert_eq!(err(r#"{"max_file_bytes":5000000000}"#).field, "max_file_bytes");
-        assert_eq!(err(r#"{"silence_threshold_db":10}"#).field, "silence_threshold_db");
-        assert_eq!(err(r#"{"beep_frequency_hz":99999999999}"#).field, "beep_frequency_hz");
+        assert_eq!(
+            err(r#"{"max_file_bytes":5000000000}"#).field,
+            "max_file_bytes"
+        );
+        assert_eq!(
+            err(r#"{"silence_threshold_db":10}"#).field,
+            "silence_threshold_db"
+        );
+        assert_eq!(
+            err(r#"{"beep_frequency_hz":99999999999}"#).field,
+            "beep_frequency_hz"
+        );
         assert_eq!(err(r#"{"id":"x","detect_dtmf":true}"#).field, "detect_dtmf");
         assert_eq!(err("[1]").field, "options");
         assert_eq!(err("{").field, "options");
@@ -307,6 +357,11 @@ mod tests {
 
     #[test]
     fn empty_barge_in_digits_is_allowed() {
-        assert_eq!(RecordOptions::from_json(r#"{"barge_in_digits":""}"#).unwrap().barge_in_digits, "");
+        assert_eq!(
+            RecordOptions::from_json(r#"{"barge_in_digits":""}"#)
+                .unwrap()
+                .barge_in_digits,
+            ""
+        );
     }
 }

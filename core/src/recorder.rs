@@ -200,7 +200,11 @@ impl Recorder {
                 options.beep_milliseconds,
                 options.beep_level_dbm0 as f64,
             ),
-            barge_in_mask: options.barge_in_digits.chars().map(digit_bit).fold(0, |a, b| a | b),
+            barge_in_mask: options
+                .barge_in_digits
+                .chars()
+                .map(digit_bit)
+                .fold(0, |a, b| a | b),
             carry: [0; FRAME_SAMPLES],
             carry_len: 0,
             preroll: [0; PREROLL_BYTES],

@@ -43,10 +43,12 @@ impl SessionShared {
 
     /// Stops the recording with `reason` unless it already stopped; returns the reason in force.
     pub(crate) fn stop(&self, reason: Reason) -> Reason {
-        match self
-            .state
-            .compare_exchange(RUNNING, reason.code(), Ordering::SeqCst, Ordering::SeqCst)
-        {
+        match self.state.compare_exchange(
+            RUNNING,
+            reason.code(),
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        ) {
             Ok(_) => reason,
             Err(code) => Reason::from_code(code).unwrap_or(Reason::Other),
         }

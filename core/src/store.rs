@@ -39,7 +39,10 @@ impl Store {
     /// A store rooted at `root` (created 0700 if missing).
     pub fn open(root: impl Into<PathBuf>) -> io::Result<Store> {
         let root = root.into();
-        DirBuilder::new().recursive(true).mode(0o700).create(&root)?;
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&root)?;
         Ok(Store {
             root,
             sequence: AtomicU32::new(0),
@@ -117,9 +120,14 @@ mod tests {
         // 2026-11-23 14:35:03 UTC
         let when = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_444_503);
         let (p, _f) = store.create(when).unwrap();
-        let name = p.filename.strip_prefix("/rest_api/recordings/2026/11/23/14_35_03_").unwrap();
+        let name = p
+            .filename
+            .strip_prefix("/rest_api/recordings/2026/11/23/14_35_03_")
+            .unwrap();
         let (hex, rest) = name.split_at(16);
-        assert!(hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(hex
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         assert_eq!(rest, ".00000.wav");
         assert_eq!(p.created_dirs.len(), 5); // rest_api, recordings, 2026, 11, 23
         let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;

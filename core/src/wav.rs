@@ -170,7 +170,12 @@ pub fn parse(bytes: &[u8]) -> Result<WavInfo, WavError> {
                 if size < 16 || end > bytes.len() {
                     return Err(bad("truncated fmt chunk"));
                 }
-                fmt = Some((u16_at(body), u16_at(body + 2), u32_at(body + 4), u16_at(body + 14)));
+                fmt = Some((
+                    u16_at(body),
+                    u16_at(body + 2),
+                    u32_at(body + 4),
+                    u16_at(body + 14),
+                ));
             }
             b"fact" if size >= 4 && body + 4 <= bytes.len() => fact = Some(u32_at(body)),
             b"data" => {
@@ -203,7 +208,10 @@ mod tests {
     fn header_layout_is_the_g711_wav_one() {
         let h = header(Codec::Ulaw, 1601);
         assert_eq!(&h[0..4], b"RIFF");
-        assert_eq!(u32::from_le_bytes(h[4..8].try_into().unwrap()), 50 + 1601 + 1);
+        assert_eq!(
+            u32::from_le_bytes(h[4..8].try_into().unwrap()),
+            50 + 1601 + 1
+        );
         assert_eq!(&h[12..16], b"fmt ");
         assert_eq!(u32::from_le_bytes(h[16..20].try_into().unwrap()), 18);
         assert_eq!(u16::from_le_bytes([h[20], h[21]]), 7);

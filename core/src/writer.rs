@@ -124,7 +124,11 @@ impl WriterSession {
         });
         Some(SyncJob {
             file,
-            dir: paths.final_path.parent().map(PathBuf::from).unwrap_or_default(),
+            dir: paths
+                .final_path
+                .parent()
+                .map(PathBuf::from)
+                .unwrap_or_default(),
             created_dirs: paths.created_dirs,
             result,
         })

@@ -95,12 +95,18 @@ fn real_time_path_and_writer_steady_state_do_not_allocate() {
     .unwrap();
     let (mut main, _) = e.record(&long, codec).unwrap();
     let (mut initial, _) = e
-        .record(&RecordOptions::from_json(r#"{"milliseconds_max_initial_silence":500}"#).unwrap(), codec)
+        .record(
+            &RecordOptions::from_json(r#"{"milliseconds_max_initial_silence":500}"#).unwrap(),
+            codec,
+        )
         .unwrap();
     let (mut hung, _) = e.record(&RecordOptions::default(), codec).unwrap();
     let (mut aborted, abort_handle) = e.record(&RecordOptions::default(), codec).unwrap();
     let (mut short, _) = e
-        .record(&RecordOptions::from_json(r#"{"seconds_max_duration":1}"#).unwrap(), codec)
+        .record(
+            &RecordOptions::from_json(r#"{"seconds_max_duration":1}"#).unwrap(),
+            codec,
+        )
         .unwrap();
     let frames_of_cycle = cycle.len() / FRAME;
     let mut beep = [0u8; FRAME];
@@ -156,10 +162,15 @@ fn real_time_path_and_writer_steady_state_do_not_allocate() {
 
     // Every stop reason on the real-time side (the writer may allocate to finalize).
     assert_eq!(main.digit('#'), Ok(Status::Stopped(Reason::Bargein)));
-    assert_eq!(main.push(&cycle[..FRAME]), Ok(Status::Stopped(Reason::Bargein)));
+    assert_eq!(
+        main.push(&cycle[..FRAME]),
+        Ok(Status::Stopped(Reason::Bargein))
+    );
     let mut status = Status::Waiting;
     for i in 0..100 {
-        status = initial.push(&cycle[(50 + i % 50) * FRAME..][..FRAME]).unwrap();
+        status = initial
+            .push(&cycle[(50 + i % 50) * FRAME..][..FRAME])
+            .unwrap();
     }
     assert_eq!(status, Status::Stopped(Reason::Silence));
     for i in 0..60 {
@@ -169,7 +180,10 @@ fn real_time_path_and_writer_steady_state_do_not_allocate() {
     assert_eq!(hung.hangup(), Status::Stopped(Reason::Hangup));
     aborted.push(&cycle[..FRAME]).unwrap();
     assert!(abort_handle.abort());
-    assert_eq!(aborted.push(&cycle[..FRAME]), Ok(Status::Stopped(Reason::Aborted)));
+    assert_eq!(
+        aborted.push(&cycle[..FRAME]),
+        Ok(Status::Stopped(Reason::Aborted))
+    );
     for i in 0..60 {
         status = short.push(&cycle[(i % 50) * FRAME..][..FRAME]).unwrap();
     }

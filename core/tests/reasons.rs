@@ -15,7 +15,11 @@ fn opts(json: &str) -> RecordOptions {
 
 /// 0.6 s quiet, 2 s sound, 4 s quiet: first sound at frame 30, last at frame 129.
 fn speech_call(codec: Codec) -> Vec<u8> {
-    call(&[quiet(codec, 30, 1), sound(codec, 100, 30), quiet(codec, 200, 2)])
+    call(&[
+        quiet(codec, 30, 1),
+        sound(codec, 100, 30),
+        quiet(codec, 200, 2),
+    ])
 }
 
 #[test]
@@ -23,7 +27,13 @@ fn silence_after_sound() {
     let dir = store("silence");
     let e = engine(&dir);
     let input = speech_call(Codec::Alaw);
-    let o = run(&e, &opts(r#"{"milliseconds_max_silence":1000}"#), Codec::Alaw, &input, |_, _| {});
+    let o = run(
+        &e,
+        &opts(r#"{"milliseconds_max_silence":1000}"#),
+        Codec::Alaw,
+        &input,
+        |_, _| {},
+    );
     // 50 silent frames after the last sound frame (129): the stop is on frame 179.
     assert_eq!(o.stop_frame, Some(179));
     assert_eq!(o.stop_status, Status::Stopped(Reason::Silence));
@@ -34,7 +44,9 @@ fn silence_after_sound() {
     assert_audio(&o.audio, frames(&input, 20, 180));
     assert_eq!(r.samples, 160 * 160);
     assert_eq!(r.seconds_duration(), 3.2);
-    assert!(r.action_result_json().contains(r#""seconds_duration":3.2,"reason":"silence"}}"#));
+    assert!(r
+        .action_result_json()
+        .contains(r#""seconds_duration":3.2,"reason":"silence"}}"#));
     assert_eq!(r.barge_in_digit, None);
 }
 
@@ -52,14 +64,31 @@ fn initial_silence_with_no_sound() {
     );
     assert_eq!(o.stop_frame, Some(99));
     let r = &o.finished.result;
-    assert_eq!((r.reason, r.contains_sound, r.samples), (Reason::Silence, false, 0));
+    assert_eq!(
+        (r.reason, r.contains_sound, r.samples),
+        (Reason::Silence, false, 0)
+    );
     assert_audio(&o.audio, &[][..]);
-    assert!(r.action_result_json().contains(r#""contains_sound":false,"seconds_duration":0.0"#));
+    assert!(r
+        .action_result_json()
+        .contains(r#""contains_sound":false,"seconds_duration":0.0"#));
     // 0 means "use milliseconds_max_silence".
-    let o = run(&e, &opts(r#"{"milliseconds_max_silence":1500}"#), Codec::Ulaw, &input, |_, _| {});
+    let o = run(
+        &e,
+        &opts(r#"{"milliseconds_max_silence":1500}"#),
+        Codec::Ulaw,
+        &input,
+        |_, _| {},
+    );
     assert_eq!(o.stop_frame, Some(74));
     // A limit that is not a whole number of frames rounds up to the next frame.
-    let o = run(&e, &opts(r#"{"milliseconds_max_silence":1510}"#), Codec::Ulaw, &input, |_, _| {});
+    let o = run(
+        &e,
+        &opts(r#"{"milliseconds_max_silence":1510}"#),
+        Codec::Ulaw,
+        &input,
+        |_, _| {},
+    );
     assert_eq!(o.stop_frame, Some(75));
 }
 
@@ -68,11 +97,20 @@ fn duration_limit() {
     let dir = store("duration");
     let e = engine(&dir);
     let input = call(&[quiet(Codec::Alaw, 5, 4), sound(Codec::Alaw, 300, 5)]);
-    let o = run(&e, &opts(r#"{"seconds_max_duration":2}"#), Codec::Alaw, &input, |_, _| {});
+    let o = run(
+        &e,
+        &opts(r#"{"seconds_max_duration":2}"#),
+        Codec::Alaw,
+        &input,
+        |_, _| {},
+    );
     // Recording starts at frame 0 (5 frames of pre-roll) and holds 16,000 samples.
     assert_eq!(o.stop_frame, Some(99));
     let r = &o.finished.result;
-    assert_eq!((r.reason, r.samples, r.seconds_duration()), (Reason::Duration, 16_000, 2.0));
+    assert_eq!(
+        (r.reason, r.samples, r.seconds_duration()),
+        (Reason::Duration, 16_000, 2.0)
+    );
     assert_audio(&o.audio, frames(&input, 0, 100));
 }
 
@@ -81,27 +119,41 @@ fn bargein_digit_from_the_host() {
     let dir = store("bargein");
     let e = engine(&dir);
     let input = call(&[quiet(Codec::Alaw, 50, 5), sound(Codec::Alaw, 200, 50)]);
-    let o = run(&e, &opts(r##"{"barge_in_digits":"#*"}"##), Codec::Alaw, &input, |i, rec| {
-        if i == 60 {
-            // Not a barge-in digit: ignored.
-            assert_eq!(rec.digit('1'), Ok(Status::Recording));
-            assert_eq!(rec.digit('x'), Err(RecorderError::InvalidDigit('X')));
-        }
-        if i == 80 {
-            assert_eq!(rec.digit('*'), Ok(Status::Stopped(Reason::Bargein)));
-        }
-    });
+    let o = run(
+        &e,
+        &opts(r##"{"barge_in_digits":"#*"}"##),
+        Codec::Alaw,
+        &input,
+        |i, rec| {
+            if i == 60 {
+                // Not a barge-in digit: ignored.
+                assert_eq!(rec.digit('1'), Ok(Status::Recording));
+                assert_eq!(rec.digit('x'), Err(RecorderError::InvalidDigit('X')));
+            }
+            if i == 80 {
+                assert_eq!(rec.digit('*'), Ok(Status::Stopped(Reason::Bargein)));
+            }
+        },
+    );
     assert_eq!(o.stop_frame, Some(80));
     let r = &o.finished.result;
     assert_eq!((r.reason, r.barge_in_digit), (Reason::Bargein, Some('*')));
-    assert!(r.action_result_json().ends_with(r#""reason":"bargein","barge_in_digit":"*"}}"#));
+    assert!(r
+        .action_result_json()
+        .ends_with(r#""reason":"bargein","barge_in_digit":"*"}}"#));
     assert_audio(&o.audio, frames(&input, 40, 80));
     // No barge-in digits: '#' is ignored and the call runs to its hangup.
-    let o = run(&e, &opts(r#"{"barge_in_digits":""}"#), Codec::Alaw, &input, |i, rec| {
-        if i == 80 {
-            assert_eq!(rec.digit('#'), Ok(Status::Recording));
-        }
-    });
+    let o = run(
+        &e,
+        &opts(r#"{"barge_in_digits":""}"#),
+        Codec::Alaw,
+        &input,
+        |i, rec| {
+            if i == 80 {
+                assert_eq!(rec.digit('#'), Ok(Status::Recording));
+            }
+        },
+    );
     assert_eq!(o.finished.result.reason, Reason::Hangup);
 }
 
@@ -111,13 +163,25 @@ fn file_size_limit() {
     let e = engine(&dir);
     let input = call(&[quiet(Codec::Alaw, 50, 6), sound(Codec::Alaw, 200, 50)]);
     // 58-byte header + 8,001: the data limit is kept even (8,000) so the pad byte fits.
-    let o = run(&e, &opts(r#"{"max_file_bytes":8059}"#), Codec::Alaw, &input, |_, _| {});
+    let o = run(
+        &e,
+        &opts(r#"{"max_file_bytes":8059}"#),
+        Codec::Alaw,
+        &input,
+        |_, _| {},
+    );
     assert_eq!(o.stop_frame, Some(89));
     assert_eq!(o.finished.result.reason, Reason::Filesize);
     assert_audio(&o.audio, frames(&input, 40, 90));
     assert!(std::fs::metadata(&o.path).unwrap().len() <= 8059);
     // A limit inside a frame cuts the frame.
-    let o = run(&e, &opts(r#"{"max_file_bytes":1058}"#), Codec::Alaw, &input, |_, _| {});
+    let o = run(
+        &e,
+        &opts(r#"{"max_file_bytes":1058}"#),
+        Codec::Alaw,
+        &input,
+        |_, _| {},
+    );
     assert_eq!(o.finished.result.reason, Reason::Filesize);
     assert_audio(&o.audio, &input[40 * FRAME..40 * FRAME + 1000]);
 }
@@ -128,7 +192,13 @@ fn hangup_keeps_a_partial_frame() {
     let e = engine(&dir);
     let mut input = call(&[quiet(Codec::Ulaw, 50, 7), sound(Codec::Ulaw, 101, 50)]);
     input.truncate(input.len() - 80); // ends half-way through a frame
-    let o = run(&e, &RecordOptions::default(), Codec::Ulaw, &input, |_, _| {});
+    let o = run(
+        &e,
+        &RecordOptions::default(),
+        Codec::Ulaw,
+        &input,
+        |_, _| {},
+    );
     assert_eq!(o.stop_frame, None);
     assert_eq!(o.stop_status, Status::Stopped(Reason::Hangup));
     assert_eq!(o.finished.result.reason, Reason::Hangup);
@@ -140,12 +210,18 @@ fn abort_from_the_handle() {
     let dir = store("abort");
     let e = engine(&dir);
     let input = speech_call(Codec::Alaw);
-    let o = run(&e, &RecordOptions::default(), Codec::Alaw, &input, |i, rec| {
-        if i == 120 {
-            assert!(rec.handle().abort());
-            assert!(!rec.handle().abort(), "a second abort changes nothing");
-        }
-    });
+    let o = run(
+        &e,
+        &RecordOptions::default(),
+        Codec::Alaw,
+        &input,
+        |i, rec| {
+            if i == 120 {
+                assert!(rec.handle().abort());
+                assert!(!rec.handle().abort(), "a second abort changes nothing");
+            }
+        },
+    );
     assert_eq!(o.stop_frame, Some(120));
     assert_eq!(o.finished.result.reason, Reason::Aborted);
     assert_audio(&o.audio, frames(&input, 20, 120));
@@ -188,11 +264,17 @@ fn shutdown_finalizes_open_recordings_with_other() {
         rec.push(frame).unwrap();
     }
     e.shutdown();
-    assert_eq!(rec.push(frames(&input, 120, 121)).unwrap(), Status::Stopped(Reason::Other));
+    assert_eq!(
+        rec.push(frames(&input, 120, 121)).unwrap(),
+        Status::Stopped(Reason::Other)
+    );
     let o = collect(&e, None, rec.status());
     assert_eq!(o.finished.result.reason, Reason::Other);
     assert_audio(&o.audio, frames(&input, 20, 120));
-    assert!(matches!(e.record(&RecordOptions::default(), Codec::Alaw), Err(callrec::Error::ShutDown)));
+    assert!(matches!(
+        e.record(&RecordOptions::default(), Codec::Alaw),
+        Err(callrec::Error::ShutDown)
+    ));
 }
 
 #[test]
@@ -237,9 +319,12 @@ fn pushes_of_any_size_give_the_same_file() {
     }
     assert_eq!(status, Status::Stopped(Reason::Silence));
     // The stop happened inside the push that completed frame 179.
-    assert!(at >= 180 * FRAME && at < 180 * FRAME + 8000);
+    assert!((180 * FRAME..180 * FRAME + 8000).contains(&at));
     // A push after the stop records nothing and returns the stopped status.
-    assert_eq!(rec.push(&input[..160]).unwrap(), Status::Stopped(Reason::Silence));
+    assert_eq!(
+        rec.push(&input[..160]).unwrap(),
+        Status::Stopped(Reason::Silence)
+    );
     assert_eq!(rec.hangup(), Status::Stopped(Reason::Silence));
     let o = collect(&e, None, status);
     assert_audio(&o.audio, frames(&input, 20, 180));
@@ -267,7 +352,10 @@ fn transcodes_to_the_requested_format() {
     transcode_into(Codec::Alaw, Codec::Ulaw, span, &mut want);
     assert_audio(&o.audio, &want);
     let bytes = std::fs::read(&o.path).unwrap();
-    assert_eq!(callrec::wav::parse(&bytes).unwrap().g711_codec(), Some(Codec::Ulaw));
+    assert_eq!(
+        callrec::wav::parse(&bytes).unwrap().g711_codec(),
+        Some(Codec::Ulaw)
+    );
 }
 
 #[test]
@@ -355,8 +443,13 @@ fn a_stalled_writer_drops_frames_and_says_so() {
     let o = collect(&e, None, rec.status());
     let r = &o.finished.result;
     assert!(r.frames_dropped > 0);
-    assert_eq!(r.samples + r.frames_dropped * FRAME as u64, 300 * FRAME as u64);
-    assert!(r.action_result_json().contains(&format!(r#""frames_dropped":{}"#, r.frames_dropped)));
+    assert_eq!(
+        r.samples + r.frames_dropped * FRAME as u64,
+        300 * FRAME as u64
+    );
+    assert!(r
+        .action_result_json()
+        .contains(&format!(r#""frames_dropped":{}"#, r.frames_dropped)));
     assert_eq!(e.metrics().frames_dropped, r.frames_dropped);
     // What did reach the file is input audio, in order, at the start of the recording.
     let audio = o.audio.unwrap();

@@ -48,7 +48,7 @@ pub fn quiet(codec: Codec, frames: usize, seed: u64) -> Vec<u8> {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            codec.encode(((x >> 40) as i16 % 64) as i16)
+            codec.encode((x >> 40) as i16 % 64)
         })
         .collect()
 }
@@ -100,13 +100,17 @@ pub fn run(
 }
 
 pub fn collect(engine: &Engine, stop_frame: Option<usize>, stop_status: Status) -> Outcome {
-    let finished = engine.next_event(Some(Duration::from_secs(10))).expect("finished event");
+    let finished = engine
+        .next_event(Some(Duration::from_secs(10)))
+        .expect("finished event");
     assert_eq!(finished.kind, EventKind::Finished);
     assert!(!finished.result.file_available);
     let available = if finished.result.reason == callrec::Reason::Error {
         None
     } else {
-        let a = engine.next_event(Some(Duration::from_secs(10))).expect("available event");
+        let a = engine
+            .next_event(Some(Duration::from_secs(10)))
+            .expect("available event");
         assert_eq!(a.kind, EventKind::Available);
         assert!(a.result.file_available);
         let mut same = a.result.clone();
@@ -120,7 +124,11 @@ pub fn collect(engine: &Engine, stop_frame: Option<usize>, stop_status: Status) 
     let audio = std::fs::read(&path).ok().map(|bytes| {
         let info = callrec::wav::parse(&bytes).unwrap();
         assert_eq!(info.fact_samples, Some(info.data.len() as u32));
-        assert_eq!(bytes.len(), info.data.end + info.data.len() % 2, "RIFF pad byte");
+        assert_eq!(
+            bytes.len(),
+            info.data.end + info.data.len() % 2,
+            "RIFF pad byte"
+        );
         let riff = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
         assert_eq!(riff + 8, bytes.len());
         bytes[info.data].to_vec()

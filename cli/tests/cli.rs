@@ -1,0 +1,209 @@
+//! `callrec record` end to end: the two JSON lines, the file, the exit codes.
+
+use callrec::g711::{encode_into, Codec};
+use callrec::wav;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn store(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("callrec-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn callrec(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_callrec"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn example() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello.wav").to_owned()
+}
+
+/// Checks the two lines and returns the finished result and the file's audio.
+fn two_events(out: &Output, store: &Path) -> (Value, Vec<u8>, u16) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let finished: Value = serde_json::from_str(lines[0]).unwrap();
+    let mut available: Value = serde_json::from_str(lines[1]).unwrap();
+    assert_eq!(finished["action"], "record");
+    assert_eq!(finished["result"]["file_available"], false);
+    assert_eq!(available["result"]["file_available"], true);
+    available["result"]["file_available"] = Value::Bool(false);
+    assert_eq!(available, finished);
+    let name = finished["result"]["filename"].as_str().unwrap();
+    let bytes = std::fs::read(store.join(name.trim_start_matches('/'))).unwrap();
+    let info = wav::parse(&bytes).unwrap();
+    (
+        finished["result"].clone(),
+        bytes[info.data].to_vec(),
+        info.format_tag,
+    )
+}
+
+fn position(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[test]
+fn the_readme_example() {
+    let dir = store("example");
+    let out = callrec(&["record", &example(), "--store", dir.to_str().unwrap()]);
+    let (r, audio, tag) = two_events(&out, &dir);
+    assert_eq!(r["reason"], "silence");
+    assert_eq!(r["contains_sound"], true);
+    assert_eq!(r["id"], "");
+    assert_eq!(tag, wav::FORMAT_ALAW);
+    // The recording is one contiguous span of the input, starting before the speech
+    // (0.4 s of silence lead, less the 0.2 s pre-roll) and ending 3 s into the trailing silence.
+    let input = std::fs::read(example()).unwrap();
+    let data = &input[wav::parse(&input).unwrap().data];
+    let start = position(data, &audio[..4000]).expect("recorded audio comes from the input");
+    assert_eq!(&data[start..start + audio.len()], &audio[..]);
+    assert!(start <= 3200 && start % 160 == 0, "start {start}");
+    let seconds = r["seconds_duration"].as_f64().unwrap();
+    assert_eq!(seconds, (audio.len() as f64 / 800.0).round() / 10.0);
+    let trailing = data.len() - (start + audio.len());
+    assert!(trailing > 8000, "stopped on silence before the input ended");
+}
+
+fn pcm_call(path: &Path) -> Vec<i16> {
+    // 0.5 s quiet, 1.5 s of a two-tone "voice", 1 s quiet.
+    let mut samples = Vec::new();
+    for i in 0..24_000 {
+        let t = i as f64 / 8000.0;
+        let voiced = (4000..16_000).contains(&i);
+        let s = if voiced {
+            6000.0 * (std::f64::consts::TAU * 300.0 * t).sin()
+                + 3000.0 * (std::f64::consts::TAU * 1300.0 * t).sin()
+        } else {
+            ((i * 7919) % 31) as f64 - 15.0
+        };
+        samples.push(s as i16);
+    }
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for &s in &samples {
+        w.write_sample(s).unwrap();
+    }
+    w.finalize().unwrap();
+    samples
+}
+
+#[test]
+fn pcm_input_is_encoded_to_the_codec_and_digits_barge_in() {
+    let dir = store("pcm");
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("call.wav");
+    let samples = pcm_call(&input);
+    let out = callrec(&[
+        "record",
+        input.to_str().unwrap(),
+        "--store",
+        dir.to_str().unwrap(),
+        "--codec",
+        "ulaw",
+        "--options",
+        r##"{"id":"ticket-9","barge_in_digits":"#9"}"##,
+        "--digit",
+        "1.0:5",
+        "--digit",
+        "1.5:9",
+    ]);
+    let (r, audio, tag) = two_events(&out, &dir);
+    assert_eq!(
+        (r["reason"].as_str(), r["barge_in_digit"].as_str()),
+        (Some("bargein"), Some("9"))
+    );
+    assert_eq!(r["id"], "ticket-9");
+    assert_eq!(tag, wav::FORMAT_ULAW);
+    // Sound starts at 0.5 s (frame 25); pre-roll from frame 15; the digit at 1.5 s (frame 75).
+    let mut want = vec![0u8; samples.len()];
+    encode_into(Codec::Ulaw, &samples, &mut want);
+    assert_eq!(audio, want[15 * 160..75 * 160]);
+    assert_eq!(r["seconds_duration"], 1.2);
+}
+
+#[test]
+fn hangup_abort_and_format() {
+    let dir = store("hangup");
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "record".to_owned(),
+            example(),
+            "--store".into(),
+            dir.to_str().unwrap().into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run = |extra: &[&str]| {
+        let a = args(extra);
+        callrec(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let (r, audio, _) = two_events(&run(&["--hangup-at", "2"]), &dir);
+    assert_eq!(r["reason"], "hangup");
+    assert!(audio.len() < 16_000);
+    let (r, _, _) = two_events(&run(&["--abort-at", "1.5"]), &dir);
+    assert_eq!(r["reason"], "aborted");
+    let (r, _, tag) = two_events(
+        &run(&["--options", r#"{"format":"ulaw","seconds_max_duration":2}"#]),
+        &dir,
+    );
+    assert_eq!(
+        (r["reason"].as_str(), r["seconds_duration"].as_f64()),
+        (Some("duration"), Some(2.0))
+    );
+    assert_eq!(tag, wav::FORMAT_ULAW);
+}
+
+#[test]
+fn bad_input_exits_2_naming_the_problem() {
+    let dir = store("bad");
+    let d = dir.to_str().unwrap();
+    let out = callrec(&[
+        "record",
+        &example(),
+        "--store",
+        d,
+        "--options",
+        r#"{"seconds_max_duration":-5}"#,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("seconds_max_duration") && err.contains("negative"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1);
+    assert!(out.stdout.is_empty());
+
+    let out = callrec(&["record", "/nonexistent.wav", "--store", d]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.wav"));
+
+    let out = callrec(&["record", &example(), "--store", d, "--digit", "1:x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DTMF"));
+
+    let not_wav = dir.join("x.wav");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(&not_wav, b"hello").unwrap();
+    let out = callrec(&["record", not_wav.to_str().unwrap(), "--store", d]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a RIFF WAVE"));
+}
