@@ -11,8 +11,10 @@
 
 mod input;
 
+use callrec::cipher::{decrypt_stream, CipherSpec, Mode};
 use callrec::{Codec, Engine, EngineConfig, EventKind, Reason, RecordOptions, Status};
 use clap::{Parser, Subcommand};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -32,6 +34,30 @@ struct Cli {
 enum Command {
     /// Record INPUT and print the finished and available action results (one JSON line each).
     Record(RecordArgs),
+    /// Decrypt an encrypted recording (streaming, any size), as `openssl enc -d` would.
+    Decrypt(DecryptArgs),
+}
+
+#[derive(clap::Args)]
+struct DecryptArgs {
+    /// The encrypted recording.
+    file: PathBuf,
+    /// The cipher: aescbc or aesctr.
+    #[arg(long = "type", value_name = "aescbc|aesctr", value_parser = parse_mode)]
+    mode: Mode,
+    /// The key in hex: 32, 48 or 64 digits (AES-128, -192, -256).
+    #[arg(long)]
+    key: String,
+    /// The initialisation vector in hex: 32 digits.
+    #[arg(long)]
+    iv: String,
+    /// Where to write the plain WAV (default: standard output).
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    output: Option<PathBuf>,
+}
+
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    Mode::from_name(s).ok_or_else(|| format!("{s:?} is not a cipher (use aescbc or aesctr)"))
 }
 
 #[derive(clap::Args)]
@@ -93,14 +119,59 @@ struct Failure(u8, String);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Command::Record(args) = cli.command;
-    match record(&args) {
+    let outcome = match &cli.command {
+        Command::Record(args) => record(args),
+        Command::Decrypt(args) => decrypt(args),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure(code, message)) => {
             eprintln!("callrec: {message}");
             ExitCode::from(code)
         }
     }
+}
+
+/// Decrypts to a `.part` beside OUT and renames it, so a failed decryption leaves no OUT.
+fn decrypt(args: &DecryptArgs) -> Result<(), Failure> {
+    let spec = CipherSpec::from_hex(args.mode, &args.key, &args.iv).map_err(|e| {
+        Failure(
+            2,
+            format!(
+                "--{}: {}",
+                if e.field == "key" { "key" } else { "iv" },
+                e.message
+            ),
+        )
+    })?;
+    let input = std::fs::File::open(&args.file)
+        .map_err(|e| Failure(2, format!("{}: {e}", args.file.display())))?;
+    let mut input = std::io::BufReader::new(input);
+    let failed = |e: std::io::Error| Failure(1, format!("{}: {e}", args.file.display()));
+    match &args.output {
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            decrypt_stream(&spec, &mut input, &mut out).map_err(failed)?;
+            out.flush().map_err(failed)?;
+        }
+        Some(path) => {
+            let mut part = path.clone().into_os_string();
+            part.push(".part");
+            let part = PathBuf::from(part);
+            let mut write = || -> std::io::Result<()> {
+                let mut out = std::io::BufWriter::new(std::fs::File::create(&part)?);
+                decrypt_stream(&spec, &mut input, &mut out)?;
+                out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+                std::fs::rename(&part, path)
+            };
+            if let Err(e) = write() {
+                let _ = std::fs::remove_file(&part);
+                return Err(failed(e));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn record(args: &RecordArgs) -> Result<(), Failure> {

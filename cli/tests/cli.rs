@@ -207,3 +207,165 @@ fn bad_input_exits_2_naming_the_problem() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a RIFF WAVE"));
 }
+
+#[test]
+fn record_encrypted_then_decrypt_with_the_cli_and_openssl() {
+    let dir = store("decrypt");
+    let d = dir.to_str().unwrap();
+    let key = "8e73b0f7da0e6452c810f32b809079e562f8ead2522c6b7b";
+    let iv = "000102030405060708090a0b0c0d0e0f";
+    let plain_out = callrec(&["record", &example(), "--store", d]);
+    let (plain_result, plain_audio, _) = two_events(&plain_out, &dir);
+    let plain_name = plain_result["filename"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches('/');
+    let plain = std::fs::read(dir.join(plain_name)).unwrap();
+    for mode in ["aescbc", "aesctr"] {
+        let options = format!(
+            r#"{{"encryption_cipher":{{"type":"{mode}","key":"{key}","initialisation_vector":"{iv}"}}}}"#
+        );
+        let out = callrec(&["record", &example(), "--store", d, "--options", &options]);
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        let r: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(
+            r["result"]["seconds_duration"],
+            plain_result["seconds_duration"]
+        );
+        let file = dir.join(
+            r["result"]["filename"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches('/'),
+        );
+        assert_ne!(&std::fs::read(&file).unwrap()[..4], b"RIFF");
+        // callrec decrypt -o OUT
+        let dec = dir.join(format!("{mode}.wav"));
+        let f = file.to_str().unwrap();
+        let o = callrec(&[
+            "decrypt",
+            f,
+            "--type",
+            mode,
+            "--key",
+            key,
+            "--iv",
+            iv,
+            "-o",
+            dec.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(std::fs::read(&dec).unwrap(), plain);
+        // callrec decrypt to stdout
+        let o = callrec(&[
+            "decrypt",
+            f,
+            "--type",
+            mode,
+            "--key",
+            &key.to_uppercase(),
+            "--iv",
+            iv,
+        ]);
+        assert_eq!(o.stdout, plain);
+        // openssl
+        let o = Command::new("openssl")
+            .args([
+                "enc",
+                "-d",
+                &format!("-aes-192-{}", &mode[3..]),
+                "-K",
+                key,
+                "-iv",
+                iv,
+                "-in",
+                f,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(o.stdout, plain, "openssl {mode}");
+        assert_eq!(
+            wav::parse(&o.stdout)
+                .map(|i| o.stdout[i.data].to_vec())
+                .unwrap(),
+            plain_audio
+        );
+    }
+    // Wrong key for CBC: exit 1 naming the padding, and no output file left behind.
+    let enc = callrec(&[
+        "record",
+        &example(),
+        "--store",
+        d,
+        "--options",
+        &format!(
+            r#"{{"encryption_cipher":{{"type":"aescbc","key":"{key}","initialisation_vector":"{iv}"}}}}"#
+        ),
+    ]);
+    let r: Value = serde_json::from_str(
+        String::from_utf8(enc.stdout)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let file = dir.join(
+        r["result"]["filename"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches('/'),
+    );
+    let bad_out = dir.join("bad.wav");
+    let o = callrec(&[
+        "decrypt",
+        file.to_str().unwrap(),
+        "--type",
+        "aescbc",
+        "--key",
+        &key.replace('8', "9"),
+        "--iv",
+        iv,
+        "-o",
+        bad_out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("padding"));
+    assert!(!bad_out.exists());
+    // Bad key: exit 2 naming it.
+    let o = callrec(&[
+        "decrypt",
+        file.to_str().unwrap(),
+        "--type",
+        "aescbc",
+        "--key",
+        "abc",
+        "--iv",
+        iv,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--key"));
+    let o = callrec(&[
+        "decrypt",
+        file.to_str().unwrap(),
+        "--type",
+        "aesgcm",
+        "--key",
+        key,
+        "--iv",
+        iv,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    // A bad cipher in the options: exit 2 naming the field.
+    let o = callrec(&[
+        "record",
+        &example(),
+        "--store",
+        d,
+        "--options",
+        r#"{"encryption_cipher":{"type":"aescbc","key":"00","initialisation_vector":"00"}}"#,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("encryption_cipher.key"));
+}

@@ -5,6 +5,7 @@
 //! hands the writer its end. Everything that allocates or makes a system call for a recording
 //! happens here, before the real-time side sees it.
 
+use crate::cipher::{CipherSpec, Mode};
 use crate::g711::Codec;
 use crate::options::{OptionsError, RecordOptions};
 use crate::recorder::{Recorder, RecorderHandle, SAMPLE_RATE};
@@ -278,7 +279,20 @@ impl Engine {
                 source,
             })?;
         let file_codec = options.format.unwrap_or(input_codec);
-        let wav = WavFile::start(file, file_codec).map_err(|source| {
+        // CTR encrypts the file as it is written; CBC writes an ephemeral-key CTR `.part` and
+        // re-encrypts it at finalize (see `cipher`).
+        let (crypt, reencrypt) = match &options.encryption_cipher {
+            None => (None, None),
+            Some(spec) if spec.mode() == Mode::Ctr => (Some(spec.ctr()), None),
+            Some(spec) => {
+                let ephemeral = CipherSpec::ephemeral_ctr().map_err(|source| Error::Io {
+                    context: "cannot draw an ephemeral key".into(),
+                    source,
+                })?;
+                (Some(ephemeral.ctr()), Some((ephemeral, spec.clone())))
+            }
+        };
+        let wav = WavFile::start(file, file_codec, crypt).map_err(|source| {
             let _ = std::fs::remove_file(&paths.part_path);
             Error::Io {
                 context: format!("cannot write {}", paths.part_path.display()),
@@ -298,6 +312,7 @@ impl Engine {
             paths,
             id: options.id.clone(),
             failed: false,
+            reencrypt,
         };
         let n = self.next_writer.fetch_add(1, Ordering::Relaxed) % writers.len();
         if let Err(e) = writers[n].send(session) {

@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod cipher;
 pub mod detect;
 pub mod energy;
 pub mod engine;

@@ -4,6 +4,7 @@
 //! `next_page` and `recording_available_page` are accepted and ignored: the host makes the HTTP
 //! requests. Any other unknown key is an error naming it.
 
+use crate::cipher::{CipherSpec, Mode};
 use crate::g711::Codec;
 use serde_json::{Map, Value};
 use std::fmt;
@@ -33,6 +34,8 @@ pub struct RecordOptions {
     pub milliseconds_max_initial_silence: u64,
     /// The file's law; `None` means the call's input codec.
     pub format: Option<Codec>,
+    /// Encrypt the whole file (`aescbc` or `aesctr`); None writes it in the clear.
+    pub encryption_cipher: Option<CipherSpec>,
     /// Play a beep (pulled with `Recorder::playout`) before recording starts.
     pub beep_on_start: bool,
     /// Extension: stop with `filesize` when the file (header included) reaches this many bytes.
@@ -58,6 +61,7 @@ impl Default for RecordOptions {
             milliseconds_max_silence: 3000,
             milliseconds_max_initial_silence: 0,
             format: None,
+            encryption_cipher: None,
             beep_on_start: false,
             max_file_bytes: None,
             trim_trailing_silence: false,
@@ -141,12 +145,7 @@ impl RecordOptions {
                 "beep_milliseconds" => o.beep_milliseconds = small_integer(f, value)?,
                 "beep_level_dbm0" => o.beep_level_dbm0 = number(f, value)? as f32,
                 "next_page" | "recording_available_page" => {}
-                "encryption_cipher" => {
-                    return Err(OptionsError::new(
-                        f,
-                        "encryption is not supported by this build",
-                    ))
-                }
+                "encryption_cipher" => o.encryption_cipher = Some(cipher(value)?),
                 _ => return Err(OptionsError::new(f, "unknown option")),
             }
         }
@@ -212,6 +211,39 @@ impl RecordOptions {
             self.milliseconds_max_initial_silence
         }
     }
+}
+
+/// `{"type": "aescbc" | "aesctr", "key": HEX, "initialisation_vector": HEX}`.
+fn cipher(v: &Value) -> Result<CipherSpec, OptionsError> {
+    const FIELD: &str = "encryption_cipher";
+    let Value::Object(map) = v else {
+        return Err(OptionsError::new(
+            FIELD,
+            "must be an object with type, key and initialisation_vector",
+        ));
+    };
+    if let Some(k) = map
+        .keys()
+        .find(|k| !matches!(k.as_str(), "type" | "key" | "initialisation_vector"))
+    {
+        return Err(OptionsError::new(&format!("{FIELD}.{k}"), "unknown field"));
+    }
+    let member = |name: &str| -> Result<&str, OptionsError> {
+        let field = format!("{FIELD}.{name}");
+        match map.get(name) {
+            None => Err(OptionsError::new(&field, "is required")),
+            Some(v) => string(&field, v),
+        }
+    };
+    let kind = member("type")?;
+    let mode = Mode::from_name(kind).ok_or_else(|| {
+        OptionsError::new(
+            &format!("{FIELD}.type"),
+            format!("must be \"aescbc\" or \"aesctr\", not {kind:?}"),
+        )
+    })?;
+    CipherSpec::from_hex(mode, member("key")?, member("initialisation_vector")?)
+        .map_err(|e| OptionsError::new(&format!("{FIELD}.{}", e.field), e.message))
 }
 
 fn string<'a>(field: &str, v: &'a Value) -> Result<&'a str, OptionsError> {
@@ -353,6 +385,62 @@ mod tests {
         assert_eq!(err("[1]").field, "options");
         assert_eq!(err("{").field, "options");
         assert_eq!(err(r#"{"colour":1}"#).to_string(), "colour: unknown option");
+    }
+
+    #[test]
+    fn encryption_cipher_is_checked_field_by_field() {
+        let key = "000102030405060708090a0b0c0d0e0f";
+        let ok = |json: &str| {
+            RecordOptions::from_json(json)
+                .unwrap()
+                .encryption_cipher
+                .unwrap()
+        };
+        let c = ok(&format!(
+            r#"{{"encryption_cipher":{{"type":"aescbc","key":"{key}{key}","initialisation_vector":"{key}"}}}}"#
+        ));
+        assert_eq!((c.mode(), c.key_bits()), (Mode::Cbc, 256));
+        let c = ok(&format!(
+            r#"{{"encryption_cipher":{{"type":"aesctr","key":"{}","initialisation_vector":"{key}"}}}}"#,
+            &format!("{key}{key}")[..48].to_uppercase()
+        ));
+        assert_eq!((c.mode(), c.key_bits()), (Mode::Ctr, 192));
+        let bad = |inner: &str| err(&format!(r#"{{"encryption_cipher":{inner}}}"#));
+        let e = bad(&format!(
+            r#"{{"type":"aesgcm","key":"{key}","initialisation_vector":"{key}"}}"#
+        ));
+        assert_eq!(e.field, "encryption_cipher.type");
+        let e = bad(&format!(
+            r#"{{"type":"aescbc","key":"{key}0","initialisation_vector":"{key}"}}"#
+        ));
+        assert_eq!(e.field, "encryption_cipher.key");
+        assert!(e.message.contains("odd"));
+        let e = bad(&format!(
+            r#"{{"type":"aescbc","key":"{key}00","initialisation_vector":"{key}"}}"#
+        ));
+        assert!(e.message.contains("136 bits"), "{e}");
+        let e = bad(&format!(
+            r#"{{"type":"aescbc","key":"{key}","initialisation_vector":"xx{key}"}}"#
+        ));
+        assert_eq!(e.field, "encryption_cipher.initialisation_vector");
+        let e = bad(&format!(
+            r#"{{"type":"aescbc","key":"{key}","initialisation_vector":"{key}00"}}"#
+        ));
+        assert!(e.message.contains("must be 128"));
+        let e = bad(&format!(r#"{{"type":"aescbc","key":"{key}"}}"#));
+        assert_eq!(
+            (e.field.as_str(), e.message.as_str()),
+            ("encryption_cipher.initialisation_vector", "is required")
+        );
+        let e = bad(&format!(
+            r#"{{"type":"aescbc","key":"{key}","initialisation_vector":"{key}","mode":1}}"#
+        ));
+        assert_eq!(e.field, "encryption_cipher.mode");
+        assert_eq!(bad("true").field, "encryption_cipher");
+        // The key never appears in an error or a debug print.
+        assert!(!format!("{:?}", ok(&format!(
+            r#"{{"encryption_cipher":{{"type":"aesctr","key":"{key}","initialisation_vector":"{key}"}}}}"#
+        ))).contains("0102"));
     }
 
     #[test]

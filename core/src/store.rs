@@ -74,12 +74,7 @@ impl Store {
         let created_dirs = create_dirs(&self.root, &dir)?;
         let final_path = dir.join(&name);
         let part_path = dir.join(format!("{name}.part"));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&part_path)?;
+        let file = create_private(&part_path)?;
         Ok((
             RecordingPaths {
                 filename,
@@ -90,6 +85,25 @@ impl Store {
             file,
         ))
     }
+}
+
+impl RecordingPaths {
+    /// Where an `aescbc` recording is re-encrypted at finalize (`<final>.cbc.part`).
+    pub fn cbc_part_path(&self) -> PathBuf {
+        let mut name = self.final_path.clone().into_os_string();
+        name.push(".cbc.part");
+        PathBuf::from(name)
+    }
+}
+
+/// Creates a new file readable and writable by its owner only (0600); fails if it exists.
+pub fn create_private(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
 }
 
 /// Creates `dir` and its missing parents below `root` (0700); returns those created, deepest first.

@@ -5,6 +5,7 @@
 //! Written by hand because hound, the usual WAV crate, cannot write or read format tags 6 and 7;
 //! hound stays the tool for PCM16 WAV.
 
+use crate::cipher::CtrStream;
 use crate::g711::Codec;
 use std::fmt;
 use std::fs::File;
@@ -57,26 +58,38 @@ pub fn header(codec: Codec, data_bytes: u32) -> [u8; HEADER_BYTES] {
 }
 
 /// A G.711 WAV being written: header placeholder first, audio appended, sizes patched last.
+///
+/// With a CTR keystream every byte (header included) is encrypted at its file offset before it
+/// is written, so plaintext never reaches the file; patching re-encrypts the header in place.
 #[derive(Debug)]
 pub struct WavFile {
     file: File,
     codec: Codec,
     data_bytes: u64,
+    crypt: Option<CtrStream>,
 }
 
 impl WavFile {
-    /// Writes a header (sizes 0 until [`WavFile::finalize`]) to a new, empty `file`.
-    pub fn start(mut file: File, codec: Codec) -> io::Result<WavFile> {
-        file.write_all(&header(codec, 0))?;
-        Ok(WavFile {
+    /// Writes a header (sizes 0 until [`WavFile::finalize`]) to a new, empty `file`,
+    /// encrypted with `crypt` when given.
+    pub fn start(file: File, codec: Codec, crypt: Option<CtrStream>) -> io::Result<WavFile> {
+        let mut wav = WavFile {
             file,
             codec,
             data_bytes: 0,
-        })
+            crypt,
+        };
+        wav.write_at(0, &mut header(codec, 0))?;
+        Ok(wav)
     }
 
-    /// Appends audio bytes (already in the file's law).
-    pub fn append(&mut self, audio: &[u8]) -> io::Result<()> {
+    /// Appends audio bytes (already in the file's law). The buffer is encrypted in place when
+    /// the file is encrypted (it is the writer's scratch buffer, so that costs no copy).
+    pub fn append(&mut self, audio: &mut [u8]) -> io::Result<()> {
+        if let Some(c) = &mut self.crypt {
+            // The keystream is already at the end of the file: appends are sequential.
+            c.apply(audio);
+        }
         self.file.write_all(audio)?;
         self.data_bytes += audio.len() as u64;
         Ok(())
@@ -88,7 +101,8 @@ impl WavFile {
     }
 
     /// Keeps the first `keep` audio bytes (all when larger), adds the RIFF pad byte when the
-    /// length is odd, patches the header's sizes and returns the file, flushed but not synced.
+    /// length is odd, patches the header's sizes and returns the file, flushed but not synced,
+    /// with the audio length kept.
     pub fn finalize(mut self, keep: u64) -> io::Result<(File, u64)> {
         let data = keep.min(self.data_bytes).min(MAX_DATA_BYTES);
         let end = HEADER_BYTES as u64 + data;
@@ -96,13 +110,27 @@ impl WavFile {
             self.file.set_len(end)?;
         }
         if data % 2 == 1 {
-            self.file.seek(SeekFrom::Start(end))?;
-            self.file.write_all(&[0])?;
+            self.write_at(end, &mut [0])?;
         }
-        self.file.seek(SeekFrom::Start(0))?;
-        self.file.write_all(&header(self.codec, data as u32))?;
+        self.write_at(0, &mut header(self.codec, data as u32))?;
         self.file.flush()?;
         Ok((self.file, data))
+    }
+
+    /// Writes `bytes` (encrypted in place first, when encrypting) at file offset `at`.
+    fn write_at(&mut self, at: u64, bytes: &mut [u8]) -> io::Result<()> {
+        if let Some(c) = &mut self.crypt {
+            c.seek(at);
+            c.apply(bytes);
+        }
+        self.file.seek(SeekFrom::Start(at))?;
+        self.file.write_all(bytes)?;
+        // Back to the end for the next append (only `start` writes before audio exists).
+        self.file.seek(SeekFrom::End(0))?;
+        if let Some(c) = &mut self.crypt {
+            c.seek(HEADER_BYTES as u64 + self.data_bytes);
+        }
+        Ok(())
     }
 }
 

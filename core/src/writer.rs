@@ -14,6 +14,7 @@
 //! which is why it does not run on the writers. A write error stops the recording with `error`,
 //! removes the `.part` file and sends *finished* with reason `error` and no *available*.
 
+use crate::cipher::{ctr_to_cbc, CipherSpec};
 use crate::engine::EngineMetrics;
 use crate::g711::{transcode_into, Codec};
 use crate::result::{Event, EventKind, Reason, RecordingResult};
@@ -38,6 +39,8 @@ pub(crate) struct WriterSession {
     pub(crate) paths: RecordingPaths,
     pub(crate) id: String,
     pub(crate) failed: bool,
+    /// For `aescbc`: the ephemeral CTR spec of the `.part` file and the user's CBC spec.
+    pub(crate) reencrypt: Option<(CipherSpec, CipherSpec)>,
 }
 
 impl WriterSession {
@@ -63,7 +66,7 @@ impl WriterSession {
         if self.failed {
             return;
         }
-        match self.wav.append(&scratch[..n]) {
+        match self.wav.append(&mut scratch[..n]) {
             Ok(()) => metrics.add_bytes_written(n as u64),
             Err(_) => self.fail(metrics),
         }
@@ -88,6 +91,7 @@ impl WriterSession {
             paths,
             id,
             failed,
+            reencrypt,
             ..
         } = self;
         let result = |reason, samples| RecordingResult {
@@ -104,13 +108,23 @@ impl WriterSession {
             None
         } else {
             wav.finalize(shared.keep_bytes())
-                .and_then(|done| std::fs::rename(&paths.part_path, &paths.final_path).map(|_| done))
+                .and_then(|(file, samples)| match &reencrypt {
+                    None => {
+                        std::fs::rename(&paths.part_path, &paths.final_path)?;
+                        Ok((file, samples))
+                    }
+                    Some((ephemeral, cbc)) => {
+                        let file = reencrypt_cbc(file, ephemeral, cbc, &paths)?;
+                        Ok((file, samples))
+                    }
+                })
                 .map_err(|_| metrics.add_write_error())
                 .ok()
         };
         metrics.finish_recording();
         let Some((file, samples)) = finalized else {
             let _ = std::fs::remove_file(&paths.part_path);
+            let _ = std::fs::remove_file(paths.cbc_part_path());
             let _ = events.send(Event {
                 kind: EventKind::Finished,
                 result: result(Reason::Error, 0),
@@ -133,6 +147,24 @@ impl WriterSession {
             result,
         })
     }
+}
+
+/// Turns the finalized ephemeral-CTR `.part` into the user's CBC file at its final name:
+/// decrypt and re-encrypt in memory into `<name>.cbc.part` (0600), remove the `.part`, rename.
+fn reencrypt_cbc(
+    mut part: File,
+    ephemeral: &CipherSpec,
+    cbc: &CipherSpec,
+    paths: &RecordingPaths,
+) -> std::io::Result<File> {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut out = crate::store::create_private(&paths.cbc_part_path())?;
+    part.seek(SeekFrom::Start(0))?;
+    ctr_to_cbc(ephemeral, &mut std::io::BufReader::new(part), cbc, &mut out)?;
+    out.flush()?;
+    std::fs::remove_file(&paths.part_path)?;
+    std::fs::rename(paths.cbc_part_path(), &paths.final_path)?;
+    Ok(out)
 }
 
 /// A finished file waiting to be made durable.

@@ -94,6 +94,19 @@ fn real_time_path_and_writer_steady_state_do_not_allocate() {
     )
     .unwrap();
     let (mut main, _) = e.record(&long, codec).unwrap();
+    // Encrypted sessions: the writer encrypts their batches in place (CTR; CBC's `.part` is CTR
+    // under an ephemeral key), which must not allocate either.
+    let encrypted = |mode: &str| {
+        let json = format!(
+            r#"{{"seconds_max_duration":86400,"milliseconds_max_silence":3600000,"format":"ulaw",
+                "encryption_cipher":{{"type":"{mode}","key":"000102030405060708090a0b0c0d0e0f",
+                "initialisation_vector":"f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff"}}}}"#
+        );
+        e.record(&RecordOptions::from_json(&json).unwrap(), codec)
+            .unwrap()
+            .0
+    };
+    let (mut ctr, mut cbc) = (encrypted("aesctr"), encrypted("aescbc"));
     let (mut initial, _) = e
         .record(
             &RecordOptions::from_json(r#"{"milliseconds_max_initial_silence":500}"#).unwrap(),
@@ -127,8 +140,11 @@ fn real_time_path_and_writer_steady_state_do_not_allocate() {
     assert_eq!(main.status(), Status::Waiting);
     // Warm-up: the writer opens its batches.
     for i in 0..1000 {
-        paced_push(&mut main, &cycle[(i % frames_of_cycle) * FRAME..][..FRAME]);
-        pushed += 1;
+        let frame = &cycle[(i % frames_of_cycle) * FRAME..][..FRAME];
+        paced_push(&mut main, frame);
+        paced_push(&mut ctr, frame);
+        paced_push(&mut cbc, frame);
+        pushed += 3;
     }
     while e.metrics().bytes_written == 0 {
         std::thread::sleep(Duration::from_millis(1));
@@ -140,6 +156,8 @@ fn real_time_path_and_writer_steady_state_do_not_allocate() {
     for i in 0..100_000 {
         let frame = &cycle[(i % frames_of_cycle) * FRAME..][..FRAME];
         assert_eq!(paced_push(&mut main, frame), Status::Recording);
+        assert_eq!(paced_push(&mut ctr, frame), Status::Recording);
+        assert_eq!(paced_push(&mut cbc, frame), Status::Recording);
         if i % 1000 == 0 {
             assert_eq!(main.digit('5'), Ok(Status::Recording)); // not a barge-in digit
             assert_eq!(main.playout(&mut beep), 0);
@@ -147,21 +165,24 @@ fn real_time_path_and_writer_steady_state_do_not_allocate() {
             paced_push(&mut main, &odd[..FRAME - 77]);
         }
     }
-    pushed += 100_000;
+    pushed += 300_000;
     // Let the writer catch up with everything pushed, still inside the window.
-    let pushed_bytes = 160 * 100_000 + 160 * 100;
-    while e.metrics().bytes_written < written_before + pushed_bytes as u64 - 4096 {
+    let pushed_bytes = 3 * 160 * 100_000 + 160 * 100;
+    // Each of the 3 sessions may keep less than one batch (4096 bytes) undrained.
+    while e.metrics().bytes_written < written_before + pushed_bytes as u64 - 3 * 4096 {
         std::thread::sleep(Duration::from_millis(1));
     }
     let all_after = ALL_ALLOCATIONS.load(Ordering::SeqCst);
     assert_eq!(
         all_after - all_before,
         0,
-        "allocations in the process while pushing and writing 100,000 frames"
+        "allocations in the process while pushing and writing 3 × 100,000 frames"
     );
 
     // Every stop reason on the real-time side (the writer may allocate to finalize).
     assert_eq!(main.digit('#'), Ok(Status::Stopped(Reason::Bargein)));
+    assert_eq!(ctr.hangup(), Status::Stopped(Reason::Hangup));
+    assert_eq!(cbc.hangup(), Status::Stopped(Reason::Hangup));
     assert_eq!(
         main.push(&cycle[..FRAME]),
         Ok(Status::Stopped(Reason::Bargein))
@@ -199,7 +220,7 @@ fn real_time_path_and_writer_steady_state_do_not_allocate() {
     let v = std::hint::black_box(vec![1u8; 10]);
     assert_eq!(count_on_this_thread(false), 1);
     drop(v);
-    for r in [main, initial, hung, aborted, short] {
+    for r in [main, ctr, cbc, initial, hung, aborted, short] {
         drop(r);
     }
     e.shutdown();

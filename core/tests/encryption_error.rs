@@ -1,0 +1,107 @@
+//! An encrypted recording whose writes fail stops with `error`, leaves no file, never leaves
+//! plaintext on disk, and costs the other sessions nothing. The failure is real: RLIMIT_FSIZE
+//! makes `write` fail with EFBIG (one test per binary: the limit is per process).
+
+mod common;
+use callrec::cipher::decrypt_stream;
+use callrec::{Codec, EventKind, Reason, RecordOptions, Status};
+use common::*;
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+fn scan(dir: &Path, input: &[u8]) {
+    let runs: HashSet<&[u8]> = input.windows(64).collect();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let bytes = std::fs::read(&p).unwrap_or_default();
+            assert!(
+                !bytes.windows(4).any(|w| w == b"RIFF" || w == b"WAVE"),
+                "{}",
+                p.display()
+            );
+            assert!(
+                !bytes.windows(64).any(|w| runs.contains(w)),
+                "{}",
+                p.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn encrypted_write_error() {
+    let dir = store("enc-error");
+    let e = engine(&dir);
+    let input = sound(Codec::Alaw, 500, 0); // 80,000 bytes: more than the limit below
+    let key = "603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4";
+    let iv = "000102030405060708090a0b0c0d0e0f";
+    // SAFETY: plain libc calls with valid arguments; SIGXFSZ ignored turns the limit into EFBIG.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        let limit = libc::rlimit {
+            rlim_cur: 20_000,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+    }
+    for mode in ["aesctr", "aescbc"] {
+        let json = format!(
+            r#"{{"encryption_cipher":{{"type":"{mode}","key":"{key}","initialisation_vector":"{iv}"}}}}"#
+        );
+        let options = RecordOptions::from_json(&json).unwrap();
+        // A second, short session runs alongside and must come out whole.
+        let (mut other, _) = e.record(&options, Codec::Alaw).unwrap();
+        let (mut rec, _) = e.record(&options, Codec::Alaw).unwrap();
+        let mut status = Status::Waiting;
+        for (i, frame) in input.chunks(FRAME).enumerate() {
+            if i < 60 {
+                other.push(frame).unwrap();
+            }
+            status = rec.push(frame).unwrap();
+            if let Status::Stopped(_) = status {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+            if i % 20 == 0 {
+                scan(&dir, &input);
+            }
+        }
+        assert_eq!(status, Status::Stopped(Reason::Error), "{mode}");
+        let failed = e.next_event(Some(Duration::from_secs(10))).unwrap();
+        assert_eq!(
+            (failed.kind, failed.result.reason),
+            (EventKind::Finished, Reason::Error)
+        );
+        assert_eq!(failed.result.filename, rec.filename());
+        other.hangup();
+        let done = e.next_event(Some(Duration::from_secs(10))).unwrap();
+        assert_eq!(
+            (done.kind, done.result.reason),
+            (EventKind::Finished, Reason::Hangup)
+        );
+        let available = e.next_event(Some(Duration::from_secs(10))).unwrap();
+        assert_eq!(available.kind, EventKind::Available);
+        scan(&dir, &input);
+        assert!(!dir
+            .join(failed.result.filename.trim_start_matches('/'))
+            .exists());
+        // The other session lost nothing: all 60 frames, decrypted.
+        let bytes = std::fs::read(dir.join(done.result.filename.trim_start_matches('/'))).unwrap();
+        let mut plain = Vec::new();
+        decrypt_stream(
+            options.encryption_cipher.as_ref().unwrap(),
+            &mut &bytes[..],
+            &mut plain,
+        )
+        .unwrap();
+        let info = callrec::wav::parse(&plain).unwrap();
+        assert_eq!(&plain[info.data], &input[..60 * FRAME]);
+    }
+}
