@@ -1,0 +1,128 @@
+/* Records a call from a file through the C API and prints the finished and available action
+ * results, one JSON line each (like `callrec record`).
+ *
+ *   record_file INPUT [--store DIR] [--options JSON] [--codec alaw|ulaw]
+ *
+ * INPUT is a G.711 WAV (A-law or µ-law), or raw G.711 in --codec (default alaw).
+ * Build: gcc -std=c11 -I include examples/c/record_file.c target/release/libcallrec_ffi.a \
+ *          -lpthread -ldl -lm -o record_file
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "callrec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int fail(const char *what, callrec_result r) {
+    fprintf(stderr, "record_file: %s: %s\n", what, callrec_result_name(r));
+    return 1;
+}
+
+static uint32_t le32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
+
+/* Finds the audio of a G.711 WAV; returns 0 and sets *codec, *audio, *len, or -1 if not one. */
+static int g711_wav(uint8_t *file, size_t size, uint32_t *codec, uint8_t **audio, size_t *len) {
+    if (size < 12 || memcmp(file, "RIFF", 4) != 0 || memcmp(file + 8, "WAVE", 4) != 0) return -1;
+    uint32_t tag = 0;
+    for (size_t at = 12; at + 8 <= size;) {
+        uint32_t chunk = le32(file + at + 4);
+        if (memcmp(file + at, "fmt ", 4) == 0 && at + 10 <= size) tag = file[at + 8] | file[at + 9] << 8;
+        if (memcmp(file + at, "data", 4) == 0) {
+            if (tag != 6 && tag != 7) return -1;
+            *codec = tag == 6 ? CALLREC_CODEC_ALAW : CALLREC_CODEC_ULAW;
+            *audio = file + at + 8;
+            *len = chunk <= size - at - 8 ? chunk : size - at - 8;
+            return 0;
+        }
+        at += 8 + (size_t)chunk + (chunk & 1);
+    }
+    return -1;
+}
+
+int main(int argc, char **argv) {
+    const char *input = NULL, *store = "recordings", *options = "{}";
+    uint32_t codec = CALLREC_CODEC_ALAW;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--store") && i + 1 < argc) store = argv[++i];
+        else if (!strcmp(argv[i], "--options") && i + 1 < argc) options = argv[++i];
+        else if (!strcmp(argv[i], "--codec") && i + 1 < argc) {
+            const char *c = argv[++i];
+            codec = !strcmp(c, "ulaw") ? CALLREC_CODEC_ULAW : !strcmp(c, "alaw") ? CALLREC_CODEC_ALAW : 0;
+        } else if (!input) input = argv[i];
+        else input = NULL, i = argc;
+    }
+    if (!input) {
+        fprintf(stderr, "usage: record_file INPUT [--store DIR] [--options JSON] [--codec alaw|ulaw]\n");
+        return 2;
+    }
+    FILE *f = fopen(input, "rb");
+    if (!f) {
+        perror(input);
+        return 2;
+    }
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *file = malloc(size > 0 ? (size_t)size : 1);
+    size_t got = fread(file, 1, (size_t)size, f);
+    fclose(f);
+    uint8_t *audio = file;
+    size_t len = got;
+    g711_wav(file, got, &codec, &audio, &len); /* not a G.711 WAV: raw G.711 in --codec */
+
+    callrec_engine *engine = NULL;
+    callrec_recorder *rec = NULL;
+    callrec_result r = callrec_engine_new(store, strlen(store), 0, 0, &engine);
+    if (r != CALLREC_RESULT_OK) return free(file), fail("engine", r);
+    r = callrec_recorder_new(engine, options, strlen(options), codec, &rec);
+    if (r == CALLREC_RESULT_INVALID_OPTIONS) {
+        char why[512];
+        size_t n;
+        callrec_options_error(options, strlen(options), why, sizeof why, &n);
+        fprintf(stderr, "record_file: options: %s\n", why);
+        callrec_engine_free(engine);
+        free(file);
+        return 2;
+    }
+    if (r != CALLREC_RESULT_OK) return callrec_engine_free(engine), free(file), fail("record", r);
+
+    /* The media loop: 20 ms frames, as fast as the writer takes them. */
+    callrec_status st = {CALLREC_PHASE_WAITING, CALLREC_REASON_NONE};
+    uint8_t beep[160];
+    for (size_t at = 0; at < len && st.phase != CALLREC_PHASE_STOPPED; at += 160) {
+        size_t n = len - at < 160 ? len - at : 160, room = 0, played;
+        callrec_recorder_playout(rec, beep, sizeof beep, &played); /* would go to the caller */
+        while (callrec_recorder_ring_free(rec, &room) == CALLREC_RESULT_OK && room < n) {
+            struct timespec ms = {0, 1000000L};
+            nanosleep(&ms, NULL);
+        }
+        if ((r = callrec_recorder_push(rec, audio + at, n, &st)) != CALLREC_RESULT_OK) break;
+    }
+    if (st.phase != CALLREC_PHASE_STOPPED) callrec_recorder_hangup(rec, &st); /* input ended */
+    callrec_recorder_free(rec);
+    free(file);
+
+    /* The control loop: print finished, then available (or only finished on error). */
+    int status = 0;
+    for (;;) {
+        callrec_event *ev = NULL;
+        callrec_event_info info;
+        if ((r = callrec_engine_next_event(engine, 60000, &ev)) != CALLREC_RESULT_OK) {
+            status = fail("event", r);
+            break;
+        }
+        size_t need = 0, n = 0;
+        callrec_event_json_len(ev, &need);
+        char *json = malloc(need + 1);
+        callrec_event_json(ev, json, need + 1, &n);
+        callrec_event_get_info(ev, &info);
+        printf("%s\n", json);
+        free(json);
+        callrec_event_free(ev);
+        if (info.kind == CALLREC_EVENT_AVAILABLE || info.reason == CALLREC_REASON_ERROR) break;
+    }
+    callrec_engine_free(engine);
+    return status;
+}

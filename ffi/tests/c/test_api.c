@@ -1,0 +1,307 @@
+/* Exercises every exported function of callrec.h, including every error path, and checks the
+ * results. Built by scripts/test with gcc -std=c11 -Wall -Wextra -Werror and run under
+ * valgrind --error-exitcode=1 --leak-check=full. Prints "N passed, 0 failed". */
+#define _POSIX_C_SOURCE 200809L
+#include "callrec.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int passed, failed;
+
+#define CHECK(cond)                                                              \
+    do {                                                                         \
+        if (cond) {                                                              \
+            passed++;                                                            \
+        } else {                                                                 \
+            failed++;                                                            \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                                        \
+    } while (0)
+
+#define EXPECT(call, want) CHECK((call) == (want))
+
+/* 20 ms of a full-scale 1 kHz square wave in A-law (sound) and of digital silence. */
+static uint8_t loud[160], quiet[160];
+
+static void sleep_ms(long ms) {
+    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&t, NULL);
+}
+
+/* Pushes like a host feeding faster than real time: waits for ring space, so nothing drops. */
+static callrec_result push(callrec_recorder *r, const uint8_t *audio, size_t len, callrec_status *st) {
+    size_t room = 0;
+    while (callrec_recorder_ring_free(r, &room) == CALLREC_RESULT_OK && room < len) sleep_ms(1);
+    return callrec_recorder_push(r, audio, len, st);
+}
+
+static callrec_engine *new_engine(const char *root) {
+    callrec_engine *e = NULL;
+    EXPECT(callrec_engine_new(root, strlen(root), 1, 0, &e), CALLREC_RESULT_OK);
+    return e;
+}
+
+static callrec_recorder *new_recorder(callrec_engine *e, const char *json, uint32_t codec) {
+    callrec_recorder *r = NULL;
+    EXPECT(callrec_recorder_new(e, json, strlen(json), codec, &r), CALLREC_RESULT_OK);
+    return r;
+}
+
+/* Takes the next event, checks its kind, and returns its info. */
+static callrec_event_info take_event(callrec_engine *e, uint32_t kind, char *json, size_t json_cap) {
+    callrec_event *ev = NULL;
+    callrec_event_info info;
+    memset(&info, 0, sizeof info);
+    EXPECT(callrec_engine_next_event(e, 10000, &ev), CALLREC_RESULT_OK);
+    if (!ev) return info;
+    EXPECT(callrec_event_get_info(ev, &info), CALLREC_RESULT_OK);
+    CHECK(info.kind == kind);
+    size_t len = 0, got = 0;
+    EXPECT(callrec_event_json_len(ev, &len), CALLREC_RESULT_OK);
+    CHECK(len + 1 <= json_cap);
+    /* Too small by one byte (no room for the NUL): nothing written. */
+    json[0] = 'x';
+    EXPECT(callrec_event_json(ev, json, len, &got), CALLREC_RESULT_BUFFER_TOO_SMALL);
+    CHECK(json[0] == 'x' && got == 0);
+    EXPECT(callrec_event_json(ev, json, json_cap, &got), CALLREC_RESULT_OK);
+    CHECK(got == len && strlen(json) == len);
+    CHECK(strncmp(json, "{\"action\":\"record\",\"result\":{", 29) == 0);
+    char name[256];
+    EXPECT(callrec_event_filename(ev, name, sizeof name, &got), CALLREC_RESULT_OK);
+    CHECK(strstr(json, name) != NULL && strncmp(name, "/rest_api/recordings/", 21) == 0);
+    EXPECT(callrec_event_get_info(NULL, &info), CALLREC_RESULT_NULL_PARAMETER);
+    EXPECT(callrec_event_get_info(ev, NULL), CALLREC_RESULT_NULL_PARAMETER);
+    EXPECT(callrec_event_json_len(ev, NULL), CALLREC_RESULT_NULL_PARAMETER);
+    EXPECT(callrec_event_json(NULL, json, json_cap, &got), CALLREC_RESULT_NULL_PARAMETER);
+    EXPECT(callrec_event_filename(ev, NULL, 10, &got), CALLREC_RESULT_NULL_PARAMETER);
+    callrec_event_free(ev);
+    return info;
+}
+
+struct abort_job {
+    callrec_abort_handle *handle;
+    bool stopped;
+};
+
+static void *abort_later(void *arg) {
+    struct abort_job *job = arg;
+    sleep_ms(30);
+    EXPECT(callrec_abort_handle_abort(job->handle, &job->stopped), CALLREC_RESULT_OK);
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s STORE_DIR\n", argv[0]);
+        return 2;
+    }
+    const char *root = argv[1];
+    for (int i = 0; i < 160; i++) {
+        loud[i] = (i / 4) % 2 ? 0x2A : 0xAA;
+        quiet[i] = 0xD5;
+    }
+    callrec_status st;
+    char json[1024], msg[256];
+    size_t n = 0;
+
+    /* Version and result names. */
+    CHECK(strcmp(callrec_version(), "0.1.0") == 0);
+    for (uint32_t r = 0; r <= CALLREC_RESULT_INVALID_ARGUMENT; r++)
+        CHECK(strcmp(callrec_result_name(r), "unknown result") != 0);
+    CHECK(strcmp(callrec_result_name(999), "unknown result") == 0);
+
+    /* Engine errors. */
+    callrec_engine *e = NULL;
+    EXPECT(callrec_engine_new(NULL, 3, 1, 0, &e), CALLREC_RESULT_NULL_PARAMETER);
+    EXPECT(callrec_engine_new(root, strlen(root), 1, 0, NULL), CALLREC_RESULT_NULL_PARAMETER);
+    EXPECT(callrec_engine_new("\xff\xfe", 2, 1, 0, &e), CALLREC_RESULT_INVALID_UTF8);
+    EXPECT(callrec_engine_new(root, strlen(root), 1, 50, &e), CALLREC_RESULT_INVALID_CONFIG);
+    EXPECT(callrec_engine_new("/proc/callrec", 13, 1, 0, &e), CALLREC_RESULT_IO);
+    CHECK(e == NULL); /* outputs are written only on success */
+    e = new_engine(root);
+    CHECK(e != NULL);
+
+    /* Options errors name the field. */
+    const char *bad = "{\"seconds_max_duration\":-1}";
+    EXPECT(callrec_options_error(bad, strlen(bad), msg, sizeof msg, &n), CALLREC_RESULT_OK);
+    CHECK(strstr(msg, "seconds_max_duration") != NULL && n == strlen(msg));
+    EXPECT(callrec_options_error(bad, strlen(bad), msg, 5, &n), CALLREC_RESULT_BUFFER_TOO_SMALL);
+    EXPECT(callrec_options_error("{}", 2, msg, sizeof msg, &n), CALLREC_RESULT_OK);
+    CHECK(n == 0 && msg[0] == 0);
+    EXPECT(callrec_options_error(NULL, 2, msg, sizeof msg, &n), CALLREC_RESULT_NULL_PARAMETER);
+    EXPECT(callrec_options_error("{}", 2, msg, sizeof msg, NULL), CALLREC_RESULT_NULL_PARAMETER);
+    EXPECT(callrec_options_error("\xff", 1, msg, sizeof msg, &n), CALLREC_RESULT_OK);
+    CHECK(strstr(msg, "UTF-8") != NULL);
+
+    /* Recorder errors. */
+    callrec_recorder *r = NULL;
+    EXPECT(callrec_recorder_new(e, bad, strlen(bad), CALLREC_CODEC_ALAW, &r), CALLREC_RESULT_INVALID_OPTIONS);
+    EXPECT(callrec_recorder_new(e, "{", 1, CALLREC_CODEC_ALAW, &r), CALLREC_RESULT_INVALID_OPTIONS);
+    EXPECT(callrec_recorder_new(e, "{}", 2, 7, &r), CALLREC_RESULT_INVALID_CODEC);
+    EXPECT(callrec_recorder_new(NULL, "{}", 2, CALLREC_CODEC_ALAW, &r), CALLREC_RESULT_NULL_PARAMETER);
+    EXPECT(callrec_recorder_new(e, "{}", 2, CALLREC_CODEC_ALAW, NULL), CALLREC_RESULT_NULL_PARAMETER);
+    EXPECT(callrec_recorder_new(e, "\xff", 1, CALLREC_CODEC_ALAW, &r), CALLREC_RESULT_INVALID_UTF8);
+    CHECK(r == NULL);
+
+    /* 1. A recording that stops on silence: 0.4 s quiet, 1 s loud, then quiet. Defaults but
+     *    a 1 s silence timer. NULL options with length 0 would mean defaults. */
+    r = new_recorder(e, "{\"milliseconds_max_silence\":1000,\"barge_in_digits\":\"#\"}", CALLREC_CODEC_ALAW);
+    EXPECT(callrec_recorder_status(r, &st), CALLREC_RESULT_OK);
+    CHECK(st.phase == CALLREC_PHASE_WAITING && st.reason == CALLREC_REASON_NONE);
+    EXPECT(callrec_recorder_push(r, quiet, 160, NULL), CALLREC_RESULT_NULL_PARAMETER);
+    EXPECT(callrec_recorder_push(r, NULL, 160, &st), CALLREC_RESULT_NULL_PARAMETER);
+    EXPECT(callrec_recorder_push(r, NULL, 0, &st), CALLREC_RESULT_OK); /* empty: a no-op */
+    static uint8_t too_long[8001];
+    EXPECT(callrec_recorder_push(r, too_long, sizeof too_long, &st), CALLREC_RESULT_INPUT_TOO_LONG);
+    EXPECT(callrec_recorder_digit(r, 'x', &st), CALLREC_RESULT_INVALID_DIGIT);
+    EXPECT(callrec_recorder_digit(r, '1', NULL), CALLREC_RESULT_NULL_PARAMETER);
+    size_t free_bytes = 0;
+    EXPECT(callrec_recorder_ring_free(r, &free_bytes), CALLREC_RESULT_OK);
+    CHECK(free_bytes == 16000);
+    EXPECT(callrec_recorder_ring_free(r, NULL), CALLREC_RESULT_NULL_PARAMETER);
+    uint8_t beep[160];
+    EXPECT(callrec_recorder_playout(r, beep, sizeof beep, &n), CALLREC_RESULT_OK);
+    CHECK(n == 0); /* no beep_on_start */
+    EXPECT(callrec_recorder_playout(r, NULL, 160, &n), CALLREC_RESULT_NULL_PARAMETER);
+    char name[256];
+    EXPECT(callrec_recorder_filename(r, name, sizeof name, &n), CALLREC_RESULT_OK);
+    CHECK(n == strlen(name) && strlen(name) > 40);
+    EXPECT(callrec_recorder_filename(r, name, 10, &n), CALLREC_RESULT_BUFFER_TOO_SMALL);
+    int frame = 0;
+    for (; frame < 20; frame++) EXPECT(push(r, quiet, 160, &st), CALLREC_RESULT_OK);
+    CHECK(st.phase == CALLREC_PHASE_WAITING);
+    for (; frame < 70; frame++) EXPECT(push(r, loud, 160, &st), CALLREC_RESULT_OK);
+    CHECK(st.phase == CALLREC_PHASE_RECORDING);
+    EXPECT(callrec_recorder_digit(r, '1', &st), CALLREC_RESULT_OK); /* not a barge-in digit */
+    CHECK(st.phase == CALLREC_PHASE_RECORDING);
+    int stop_frame = -1;
+    for (; frame < 200 && stop_frame < 0; frame++) {
+        EXPECT(push(r, quiet, 160, &st), CALLREC_RESULT_OK);
+        if (st.phase == CALLREC_PHASE_STOPPED) stop_frame = frame;
+    }
+    /* Last sound frame 69, then 50 silent frames: frame 119. */
+    CHECK(stop_frame == 119 && st.reason == CALLREC_REASON_SILENCE);
+    /* Pushing after the stop returns the stopped status and records nothing. */
+    EXPECT(callrec_recorder_push(r, loud, 160, &st), CALLREC_RESULT_OK);
+    CHECK(st.phase == CALLREC_PHASE_STOPPED && st.reason == CALLREC_REASON_SILENCE);
+    EXPECT(callrec_recorder_hangup(r, &st), CALLREC_RESULT_OK);
+    CHECK(st.reason == CALLREC_REASON_SILENCE);
+    callrec_event_info info = take_event(e, CALLREC_EVENT_FINISHED, json, sizeof json);
+    CHECK(info.reason == CALLREC_REASON_SILENCE && info.contains_sound && !info.file_available);
+    /* Pre-roll 10 frames (from frame 10) to frame 119: 110 frames = 2.2 s. */
+    CHECK(info.samples == 110 * 160 && info.seconds_duration == 2.2);
+    CHECK(info.barge_in_digit == 0 && info.frames_dropped == 0);
+    CHECK(strstr(json, "\"seconds_duration\":2.2,\"reason\":\"silence\"}}") != NULL);
+    info = take_event(e, CALLREC_EVENT_AVAILABLE, json, sizeof json);
+    CHECK(info.file_available && info.samples == 110 * 160);
+    /* Double free and use after free are caught. */
+    callrec_recorder_free(r);
+    callrec_recorder_free(r);
+    EXPECT(callrec_recorder_push(r, loud, 160, &st), CALLREC_RESULT_INVALID_HANDLE);
+    EXPECT(callrec_recorder_status(r, &st), CALLREC_RESULT_INVALID_HANDLE);
+    EXPECT(callrec_recorder_digit(r, '#', &st), CALLREC_RESULT_INVALID_HANDLE);
+    EXPECT(callrec_recorder_hangup(r, &st), CALLREC_RESULT_INVALID_HANDLE);
+    EXPECT(callrec_recorder_playout(r, beep, 160, &n), CALLREC_RESULT_INVALID_HANDLE);
+    EXPECT(callrec_recorder_filename(r, name, sizeof name, &n), CALLREC_RESULT_INVALID_HANDLE);
+    EXPECT(callrec_recorder_ring_free(r, &free_bytes), CALLREC_RESULT_INVALID_HANDLE);
+    callrec_abort_handle *h = NULL;
+    EXPECT(callrec_recorder_abort_handle(r, &h), CALLREC_RESULT_INVALID_HANDLE);
+    EXPECT(callrec_recorder_status(NULL, &st), CALLREC_RESULT_NULL_PARAMETER);
+    callrec_recorder_free(NULL);
+
+    /* No event pending: non-blocking and short-timeout polls return NO_EVENT. */
+    callrec_event *ev = NULL;
+    EXPECT(callrec_engine_next_event(e, 0, &ev), CALLREC_RESULT_NO_EVENT);
+    EXPECT(callrec_engine_next_event(e, 20, &ev), CALLREC_RESULT_NO_EVENT);
+    EXPECT(callrec_engine_next_event(NULL, 0, &ev), CALLREC_RESULT_NULL_PARAMETER);
+    EXPECT(callrec_engine_next_event(e, 0, NULL), CALLREC_RESULT_NULL_PARAMETER);
+    CHECK(ev == NULL);
+
+    /* 2. Barge-in with the beep: pull the beep, then a digit stops it. */
+    r = new_recorder(e, "{\"beep_on_start\":true,\"barge_in_digits\":\"*9\",\"format\":\"ulaw\"}", CALLREC_CODEC_ALAW);
+    size_t beep_total = 0;
+    do {
+        EXPECT(callrec_recorder_playout(r, beep, sizeof beep, &n), CALLREC_RESULT_OK);
+        beep_total += n;
+        EXPECT(callrec_recorder_push(r, quiet, 160, &st), CALLREC_RESULT_OK);
+    } while (n > 0);
+    CHECK(beep_total == 2000); /* 250 ms */
+    for (int i = 0; i < 10; i++) EXPECT(callrec_recorder_push(r, loud, 160, &st), CALLREC_RESULT_OK);
+    CHECK(st.phase == CALLREC_PHASE_RECORDING);
+    EXPECT(callrec_recorder_digit(r, '9', &st), CALLREC_RESULT_OK);
+    CHECK(st.phase == CALLREC_PHASE_STOPPED && st.reason == CALLREC_REASON_BARGEIN);
+    info = take_event(e, CALLREC_EVENT_FINISHED, json, sizeof json);
+    CHECK(info.reason == CALLREC_REASON_BARGEIN && info.barge_in_digit == '9');
+    CHECK(strstr(json, "\"barge_in_digit\":\"9\"") != NULL);
+    take_event(e, CALLREC_EVENT_AVAILABLE, json, sizeof json);
+    callrec_recorder_free(r);
+
+    /* 3. Abort from a second thread while this one pushes. */
+    r = new_recorder(e, "{}", CALLREC_CODEC_ULAW);
+    EXPECT(callrec_recorder_abort_handle(r, NULL), CALLREC_RESULT_NULL_PARAMETER);
+    EXPECT(callrec_recorder_abort_handle(r, &h), CALLREC_RESULT_OK);
+    struct abort_job job = {h, false};
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, abort_later, &job) == 0);
+    int pushed = 0;
+    do {
+        EXPECT(callrec_recorder_push(r, pushed % 2 ? loud : quiet, 160, &st), CALLREC_RESULT_OK);
+        pushed++;
+        sleep_ms(1);
+    } while (st.phase != CALLREC_PHASE_STOPPED && pushed < 5000);
+    pthread_join(t, NULL);
+    CHECK(job.stopped && st.reason == CALLREC_REASON_ABORTED && pushed < 5000);
+    bool again = true;
+    EXPECT(callrec_abort_handle_abort(h, &again), CALLREC_RESULT_OK);
+    CHECK(!again);
+    EXPECT(callrec_abort_handle_abort(NULL, &again), CALLREC_RESULT_NULL_PARAMETER);
+    EXPECT(callrec_abort_handle_abort(h, NULL), CALLREC_RESULT_NULL_PARAMETER);
+    info = take_event(e, CALLREC_EVENT_FINISHED, json, sizeof json);
+    CHECK(info.reason == CALLREC_REASON_ABORTED);
+    take_event(e, CALLREC_EVENT_AVAILABLE, json, sizeof json);
+    callrec_recorder_free(r);
+    callrec_abort_handle_free(h); /* a handle may outlive its recorder */
+    callrec_abort_handle_free(NULL);
+
+    /* 4. Hangup with a partial frame; metrics. */
+    r = new_recorder(e, "", CALLREC_CODEC_ALAW); /* empty options: all defaults */
+    for (int i = 0; i < 30; i++) EXPECT(callrec_recorder_push(r, loud, 160, &st), CALLREC_RESULT_OK);
+    EXPECT(callrec_recorder_push(r, loud, 80, &st), CALLREC_RESULT_OK);
+    EXPECT(callrec_recorder_hangup(r, &st), CALLREC_RESULT_OK);
+    CHECK(st.reason == CALLREC_REASON_HANGUP);
+    info = take_event(e, CALLREC_EVENT_FINISHED, json, sizeof json);
+    CHECK(info.reason == CALLREC_REASON_HANGUP && info.samples == 30 * 160 + 80);
+    take_event(e, CALLREC_EVENT_AVAILABLE, json, sizeof json);
+    callrec_metrics m;
+    EXPECT(callrec_engine_metrics(e, &m), CALLREC_RESULT_OK);
+    CHECK(m.recordings_started == 4 && m.recordings_finished == 4 && m.frames_dropped == 0);
+    EXPECT(callrec_engine_metrics(e, NULL), CALLREC_RESULT_NULL_PARAMETER);
+    callrec_recorder_free(r);
+
+    /* 5. Shutdown finalizes an open recording with "other"; recording afterwards is refused. */
+    r = new_recorder(e, "{}", CALLREC_CODEC_ALAW);
+    for (int i = 0; i < 10; i++) EXPECT(callrec_recorder_push(r, loud, 160, &st), CALLREC_RESULT_OK);
+    EXPECT(callrec_engine_shutdown(e), CALLREC_RESULT_OK);
+    EXPECT(callrec_engine_shutdown(e), CALLREC_RESULT_OK); /* idempotent */
+    EXPECT(callrec_engine_shutdown(NULL), CALLREC_RESULT_NULL_PARAMETER);
+    EXPECT(callrec_recorder_push(r, loud, 160, &st), CALLREC_RESULT_OK);
+    CHECK(st.phase == CALLREC_PHASE_STOPPED && st.reason == CALLREC_REASON_OTHER);
+    info = take_event(e, CALLREC_EVENT_FINISHED, json, sizeof json);
+    CHECK(info.reason == CALLREC_REASON_OTHER && info.samples == 10 * 160);
+    take_event(e, CALLREC_EVENT_AVAILABLE, json, sizeof json);
+    EXPECT(callrec_engine_next_event(e, -1, &ev), CALLREC_RESULT_NO_EVENT); /* drained */
+    callrec_recorder *late = NULL;
+    EXPECT(callrec_recorder_new(e, "{}", 2, CALLREC_CODEC_ALAW, &late), CALLREC_RESULT_SHUT_DOWN);
+    /* Free the engine before the recorder: allowed, in any order. */
+    callrec_engine_free(e);
+    callrec_recorder_free(r);
+    callrec_engine_free(NULL);
+    callrec_event_free(NULL);
+
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}
