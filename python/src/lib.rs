@@ -1,0 +1,582 @@
+//! The `callrec._callrec` extension module: Python bindings over the `callrec` crate (DESIGN §9,
+//! with pydantic-core as the model). Thin: arguments are converted, calls forwarded, results
+//! converted back. `python/callrec/__init__.py` re-exports these names; the stubs in
+//! `__init__.pyi` are kept by hand and checked with `mypy.stubtest`.
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+use callrec::energy::{level_dbm0, EnergyKernel};
+use callrec::g711::{self, Codec};
+use callrec::{
+    Engine as CoreEngine, EngineConfig, Event, EventKind, Reason, Recorder as CoreRecorder,
+    RecorderError, RecorderHandle, RecordingResult, Status as CoreStatus,
+};
+use pyo3::buffer::PyBuffer;
+use pyo3::create_exception;
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+create_exception!(
+    callrec,
+    OptionsError,
+    PyValueError,
+    "A record option is invalid. `field` names the option (e.g. \"seconds_max_duration\")."
+);
+
+fn options_error(py: Python<'_>, e: &callrec::OptionsError) -> PyErr {
+    let err = OptionsError::new_err(e.to_string());
+    // The field name as an attribute, so a host can point at the offending property.
+    let _ = err.value(py).setattr("field", e.field.as_str());
+    err
+}
+
+fn engine_error(py: Python<'_>, e: callrec::Error) -> PyErr {
+    match e {
+        callrec::Error::Options(o) => options_error(py, &o),
+        callrec::Error::Config(m) => PyValueError::new_err(m),
+        callrec::Error::Io { .. } => PyOSError::new_err(e.to_string()),
+        callrec::Error::ShutDown => PyRuntimeError::new_err(e.to_string()),
+    }
+}
+
+fn codec_arg(codec: &str) -> PyResult<Codec> {
+    Codec::from_name(codec).ok_or_else(|| {
+        PyValueError::new_err(format!("codec must be \"alaw\" or \"ulaw\", not {codec:?}"))
+    })
+}
+
+/// Reads a C-contiguous byte buffer (bytes, bytearray, memoryview, array('B'), ...) and calls
+/// `f` on its bytes in place, without copying.
+fn with_bytes<T>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> T) -> PyResult<T> {
+    let buffer = PyBuffer::<u8>::get(data)?;
+    let ptr = buffer
+        .as_slice_ptr()
+        .ok_or_else(|| PyValueError::new_err("the buffer must be C-contiguous bytes"))?;
+    // SAFETY: the buffer is held (exported) for the whole call, is C-contiguous bytes (checked
+    // by `as_slice_ptr` and the `u8` format check in `get`), and we hold the GIL and call no
+    // Python code while the slice lives, so nothing can resize or write to it meanwhile.
+    Ok(f(unsafe { ptr.as_ref() }))
+}
+
+/// Where a recording is: `phase` is "beeping", "waiting", "recording" or "stopped"; `reason`
+/// says why it stopped (None while it runs).
+#[pyclass(module = "callrec", frozen, eq, from_py_object)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Status {
+    inner: CoreStatus,
+}
+
+#[pymethods]
+impl Status {
+    /// "beeping", "waiting", "recording" or "stopped".
+    #[getter]
+    fn phase(&self) -> &'static str {
+        match self.inner {
+            CoreStatus::Beeping => "beeping",
+            CoreStatus::Waiting => "waiting",
+            CoreStatus::Recording => "recording",
+            CoreStatus::Stopped(_) => "stopped",
+        }
+    }
+
+    /// Why the recording stopped ("silence", "bargein", ...), or None while it runs.
+    #[getter]
+    fn reason(&self) -> Option<&'static str> {
+        match self.inner {
+            CoreStatus::Stopped(r) => Some(r.as_str()),
+            _ => None,
+        }
+    }
+
+    /// True once the recording has stopped.
+    #[getter]
+    fn stopped(&self) -> bool {
+        matches!(self.inner, CoreStatus::Stopped(_))
+    }
+
+    fn __repr__(&self) -> String {
+        match self.reason() {
+            Some(r) => format!("Status(phase='stopped', reason='{r}')"),
+            None => format!("Status(phase='{}')", self.phase()),
+        }
+    }
+}
+
+fn status(inner: CoreStatus) -> Status {
+    Status { inner }
+}
+
+/// One *finished* or *available* event: the recording's result.
+#[pyclass(module = "callrec", frozen)]
+struct Result {
+    kind: EventKind,
+    result: RecordingResult,
+}
+
+#[pymethods]
+impl Result {
+    /// "finished" (the file is complete: call next_page) or "available" (synced to disk: call
+    /// recording_available_page).
+    #[getter]
+    fn kind(&self) -> &'static str {
+        match self.kind {
+            EventKind::Finished => "finished",
+            EventKind::Available => "available",
+        }
+    }
+
+    /// The user string from the options.
+    #[getter]
+    fn id(&self) -> &str {
+        &self.result.id
+    }
+
+    /// The file's name in the store (under the engine's store directory).
+    #[getter]
+    fn filename(&self) -> &str {
+        &self.result.filename
+    }
+
+    /// True in the available event.
+    #[getter]
+    fn file_available(&self) -> bool {
+        self.result.file_available
+    }
+
+    /// Whether the recording holds sound above the background noise.
+    #[getter]
+    fn contains_sound(&self) -> bool {
+        self.result.contains_sound
+    }
+
+    /// The file's audio length in seconds, rounded to one decimal.
+    #[getter]
+    fn seconds_duration(&self) -> f64 {
+        self.result.seconds_duration()
+    }
+
+    /// Why the recording stopped: "duration", "bargein", "silence", "filesize", "hangup",
+    /// "aborted", "error" or "other".
+    #[getter]
+    fn reason(&self) -> &'static str {
+        self.result.reason.as_str()
+    }
+
+    /// The digit that stopped the recording when `reason` is "bargein", else None.
+    #[getter]
+    fn barge_in_digit(&self) -> Option<String> {
+        match (self.result.reason, self.result.barge_in_digit) {
+            (Reason::Bargein, Some(d)) => Some(d.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The file's audio length in samples (8000 per second).
+    #[getter]
+    fn samples(&self) -> u64 {
+        self.result.samples
+    }
+
+    /// Frames lost because the writer fell behind (0 on a healthy system).
+    #[getter]
+    fn frames_dropped(&self) -> u64 {
+        self.result.frames_dropped
+    }
+
+    /// The record action's `{"action":"record","result":{...}}` JSON.
+    fn action_result_json(&self) -> String {
+        self.result.action_result_json()
+    }
+
+    /// The `result` object of the JSON as a dict (same keys, same order).
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let json = py.import("json")?;
+        let parsed = json.call_method1("loads", (self.result.action_result_json(),))?;
+        Ok(parsed.get_item("result")?.cast_into::<PyDict>()?)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Result(kind='{}', filename='{}', reason='{}', seconds_duration={:.1})",
+            self.kind(),
+            self.result.filename,
+            self.reason(),
+            self.seconds_duration()
+        )
+    }
+}
+
+fn result(event: Event) -> Result {
+    Result {
+        kind: event.kind,
+        result: event.result,
+    }
+}
+
+/// A recording engine writing under a store directory. Use it as a context manager, or call
+/// `shutdown()`: that finalizes every open recording (reason "other").
+#[pyclass(module = "callrec", frozen)]
+struct Engine {
+    engine: Arc<CoreEngine>,
+}
+
+#[pymethods]
+impl Engine {
+    #[new]
+    #[pyo3(signature = (store, *, writers = 1, ring_seconds = 2.0))]
+    fn new(
+        py: Python<'_>,
+        store: std::path::PathBuf,
+        writers: usize,
+        ring_seconds: f64,
+    ) -> PyResult<Self> {
+        if !(0.1..=60.0).contains(&ring_seconds) {
+            return Err(PyValueError::new_err(format!(
+                "ring_seconds must be between 0.1 and 60, not {ring_seconds}"
+            )));
+        }
+        let config = EngineConfig {
+            writers,
+            ring_milliseconds: (ring_seconds * 1000.0).round() as u32,
+            ..EngineConfig::default()
+        };
+        let engine = CoreEngine::new(store, config).map_err(|e| engine_error(py, e))?;
+        Ok(Engine {
+            engine: Arc::new(engine),
+        })
+    }
+
+    /// Starts a recording of a call whose audio is `codec` ("alaw" or "ulaw"). `options` is the
+    /// record action's options as a dict or a JSON string (None: all defaults).
+    #[pyo3(signature = (options = None, codec = "alaw"))]
+    fn record(
+        &self,
+        py: Python<'_>,
+        options: Option<&Bound<'_, PyAny>>,
+        codec: &str,
+    ) -> PyResult<Recorder> {
+        let codec = codec_arg(codec)?;
+        let json = match options {
+            None => String::new(),
+            Some(o) if o.is_instance_of::<PyString>() => o.extract::<String>()?,
+            Some(o) if o.is_instance_of::<PyDict>() => py
+                .import("json")?
+                .call_method1("dumps", (o,))?
+                .extract::<String>()?,
+            Some(_) => {
+                return Err(pyo3::exceptions::PyTypeError::new_err(
+                    "options must be a dict, a JSON string or None",
+                ))
+            }
+        };
+        let (recorder, handle) = self
+            .engine
+            .record_json(&json, codec)
+            .map_err(|e| engine_error(py, e))?;
+        Ok(Recorder {
+            filename: recorder.filename().to_owned(),
+            recorder: Mutex::new(Some(recorder)),
+            handle,
+        })
+    }
+
+    /// The next event, waiting up to `timeout` seconds (forever when None); None when there is
+    /// none (or the engine is shut down and every event has been read). Releases the GIL.
+    #[pyo3(signature = (timeout = None))]
+    fn next_event(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Result>> {
+        let timeout = timeout_arg(timeout)?;
+        let engine = self.engine.clone();
+        Ok(py.detach(move || engine.next_event(timeout)).map(result))
+    }
+
+    /// Iterates over events as they come. With a timeout, the iteration ends when no event
+    /// arrives within `timeout` seconds; without one, when the engine is shut down and drained.
+    #[pyo3(signature = (timeout = None))]
+    fn events(&self, timeout: Option<f64>) -> PyResult<Events> {
+        Ok(Events {
+            engine: self.engine.clone(),
+            timeout: timeout_arg(timeout)?,
+        })
+    }
+
+    /// The engine's counters: frames_dropped, bytes_written, recordings_started,
+    /// recordings_finished, write_errors.
+    fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let m = self.engine.metrics();
+        let d = PyDict::new(py);
+        d.set_item("frames_dropped", m.frames_dropped)?;
+        d.set_item("bytes_written", m.bytes_written)?;
+        d.set_item("recordings_started", m.recordings_started)?;
+        d.set_item("recordings_finished", m.recordings_finished)?;
+        d.set_item("write_errors", m.write_errors)?;
+        Ok(d)
+    }
+
+    /// The store's root directory.
+    #[getter]
+    fn store(&self) -> std::path::PathBuf {
+        self.engine.store_root().to_path_buf()
+    }
+
+    /// Stops accepting recordings, finalizes every open one (reason "other", keeping all audio
+    /// pushed) and waits for the files to be synced. Idempotent. Releases the GIL.
+    fn shutdown(&self, py: Python<'_>) {
+        let engine = self.engine.clone();
+        py.detach(move || engine.shutdown());
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) {
+        self.shutdown(py);
+    }
+}
+
+fn timeout_arg(timeout: Option<f64>) -> PyResult<Option<Duration>> {
+    match timeout {
+        None => Ok(None),
+        Some(t) if t.is_finite() && t >= 0.0 => Ok(Some(Duration::from_secs_f64(t))),
+        Some(t) => Err(PyValueError::new_err(format!(
+            "timeout must be a number of seconds >= 0, not {t}"
+        ))),
+    }
+}
+
+/// The iterator returned by `Engine.events()`.
+#[pyclass(module = "callrec", frozen)]
+struct Events {
+    engine: Arc<CoreEngine>,
+    timeout: Option<Duration>,
+}
+
+#[pymethods]
+impl Events {
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> Option<Result> {
+        let (engine, timeout) = (self.engine.clone(), self.timeout);
+        py.detach(move || engine.next_event(timeout)).map(result)
+    }
+}
+
+/// The real-time side of one recording: push the caller's audio, digits and the hangup. Use it
+/// as a context manager or call `close()`; closing a recording that is still running stops it
+/// with reason "other" (everything pushed is kept).
+#[pyclass(module = "callrec", frozen)]
+struct Recorder {
+    // The recorder is used from one thread at a time, but Python may hand the object to any
+    // thread, so it sits behind an (uncontended) mutex. Aborting goes through `handle`, which
+    // never takes this lock.
+    recorder: Mutex<Option<CoreRecorder>>,
+    handle: RecorderHandle,
+    filename: String,
+}
+
+impl Recorder {
+    fn open(&self) -> PyResult<MutexGuard<'_, Option<CoreRecorder>>> {
+        let guard = self.recorder.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            return Err(PyRuntimeError::new_err("the recorder is closed"));
+        }
+        Ok(guard)
+    }
+}
+
+fn recorder_error(e: RecorderError) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+#[pymethods]
+impl Recorder {
+    /// Feeds the caller's audio (G.711 in the call's codec, up to 8000 bytes) from any
+    /// C-contiguous byte buffer, without copying; returns the status after it. After the stop,
+    /// input is ignored and the stopped status returned.
+    fn push(&self, frame: &Bound<'_, PyAny>) -> PyResult<Status> {
+        let mut guard = self.open()?;
+        let rec = guard.as_mut().expect("open() checked");
+        with_bytes(frame, |bytes| rec.push(bytes))?
+            .map(status)
+            .map_err(recorder_error)
+    }
+
+    /// A digit from the host (e.g. an RFC 4733 event): stops with "bargein" when it is one of
+    /// barge_in_digits; other digits are ignored.
+    fn digit(&self, digit: &str) -> PyResult<Status> {
+        let mut chars = digit.chars();
+        let (Some(d), None) = (chars.next(), chars.next()) else {
+            return Err(PyValueError::new_err(format!(
+                "digit must be one character of 0-9, *, #, A-D, not {digit:?}"
+            )));
+        };
+        let mut guard = self.open()?;
+        let rec = guard.as_mut().expect("open() checked");
+        rec.digit(d).map(status).map_err(recorder_error)
+    }
+
+    /// The call ended: stops with "hangup".
+    fn hangup(&self) -> PyResult<Status> {
+        let mut guard = self.open()?;
+        Ok(status(guard.as_mut().expect("open() checked").hangup()))
+    }
+
+    /// Aborts the recording (reason "aborted"); True if this call stopped it. Safe from any
+    /// thread, at any time, even after close().
+    fn abort(&self) -> bool {
+        self.handle.abort()
+    }
+
+    /// Pulls the beep (with beep_on_start) into a writable byte buffer, for the host to send to
+    /// the caller; returns the bytes written (0: nothing to play).
+    fn playout(&self, buffer: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let mut guard = self.open()?;
+        let rec = guard.as_mut().expect("open() checked");
+        let buf = PyBuffer::<u8>::get(buffer)?;
+        if buf.readonly() {
+            return Err(PyValueError::new_err(
+                "playout needs a writable buffer (e.g. a bytearray)",
+            ));
+        }
+        let ptr = buf
+            .as_slice_ptr()
+            .ok_or_else(|| PyValueError::new_err("the buffer must be C-contiguous bytes"))?;
+        // SAFETY: a writable, C-contiguous byte buffer held for this call; the GIL is held and no
+        // Python code runs while the slice lives, so no one else reads or writes it meanwhile.
+        let out = unsafe { &mut *ptr.as_ptr() };
+        Ok(rec.playout(out))
+    }
+
+    /// The current status.
+    #[getter]
+    fn status(&self) -> PyResult<Status> {
+        let mut guard = self.open()?;
+        Ok(status(guard.as_mut().expect("open() checked").status()))
+    }
+
+    /// Free space in the ring to the writer, in bytes; a caller feeding audio faster than real
+    /// time waits while it is below its next push.
+    #[getter]
+    fn ring_free(&self) -> PyResult<usize> {
+        Ok(self
+            .open()?
+            .as_ref()
+            .expect("open() checked")
+            .ring_free_bytes())
+    }
+
+    /// The recording's filename (as the result will report it).
+    #[getter]
+    fn filename(&self) -> &str {
+        &self.filename
+    }
+
+    /// True once close() was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.recorder
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
+    }
+
+    /// Releases the recorder; if it is still running the recording stops with "other".
+    fn close(&self) {
+        drop(
+            self.recorder
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, _args: &Bound<'_, pyo3::types::PyTuple>) {
+        self.close();
+    }
+}
+
+/// Decodes G.711 bytes to 16-bit little-endian PCM bytes (two per sample).
+#[pyfunction]
+#[pyo3(signature = (data, codec = "alaw"))]
+fn g711_decode(data: &Bound<'_, PyAny>, codec: &str) -> PyResult<Vec<u8>> {
+    let codec = codec_arg(codec)?;
+    with_bytes(data, |bytes| {
+        let mut linear = vec![0i16; bytes.len()];
+        g711::decode_into(codec, bytes, &mut linear);
+        linear.iter().flat_map(|s| s.to_le_bytes()).collect()
+    })
+}
+
+/// Encodes 16-bit little-endian PCM bytes to G.711 (one byte per sample).
+#[pyfunction]
+#[pyo3(signature = (pcm16, codec = "alaw"))]
+fn g711_encode(pcm16: &Bound<'_, PyAny>, codec: &str) -> PyResult<Vec<u8>> {
+    let codec = codec_arg(codec)?;
+    with_bytes(pcm16, |bytes| {
+        if bytes.len() % 2 != 0 {
+            return Err(PyValueError::new_err(
+                "16-bit PCM needs an even number of bytes",
+            ));
+        }
+        let linear: Vec<i16> = bytes
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        let mut out = vec![0u8; linear.len()];
+        g711::encode_into(codec, &linear, &mut out);
+        Ok(out)
+    })?
+}
+
+/// Transcodes G.711 bytes between "alaw" and "ulaw".
+#[pyfunction]
+#[pyo3(signature = (data, from_codec, to_codec))]
+fn g711_transcode(data: &Bound<'_, PyAny>, from_codec: &str, to_codec: &str) -> PyResult<Vec<u8>> {
+    let (from, to) = (codec_arg(from_codec)?, codec_arg(to_codec)?);
+    with_bytes(data, |bytes| {
+        let mut out = vec![0u8; bytes.len()];
+        g711::transcode_into(from, to, bytes, &mut out);
+        out
+    })
+}
+
+/// The level of a frame of G.711 audio in dBm0 (a full-scale sine is +3.14 dBm0; digital
+/// silence is -100), as callrec's sound detector sees it.
+#[pyfunction]
+#[pyo3(signature = (frame, codec = "alaw"))]
+fn frame_energy_dbm0(frame: &Bound<'_, PyAny>, codec: &str) -> PyResult<f32> {
+    let codec = codec_arg(codec)?;
+    with_bytes(frame, |bytes| {
+        let mut linear = vec![0i16; bytes.len()];
+        g711::decode_into(codec, bytes, &mut linear);
+        level_dbm0(EnergyKernel::detect().sum_of_squares(&linear), linear.len())
+    })
+}
+
+/// The extension module behind `import callrec`.
+#[pymodule]
+fn _callrec(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Engine>()?;
+    m.add_class::<Recorder>()?;
+    m.add_class::<Status>()?;
+    m.add_class::<Result>()?;
+    m.add_class::<Events>()?;
+    m.add("OptionsError", m.py().get_type::<OptionsError>())?;
+    m.add_function(wrap_pyfunction!(g711_decode, m)?)?;
+    m.add_function(wrap_pyfunction!(g711_encode, m)?)?;
+    m.add_function(wrap_pyfunction!(g711_transcode, m)?)?;
+    m.add_function(wrap_pyfunction!(frame_energy_dbm0, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
