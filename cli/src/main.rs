@@ -251,7 +251,14 @@ fn record(args: &RecordArgs) -> Result<(), Failure> {
         let Some(event) = engine.next_event(Some(Duration::from_secs(60))) else {
             return Err(Failure(1, "the engine sent no event within 60 s".into()));
         };
-        println!("{}", event.result.action_result_json());
+        // A closed stdout (`| head -1`) must not stop the recording from becoming durable.
+        let mut out = std::io::stdout().lock();
+        match writeln!(out, "{}", event.result.action_result_json()).and_then(|_| out.flush()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                return Err(Failure(1, format!("stdout: {e}")));
+            }
+            _ => {}
+        }
         let failed = event.result.reason == Reason::Error;
         if event.kind == EventKind::Available || failed {
             break;
