@@ -1,5 +1,6 @@
 //! Frame energy: the sum of squares of linear samples, with runtime SIMD dispatch, and its
-//! level in dBm0.
+//! level in dBm0; and the same sum straight from G.711 bytes through a table of squares, which
+//! is what the recorder uses per frame (no decode needed).
 //!
 //! The kernel is chosen once (at session start, on the control thread) by
 //! [`EnergyKernel::detect`]: AVX2, then SSE2 on x86_64; NEON on aarch64; a scalar loop
@@ -83,6 +84,51 @@ impl EnergyKernel {
     }
 }
 
+/// The sum of squares of G.711 bytes without decoding them: one lookup per byte in a 256-entry
+/// table of the decoded sample's square (DESIGN §4's table path). Four independent
+/// accumulators keep the loads in flight. This is what the recorder runs per frame; it equals
+/// `sum_of_squares_scalar` of the decoded frame (a test checks every byte value and random
+/// frames). Real-time safe.
+#[inline]
+pub fn g711_sum_of_squares(codec: Codec, bytes: &[u8]) -> u64 {
+    let table = match codec {
+        Codec::Alaw => &ALAW_SQUARES,
+        Codec::Ulaw => &ULAW_SQUARES,
+    };
+    let mut acc = [0u64; 4];
+    let mut quads = bytes.chunks_exact(4);
+    for q in quads.by_ref() {
+        acc[0] += table[q[0] as usize] as u64;
+        acc[1] += table[q[1] as usize] as u64;
+        acc[2] += table[q[2] as usize] as u64;
+        acc[3] += table[q[3] as usize] as u64;
+    }
+    let rest: u64 = quads
+        .remainder()
+        .iter()
+        .map(|&b| table[b as usize] as u64)
+        .sum();
+    acc.iter().sum::<u64>() + rest
+}
+
+const fn squares(codec: Codec) -> [u32; 256] {
+    let decode = match codec {
+        Codec::Alaw => crate::g711::ALAW_TO_LINEAR,
+        Codec::Ulaw => crate::g711::ULAW_TO_LINEAR,
+    };
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let s = decode[i] as i32;
+        t[i] = (s * s) as u32;
+        i += 1;
+    }
+    t
+}
+
+static ALAW_SQUARES: [u32; 256] = squares(Codec::Alaw);
+static ULAW_SQUARES: [u32; 256] = squares(Codec::Ulaw);
+
 /// The reference implementation every SIMD kernel must equal.
 pub fn sum_of_squares_scalar(samples: &[i16]) -> u64 {
     samples
@@ -115,6 +161,8 @@ pub fn level_dbm0(sum_of_squares: u64, samples: usize) -> f32 {
     let sine_dbov = 10.0 * 0.5f64.log10();
     ((dbov - sine_dbov) as f32 + FULL_SCALE_SINE_DBM0).max(MIN_DBM0)
 }
+
+use crate::g711::Codec;
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
@@ -247,6 +295,36 @@ mod tests {
         }
         // The extremes really are beyond 32 bits, so an i32 accumulator would have failed.
         assert_eq!(sum_of_squares_scalar(&[i16::MIN; 8000]), 8000u64 << 30);
+    }
+
+    #[test]
+    fn table_path_equals_decode_then_square() {
+        let every_byte: Vec<u8> = (0..=255).collect();
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let random: Vec<u8> = (0..8000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        for codec in [Codec::Alaw, Codec::Ulaw] {
+            for bytes in [
+                &every_byte[..],
+                &random[..],
+                &random[..161],
+                &[][..],
+                &[0x80u8; 160][..],
+            ] {
+                let mut linear = vec![0i16; bytes.len()];
+                decode_into(codec, bytes, &mut linear);
+                assert_eq!(
+                    g711_sum_of_squares(codec, bytes),
+                    sum_of_squares_scalar(&linear)
+                );
+            }
+        }
     }
 
     #[test]

@@ -245,8 +245,8 @@ const fn build_identity() -> [u8; 256] {
     t
 }
 
-static ALAW_TO_LINEAR: [i16; 256] = build_decode(false);
-static ULAW_TO_LINEAR: [i16; 256] = build_decode(true);
+pub(crate) static ALAW_TO_LINEAR: [i16; 256] = build_decode(false);
+pub(crate) static ULAW_TO_LINEAR: [i16; 256] = build_decode(true);
 static LINEAR13_TO_ALAW: [u8; 8192] = build_alaw_encode();
 static LINEAR14_TO_ULAW: [u8; 16384] = build_ulaw_encode();
 static ALAW_TO_ULAW: [u8; 256] = build_transcode(false);

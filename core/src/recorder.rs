@@ -19,9 +19,9 @@
 //! than a frame is still recorded (unanalysed) so no audio the caller sent is lost.
 
 use crate::detect::SoundDetector;
-use crate::energy::{level_dbm0, EnergyKernel};
+use crate::energy::{g711_sum_of_squares, level_dbm0};
 use crate::engine::EngineMetrics;
-use crate::g711::{decode_into, Codec};
+use crate::g711::Codec;
 use crate::options::{is_dtmf_digit, RecordOptions};
 use crate::result::Reason;
 use crate::session::SessionShared;
@@ -121,7 +121,6 @@ pub struct Recorder {
     ring: Producer<u8>,
     filename: String,
     codec: Codec,
-    energy: EnergyKernel,
     detector: SoundDetector,
     phase: Phase,
     beep: ToneGenerator,
@@ -187,7 +186,6 @@ impl Recorder {
             ring,
             filename,
             codec,
-            energy: EnergyKernel::detect(),
             detector: SoundDetector::new(options.silence_threshold_db),
             phase: if options.beep_on_start {
                 Phase::Beep
@@ -394,9 +392,8 @@ impl Recorder {
     }
 
     fn is_sound(&mut self, frame: &[u8; FRAME_SAMPLES]) -> bool {
-        let mut linear = [0i16; FRAME_SAMPLES];
-        decode_into(self.codec, frame, &mut linear);
-        let level = level_dbm0(self.energy.sum_of_squares(&linear), FRAME_SAMPLES);
+        // Straight from the G.711 bytes through a table of squares: no decode needed.
+        let level = level_dbm0(g711_sum_of_squares(self.codec, frame), FRAME_SAMPLES);
         let sound = self.detector.classify(level);
         if !self.speech_published && self.detector.contains_sound() {
             self.speech_published = true;

@@ -1,0 +1,337 @@
+#![allow(missing_docs)] // criterion_group! generates an undocumented function
+//! callrec's criterion benchmarks: G.711, energy per SIMD path, the detector, the per-frame
+//! analysis (compared with SpanDSP by `benches/c/spandsp_bench.c`), `Recorder::push` in each
+//! state, the frame transport (rtrb vs ringbuf vs crossbeam's ArrayQueue), AES at the writer's
+//! batch sizes, and the writer draining N sessions to files. `scripts/bench` runs them all and
+//! writes BENCHMARKS.md.
+
+use callrec::cipher::{ctr_to_cbc, CipherSpec, Mode};
+use callrec::detect::SoundDetector;
+use callrec::energy::{g711_sum_of_squares, level_dbm0, sum_of_squares_scalar, EnergyKernel};
+use callrec::g711::{decode_into, encode_into, transcode_into, Codec};
+use callrec::{Engine, EngineConfig, RecordOptions, Recorder, Status};
+use callrec_benches::{endless_options, sample_call, scratch_store, FRAME};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+fn g711(c: &mut Criterion) {
+    let audio = sample_call();
+    let frame = &audio[8000..8000 + FRAME];
+    let mut linear = [0i16; FRAME];
+    decode_into(Codec::Alaw, frame, &mut linear);
+    let mut out = [0u8; FRAME];
+    let mut g = c.benchmark_group("g711");
+    g.throughput(Throughput::Elements(FRAME as u64));
+    g.bench_function("decode_frame", |b| {
+        b.iter(|| decode_into(Codec::Alaw, black_box(frame), &mut linear))
+    });
+    g.bench_function("encode_frame", |b| {
+        b.iter(|| encode_into(Codec::Ulaw, black_box(&linear), &mut out))
+    });
+    g.bench_function("transcode_frame", |b| {
+        b.iter(|| transcode_into(Codec::Alaw, Codec::Ulaw, black_box(frame), &mut out))
+    });
+    g.finish();
+}
+
+fn energy(c: &mut Criterion) {
+    let audio = sample_call();
+    let mut linear = [0i16; FRAME];
+    decode_into(Codec::Alaw, &audio[8000..8000 + FRAME], &mut linear);
+    let mut g = c.benchmark_group("energy");
+    g.throughput(Throughput::Elements(FRAME as u64));
+    g.bench_function("reference_loop", |b| {
+        b.iter(|| sum_of_squares_scalar(black_box(&linear)))
+    });
+    let frame = &audio[8000..8000 + FRAME];
+    g.bench_function("g711_squares_table", |b| {
+        b.iter(|| g711_sum_of_squares(Codec::Alaw, black_box(frame)))
+    });
+    for kernel in EnergyKernel::available() {
+        g.bench_function(kernel.name(), |b| {
+            b.iter(|| kernel.sum_of_squares(black_box(&linear)))
+        });
+    }
+    g.finish();
+}
+
+fn analysis(c: &mut Criterion) {
+    let audio = sample_call();
+    let frames: Vec<&[u8]> = audio.chunks_exact(FRAME).collect();
+    let kernel = EnergyKernel::detect();
+    let mut g = c.benchmark_group("analysis");
+    g.bench_function("detector_classify", |b| {
+        let mut d = SoundDetector::new(None);
+        let mut level = -60.0f32;
+        b.iter(|| {
+            level = if level > -30.0 { -62.0 } else { level + 7.0 };
+            d.classify(black_box(level))
+        })
+    });
+    // What push does per frame before the ring: energy from the bytes, dBm0, decision. This
+    // is the number compared with SpanDSP's G.711 decode + power meter on the same frames.
+    g.bench_function("frame", |b| {
+        let mut d = SoundDetector::new(None);
+        let mut i = 0;
+        b.iter(|| {
+            let frame = frames[i % frames.len()];
+            i += 1;
+            let level = level_dbm0(g711_sum_of_squares(Codec::Alaw, frame), FRAME);
+            d.classify(level)
+        })
+    });
+    // The same with an explicit decode and the SIMD kernel (the path a linear-PCM user takes).
+    g.bench_function("frame_decode_simd", |b| {
+        let mut d = SoundDetector::new(None);
+        let mut i = 0;
+        let mut linear = [0i16; FRAME];
+        b.iter(|| {
+            let frame = frames[i % frames.len()];
+            i += 1;
+            decode_into(Codec::Alaw, frame, &mut linear);
+            let level = level_dbm0(kernel.sum_of_squares(&linear), FRAME);
+            d.classify(level)
+        })
+    });
+    g.finish();
+}
+
+/// Pushes `n` frames, waiting (untimed) for the writer whenever the ring is short of room.
+fn timed_pushes(rec: &mut Recorder, frames: &[&[u8]], n: u64, cursor: &mut usize) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = n;
+    while left > 0 {
+        while rec.ring_free_bytes() < 64 * FRAME {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let batch = left.min(64);
+        let start = Instant::now();
+        for _ in 0..batch {
+            black_box(rec.push(frames[*cursor % frames.len()]).expect("a frame"));
+            *cursor += 1;
+        }
+        total += start.elapsed();
+        left -= batch;
+    }
+    total
+}
+
+fn push(c: &mut Criterion) {
+    let audio = sample_call();
+    let frames: Vec<&[u8]> = audio.chunks_exact(FRAME).collect();
+    let quiet = [0xD5u8; FRAME];
+    let dir = scratch_store("push");
+    let engine = Engine::new(
+        &dir,
+        EngineConfig {
+            ring_milliseconds: 10_000,
+            poll_interval: Duration::from_millis(2),
+            ..EngineConfig::default()
+        },
+    )
+    .expect("engine");
+    let mut g = c.benchmark_group("push");
+    g.throughput(Throughput::Elements(1));
+
+    for (state, cipher) in [("recording", None), ("recording_aesctr", Some("aesctr"))] {
+        let (mut rec, _) = engine
+            .record(&endless_options(cipher), Codec::Alaw)
+            .expect("record");
+        let mut cursor = 0;
+        // Get past the opening silence into the recording.
+        while rec.push(frames[cursor]).expect("frame") != Status::Recording {
+            cursor += 1;
+        }
+        g.bench_function(state, |b| {
+            b.iter_custom(|n| timed_pushes(&mut rec, &frames, n, &mut cursor))
+        });
+        rec.hangup();
+    }
+
+    let waiting = RecordOptions::from_json(r#"{"milliseconds_max_initial_silence":3600000}"#)
+        .expect("options");
+    // The initial-silence timer ends a waiting recording after an hour of audio (180,000
+    // frames), so a fresh one is started, untimed, whenever it stops.
+    let mut rec = engine.record(&waiting, Codec::Alaw).expect("record").0;
+    g.bench_function("waiting", |b| {
+        b.iter_custom(|n| {
+            let mut total = Duration::ZERO;
+            let mut left = n;
+            while left > 0 {
+                if rec.status() != Status::Waiting {
+                    rec = engine.record(&waiting, Codec::Alaw).expect("record").0;
+                }
+                let batch = left.min(10_000);
+                let start = Instant::now();
+                for _ in 0..batch {
+                    black_box(rec.push(black_box(&quiet)).expect("a frame"));
+                }
+                total += start.elapsed();
+                left -= batch;
+            }
+            total
+        })
+    });
+    drop(rec);
+
+    let beeping = RecordOptions::from_json(r#"{"beep_on_start":true}"#).expect("options");
+    let (mut rec, _) = engine.record(&beeping, Codec::Alaw).expect("record");
+    g.bench_function("beeping", |b| b.iter(|| rec.push(black_box(&quiet))));
+    drop(rec);
+
+    let (mut rec, _) = engine
+        .record(&RecordOptions::default(), Codec::Alaw)
+        .expect("record");
+    rec.hangup();
+    g.bench_function("stopped", |b| b.iter(|| rec.push(black_box(&quiet))));
+    drop(rec);
+    g.finish();
+    engine.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One 160-byte frame in and out of each SPSC transport, on one thread: the cost of the ring
+/// operations themselves (the engine's choice of ring is justified by this).
+fn transport(c: &mut Criterion) {
+    use ringbuf::traits::{Consumer as _, Producer as _, Split};
+    let frame = [0x55u8; FRAME];
+    let mut out = [0u8; FRAME];
+    let mut g = c.benchmark_group("transport");
+    g.throughput(Throughput::Bytes(FRAME as u64));
+    g.bench_function("rtrb", |b| {
+        let (mut p, mut c) = rtrb::RingBuffer::<u8>::new(16_000);
+        b.iter(|| {
+            p.push_entire_slice(black_box(&frame)).expect("room");
+            let chunk = c.read_chunk(FRAME).expect("a frame");
+            let (a, b2) = chunk.as_slices();
+            out[..a.len()].copy_from_slice(a);
+            out[a.len()..].copy_from_slice(b2);
+            chunk.commit_all();
+            black_box(&out);
+        })
+    });
+    g.bench_function("ringbuf", |b| {
+        let (mut p, mut c) = ringbuf::HeapRb::<u8>::new(16_000).split();
+        b.iter(|| {
+            assert_eq!(p.push_slice(black_box(&frame)), FRAME);
+            assert_eq!(c.pop_slice(&mut out), FRAME);
+            black_box(&out);
+        })
+    });
+    g.bench_function("crossbeam_array_queue", |b| {
+        let q = crossbeam_queue::ArrayQueue::<[u8; FRAME]>::new(100);
+        b.iter(|| {
+            q.push(black_box(frame)).expect("room");
+            out = q.pop().expect("a frame");
+            black_box(&out);
+        })
+    });
+    g.finish();
+}
+
+fn cipher(c: &mut Criterion) {
+    let key = "603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4";
+    let iv = "000102030405060708090a0b0c0d0e0f";
+    let ctr_spec = CipherSpec::from_hex(Mode::Ctr, key, iv).expect("spec");
+    let cbc_spec = CipherSpec::from_hex(Mode::Cbc, key, iv).expect("spec");
+    let mut g = c.benchmark_group("cipher");
+    for size in [4096usize, 16384, 65536] {
+        let mut data = vec![0x55u8; size];
+        g.throughput(Throughput::Bytes(size as u64));
+        g.bench_with_input(BenchmarkId::new("aes256_ctr", size), &size, |b, _| {
+            let mut ctr = ctr_spec.ctr();
+            b.iter(|| ctr.apply(black_box(&mut data)))
+        });
+        // CBC runs once per recording, at finalize: decrypt the ephemeral CTR `.part`, encrypt CBC.
+        g.bench_with_input(
+            BenchmarkId::new("aes256_ctr_to_cbc", size),
+            &size,
+            |b, _| {
+                let mut out = Vec::with_capacity(size + 16);
+                b.iter(|| {
+                    out.clear();
+                    ctr_to_cbc(&ctr_spec, &mut black_box(&data[..]), &cbc_spec, &mut out)
+                        .expect("cbc")
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+/// The writer draining N sessions: one second of audio pushed to each, timed until the writer
+/// has written it all (the push itself is included; it is small next to the writes).
+fn writer(c: &mut Criterion) {
+    let audio = sample_call();
+    let mut g = c.benchmark_group("writer");
+    g.sample_size(10);
+    for sessions in [10usize, 100, 1000] {
+        g.throughput(Throughput::Bytes((sessions * 8000) as u64));
+        g.bench_with_input(
+            BenchmarkId::new("drain_1s_per_session", sessions),
+            &sessions,
+            |b, &n| {
+                let dir = scratch_store(&format!("writer-{n}"));
+                let engine = Engine::new(
+                    &dir,
+                    EngineConfig {
+                        poll_interval: Duration::from_millis(1),
+                        ..EngineConfig::default()
+                    },
+                )
+                .expect("engine");
+                let mut recs: Vec<Recorder> = (0..n)
+                    .map(|_| {
+                        engine
+                            .record(&endless_options(None), Codec::Alaw)
+                            .expect("record")
+                            .0
+                    })
+                    .collect();
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let before = engine.metrics().bytes_written;
+                        let start = Instant::now();
+                        let mut pushed = 0u64;
+                        for (i, rec) in recs.iter_mut().enumerate() {
+                            let second = &audio[(i * 1600) % 40_000..][..8000];
+                            rec.push(second).expect("one second");
+                            pushed += match rec.status() {
+                                Status::Recording => 8000,
+                                _ => 0,
+                            };
+                        }
+                        // Nothing is lost, so wait for every recorded byte less what is below a batch.
+                        while engine.metrics().bytes_written + (n as u64) * 4096 < before + pushed {
+                            std::hint::spin_loop();
+                        }
+                        total += start.elapsed();
+                    }
+                    total
+                });
+                for rec in &mut recs {
+                    rec.hangup();
+                }
+                drop(recs);
+                engine.shutdown();
+                let _ = std::fs::remove_dir_all(&dir);
+            },
+        );
+    }
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = g711, energy, analysis, push, transport, cipher, writer
+}
+criterion_main!(benches);

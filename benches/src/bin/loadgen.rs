@@ -1,0 +1,452 @@
+//! The channels-per-core load generator.
+//!
+//! N sessions on one media thread, as a host runs them, push 20 ms frames of real speech (the
+//! bundled sample call, each session at its own offset) while the engine writes real files.
+//!
+//! ```text
+//! loadgen --channels N --seconds S [--cipher aesctr|aescbc] [--store DIR] [--realtime]
+//!         [--writers W] [--csv FILE] [--sweep [--max-channels M] [--plot FILE.svg]]
+//! ```
+//!
+//! * Without `--realtime` frames are pushed as fast as the writer takes them (the media thread
+//!   waits for ring space rather than drop), which measures throughput.
+//! * With `--realtime` every session gets one frame per 20 ms tick, as a media server would; a
+//!   tick whose pushes end after the next tick's start means real time was lost.
+//!
+//! Reported: audio seconds processed per CPU second (user + system, all threads) and so the
+//! channels one core sustains, dropped frames (must be 0), push latency percentiles from an
+//! HDR histogram (each push timed with `Instant::now()`, whose own ~20 ns is included), peak
+//! RSS and RSS per session. `--sweep` steps N up in real time until zero-drop or real time
+//! fails and reports the knee; `--plot` draws CPU per channel and push latency against N.
+
+use callrec::{Codec, Engine, EngineConfig, Recorder};
+use callrec_benches::{endless_options, sample_call, scratch_store, FRAME};
+use hdrhistogram::Histogram;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+struct Args {
+    channels: usize,
+    seconds: f64,
+    cipher: Option<String>,
+    store: Option<PathBuf>,
+    realtime: bool,
+    writers: usize,
+    csv: Option<PathBuf>,
+    sweep: bool,
+    max_channels: usize,
+    plot: Option<PathBuf>,
+}
+
+fn usage(problem: &str) -> ! {
+    eprintln!("loadgen: {problem}");
+    eprintln!(
+        "usage: loadgen --channels N --seconds S [--cipher aesctr|aescbc] [--store DIR] \
+         [--realtime] [--writers W] [--csv FILE] [--sweep [--max-channels M] [--plot FILE.svg]]"
+    );
+    std::process::exit(2)
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        channels: 100,
+        seconds: 5.0,
+        cipher: None,
+        store: None,
+        realtime: false,
+        writers: 1,
+        csv: None,
+        sweep: false,
+        max_channels: 60_000,
+        plot: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
+        };
+        let number = |v: String| -> f64 {
+            v.parse()
+                .unwrap_or_else(|_| usage(&format!("{flag}: {v:?} is not a number")))
+        };
+        match flag.as_str() {
+            "--channels" => a.channels = number(value()) as usize,
+            "--seconds" => a.seconds = number(value()),
+            "--cipher" => {
+                let c = value();
+                if c != "aesctr" && c != "aescbc" {
+                    usage("--cipher must be aesctr or aescbc");
+                }
+                a.cipher = Some(c)
+            }
+            "--store" => a.store = Some(value().into()),
+            "--realtime" => a.realtime = true,
+            "--writers" => a.writers = number(value()) as usize,
+            "--csv" => a.csv = Some(value().into()),
+            "--sweep" => a.sweep = true,
+            "--max-channels" => a.max_channels = number(value()) as usize,
+            "--plot" => a.plot = Some(value().into()),
+            other => usage(&format!("unknown argument {other}")),
+        }
+    }
+    if a.channels == 0 || !(a.seconds > 0.0) {
+        usage("--channels and --seconds must be positive");
+    }
+    a
+}
+
+/// One run's measurements.
+#[derive(Clone, Debug)]
+struct Run {
+    channels: usize,
+    seconds: f64,
+    realtime: bool,
+    cipher: String,
+    wall_seconds: f64,
+    cpu_seconds: f64,
+    audio_seconds: f64,
+    frames_dropped: u64,
+    late_ticks: u64,
+    p50_ns: u64,
+    p99_ns: u64,
+    p999_ns: u64,
+    max_ns: u64,
+    peak_rss_kib: u64,
+    rss_per_session_bytes: u64,
+}
+
+impl Run {
+    fn audio_per_cpu(&self) -> f64 {
+        self.audio_seconds / self.cpu_seconds
+    }
+    /// Real-time channels one core sustains at this load.
+    fn channels_per_core(&self) -> f64 {
+        self.audio_per_cpu()
+    }
+    fn cpu_us_per_channel_second(&self) -> f64 {
+        self.cpu_seconds * 1e6 / self.audio_seconds
+    }
+    fn held(&self) -> bool {
+        self.frames_dropped == 0 && (!self.realtime || self.late_ticks == 0)
+    }
+    const CSV_HEADER: &'static str = "channels,seconds,realtime,cipher,wall_s,cpu_s,audio_s,\
+        audio_s_per_cpu_s,channels_per_core,cpu_us_per_channel_s,frames_dropped,late_ticks,\
+        push_p50_ns,push_p99_ns,push_p999_ns,push_max_ns,peak_rss_kib,rss_per_session_bytes";
+    fn csv(&self) -> String {
+        format!(
+            "{},{},{},{},{:.3},{:.3},{:.1},{:.1},{:.0},{:.2},{},{},{},{},{},{},{},{}",
+            self.channels,
+            self.seconds,
+            self.realtime,
+            self.cipher,
+            self.wall_seconds,
+            self.cpu_seconds,
+            self.audio_seconds,
+            self.audio_per_cpu(),
+            self.channels_per_core(),
+            self.cpu_us_per_channel_second(),
+            self.frames_dropped,
+            self.late_ticks,
+            self.p50_ns,
+            self.p99_ns,
+            self.p999_ns,
+            self.max_ns,
+            self.peak_rss_kib,
+            self.rss_per_session_bytes
+        )
+    }
+}
+
+fn cpu_seconds() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a `rusage` into the valid, properly sized buffer we pass.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(usage.ru_utime) + t(usage.ru_stime)
+}
+
+fn peak_rss_kib() -> u64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: as in `cpu_seconds`.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    usage.ru_maxrss as u64
+}
+
+/// Resident set size now, in bytes (from /proc/self/statm).
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
+}
+
+/// Thousands of sessions need thousands of open files: raise the soft limit to the hard one.
+fn raise_open_file_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid pointers to a properly sized rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+fn run_once(args: &Args, channels: usize, audio: &[u8]) -> Run {
+    let dir = args
+        .store
+        .clone()
+        .map(|d| d.join(format!("loadgen-{channels}")))
+        .unwrap_or_else(|| scratch_store(&format!("loadgen-{channels}")));
+    let _ = std::fs::remove_dir_all(&dir);
+    let ring_ms = if args.realtime { 2000 } else { 4000 };
+    let engine = Engine::new(
+        &dir,
+        EngineConfig {
+            writers: args.writers,
+            ring_milliseconds: ring_ms,
+            ..EngineConfig::default()
+        },
+    )
+    .unwrap_or_else(|e| usage(&e.to_string()));
+    let options = endless_options(args.cipher.as_deref());
+    let rss_before = rss_bytes();
+    let mut recorders: Vec<Recorder> = (0..channels)
+        .map(|_| {
+            engine
+                .record(&options, Codec::Alaw)
+                .unwrap_or_else(|e| usage(&format!("starting a session: {e}")))
+                .0
+        })
+        .collect();
+    let frames_in_audio = audio.len() / FRAME;
+    let offsets: Vec<usize> = (0..channels).map(|i| (i * 37) % frames_in_audio).collect();
+    let total_ticks = (args.seconds * 50.0).round() as usize;
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 1_000_000_000, 3).expect("histogram");
+    let mut late_ticks = 0u64;
+    let mut rss_loaded = 0;
+
+    let cpu_start = cpu_seconds();
+    let wall_start = Instant::now();
+    for tick in 0..total_ticks {
+        if args.realtime {
+            let due = wall_start + Duration::from_millis(20 * tick as u64);
+            let now = Instant::now();
+            if now > due + Duration::from_millis(20) {
+                late_ticks += 1;
+            } else {
+                std::thread::sleep(due.saturating_duration_since(now));
+            }
+        }
+        for (rec, &offset) in recorders.iter_mut().zip(&offsets) {
+            let f = (offset + tick) % frames_in_audio;
+            let frame = &audio[f * FRAME..][..FRAME];
+            if !args.realtime {
+                while rec.ring_free_bytes() < FRAME {
+                    std::thread::sleep(Duration::from_micros(500));
+                }
+            }
+            let t0 = Instant::now();
+            let _ = rec.push(frame);
+            let ns = t0.elapsed().as_nanos() as u64;
+            hist.record(ns.max(1)).ok();
+        }
+        if tick == total_ticks.saturating_sub(1).min(150) {
+            rss_loaded = rss_bytes(); // after the rings have wrapped (3 s) or at the end
+        }
+    }
+    let wall_seconds = wall_start.elapsed().as_secs_f64();
+    let cpu_seconds = cpu_seconds() - cpu_start;
+    let frames_dropped = engine.metrics().frames_dropped;
+    for rec in &mut recorders {
+        rec.hangup();
+    }
+    drop(recorders);
+    let peak = peak_rss_kib();
+    engine.shutdown(); // finalizes and fsyncs every file (outside the measurement)
+    drop(engine);
+    let _ = std::fs::remove_dir_all(&dir);
+    Run {
+        channels,
+        seconds: args.seconds,
+        realtime: args.realtime,
+        cipher: args.cipher.clone().unwrap_or_else(|| "none".into()),
+        wall_seconds,
+        cpu_seconds,
+        audio_seconds: (channels * total_ticks) as f64 * 0.02,
+        frames_dropped,
+        late_ticks,
+        p50_ns: hist.value_at_quantile(0.50),
+        p99_ns: hist.value_at_quantile(0.99),
+        p999_ns: hist.value_at_quantile(0.999),
+        max_ns: hist.max(),
+        peak_rss_kib: peak,
+        rss_per_session_bytes: rss_loaded.saturating_sub(rss_before) / channels as u64,
+    }
+}
+
+fn report(r: &Run) {
+    println!(
+        "channels {:>6}  {}  cipher {:<6}  audio/cpu {:>9.1} s/s  => {:>7.0} channels/core  \
+         cpu {:>6.2} us/channel-s  dropped {}  late ticks {}  push p50 {} ns p99 {} ns \
+         p99.9 {} ns max {} ns  peak RSS {} MiB  RSS/session {} B  {}",
+        r.channels,
+        if r.realtime { "realtime" } else { "fast    " },
+        r.cipher,
+        r.audio_per_cpu(),
+        r.channels_per_core(),
+        r.cpu_us_per_channel_second(),
+        r.frames_dropped,
+        r.late_ticks,
+        r.p50_ns,
+        r.p99_ns,
+        r.p999_ns,
+        r.max_ns,
+        r.peak_rss_kib / 1024,
+        r.rss_per_session_bytes,
+        if r.held() { "OK" } else { "FAILED" }
+    );
+}
+
+fn plot(path: &PathBuf, runs: &[Run]) -> Result<(), Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+    let root = SVGBackend::new(path, (900, 700)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (top, bottom) = root.split_vertically(350);
+    let max_n = runs.iter().map(|r| r.channels).max().unwrap_or(1) as f64 * 1.05;
+    let cpu_max = runs
+        .iter()
+        .map(|r| r.cpu_us_per_channel_second())
+        .fold(0.0, f64::max)
+        * 1.2;
+    let mut chart = ChartBuilder::on(&top)
+        .caption(
+            "CPU per channel (µs of CPU per second of audio)",
+            ("sans-serif", 18),
+        )
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..max_n, 0f64..cpu_max.max(1.0))?;
+    chart
+        .configure_mesh()
+        .x_desc("channels")
+        .y_desc("µs / channel-s")
+        .draw()?;
+    chart.draw_series(LineSeries::new(
+        runs.iter()
+            .map(|r| (r.channels as f64, r.cpu_us_per_channel_second())),
+        &BLUE,
+    ))?;
+    let lat_max = runs.iter().map(|r| r.p99_ns).max().unwrap_or(1) as f64 * 1.3;
+    let mut chart = ChartBuilder::on(&bottom)
+        .caption("push latency (ns)", ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..max_n, 0f64..lat_max.max(1.0))?;
+    chart
+        .configure_mesh()
+        .x_desc("channels")
+        .y_desc("ns")
+        .draw()?;
+    chart
+        .draw_series(LineSeries::new(
+            runs.iter().map(|r| (r.channels as f64, r.p50_ns as f64)),
+            &BLUE,
+        ))?
+        .label("p50")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+    chart
+        .draw_series(LineSeries::new(
+            runs.iter().map(|r| (r.channels as f64, r.p99_ns as f64)),
+            &RED,
+        ))?
+        .label("p99")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
+    chart.configure_series_labels().border_style(BLACK).draw()?;
+    root.present()?;
+    Ok(())
+}
+
+fn main() {
+    let mut args = parse_args();
+    raise_open_file_limit();
+    let audio = sample_call();
+    let mut runs = Vec::new();
+    if args.sweep {
+        args.realtime = true;
+        let mut n = args.channels;
+        loop {
+            let r = run_once(&args, n, &audio);
+            report(&r);
+            let held = r.held();
+            runs.push(r);
+            if !held || n >= args.max_channels {
+                break;
+            }
+            n = (n * 3 / 2).min(args.max_channels).max(n + 1);
+        }
+        match runs.iter().rev().find(|r| r.held()) {
+            Some(knee) => println!(
+                "knee: {} channels held real time with 0 dropped frames ({} run{})",
+                knee.channels,
+                if knee.channels >= args.max_channels {
+                    "the largest"
+                } else {
+                    "the last good"
+                },
+                if knee.channels >= args.max_channels {
+                    ", the sweep's ceiling"
+                } else {
+                    ""
+                }
+            ),
+            None => println!(
+                "knee: even {} channels did not hold real time",
+                args.channels
+            ),
+        }
+        if let Some(path) = &args.plot {
+            if let Err(e) = plot(path, &runs) {
+                eprintln!("loadgen: plot: {e}");
+            }
+        }
+    } else {
+        let r = run_once(&args, args.channels, &audio);
+        report(&r);
+        runs.push(r);
+    }
+    if let Some(path) = &args.csv {
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(path)?;
+            writeln!(f, "{}", Run::CSV_HEADER)?;
+            for r in &runs {
+                writeln!(f, "{}", r.csv())?;
+            }
+            Ok(())
+        };
+        if let Err(e) = write() {
+            eprintln!("loadgen: {}: {e}", path.display());
+            std::process::exit(1);
+        }
+    }
+    if runs.iter().any(|r| r.frames_dropped > 0) && !args.sweep {
+        std::process::exit(1);
+    }
+}
