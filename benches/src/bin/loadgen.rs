@@ -91,7 +91,7 @@ fn parse_args() -> Args {
             other => usage(&format!("unknown argument {other}")),
         }
     }
-    if a.channels == 0 || !(a.seconds > 0.0) {
+    if a.channels == 0 || a.seconds.is_nan() || a.seconds <= 0.0 {
         usage("--channels and --seconds must be positive");
     }
     a
