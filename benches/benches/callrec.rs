@@ -7,7 +7,7 @@
 
 use callrec::cipher::{ctr_to_cbc, CipherSpec, Mode};
 use callrec::detect::SoundDetector;
-use callrec::energy::{g711_sum_of_squares, level_dbm0, sum_of_squares_scalar, EnergyKernel};
+use callrec::energy::{g711_sum_of_squares_table, level_dbm0, sum_of_squares_scalar, EnergyKernel};
 use callrec::g711::{decode_into, encode_into, transcode_into, Codec};
 use callrec::{Engine, EngineConfig, RecordOptions, Recorder, Status};
 use callrec_benches::{endless_options, sample_call, scratch_store, FRAME};
@@ -45,9 +45,14 @@ fn energy(c: &mut Criterion) {
         b.iter(|| sum_of_squares_scalar(black_box(&linear)))
     });
     let frame = &audio[8000..8000 + FRAME];
-    g.bench_function("g711_squares_table", |b| {
-        b.iter(|| g711_sum_of_squares(Codec::Alaw, black_box(frame)))
+    g.bench_function("g711_table", |b| {
+        b.iter(|| g711_sum_of_squares_table(Codec::Alaw, black_box(frame)))
     });
+    for kernel in EnergyKernel::available() {
+        g.bench_function(format!("g711_{}", kernel.name()), |b| {
+            b.iter(|| kernel.g711_sum_of_squares(Codec::Alaw, black_box(frame)))
+        });
+    }
     for kernel in EnergyKernel::available() {
         g.bench_function(kernel.name(), |b| {
             b.iter(|| kernel.sum_of_squares(black_box(&linear)))
@@ -77,7 +82,7 @@ fn analysis(c: &mut Criterion) {
         b.iter(|| {
             let frame = frames[i % frames.len()];
             i += 1;
-            let level = level_dbm0(g711_sum_of_squares(Codec::Alaw, frame), FRAME);
+            let level = level_dbm0(kernel.g711_sum_of_squares(Codec::Alaw, frame), FRAME);
             d.classify(level)
         })
     });

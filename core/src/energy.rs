@@ -66,6 +66,20 @@ impl EnergyKernel {
         }
     }
 
+    /// The sum of the squares of the decoded values of G.711 `bytes` (what the recorder needs
+    /// per frame): AVX2 decodes the magnitudes arithmetically 16 at a time; every other kernel
+    /// uses the table of squares. Equal to decoding and calling [`sum_of_squares_scalar`] (a
+    /// test checks every byte value). Real-time safe.
+    #[inline]
+    pub fn g711_sum_of_squares(self, codec: Codec, bytes: &[u8]) -> u64 {
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Avx2` is only made after the CPU reported AVX2.
+            Kind::Avx2 => unsafe { x86::g711_sum_of_squares_avx2(codec, bytes) },
+            _ => g711_sum_of_squares_table(codec, bytes),
+        }
+    }
+
     /// The sum of the squares of `samples`. Real-time safe.
     #[inline]
     pub fn sum_of_squares(self, samples: &[i16]) -> u64 {
@@ -86,11 +100,10 @@ impl EnergyKernel {
 
 /// The sum of squares of G.711 bytes without decoding them: one lookup per byte in a 256-entry
 /// table of the decoded sample's square (DESIGN §4's table path). Four independent
-/// accumulators keep the loads in flight. This is what the recorder runs per frame; it equals
-/// `sum_of_squares_scalar` of the decoded frame (a test checks every byte value and random
-/// frames). Real-time safe.
+/// accumulators keep the loads in flight. The portable G.711 energy path (and the AVX2
+/// kernel's tail); it equals `sum_of_squares_scalar` of the decoded frame. Real-time safe.
 #[inline]
-pub fn g711_sum_of_squares(codec: Codec, bytes: &[u8]) -> u64 {
+pub fn g711_sum_of_squares_table(codec: Codec, bytes: &[u8]) -> u64 {
     let table = match codec {
         Codec::Alaw => &ALAW_SQUARES,
         Codec::Ulaw => &ULAW_SQUARES,
@@ -167,7 +180,72 @@ use crate::g711::Codec;
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::sum_of_squares_scalar;
+    use crate::g711::Codec;
     use std::arch::x86_64::*;
+
+    /// The sum of squares of G.711 bytes, decoded arithmetically 16 at a time (no table):
+    /// only the magnitude matters for energy, and it is `base × 2^shift (− bias)`, where the
+    /// base comes from the mantissa and the power of two from the exponent via `pshufb`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn g711_sum_of_squares_avx2(codec: Codec, bytes: &[u8]) -> u64 {
+        let ulaw = codec == Codec::Ulaw;
+        // A-law inverts even bits (0x55); µ-law inverts all bits.
+        let flip = _mm_set1_epi8(if ulaw { -1 } else { 0x55 });
+        // 2^shift for exponents 0..7: A-law shifts by max(e-1, 0), µ-law by e.
+        let powers = if ulaw {
+            _mm256_setr_epi8(
+                1, 2, 4, 8, 16, 32, 64, -128, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 64, -128,
+                0, 0, 0, 0, 0, 0, 0, 0,
+            )
+        } else {
+            _mm256_setr_epi8(
+                1, 1, 2, 4, 8, 16, 32, 64, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 4, 8, 16, 32, 64, 0, 0,
+                0, 0, 0, 0, 0, 0,
+            )
+        };
+        let low_nibble = _mm256_set1_epi16(0x0F);
+        let exponent_bits = _mm256_set1_epi16(0x07);
+        let zero_high_byte = _mm256_set1_epi16(0x8000u16 as i16);
+        let one = _mm256_set1_epi16(1);
+        let zero = _mm256_setzero_si256();
+        let mut acc = _mm256_setzero_si256();
+        let chunks = bytes.chunks_exact(16);
+        let rest = chunks.remainder();
+        for chunk in chunks {
+            // SAFETY: `chunk` is 16 readable bytes; `loadu` has no alignment need.
+            let raw = unsafe { _mm_loadu_si128(chunk.as_ptr().cast()) };
+            let w = _mm256_cvtepu8_epi16(_mm_xor_si128(raw, flip));
+            let mantissa = _mm256_and_si256(w, low_nibble);
+            let exponent = _mm256_and_si256(_mm256_srli_epi16::<4>(w), exponent_bits);
+            // pshufb: index e in the low byte picks 2^shift; 0x80 in the high byte gives 0.
+            let power = _mm256_shuffle_epi8(powers, _mm256_or_si256(exponent, zero_high_byte));
+            let magnitude = if ulaw {
+                // ((m << 3) + 0x84) << e, less the bias 0x84.
+                let base =
+                    _mm256_add_epi16(_mm256_slli_epi16::<3>(mantissa), _mm256_set1_epi16(0x84));
+                _mm256_sub_epi16(_mm256_mullo_epi16(base, power), _mm256_set1_epi16(0x84))
+            } else {
+                // (m << 4) | 8, plus 0x100 for every segment but the first, << max(e-1, 0).
+                let segment_bit = _mm256_slli_epi16::<8>(_mm256_min_epu16(exponent, one));
+                let base = _mm256_or_si256(
+                    _mm256_or_si256(_mm256_slli_epi16::<4>(mantissa), _mm256_set1_epi16(8)),
+                    segment_bit,
+                );
+                _mm256_mullo_epi16(base, power)
+            };
+            // Magnitudes are at most 32,256, so two squares fit a positive i32.
+            let pairs = _mm256_madd_epi16(magnitude, magnitude);
+            acc = _mm256_add_epi64(acc, _mm256_unpacklo_epi32(pairs, zero));
+            acc = _mm256_add_epi64(acc, _mm256_unpackhi_epi32(pairs, zero));
+        }
+        let mut lanes = [0u64; 4];
+        // SAFETY: `lanes` is 32 writable bytes; `storeu` has no alignment need.
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), acc) };
+        lanes.iter().sum::<u64>() + super::g711_sum_of_squares_table(codec, rest)
+    }
 
     /// # Safety
     /// The CPU must support SSE2.
@@ -309,6 +387,9 @@ mod tests {
                 x as u8
             })
             .collect();
+        let extremes: Vec<u8> = (0..160)
+            .map(|i| [0x00, 0x80, 0xFF, 0x7F, 0x55, 0xD5, 0x2A, 0xAA][i % 8])
+            .collect();
         for codec in [Codec::Alaw, Codec::Ulaw] {
             for bytes in [
                 &every_byte[..],
@@ -316,13 +397,17 @@ mod tests {
                 &random[..161],
                 &[][..],
                 &[0x80u8; 160][..],
+                &extremes[..],
+                &random[3..20],
             ] {
                 let mut linear = vec![0i16; bytes.len()];
                 decode_into(codec, bytes, &mut linear);
-                assert_eq!(
-                    g711_sum_of_squares(codec, bytes),
-                    sum_of_squares_scalar(&linear)
-                );
+                let want = sum_of_squares_scalar(&linear);
+                assert_eq!(g711_sum_of_squares_table(codec, bytes), want);
+                for k in EnergyKernel::available() {
+                    let got = k.g711_sum_of_squares(codec, bytes);
+                    assert_eq!(got, want, "{} {codec:?}", k.name());
+                }
             }
         }
     }

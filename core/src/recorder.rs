@@ -19,7 +19,7 @@
 //! than a frame is still recorded (unanalysed) so no audio the caller sent is lost.
 
 use crate::detect::SoundDetector;
-use crate::energy::{g711_sum_of_squares, level_dbm0};
+use crate::energy::{level_dbm0, EnergyKernel};
 use crate::engine::EngineMetrics;
 use crate::g711::Codec;
 use crate::options::{is_dtmf_digit, RecordOptions};
@@ -121,6 +121,7 @@ pub struct Recorder {
     ring: Producer<u8>,
     filename: String,
     codec: Codec,
+    energy: EnergyKernel,
     detector: SoundDetector,
     phase: Phase,
     beep: ToneGenerator,
@@ -186,6 +187,7 @@ impl Recorder {
             ring,
             filename,
             codec,
+            energy: EnergyKernel::detect(),
             detector: SoundDetector::new(options.silence_threshold_db),
             phase: if options.beep_on_start {
                 Phase::Beep
@@ -392,8 +394,11 @@ impl Recorder {
     }
 
     fn is_sound(&mut self, frame: &[u8; FRAME_SAMPLES]) -> bool {
-        // Straight from the G.711 bytes through a table of squares: no decode needed.
-        let level = level_dbm0(g711_sum_of_squares(self.codec, frame), FRAME_SAMPLES);
+        // Straight from the G.711 bytes (the kernel chosen at start): no decode needed.
+        let level = level_dbm0(
+            self.energy.g711_sum_of_squares(self.codec, frame),
+            FRAME_SAMPLES,
+        );
         let sound = self.detector.classify(level);
         if !self.speech_published && self.detector.contains_sound() {
             self.speech_published = true;

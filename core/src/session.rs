@@ -11,6 +11,7 @@
 //! side ever blocks, and the real-time side never waits for anything.
 
 use crate::result::Reason;
+use crossbeam_utils::CachePadded;
 use rtrb::{Consumer, Producer, RingBuffer};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
@@ -19,9 +20,20 @@ const RUNNING: u8 = 0;
 pub(crate) const KEEP_ALL: u64 = u64::MAX;
 
 /// State shared by a recording's recorder, its handles and its writer.
+///
+/// `state` sits alone on its cache line: the writer reads it every poll and nobody writes it
+/// until the stop, so it stays shared in both cores' caches. Everything the real-time side
+/// writes (`producer_active` twice a push, the metadata) is on another line, which the writer
+/// reads only once the recording has stopped, so a push never waits for that line to come
+/// back from the writer's core.
 #[derive(Debug)]
 pub(crate) struct SessionShared {
-    state: AtomicU8,
+    state: CachePadded<AtomicU8>,
+    producer: CachePadded<ProducerSide>,
+}
+
+#[derive(Debug)]
+struct ProducerSide {
     producer_active: AtomicBool,
     contains_sound: AtomicBool,
     barge_in_digit: AtomicU8,
@@ -32,12 +44,14 @@ pub(crate) struct SessionShared {
 impl SessionShared {
     pub(crate) fn new(trim_trailing_silence: bool) -> SessionShared {
         SessionShared {
-            state: AtomicU8::new(RUNNING),
-            producer_active: AtomicBool::new(false),
-            contains_sound: AtomicBool::new(false),
-            barge_in_digit: AtomicU8::new(0),
-            keep_bytes: AtomicU64::new(if trim_trailing_silence { 0 } else { KEEP_ALL }),
-            frames_dropped: AtomicU64::new(0),
+            state: CachePadded::new(AtomicU8::new(RUNNING)),
+            producer: CachePadded::new(ProducerSide {
+                producer_active: AtomicBool::new(false),
+                contains_sound: AtomicBool::new(false),
+                barge_in_digit: AtomicU8::new(0),
+                keep_bytes: AtomicU64::new(if trim_trailing_silence { 0 } else { KEEP_ALL }),
+                frames_dropped: AtomicU64::new(0),
+            }),
         }
     }
 
@@ -61,36 +75,36 @@ impl SessionShared {
 
     /// Producer side: marks a push in progress and returns the stop reason, if stopped.
     pub(crate) fn enter(&self) -> Option<Reason> {
-        self.producer_active.store(true, Ordering::SeqCst);
+        self.producer.producer_active.store(true, Ordering::SeqCst);
         self.stopped()
     }
 
     /// Producer side: the push is over; everything it wrote to the ring is published.
     pub(crate) fn leave(&self) {
-        self.producer_active.store(false, Ordering::SeqCst);
+        self.producer.producer_active.store(false, Ordering::SeqCst);
     }
 
     /// Writer side: the stop reason once the recording stopped *and* no push is in progress, so
     /// the ring holds everything the recording will ever get.
     pub(crate) fn settled(&self) -> Option<Reason> {
         let reason = self.stopped()?;
-        (!self.producer_active.load(Ordering::SeqCst)).then_some(reason)
+        (!self.producer.producer_active.load(Ordering::SeqCst)).then_some(reason)
     }
 
     pub(crate) fn set_contains_sound(&self) {
-        self.contains_sound.store(true, Ordering::Relaxed);
+        self.producer.contains_sound.store(true, Ordering::Relaxed);
     }
 
     pub(crate) fn contains_sound(&self) -> bool {
-        self.contains_sound.load(Ordering::Relaxed)
+        self.producer.contains_sound.load(Ordering::Relaxed)
     }
 
     pub(crate) fn set_barge_in_digit(&self, digit: u8) {
-        self.barge_in_digit.store(digit, Ordering::Relaxed);
+        self.producer.barge_in_digit.store(digit, Ordering::Relaxed);
     }
 
     pub(crate) fn barge_in_digit(&self) -> Option<char> {
-        match self.barge_in_digit.load(Ordering::Relaxed) {
+        match self.producer.barge_in_digit.load(Ordering::Relaxed) {
             0 => None,
             d => Some(d as char),
         }
@@ -98,19 +112,21 @@ impl SessionShared {
 
     /// Trim point: ring bytes up to the end of the last sound frame.
     pub(crate) fn set_keep_bytes(&self, bytes: u64) {
-        self.keep_bytes.store(bytes, Ordering::Relaxed);
+        self.producer.keep_bytes.store(bytes, Ordering::Relaxed);
     }
 
     pub(crate) fn keep_bytes(&self) -> u64 {
-        self.keep_bytes.load(Ordering::Relaxed)
+        self.producer.keep_bytes.load(Ordering::Relaxed)
     }
 
     pub(crate) fn add_frames_dropped(&self, frames: u64) {
-        self.frames_dropped.fetch_add(frames, Ordering::Relaxed);
+        self.producer
+            .frames_dropped
+            .fetch_add(frames, Ordering::Relaxed);
     }
 
     pub(crate) fn frames_dropped(&self) -> u64 {
-        self.frames_dropped.load(Ordering::Relaxed)
+        self.producer.frames_dropped.load(Ordering::Relaxed)
     }
 }
 

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! loadgen --channels N --seconds S [--cipher aesctr|aescbc] [--store DIR] [--realtime]
-//!         [--writers W] [--csv FILE] [--sweep [--max-channels M] [--plot FILE.svg]]
+//!         [--writers W] [--poll-ms MS] [--csv FILE] [--sweep [--max-channels M] [--plot FILE.svg]]
 //! ```
 //!
 //! * Without `--realtime` frames are pushed as fast as the writer takes them (the media thread
@@ -37,6 +37,7 @@ struct Args {
     sweep: bool,
     max_channels: usize,
     plot: Option<PathBuf>,
+    poll: Option<Duration>,
 }
 
 fn usage(problem: &str) -> ! {
@@ -60,6 +61,7 @@ fn parse_args() -> Args {
         sweep: false,
         max_channels: 60_000,
         plot: None,
+        poll: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -88,6 +90,7 @@ fn parse_args() -> Args {
             "--sweep" => a.sweep = true,
             "--max-channels" => a.max_channels = number(value()) as usize,
             "--plot" => a.plot = Some(value().into()),
+            "--poll-ms" => a.poll = Some(Duration::from_secs_f64(number(value()) / 1000.0)),
             other => usage(&format!("unknown argument {other}")),
         }
     }
@@ -192,22 +195,35 @@ fn rss_bytes() -> u64 {
     pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
 }
 
-/// Thousands of sessions need thousands of open files: raise the soft limit to the hard one.
+/// Every open recording holds one file descriptor, so N sessions need N of them (a media
+/// server sets `ulimit -n` accordingly). Raise the limit as far as the kernel allows
+/// (`fs.nr_open`; raising the hard limit needs root), else the soft limit to the hard one.
 fn raise_open_file_limit() {
+    let nr_open: libc::rlim_t = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1 << 20);
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    // SAFETY: valid pointers to a properly sized rlimit.
+    // SAFETY: valid pointers to properly sized rlimits.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        let wanted = libc::rlimit {
+            rlim_cur: nr_open.max(lim.rlim_max),
+            rlim_max: nr_open.max(lim.rlim_max),
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
             lim.rlim_cur = lim.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
     }
 }
 
-fn run_once(args: &Args, channels: usize, audio: &[u8]) -> Run {
+fn run_once(args: &Args, channels: usize, audio: &[u8]) -> Result<Run, String> {
     let dir = args
         .store
         .clone()
@@ -220,20 +236,25 @@ fn run_once(args: &Args, channels: usize, audio: &[u8]) -> Run {
         EngineConfig {
             writers: args.writers,
             ring_milliseconds: ring_ms,
+            poll_interval: args.poll.unwrap_or(EngineConfig::default().poll_interval),
             ..EngineConfig::default()
         },
     )
-    .unwrap_or_else(|e| usage(&e.to_string()));
+    .map_err(|e| e.to_string())?;
     let options = endless_options(args.cipher.as_deref());
     let rss_before = rss_bytes();
-    let mut recorders: Vec<Recorder> = (0..channels)
-        .map(|_| {
-            engine
-                .record(&options, Codec::Alaw)
-                .unwrap_or_else(|e| usage(&format!("starting a session: {e}")))
-                .0
-        })
-        .collect();
+    let mut recorders: Vec<Recorder> = Vec::with_capacity(channels);
+    for _ in 0..channels {
+        match engine.record(&options, Codec::Alaw) {
+            Ok((rec, _)) => recorders.push(rec),
+            Err(e) => {
+                drop(recorders);
+                engine.shutdown();
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(format!("starting {channels} sessions: {e}"));
+            }
+        }
+    }
     let frames_in_audio = audio.len() / FRAME;
     let offsets: Vec<usize> = (0..channels).map(|i| (i * 37) % frames_in_audio).collect();
     let total_ticks = (args.seconds * 50.0).round() as usize;
@@ -281,7 +302,7 @@ fn run_once(args: &Args, channels: usize, audio: &[u8]) -> Run {
     engine.shutdown(); // finalizes and fsyncs every file (outside the measurement)
     drop(engine);
     let _ = std::fs::remove_dir_all(&dir);
-    Run {
+    Ok(Run {
         channels,
         seconds: args.seconds,
         realtime: args.realtime,
@@ -297,7 +318,7 @@ fn run_once(args: &Args, channels: usize, audio: &[u8]) -> Run {
         max_ns: hist.max(),
         peak_rss_kib: peak,
         rss_per_session_bytes: rss_loaded.saturating_sub(rss_before) / channels as u64,
-    }
+    })
 }
 
 fn report(r: &Run) {
@@ -393,7 +414,13 @@ fn main() {
         args.realtime = true;
         let mut n = args.channels;
         loop {
-            let r = run_once(&args, n, &audio);
+            let r = match run_once(&args, n, &audio) {
+                Ok(r) => r,
+                Err(e) => {
+                    println!("channels {n:>6}  could not run: {e}");
+                    break;
+                }
+            };
             report(&r);
             let held = r.held();
             runs.push(r);
@@ -428,7 +455,10 @@ fn main() {
             }
         }
     } else {
-        let r = run_once(&args, args.channels, &audio);
+        let r = run_once(&args, args.channels, &audio).unwrap_or_else(|e| {
+            eprintln!("loadgen: {e}");
+            std::process::exit(1)
+        });
         report(&r);
         runs.push(r);
     }
