@@ -85,7 +85,8 @@ def test_hangup_keeps_a_partial_frame(engine):
 
 def test_abort_from_another_thread(engine):
     call = quiet(10) + sound(3000, start=10)
-    rec = engine.record()
+    # A fixed threshold keeps the steady tone "sound" forever: only the abort can stop this.
+    rec = engine.record({"silence_threshold_db": -40})
     pushed = []
     started = threading.Event()
 
@@ -95,20 +96,23 @@ def test_abort_from_another_thread(engine):
 
     t = threading.Thread(target=abort)
     t.start()
-    for i in range(0, len(call), FRAME):
-        if i == 50 * FRAME:
+    i = 0
+    while True:
+        if len(pushed) == 50:
             started.set()
         status = rec.push(call[i : i + FRAME])
         if status.stopped:
             break
         pushed.append(i)
+        i = (i + FRAME) % len(call)
         if started.is_set():
             time.sleep(0.0005)  # give the aborting thread the GIL
     t.join()
     assert status.reason == "aborted" and rec.abort() is False
     result, _ = finish(engine)
     assert result.reason == "aborted"
-    assert audio_of(engine, result) == call[: len(pushed) * FRAME]
+    want = (call * (len(pushed) * FRAME // len(call) + 1))[: len(pushed) * FRAME]
+    assert audio_of(engine, result) == want
 
 
 def test_close_and_shutdown_are_other(tmp_path):
