@@ -6,34 +6,7 @@ mod common;
 use callrec::cipher::decrypt_stream;
 use callrec::{Codec, EventKind, Reason, RecordOptions, Status};
 use common::*;
-use std::collections::HashSet;
-use std::path::Path;
 use std::time::Duration;
-
-fn scan(dir: &Path, input: &[u8]) {
-    let runs: HashSet<&[u8]> = input.windows(64).collect();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-                continue;
-            }
-            let bytes = std::fs::read(&p).unwrap_or_default();
-            assert!(
-                !bytes.windows(4).any(|w| w == b"RIFF" || w == b"WAVE"),
-                "{}",
-                p.display()
-            );
-            assert!(
-                !bytes.windows(64).any(|w| runs.contains(w)),
-                "{}",
-                p.display()
-            );
-        }
-    }
-}
 
 #[test]
 fn encrypted_write_error() {
@@ -42,15 +15,7 @@ fn encrypted_write_error() {
     let input = sound(Codec::Alaw, 500, 0); // 80,000 bytes: more than the limit below
     let key = "603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4";
     let iv = "000102030405060708090a0b0c0d0e0f";
-    // SAFETY: plain libc calls with valid arguments; SIGXFSZ ignored turns the limit into EFBIG.
-    unsafe {
-        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-        let limit = libc::rlimit {
-            rlim_cur: 20_000,
-            rlim_max: libc::RLIM_INFINITY,
-        };
-        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
-    }
+    limit_file_size(20_000);
     for mode in ["aesctr", "aescbc"] {
         let json = format!(
             r#"{{"encryption_cipher":{{"type":"{mode}","key":"{key}","initialisation_vector":"{iv}"}}}}"#
@@ -70,7 +35,7 @@ fn encrypted_write_error() {
             }
             std::thread::sleep(Duration::from_millis(1));
             if i % 20 == 0 {
-                scan(&dir, &input);
+                assert_no_plaintext(&dir, &input);
             }
         }
         assert_eq!(status, Status::Stopped(Reason::Error), "{mode}");
@@ -88,7 +53,7 @@ fn encrypted_write_error() {
         );
         let available = e.next_event(Some(Duration::from_secs(10))).unwrap();
         assert_eq!(available.kind, EventKind::Available);
-        scan(&dir, &input);
+        assert_no_plaintext(&dir, &input);
         assert!(!dir
             .join(failed.result.filename.trim_start_matches('/'))
             .exists());

@@ -14,16 +14,7 @@ fn write_error_stops_with_error_and_leaves_no_file() {
     let input = sound(Codec::Alaw, 500, 0); // 80,000 bytes
     let (mut rec, _h) = e.record(&RecordOptions::default(), Codec::Alaw).unwrap();
     let name = rec.filename().to_owned();
-    // SAFETY: plain libc calls with valid arguments; ignoring SIGXFSZ makes an oversized
-    // write fail with EFBIG instead of killing the process.
-    unsafe {
-        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-        let limit = libc::rlimit {
-            rlim_cur: 20_000,
-            rlim_max: libc::RLIM_INFINITY,
-        };
-        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
-    }
+    limit_file_size(20_000);
     let mut status = Status::Waiting;
     for frame in input.chunks(FRAME) {
         status = rec.push(frame).unwrap();

@@ -230,6 +230,19 @@ fn guard_void(f: impl FnOnce()) {
     let _ = catch_unwind(AssertUnwindSafe(f));
 }
 
+/// Frees a box made by `Box::into_raw`, inside `catch_unwind`; NULL is a no-op.
+///
+/// # Safety
+/// `ptr` must be NULL or come from `Box::into_raw` of a `T`, and be freed only once.
+unsafe fn free_box<T>(ptr: *mut T) {
+    guard_void(|| {
+        if !ptr.is_null() {
+            // SAFETY: per this function's contract.
+            drop(unsafe { Box::from_raw(ptr) });
+        }
+    })
+}
+
 macro_rules! non_null {
     ($($p:expr),+) => {
         $(if $p.is_null() { return callrec_result::NullParameter; })+
@@ -330,6 +343,29 @@ unsafe fn live<'a>(ptr: *mut callrec_recorder) -> Result<&'a mut Recorder, callr
         (LIVE, Some(rec)) => Ok(rec),
         _ => Err(callrec_result::InvalidHandle),
     }
+}
+
+/// The shape of every call on a live recorder: NULL-check `out`, find the live recorder, run
+/// `f`, and write its value to `out` only on success, all inside `catch_unwind`.
+///
+/// # Safety
+/// `recorder` as for [`live`]; `out` must be NULL or valid for a write.
+unsafe fn on_recorder<T>(
+    recorder: *mut callrec_recorder,
+    out: *mut T,
+    f: impl FnOnce(&mut Recorder) -> Result<T, callrec_result>,
+) -> callrec_result {
+    guard(|| {
+        non_null!(out);
+        // SAFETY: forwarded from this function's contract.
+        let value = match unsafe { live(recorder) }.and_then(f) {
+            Ok(v) => v,
+            Err(e) => return e,
+        };
+        // SAFETY: `out` is non-NULL and writable per the contract.
+        unsafe { out.write(value) };
+        callrec_result::Ok
+    })
 }
 
 /// The library's version, e.g. `"0.1.0"` (a static NUL-terminated string). Any thread.
@@ -437,12 +473,8 @@ pub unsafe extern "C" fn callrec_engine_shutdown(engine: *const callrec_engine) 
 /// `engine` must be NULL or a live engine from `callrec_engine_new`, not used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn callrec_engine_free(engine: *mut callrec_engine) {
-    guard_void(|| {
-        if !engine.is_null() {
-            // SAFETY: the pointer came from `Box::into_raw` and is freed once per the contract.
-            drop(unsafe { Box::from_raw(engine) });
-        }
-    })
+    // SAFETY: forwarded from this function's contract.
+    unsafe { free_box(engine) }
 }
 
 /// Copies the engine's counters into `metrics_out`. Any thread; real-time safe.
@@ -593,32 +625,25 @@ pub unsafe extern "C" fn callrec_recorder_push(
     len: usize,
     status_out: *mut callrec_status,
 ) -> callrec_result {
-    guard(|| {
-        non_null!(status_out);
-        if audio.is_null() && len > 0 {
-            return callrec_result::NullParameter;
-        }
-        // SAFETY: forwarded from this function's contract.
-        let rec = match unsafe { live(recorder) } {
-            Ok(r) => r,
-            Err(e) => return e,
-        };
-        let input: &[u8] = if len == 0 {
-            &[]
-        } else {
-            // SAFETY: `audio` is non-NULL and readable for `len` bytes per the contract.
-            unsafe { std::slice::from_raw_parts(audio, len) }
-        };
-        match rec.push(input) {
-            Ok(status) => {
-                // SAFETY: non-NULL and writable per the contract.
-                unsafe { *status_out = to_c_status(status) };
-                callrec_result::Ok
+    if audio.is_null() && len > 0 {
+        return callrec_result::NullParameter;
+    }
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        on_recorder(recorder, status_out, |rec| {
+            let input: &[u8] = if len == 0 {
+                &[]
+            } else {
+                // SAFETY: `audio` is non-NULL and readable for `len` bytes per the contract.
+                std::slice::from_raw_parts(audio, len)
+            };
+            match rec.push(input) {
+                Ok(status) => Ok(to_c_status(status)),
+                Err(RecorderError::InputTooLong { .. }) => Err(callrec_result::InputTooLong),
+                Err(RecorderError::InvalidDigit(_)) => Err(callrec_result::InvalidDigit),
             }
-            Err(RecorderError::InputTooLong { .. }) => callrec_result::InputTooLong,
-            Err(RecorderError::InvalidDigit(_)) => callrec_result::InvalidDigit,
-        }
-    })
+        })
+    }
 }
 
 /// A digit from the host (an RFC 4733 event): `'0'-'9'`, `'*'`, `'#'`, `'A'-'D'` (or `'a'-'d'`).
@@ -633,22 +658,14 @@ pub unsafe extern "C" fn callrec_recorder_digit(
     digit: c_char,
     status_out: *mut callrec_status,
 ) -> callrec_result {
-    guard(|| {
-        non_null!(status_out);
-        // SAFETY: forwarded from this function's contract.
-        let rec = match unsafe { live(recorder) } {
-            Ok(r) => r,
-            Err(e) => return e,
-        };
-        match rec.digit(digit as u8 as char) {
-            Ok(status) => {
-                // SAFETY: non-NULL and writable per the contract.
-                unsafe { *status_out = to_c_status(status) };
-                callrec_result::Ok
-            }
-            Err(_) => callrec_result::InvalidDigit,
-        }
-    })
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        on_recorder(recorder, status_out, |rec| {
+            rec.digit(digit as u8 as char)
+                .map(to_c_status)
+                .map_err(|_| callrec_result::InvalidDigit)
+        })
+    }
 }
 
 /// The call ended: stops with `hangup` (recording any partial frame held). The media thread;
@@ -661,18 +678,8 @@ pub unsafe extern "C" fn callrec_recorder_hangup(
     recorder: *mut callrec_recorder,
     status_out: *mut callrec_status,
 ) -> callrec_result {
-    guard(|| {
-        non_null!(status_out);
-        // SAFETY: forwarded from this function's contract.
-        let rec = match unsafe { live(recorder) } {
-            Ok(r) => r,
-            Err(e) => return e,
-        };
-        let status = rec.hangup();
-        // SAFETY: non-NULL and writable per the contract.
-        unsafe { *status_out = to_c_status(status) };
-        callrec_result::Ok
-    })
+    // SAFETY: forwarded from this function's contract.
+    unsafe { on_recorder(recorder, status_out, |rec| Ok(to_c_status(rec.hangup()))) }
 }
 
 /// The recorder's current status. The media thread; **real-time safe**.
@@ -684,18 +691,8 @@ pub unsafe extern "C" fn callrec_recorder_status(
     recorder: *mut callrec_recorder,
     status_out: *mut callrec_status,
 ) -> callrec_result {
-    guard(|| {
-        non_null!(status_out);
-        // SAFETY: forwarded from this function's contract.
-        let rec = match unsafe { live(recorder) } {
-            Ok(r) => r,
-            Err(e) => return e,
-        };
-        let status = rec.status();
-        // SAFETY: non-NULL and writable per the contract.
-        unsafe { *status_out = to_c_status(status) };
-        callrec_result::Ok
-    })
+    // SAFETY: forwarded from this function's contract.
+    unsafe { on_recorder(recorder, status_out, |rec| Ok(to_c_status(rec.status()))) }
 }
 
 /// Pulls the beep (with `beep_on_start`) into `buf` as G.711 in the call's codec, for the host
@@ -712,20 +709,16 @@ pub unsafe extern "C" fn callrec_recorder_playout(
     len: usize,
     written_out: *mut usize,
 ) -> callrec_result {
-    guard(|| {
-        non_null!(buf, written_out);
-        // SAFETY: forwarded from this function's contract.
-        let rec = match unsafe { live(recorder) } {
-            Ok(r) => r,
-            Err(e) => return e,
-        };
-        // SAFETY: `buf` is non-NULL and writable for `len` bytes per the contract.
-        let out = unsafe { std::slice::from_raw_parts_mut(buf, len) };
-        let n = rec.playout(out);
-        // SAFETY: non-NULL and writable per the contract.
-        unsafe { *written_out = n };
-        callrec_result::Ok
-    })
+    if buf.is_null() {
+        return callrec_result::NullParameter;
+    }
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        on_recorder(recorder, written_out, |rec| {
+            // SAFETY: `buf` is non-NULL and writable for `len` bytes per the contract.
+            Ok(rec.playout(std::slice::from_raw_parts_mut(buf, len)))
+        })
+    }
 }
 
 /// Free space in the recorder's ring, in bytes: a host feeding audio faster than real time
@@ -738,17 +731,8 @@ pub unsafe extern "C" fn callrec_recorder_ring_free(
     recorder: *mut callrec_recorder,
     free_out: *mut usize,
 ) -> callrec_result {
-    guard(|| {
-        non_null!(free_out);
-        // SAFETY: forwarded from this function's contract.
-        let rec = match unsafe { live(recorder) } {
-            Ok(r) => r,
-            Err(e) => return e,
-        };
-        // SAFETY: non-NULL and writable per the contract.
-        unsafe { *free_out = rec.ring_free_bytes() };
-        callrec_result::Ok
-    })
+    // SAFETY: forwarded from this function's contract.
+    unsafe { on_recorder(recorder, free_out, |rec| Ok(rec.ring_free_bytes())) }
 }
 
 /// Copies the recording's `filename` (as the result will report it) into `buf`,
@@ -785,20 +769,14 @@ pub unsafe extern "C" fn callrec_recorder_abort_handle(
     recorder: *mut callrec_recorder,
     handle_out: *mut *mut callrec_abort_handle,
 ) -> callrec_result {
-    guard(|| {
-        non_null!(handle_out);
-        // SAFETY: forwarded from this function's contract.
-        let rec = match unsafe { live(recorder) } {
-            Ok(r) => r,
-            Err(e) => return e,
-        };
-        let boxed = Box::new(callrec_abort_handle {
-            handle: rec.handle(),
-        });
-        // SAFETY: non-NULL and writable per the contract.
-        unsafe { *handle_out = Box::into_raw(boxed) };
-        callrec_result::Ok
-    })
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        on_recorder(recorder, handle_out, |rec| {
+            Ok(Box::into_raw(Box::new(callrec_abort_handle {
+                handle: rec.handle(),
+            })))
+        })
+    }
 }
 
 /// Aborts the recording (reason `aborted`, keeping the audio pushed before); `stopped_out` is
@@ -829,12 +807,8 @@ pub unsafe extern "C" fn callrec_abort_handle_abort(
 /// `handle` must be NULL or a live handle from `callrec_recorder_abort_handle`, not used after.
 #[no_mangle]
 pub unsafe extern "C" fn callrec_abort_handle_free(handle: *mut callrec_abort_handle) {
-    guard_void(|| {
-        if !handle.is_null() {
-            // SAFETY: came from `Box::into_raw`; freed once per the contract.
-            drop(unsafe { Box::from_raw(handle) });
-        }
-    })
+    // SAFETY: forwarded from this function's contract.
+    unsafe { free_box(handle) }
 }
 
 /// Takes the next event (*finished* or *available*): waits up to `timeout_ms` milliseconds
@@ -965,10 +939,6 @@ pub unsafe extern "C" fn callrec_event_filename(
 /// `event` must be NULL or a live event from `callrec_engine_next_event`, not used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn callrec_event_free(event: *mut callrec_event) {
-    guard_void(|| {
-        if !event.is_null() {
-            // SAFETY: came from `Box::into_raw`; freed once per the contract.
-            drop(unsafe { Box::from_raw(event) });
-        }
-    })
+    // SAFETY: forwarded from this function's contract.
+    unsafe { free_box(event) }
 }

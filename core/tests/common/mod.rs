@@ -161,3 +161,56 @@ pub fn assert_audio(got: &Option<Vec<u8>>, want: &[u8]) {
         first_diff
     );
 }
+
+/// Makes every write past `bytes` fail with EFBIG in this process (RLIMIT_FSIZE, with SIGXFSZ
+/// ignored so the process is not killed): a real write error for the writer to meet. Per
+/// process, so a test binary that uses it holds that one test.
+pub fn limit_file_size(bytes: u64) {
+    // SAFETY: plain libc calls with valid arguments.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        let limit = libc::rlimit {
+            rlim_cur: bytes,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+    }
+}
+
+/// Every file under `dir`, with its bytes.
+pub fn all_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                out.push((p, bytes));
+            }
+        }
+    }
+    out
+}
+
+/// Panics if any file under `dir` holds a RIFF/WAVE/fmt marker or a 64-byte run of `input`.
+/// Returns how many files were scanned.
+pub fn assert_no_plaintext(dir: &Path, input: &[u8]) -> usize {
+    let runs: std::collections::HashSet<&[u8]> = input.windows(64).collect();
+    let files = all_files(dir);
+    for (path, bytes) in &files {
+        for marker in [&b"RIFF"[..], b"WAVE", b"fmt "] {
+            assert!(
+                !bytes.windows(4).any(|w| w == marker),
+                "{} holds {:?}",
+                path.display(),
+                String::from_utf8_lossy(marker)
+            );
+        }
+        if let Some(at) = bytes.windows(64).position(|w| runs.contains(w)) {
+            panic!("{} holds input audio at byte {at}", path.display());
+        }
+    }
+    files.len()
+}
