@@ -61,11 +61,17 @@ fn count_on_this_thread(on: bool) -> u64 {
     THIS_THREAD.with(|n| n.get())
 }
 
-/// Pushes `frame`, waiting (not allocating) while the ring is too full so no frame is dropped.
-fn paced_push(rec: &mut Recorder, frame: &[u8]) -> Status {
-    while rec.ring_free_bytes() < frame.len() {
+/// Waits (not allocating) until the ring has room for `bytes`.
+fn wait_for_room(rec: &Recorder, bytes: usize) {
+    while rec.ring_free_bytes() < bytes {
         std::thread::sleep(Duration::from_micros(200));
     }
+}
+
+/// Pushes `frame`, waiting while the ring is too full so no frame is dropped. `pause` and
+/// `resume` record a held partial frame too, so the room asked for covers one more frame.
+fn paced_push(rec: &mut Recorder, frame: &[u8]) -> Status {
+    wait_for_room(rec, frame.len() + FRAME);
     rec.push(frame).unwrap()
 }
 
