@@ -23,6 +23,7 @@
 
 pub mod cipher;
 pub mod detect;
+pub mod dtmf;
 pub mod energy;
 pub mod engine;
 pub mod g711;
