@@ -309,6 +309,17 @@ impl DtmfDetector {
         }
     }
 
+    /// Where a tone that is not confirmed yet (it may still be rejected) could begin: one
+    /// [`MARGIN`] before its first passing triple. None when no unconfirmed tone is in view.
+    pub fn unconfirmed_since(&self) -> Option<u64> {
+        match self.track {
+            Track::Digit { start, hits, .. } if hits < CONFIRM_TRIPLES => {
+                Some(start.saturating_sub(MARGIN))
+            }
+            _ => None,
+        }
+    }
+
     /// Every sample before this one is decided: it belongs to no tone, or to a tone already
     /// reported (`Pressed`, with its end still to come or already `Released`) — plus
     /// [`MARGIN`]. Samples from here on may still turn out to be part of a tone. A host that

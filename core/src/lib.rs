@@ -27,6 +27,7 @@ pub mod dtmf;
 pub mod energy;
 pub mod engine;
 pub mod g711;
+mod inband;
 pub mod options;
 pub mod publish;
 pub mod recorder;

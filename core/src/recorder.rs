@@ -22,6 +22,7 @@ use crate::detect::SoundDetector;
 use crate::energy::{level_dbm0, EnergyKernel};
 use crate::engine::EngineMetrics;
 use crate::g711::Codec;
+use crate::inband::{Confirmed, InBand, Released};
 use crate::options::{is_dtmf_digit, PauseBehavior, RecordOptions};
 use crate::result::Reason;
 use crate::session::SessionShared;
@@ -144,8 +145,17 @@ pub struct Recorder {
     /// Audio that reached the ring while the timers ran (not paused): what the duration limit
     /// counts. `recorded_bytes` counts everything (the file-size limit).
     timed_bytes: u64,
+    /// The state machine's pause state (with masking it lags the host's by the delay line).
     paused: bool,
+    /// What the host asked for last: `pause()` (true) or `resume()`.
+    pause_requested: bool,
     pause_fills_silence: bool,
+    /// In-band DTMF (`detect_dtmf`): the detector, and the delay line with `mask_dtmf`.
+    inband: Option<Box<InBand>>,
+    /// Input sample index of the next sample the state machine takes (frames and carries).
+    pipeline_at: u64,
+    /// Input sample index of each pre-roll frame.
+    preroll_at: [u64; PREROLL_FRAMES],
 }
 
 impl fmt::Debug for Recorder {
@@ -227,7 +237,13 @@ impl Recorder {
             speech_published: false,
             timed_bytes: 0,
             paused: false,
+            pause_requested: false,
             pause_fills_silence: options.pause_behavior == PauseBehavior::Silence,
+            inband: options
+                .detect_dtmf
+                .then(|| Box::new(InBand::new(codec, options.mask_dtmf))),
+            pipeline_at: 0,
+            preroll_at: [0; PREROLL_FRAMES],
         };
         (recorder, handle)
     }
@@ -267,6 +283,143 @@ impl Recorder {
             return Err(RecorderError::InputTooLong { bytes: input.len() });
         }
         self.enter();
+        let masking = self.inband.as_ref().is_some_and(|ib| ib.delay.is_some());
+        if masking {
+            self.push_masked(input);
+        } else if self.inband.is_some() {
+            self.push_detected(input);
+        } else {
+            self.consume(input);
+        }
+        self.shared.leave();
+        Ok(self.current_status())
+    }
+
+    /// In-band detection without masking: the audio goes straight on; a confirmed barge-in
+    /// digit stops the recording and cuts the file back to where its tone began.
+    fn push_detected(&mut self, input: &[u8]) {
+        for piece in input.chunks(FRAME_SAMPLES) {
+            if self.is_stopped() {
+                return;
+            }
+            let confirmed = match self.inband.as_mut() {
+                Some(ib) => ib.detect(self.codec, piece),
+                None => None,
+            };
+            self.consume(piece);
+            if let Some(c) = confirmed {
+                self.in_band_digit(c);
+            }
+        }
+    }
+
+    /// Masking: the audio goes through the delay line and reaches the state machine only once
+    /// the detector has decided it, tones replaced by silence (see `inband`).
+    fn push_masked(&mut self, input: &[u8]) {
+        for piece in input.chunks(FRAME_SAMPLES) {
+            if self.is_stopped() {
+                return;
+            }
+            let Some(ib) = self.inband.as_mut() else {
+                return;
+            };
+            let Some(delay) = ib.delay.as_mut() else {
+                return;
+            };
+            if delay.room() < piece.len() {
+                // Unreachable by construction (see DELAY_SAMPLES); if it ever happened, flush
+                // with everything undecided masked rather than lose or leak audio.
+                self.flush_delay(true);
+            }
+            let Some(ib) = self.inband.as_mut() else {
+                return;
+            };
+            let confirmed = ib.detect(self.codec, piece);
+            if let Some(delay) = ib.delay.as_mut() {
+                delay.put(piece);
+            }
+            if let Some(c) = confirmed {
+                if self.barge_in_mask & digit_bit(c.digit) != 0 {
+                    // The file ends where the tone's masked span begins.
+                    self.release_delay(c.start.saturating_sub(crate::dtmf::MARGIN));
+                    self.flush_carry();
+                    self.barge_in(c.digit);
+                    return;
+                }
+            }
+            let decided = self
+                .inband
+                .as_ref()
+                .map_or(0, |ib| ib.detector.decided_before());
+            self.release_delay(decided);
+        }
+    }
+
+    /// Feeds the delay line's audio before `until` to the state machine, applying queued
+    /// pauses and resumes at their samples.
+    fn release_delay(&mut self, until: u64) {
+        let mut piece = [0u8; FRAME_SAMPLES];
+        loop {
+            let Some(delay) = self.inband.as_mut().and_then(|ib| ib.delay.as_mut()) else {
+                return;
+            };
+            match delay.next(until, &mut piece) {
+                None => return,
+                Some(Released::Audio { bytes }) => {
+                    self.consume(&piece[..bytes]);
+                    if self.is_stopped() {
+                        return;
+                    }
+                }
+                Some(Released::Toggle { pause }) => self.set_paused(pause),
+            }
+        }
+    }
+
+    /// Releases everything held (hangup, a host barge-in, drop). A tone still being confirmed
+    /// is masked too when `mask_undecided` (always, today: it may be a key the caller pressed).
+    fn flush_delay(&mut self, mask_undecided: bool) {
+        let Some(ib) = self.inband.as_mut() else {
+            return;
+        };
+        let undecided = if mask_undecided {
+            ib.detector.unconfirmed_since()
+        } else {
+            None
+        };
+        let Some(delay) = ib.delay.as_mut() else {
+            return;
+        };
+        if let Some(from) = undecided {
+            delay.add_span(from, u64::MAX);
+        }
+        let end = delay.end();
+        self.release_delay(end);
+    }
+
+    /// A digit confirmed in-band: barge-in like [`Recorder::digit`], and the tone's audio (all
+    /// of it after `start`) cut from the end of the file.
+    fn in_band_digit(&mut self, c: Confirmed) {
+        if self.is_stopped() || self.barge_in_mask & digit_bit(c.digit) == 0 {
+            return;
+        }
+        if let Some(ib) = self.inband.as_ref() {
+            let cut = ib.log.ring_offset_of(c.start, self.ring_bytes);
+            self.shared
+                .set_keep_bytes(self.shared.keep_bytes().min(cut));
+        }
+        self.barge_in(c.digit);
+    }
+
+    fn barge_in(&mut self, digit: char) {
+        if !self.is_stopped() {
+            self.shared.set_barge_in_digit(digit as u8);
+            self.stop(Reason::Bargein);
+        }
+    }
+
+    /// The state machine's input: any length, analysed on whole frames (a remainder carries).
+    fn consume(&mut self, input: &[u8]) {
         let mut rest = input;
         if self.carry_len > 0 && !self.is_stopped() {
             let take = (FRAME_SAMPLES - self.carry_len).min(rest.len());
@@ -292,8 +445,6 @@ impl Recorder {
             self.carry[..tail.len()].copy_from_slice(tail);
             self.carry_len = tail.len();
         }
-        self.shared.leave();
-        Ok(self.current_status())
     }
 
     /// A digit from the host (e.g. an RFC 4733 event): stops the recording with `bargein` when
@@ -306,8 +457,10 @@ impl Recorder {
         }
         self.enter();
         if !self.is_stopped() && self.barge_in_mask & digit_bit(digit) != 0 {
-            self.shared.set_barge_in_digit(digit as u8);
-            self.stop(Reason::Bargein);
+            // Audio pushed before the digit is recorded (masked as needed), a partial frame too.
+            self.flush_delay(true);
+            self.flush_carry();
+            self.barge_in(digit);
         }
         self.shared.leave();
         Ok(self.current_status())
@@ -316,6 +469,9 @@ impl Recorder {
     /// The call ended: stops with `hangup`, recording any partial frame still held. Real-time safe.
     pub fn hangup(&mut self) -> Status {
         self.enter();
+        if !self.is_stopped() {
+            self.flush_delay(true);
+        }
         self.flush_carry();
         if !self.is_stopped() {
             self.stop(Reason::Hangup);
@@ -335,31 +491,49 @@ impl Recorder {
     /// [`resume`]: Recorder::resume
     /// [`digit`]: Recorder::digit
     pub fn pause(&mut self) -> Status {
-        self.enter();
-        if !self.paused && !self.is_stopped() {
-            self.flush_carry();
-            self.paused = true;
-        }
-        self.shared.leave();
-        self.current_status()
+        self.request_pause(true)
     }
 
     /// Resumes a paused recording at the exact sample: a partial frame pushed while paused is
     /// dropped or recorded as silence like the rest of the paused span. Resuming when not
     /// paused changes nothing. Real-time safe.
     pub fn resume(&mut self) -> Status {
+        self.request_pause(false)
+    }
+
+    /// True between [`Recorder::pause`] and [`Recorder::resume`]. Real-time safe.
+    pub fn is_paused(&self) -> bool {
+        self.pause_requested
+    }
+
+    fn request_pause(&mut self, pause: bool) -> Status {
         self.enter();
-        if self.paused && !self.is_stopped() {
-            self.flush_carry();
-            self.paused = false;
+        if self.pause_requested != pause && !self.is_stopped() {
+            self.pause_requested = pause;
+            // With masking, the state machine is behind the input by the delay line: the
+            // change waits there for its sample.
+            let queued = match self.inband.as_mut().and_then(|ib| ib.delay.as_mut()) {
+                Some(delay) => {
+                    let at = delay.end();
+                    delay.queue_toggle(at, pause)
+                }
+                None => false,
+            };
+            if !queued {
+                self.flush_delay(true);
+                self.set_paused(pause);
+            }
         }
         self.shared.leave();
         self.current_status()
     }
 
-    /// True between [`Recorder::pause`] and [`Recorder::resume`]. Real-time safe.
-    pub fn is_paused(&self) -> bool {
-        self.paused
+    /// Pauses or resumes the state machine here (a held partial frame goes first).
+    fn set_paused(&mut self, pause: bool) {
+        if self.paused != pause && !self.is_stopped() {
+            self.flush_carry();
+            self.paused = pause;
+        }
     }
 
     /// Pulls the beep into `out` (G.711, the call's codec) for the host to send to the caller;
@@ -407,14 +581,16 @@ impl Recorder {
     /// Outside the recording phase a partial frame is too short to matter and is dropped.
     fn flush_carry(&mut self) {
         let held = std::mem::take(&mut self.carry_len);
+        let at = self.pipeline_at;
+        self.pipeline_at += held as u64;
         if held == 0 || self.phase != Phase::Recording {
             return;
         }
         let at_limit = if !self.paused {
             let carry = self.carry;
-            self.write_audio(&carry[..held], true)
+            self.write_audio(&carry[..held], true, at)
         } else if self.pause_fills_silence {
-            self.write_audio(&self.silence_frame()[..held], false)
+            self.write_audio(&self.silence_frame()[..held], false, at)
         } else {
             false
         };
@@ -436,12 +612,19 @@ impl Recorder {
         let silence = self.silence_frame();
         if self.phase == Phase::Waiting {
             self.remember_preroll(&silence);
-        } else if self.phase == Phase::Recording && self.write_audio(&silence, false) {
+        } else if self.phase == Phase::Recording
+            && self.write_audio(&silence, false, self.pipeline_at)
+        {
             self.stop_at_limit();
         }
     }
 
     fn frame(&mut self, frame: &[u8; FRAME_SAMPLES]) {
+        self.frame_at_pipeline(frame);
+        self.pipeline_at += FRAME_SAMPLES as u64;
+    }
+
+    fn frame_at_pipeline(&mut self, frame: &[u8; FRAME_SAMPLES]) {
         if self.paused && matches!(self.phase, Phase::Waiting | Phase::Recording) {
             self.paused_frame();
             return;
@@ -492,6 +675,7 @@ impl Recorder {
     fn remember_preroll(&mut self, frame: &[u8; FRAME_SAMPLES]) {
         let at = self.preroll_next * FRAME_SAMPLES;
         self.preroll[at..at + FRAME_SAMPLES].copy_from_slice(frame);
+        self.preroll_at[self.preroll_next] = self.pipeline_at;
         self.preroll_next = (self.preroll_next + 1) % PREROLL_FRAMES;
         self.preroll_len = (self.preroll_len + 1).min(PREROLL_FRAMES);
     }
@@ -503,7 +687,8 @@ impl Recorder {
             let frame: [u8; FRAME_SAMPLES] = self.preroll[at..at + FRAME_SAMPLES]
                 .try_into()
                 .expect("a pre-roll slot is one frame");
-            if self.write_audio(&frame, true) {
+            let input_at = self.preroll_at[(oldest + i) % PREROLL_FRAMES];
+            if self.write_audio(&frame, true, input_at) {
                 self.stop_at_limit();
                 return;
             }
@@ -513,7 +698,7 @@ impl Recorder {
     }
 
     fn record_frame(&mut self, frame: &[u8; FRAME_SAMPLES], sound: bool) {
-        let at_limit = self.write_audio(frame, true);
+        let at_limit = self.write_audio(frame, true, self.pipeline_at);
         if sound {
             self.silence_samples = 0;
             if self.trim {
@@ -530,9 +715,10 @@ impl Recorder {
     }
 
     /// Sends audio to the writer, cut at the duration/size limit; true when a limit is reached.
+    /// `input_at` is the input sample of its first byte (for the tone cut's map).
     /// `timed` audio counts towards the duration limit; paused silence counts only towards the
     /// file size. A ring without room (the writer stalled) loses the audio: counted, never silent.
-    fn write_audio(&mut self, audio: &[u8], timed: bool) -> bool {
+    fn write_audio(&mut self, audio: &[u8], timed: bool, input_at: u64) -> bool {
         let size_room = self.size_limit_bytes.saturating_sub(self.recorded_bytes);
         let duration_room = self.duration_limit_bytes.saturating_sub(self.timed_bytes);
         let room = if timed {
@@ -546,6 +732,9 @@ impl Recorder {
             self.timed_bytes += audio.len() as u64;
         }
         if self.ring.push_entire_slice(audio).is_ok() {
+            if let Some(ib) = self.inband.as_mut() {
+                ib.log.note(input_at, self.ring_bytes, audio.len() as u64);
+            }
             self.ring_bytes += audio.len() as u64;
         } else {
             self.shared.add_frames_dropped(1);
@@ -568,7 +757,10 @@ impl Drop for Recorder {
     /// A recorder dropped while it records stops the recording with `other`; the writer keeps
     /// everything already pushed.
     fn drop(&mut self) {
-        self.shared.enter();
+        self.enter();
+        if !self.is_stopped() {
+            self.flush_delay(true);
+        }
         self.shared.stop(Reason::Other);
         self.shared.leave();
     }
