@@ -19,7 +19,7 @@
 //! than a frame is still recorded (unanalysed) so no audio the caller sent is lost.
 
 use crate::detect::SoundDetector;
-use crate::energy::{level_dbm0, EnergyKernel};
+use crate::energy::{frame_level_dbm0, EnergyKernel};
 use crate::engine::EngineMetrics;
 use crate::g711::Codec;
 use crate::options::{is_dtmf_digit, RecordOptions};
@@ -395,10 +395,7 @@ impl Recorder {
 
     fn is_sound(&mut self, frame: &[u8; FRAME_SAMPLES]) -> bool {
         // Straight from the G.711 bytes (the kernel chosen at start): no decode needed.
-        let level = level_dbm0(
-            self.energy.g711_sum_of_squares(self.codec, frame),
-            FRAME_SAMPLES,
-        );
+        let level = frame_level_dbm0(self.energy, self.codec, frame);
         let sound = self.detector.classify(level);
         if !self.speech_published && self.detector.contains_sound() {
             self.speech_published = true;
