@@ -8,6 +8,7 @@
 use crate::cipher::{CipherSpec, Mode};
 use crate::g711::Codec;
 use crate::options::{OptionsError, RecordOptions};
+use crate::publish::{ObjectSink, PublishConfig, PublishMetrics, PublishSnapshot};
 use crate::recorder::{Recorder, RecorderHandle, SAMPLE_RATE};
 use crate::result::Event;
 use crate::session::{audio_ring, SessionShared};
@@ -15,7 +16,7 @@ use crate::store::Store;
 use crate::wav::WavFile;
 use crate::writer::{run_syncer, run_writer, WriterContext, WriterSession};
 use crossbeam_channel::{Receiver, Sender};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -30,7 +31,7 @@ use std::time::{Duration, SystemTime};
 /// all through [`EngineConfig::from_json`] / [`EngineConfig::from_map`], so the names, ranges and
 /// messages are the same in every language. JSON names are the field names, except
 /// `poll_interval`, which is `poll_milliseconds` (an integer) in JSON.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct EngineConfig {
     /// Writer threads (each serves its share of the sessions), 1..=256. Default 1.
     pub writers: usize,
@@ -40,15 +41,14 @@ pub struct EngineConfig {
     /// How often a writer wakes (1..=1000 ms). Default 20 ms (one frame): each wake scans every
     /// session, so waking more often costs writer CPU at thousands of sessions and buys only a
     /// lower finalize latency.
-    #[serde(rename = "poll_milliseconds", serialize_with = "as_millis")]
     pub poll_interval: Duration,
     /// A ring is drained once it holds this many bytes (or its recording stopped), 1..=240000;
     /// capped at half the ring, so a small ring works with the default. Default 4096.
     pub batch_bytes: usize,
-}
-
-fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(d.as_millis() as u64)
+    /// Publish every finished recording to an S3-compatible object store before reporting it
+    /// *available* (DESIGN §12). Default None: *available* means fsynced locally. The engine
+    /// then needs an [`ObjectSink`]: see [`Engine::with_object_sink`].
+    pub publish: Option<PublishConfig>,
 }
 
 /// Engine configuration ranges (inclusive), shared by every way of giving a configuration.
@@ -64,6 +64,7 @@ impl Default for EngineConfig {
             ring_milliseconds: 2000,
             poll_interval: Duration::from_millis(20),
             batch_bytes: 4096,
+            publish: None,
         }
     }
 }
@@ -103,6 +104,7 @@ impl EngineConfig {
                 "batch_bytes" => {
                     c.batch_bytes = config_integer("batch_bytes", value, BATCH_BYTES)? as usize
                 }
+                "publish" => c.publish = publish_config(value)?,
                 _ => {
                     return Err(Error::Config(format!(
                         "{}: unknown setting",
@@ -132,7 +134,11 @@ impl EngineConfig {
                 POLL_MILLISECONDS.0, POLL_MILLISECONDS.1
             )));
         }
-        config_range("batch_bytes", self.batch_bytes as u64, BATCH_BYTES)
+        config_range("batch_bytes", self.batch_bytes as u64, BATCH_BYTES)?;
+        if let Some(publish) = &self.publish {
+            publish.validate().map_err(Error::Config)?;
+        }
+        Ok(())
     }
 
     /// Bytes each session's ring holds.
@@ -151,6 +157,54 @@ impl<'de> Deserialize<'de> for EngineConfig {
         let map = serde_json::Map::deserialize(d)?;
         EngineConfig::from_map(&map).map_err(serde::de::Error::custom)
     }
+}
+
+/// `"publish"`: null, an `s3://bucket/prefix` URL, or `{"url": ..., "keep_local": bool,
+/// "max_age_seconds": n, "concurrency": n}`.
+fn publish_config(v: &serde_json::Value) -> Result<Option<PublishConfig>, Error> {
+    use serde_json::Value;
+    let map = match v {
+        Value::Null => return Ok(None),
+        Value::String(url) => return Ok(Some(PublishConfig::new(url.as_str()))),
+        Value::Object(map) => map,
+        _ => {
+            return Err(Error::Config(format!(
+                "publish: must be an s3:// URL or an object, not {}",
+                crate::json::describe(v)
+            )))
+        }
+    };
+    let Some(Value::String(url)) = map.get("url") else {
+        return Err(Error::Config("publish.url: is required (a string)".into()));
+    };
+    let mut p = PublishConfig::new(url.as_str());
+    for (key, value) in map {
+        match key.as_str() {
+            "url" => {}
+            "keep_local" => {
+                p.keep_local = value.as_bool().ok_or_else(|| {
+                    Error::Config("publish.keep_local: must be true or false".into())
+                })?
+            }
+            "max_age_seconds" => {
+                p.max_age = Duration::from_secs(config_integer(
+                    "publish.max_age_seconds",
+                    value,
+                    (1, 30 * 86_400),
+                )?)
+            }
+            "concurrency" => {
+                p.concurrency = config_integer("publish.concurrency", value, (1, 256))? as usize
+            }
+            _ => {
+                return Err(Error::Config(format!(
+                    "publish.{}: unknown setting",
+                    crate::json::printable(key, crate::json::QUOTE_CHARS)
+                )))
+            }
+        }
+    }
+    Ok(Some(p))
 }
 
 fn config_integer(name: &str, v: &serde_json::Value, bounds: (u64, u64)) -> Result<u64, Error> {
@@ -290,6 +344,7 @@ pub struct Engine {
     next_writer: AtomicUsize,
     closing: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    publish_metrics: Option<Arc<PublishMetrics>>,
 }
 
 impl fmt::Debug for Engine {
@@ -302,9 +357,47 @@ impl fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Starts an engine writing under `store_root` (created 0700 if missing).
+    /// Starts an engine writing under `store_root` (created 0700 if missing). With
+    /// `config.publish` set, use [`Engine::with_object_sink`] instead (core has no network code).
     pub fn new(store_root: impl Into<PathBuf>, config: EngineConfig) -> Result<Engine, Error> {
-        let store_root = store_root.into();
+        Engine::start(store_root.into(), config, None)
+    }
+
+    /// Starts an engine that publishes every recording through `sink` (`config.publish` must be
+    /// set): uploads resume from the store's outbox, and *available* means stored and verified
+    /// in the object store (see [`crate::publish`]). `callrec_publish::start_engine` builds the
+    /// S3 sink from the URL.
+    pub fn with_object_sink(
+        store_root: impl Into<PathBuf>,
+        config: EngineConfig,
+        sink: Arc<dyn ObjectSink>,
+    ) -> Result<Engine, Error> {
+        Engine::start(store_root.into(), config, Some(sink))
+    }
+
+    fn start(
+        store_root: PathBuf,
+        config: EngineConfig,
+        sink: Option<Arc<dyn ObjectSink>>,
+    ) -> Result<Engine, Error> {
+        match (&config.publish, &sink) {
+            (Some(p), _) => {
+                p.validate().map_err(Error::Config)?;
+            }
+            (None, Some(_)) => {
+                return Err(Error::Config(
+                    "an object sink was given without publish".into(),
+                ))
+            }
+            (None, None) => {}
+        }
+        if config.publish.is_some() && sink.is_none() {
+            return Err(Error::Config(
+                "publish needs an object-store client: start the engine with \
+                 Engine::with_object_sink (callrec_publish::start_engine builds one)"
+                    .into(),
+            ));
+        }
         config.validate()?;
         let ring_bytes = config.ring_bytes();
         let store = Store::open(&store_root).map_err(|source| Error::Io {
@@ -320,6 +413,30 @@ impl Engine {
         let spawn_error = |source| Error::Io {
             context: "cannot start an engine thread".into(),
             source,
+        };
+        // Publishing: the writers' and the sync thread's events go through the publisher,
+        // which forwards *finished* once the outbox holds the recording and sends *available*
+        // after a verified upload. Its thread is joined last, after the threads feeding it.
+        let mut publisher = None;
+        let mut publish_metrics = None;
+        let event_tx = match (&config.publish, sink) {
+            (Some(p), Some(sink)) => {
+                let pm = Arc::new(PublishMetrics::default());
+                let (intake, thread) =
+                    crate::publish::spawn(&store_root, p, sink, event_tx, pm.clone()).map_err(
+                        |source| Error::Io {
+                            context: format!(
+                                "cannot open the publish outbox in {}",
+                                store_root.display()
+                            ),
+                            source,
+                        },
+                    )?;
+                publisher = Some(thread);
+                publish_metrics = Some(pm);
+                intake
+            }
+            _ => event_tx,
         };
         let sync_events = event_tx.clone();
         threads.push(
@@ -352,6 +469,8 @@ impl Engine {
             }
             writers.push(tx);
         }
+        drop(event_tx);
+        threads.extend(publisher);
         Ok(Engine {
             store,
             config,
@@ -361,6 +480,7 @@ impl Engine {
             next_writer: AtomicUsize::new(0),
             closing,
             threads: Mutex::new(threads),
+            publish_metrics,
         })
     }
 
@@ -474,6 +594,11 @@ impl Engine {
     /// The engine's counters.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.metrics.snapshot()
+    }
+
+    /// The publisher's counters (uploads, failed attempts, ...); None when not publishing.
+    pub fn publish_metrics(&self) -> Option<PublishSnapshot> {
+        self.publish_metrics.as_ref().map(|m| m.snapshot())
     }
 
     /// Stops accepting recordings, stops every open one with `other` (keeping all audio already
