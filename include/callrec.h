@@ -338,14 +338,14 @@ callrec_result callrec_recorder_hangup(callrec_recorder *recorder, callrec_statu
 // while paused or stopped changes nothing. The media thread; **real-time safe**.
 //
 // # Safety
-// `recorder` must be a recorder from `callrec_recorder_new`; `status_out` valid for a write.
+// `status_out` must be valid for a write.
 callrec_result callrec_recorder_pause(callrec_recorder *recorder, callrec_status *status_out);
 
 // Resumes a paused recording; resuming when not paused changes nothing. The media thread;
 // **real-time safe**.
 //
 // # Safety
-// `recorder` must be a recorder from `callrec_recorder_new`; `status_out` valid for a write.
+// `status_out` must be valid for a write.
 callrec_result callrec_recorder_resume(callrec_recorder *recorder, callrec_status *status_out);
 
 // The recorder's current status. The media thread; **real-time safe**.

@@ -674,28 +674,38 @@ pub unsafe extern "C" fn callrec_recorder_hangup(
 /// while paused or stopped changes nothing. The media thread; **real-time safe**.
 ///
 /// # Safety
-/// `recorder` must be a recorder from `callrec_recorder_new`; `status_out` valid for a write.
+/// `status_out` must be valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn callrec_recorder_pause(
     recorder: *mut callrec_recorder,
     status_out: *mut callrec_status,
 ) -> callrec_result {
-    // SAFETY: forwarded from this function's contract.
-    unsafe { on_recorder(recorder, status_out, |rec| Ok(to_c_status(rec.pause()))) }
+    ffi_panic_boundary! {
+        try_non_null!(recorder);
+        try_out!(status_out);
+        let status = try_recorder!(recorder).pause();
+        write_out!(status_out, to_c_status(status));
+        callrec_result::Ok
+    }
 }
 
 /// Resumes a paused recording; resuming when not paused changes nothing. The media thread;
 /// **real-time safe**.
 ///
 /// # Safety
-/// `recorder` must be a recorder from `callrec_recorder_new`; `status_out` valid for a write.
+/// `status_out` must be valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn callrec_recorder_resume(
     recorder: *mut callrec_recorder,
     status_out: *mut callrec_status,
 ) -> callrec_result {
-    // SAFETY: forwarded from this function's contract.
-    unsafe { on_recorder(recorder, status_out, |rec| Ok(to_c_status(rec.resume()))) }
+    ffi_panic_boundary! {
+        try_non_null!(recorder);
+        try_out!(status_out);
+        let status = try_recorder!(recorder).resume();
+        write_out!(status_out, to_c_status(status));
+        callrec_result::Ok
+    }
 }
 
 /// The recorder's current status. The media thread; **real-time safe**.
