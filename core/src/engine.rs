@@ -76,7 +76,7 @@ impl EngineConfig {
         if json.trim().is_empty() {
             return Ok(EngineConfig::default());
         }
-        match crate::json::parse(json).map_err(|m| Error::Config(format!("not valid JSON: {m}")))? {
+        match crate::json::parse(json).map_err(|e| Error::Config(e.to_string()))? {
             serde_json::Value::Object(map) => EngineConfig::from_map(&map),
             _ => Err(Error::Config("must be a JSON object".into())),
         }
@@ -400,9 +400,29 @@ impl Engine {
         }
         config.validate()?;
         let ring_bytes = config.ring_bytes();
-        let store = Store::open(&store_root).map_err(|source| Error::Io {
-            context: format!("cannot create the store {}", store_root.display()),
-            source,
+        if store_root.as_os_str().is_empty() {
+            // An empty root would put `rest_api/...` in whatever the current directory is.
+            return Err(Error::Io {
+                context: "store".into(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "must not be empty (give a directory; \".\" is the current one)",
+                ),
+            });
+        }
+        let store = Store::open(&store_root).map_err(|source| {
+            let not_a_directory = std::fs::metadata(&store_root).is_ok_and(|m| !m.is_dir());
+            Error::Io {
+                context: format!("cannot create the store {}", store_root.display()),
+                source: if not_a_directory {
+                    std::io::Error::new(
+                        std::io::ErrorKind::AlreadyExists,
+                        "it exists and is not a directory",
+                    )
+                } else {
+                    source
+                },
+            }
         })?;
         let metrics = Arc::new(EngineMetrics::default());
         let closing = Arc::new(AtomicBool::new(false));
