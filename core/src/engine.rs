@@ -5,7 +5,7 @@
 //! hands the writer its end. Everything that allocates or makes a system call for a recording
 //! happens here, before the real-time side sees it.
 
-use crate::cipher::{CipherSpec, Mode};
+use crate::cipher::{CipherSpec, Mode, UsedKeyIvs};
 use crate::g711::Codec;
 use crate::options::{OptionsError, RecordOptions};
 use crate::publish::{ObjectSink, PublishConfig, PublishMetrics, PublishSnapshot};
@@ -291,6 +291,7 @@ pub struct EngineMetrics {
     recordings_started: AtomicU64,
     recordings_finished: AtomicU64,
     write_errors: AtomicU64,
+    cbc_key_iv_reused: AtomicU64,
 }
 
 /// A snapshot of [`EngineMetrics`].
@@ -306,6 +307,10 @@ pub struct MetricsSnapshot {
     pub recordings_finished: u64,
     /// Recordings that failed to write or finalize.
     pub write_errors: u64,
+    /// `aescbc` recordings whose key and IV this engine had already used (allowed: CBC with a
+    /// reused IV only shows which files share a prefix, but a host should not do it). `aesctr`
+    /// reuse is refused instead.
+    pub cbc_key_iv_reused: u64,
 }
 
 impl EngineMetrics {
@@ -328,6 +333,7 @@ impl EngineMetrics {
             recordings_started: self.recordings_started.load(Ordering::Relaxed),
             recordings_finished: self.recordings_finished.load(Ordering::Relaxed),
             write_errors: self.write_errors.load(Ordering::Relaxed),
+            cbc_key_iv_reused: self.cbc_key_iv_reused.load(Ordering::Relaxed),
         }
     }
 }
@@ -342,6 +348,7 @@ pub struct Engine {
     /// shutdown cannot slip between the check and the send.
     writers: Mutex<Option<Vec<Sender<WriterSession>>>>,
     next_writer: AtomicUsize,
+    used_key_ivs: Mutex<UsedKeyIvs>,
     closing: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     publish_metrics: Option<Arc<PublishMetrics>>,
@@ -498,6 +505,7 @@ impl Engine {
             events,
             writers: Mutex::new(Some(writers)),
             next_writer: AtomicUsize::new(0),
+            used_key_ivs: Mutex::new(UsedKeyIvs::new()),
             closing,
             threads: Mutex::new(threads),
             publish_metrics,
@@ -518,6 +526,30 @@ impl Engine {
         input_codec: Codec,
     ) -> Result<(Recorder, RecorderHandle), Error> {
         options.validate()?;
+        if let Some(spec) = &options.encryption_cipher {
+            let reused = self
+                .used_key_ivs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .reused(spec);
+            match spec.mode() {
+                Mode::Ctr if reused => {
+                    return Err(Error::Options(OptionsError {
+                        field: "encryption_cipher.initialisation_vector".into(),
+                        message: "this key and IV were already used for an aesctr recording by \
+                                  this engine; reusing them exposes both calls' audio (use a \
+                                  fresh random IV for every recording)"
+                            .into(),
+                    }))
+                }
+                Mode::Cbc if reused => {
+                    self.metrics
+                        .cbc_key_iv_reused
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {}
+            }
+        }
         let writers = self.writers.lock().unwrap_or_else(|p| p.into_inner());
         let Some(writers) = writers.as_ref() else {
             return Err(Error::ShutDown);

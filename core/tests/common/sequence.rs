@@ -55,9 +55,13 @@ pub fn decode(data: &[u8]) -> (String, Codec, Vec<Op>) {
                 rest = tail;
                 // Repeat the bytes so a short fuzz input still makes seconds of audio.
                 let times = 1 + usize::from(op >> 5);
-                ops.push(Op::Push(audio.repeat(times)));
+                let mut audio = audio.repeat(times);
+                audio.truncate(callrec::recorder::MAX_PUSH_BYTES);
+                ops.push(Op::Push(audio));
             }
-            5 => ops.push(Op::Digit(['1', '#', '5', 'x', '*'][usize::from(op >> 3) % 5])),
+            5 => ops.push(Op::Digit(
+                ['1', '#', '5', 'x', '*'][usize::from(op >> 3) % 5],
+            )),
             6 => ops.push(Op::Hangup),
             _ => ops.push(Op::Abort),
         }
@@ -124,7 +128,11 @@ pub fn check(engine: &Engine, store: &Path, options: &str, codec: Codec, ops: &[
     let info = callrec::wav::parse(&bytes).expect("a valid WAV");
     assert_eq!(info.g711_codec(), Some(codec));
     let audio = &bytes[info.data.clone()];
-    assert_eq!(audio.len() as u64, result.samples, "samples = the file's audio");
+    assert_eq!(
+        audio.len() as u64,
+        result.samples,
+        "samples = the file's audio"
+    );
     assert!(audio.len() <= input.len(), "nothing invented");
     if audio.is_empty() {
         return;
