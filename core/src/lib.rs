@@ -26,6 +26,7 @@ pub mod detect;
 pub mod energy;
 pub mod engine;
 pub mod g711;
+pub mod metrics;
 pub mod options;
 pub mod recorder;
 pub mod result;
@@ -35,8 +36,9 @@ pub mod tone;
 pub mod wav;
 mod writer;
 
-pub use engine::{Engine, EngineConfig, Error, MetricsSnapshot};
+pub use engine::{Engine, EngineConfig, Error};
 pub use g711::Codec;
+pub use metrics::MetricsSnapshot;
 pub use options::{OptionsError, RecordOptions};
 pub use recorder::{Recorder, RecorderError, RecorderHandle, Status};
 pub use result::{Event, EventKind, Reason, RecordingResult};

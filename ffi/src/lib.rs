@@ -78,6 +78,9 @@ pub enum callrec_result {
     Panic = 13,
     /// An enum argument (e.g. a result code) is out of range.
     InvalidArgument = 14,
+    /// `callrec_recorder_feed` waited its whole timeout for the writer; `fed_out` says how
+    /// much of the input was taken.
+    Timeout = 15,
 }
 
 /// Why a recording stopped (`NONE` while it runs). Values match the engine's reason codes.
@@ -394,6 +397,7 @@ pub extern "C" fn callrec_result_name(result: u32) -> *const c_char {
         12 => "invalid handle: the recorder was already freed\0",
         13 => "callrec panicked (a bug)\0",
         14 => "argument out of range\0",
+        15 => "timed out waiting for the writer (ring full)\0",
         _ => "unknown result\0",
     };
     name.as_ptr().cast()
@@ -641,7 +645,57 @@ pub unsafe extern "C" fn callrec_recorder_push(
                 Ok(status) => Ok(to_c_status(status)),
                 Err(RecorderError::InputTooLong { .. }) => Err(callrec_result::InputTooLong),
                 Err(RecorderError::InvalidDigit(_)) => Err(callrec_result::InvalidDigit),
+                Err(RecorderError::Timeout { .. }) => Err(callrec_result::Timeout),
             }
+        })
+    }
+}
+
+/// Feeds audio of any length faster than real time (from a file or a pipe): like
+/// `callrec_recorder_push`, but when the ring to the writer is full it waits for the writer
+/// instead of dropping audio, for at most `timeout_ms` milliseconds in all (`UINT64_MAX`: no
+/// limit). `status_out` gets the status after it (on `CALLREC_RESULT_OK`). `fed_out` (may be
+/// NULL) gets how many bytes were taken: `len` on success, fewer on `CALLREC_RESULT_TIMEOUT`
+/// (feed the rest again to continue); this is the one output also written on an error.
+/// Any thread that owns the recorder; **not real-time safe** when it has to wait (when the
+/// ring has room it is as real-time safe as push).
+///
+/// # Safety
+/// `recorder` must be a recorder from `callrec_recorder_new`; `audio` valid for reads of `len`
+/// bytes (may be NULL when `len` is 0); `fed_out` NULL or valid for a write; `status_out`
+/// valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn callrec_recorder_feed(
+    recorder: *mut callrec_recorder,
+    audio: *const u8,
+    len: usize,
+    timeout_ms: u64,
+    fed_out: *mut usize,
+    status_out: *mut callrec_status,
+) -> callrec_result {
+    if audio.is_null() && len > 0 {
+        return callrec_result::NullParameter;
+    }
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        on_recorder(recorder, status_out, |rec| {
+            let input: &[u8] = if len == 0 {
+                &[]
+            } else {
+                // SAFETY: `audio` is non-NULL and readable for `len` bytes per the contract.
+                std::slice::from_raw_parts(audio, len)
+            };
+            let (fed, outcome) = match rec.feed(input, Duration::from_millis(timeout_ms)) {
+                Ok(status) => (len, Ok(to_c_status(status))),
+                Err(RecorderError::Timeout { fed }) => (fed, Err(callrec_result::Timeout)),
+                Err(RecorderError::InputTooLong { .. }) => (0, Err(callrec_result::InputTooLong)),
+                Err(RecorderError::InvalidDigit(_)) => (0, Err(callrec_result::InvalidDigit)),
+            };
+            if !fed_out.is_null() {
+                // SAFETY: `fed_out` is non-NULL and writable per the contract.
+                fed_out.write(fed);
+            }
+            outcome
         })
     }
 }
@@ -721,8 +775,8 @@ pub unsafe extern "C" fn callrec_recorder_playout(
     }
 }
 
-/// Free space in the recorder's ring, in bytes: a host feeding audio faster than real time
-/// waits while it is below its next push. The media thread; **real-time safe**.
+/// Free space in the recorder's ring, in bytes (a host feeding audio faster than real time
+/// uses `callrec_recorder_feed` instead of watching this). The media thread; **real-time safe**.
 ///
 /// # Safety
 /// `recorder` must be a recorder from `callrec_recorder_new`; `free_out` valid for a write.
