@@ -9,6 +9,7 @@ use crate::cipher::{CipherSpec, Mode};
 use crate::g711::Codec;
 use crate::metrics::{EngineMetrics, MetricsSnapshot};
 use crate::options::{OptionsError, RecordOptions};
+use crate::publish::{ObjectSink, PublishConfig, PublishMetrics, PublishSnapshot};
 use crate::recorder::{Recorder, RecorderHandle, SAMPLE_RATE};
 use crate::result::Event;
 use crate::session::{audio_ring, SessionShared};
@@ -37,6 +38,10 @@ pub struct EngineConfig {
     pub poll_interval: Duration,
     /// A ring is drained once it holds this many bytes (or its recording stopped). Default 4096.
     pub batch_bytes: usize,
+    /// Publish every finished recording to an S3-compatible object store before reporting it
+    /// *available* (DESIGN §12). Default None: *available* means fsynced locally. The engine
+    /// then needs an [`ObjectSink`]: see [`Engine::with_object_sink`].
+    pub publish: Option<PublishConfig>,
 }
 
 impl Default for EngineConfig {
@@ -46,6 +51,7 @@ impl Default for EngineConfig {
             ring_milliseconds: 2000,
             poll_interval: Duration::from_millis(20),
             batch_bytes: 4096,
+            publish: None,
         }
     }
 }
@@ -107,6 +113,7 @@ pub struct Engine {
     next_writer: AtomicUsize,
     closing: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    publish_metrics: Option<Arc<PublishMetrics>>,
 }
 
 impl fmt::Debug for Engine {
@@ -119,9 +126,47 @@ impl fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Starts an engine writing under `store_root` (created 0700 if missing).
+    /// Starts an engine writing under `store_root` (created 0700 if missing). With
+    /// `config.publish` set, use [`Engine::with_object_sink`] instead (core has no network code).
     pub fn new(store_root: impl Into<PathBuf>, config: EngineConfig) -> Result<Engine, Error> {
-        let store_root = store_root.into();
+        Engine::start(store_root.into(), config, None)
+    }
+
+    /// Starts an engine that publishes every recording through `sink` (`config.publish` must be
+    /// set): uploads resume from the store's outbox, and *available* means stored and verified
+    /// in the object store (see [`crate::publish`]). `callrec_publish::start_engine` builds the
+    /// S3 sink from the URL.
+    pub fn with_object_sink(
+        store_root: impl Into<PathBuf>,
+        config: EngineConfig,
+        sink: Arc<dyn ObjectSink>,
+    ) -> Result<Engine, Error> {
+        Engine::start(store_root.into(), config, Some(sink))
+    }
+
+    fn start(
+        store_root: PathBuf,
+        config: EngineConfig,
+        sink: Option<Arc<dyn ObjectSink>>,
+    ) -> Result<Engine, Error> {
+        match (&config.publish, &sink) {
+            (Some(p), _) => {
+                p.validate().map_err(Error::Config)?;
+            }
+            (None, Some(_)) => {
+                return Err(Error::Config(
+                    "an object sink was given without publish".into(),
+                ))
+            }
+            (None, None) => {}
+        }
+        if config.publish.is_some() && sink.is_none() {
+            return Err(Error::Config(
+                "publish needs an object-store client: start the engine with \
+                 Engine::with_object_sink (callrec_publish::start_engine builds one)"
+                    .into(),
+            ));
+        }
         if config.writers == 0 || config.writers > 256 {
             return Err(Error::Config(format!(
                 "writers must be 1..=256, not {}",
@@ -161,6 +206,30 @@ impl Engine {
             context: "cannot start an engine thread".into(),
             source,
         };
+        // Publishing: the writers' and the sync thread's events go through the publisher,
+        // which forwards *finished* once the outbox holds the recording and sends *available*
+        // after a verified upload. Its thread is joined last, after the threads feeding it.
+        let mut publisher = None;
+        let mut publish_metrics = None;
+        let event_tx = match (&config.publish, sink) {
+            (Some(p), Some(sink)) => {
+                let pm = Arc::new(PublishMetrics::default());
+                let (intake, thread) =
+                    crate::publish::spawn(&store_root, p, sink, event_tx, pm.clone()).map_err(
+                        |source| Error::Io {
+                            context: format!(
+                                "cannot open the publish outbox in {}",
+                                store_root.display()
+                            ),
+                            source,
+                        },
+                    )?;
+                publisher = Some(thread);
+                publish_metrics = Some(pm);
+                intake
+            }
+            _ => event_tx,
+        };
         let sync_events = event_tx.clone();
         threads.push(
             std::thread::Builder::new()
@@ -192,6 +261,8 @@ impl Engine {
             }
             writers.push(tx);
         }
+        drop(event_tx);
+        threads.extend(publisher);
         Ok(Engine {
             store,
             config,
@@ -201,6 +272,7 @@ impl Engine {
             next_writer: AtomicUsize::new(0),
             closing,
             threads: Mutex::new(threads),
+            publish_metrics,
         })
     }
 
@@ -312,6 +384,11 @@ impl Engine {
     /// The engine's counters.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.metrics.snapshot()
+    }
+
+    /// The publisher's counters (uploads, failed attempts, ...); None when not publishing.
+    pub fn publish_metrics(&self) -> Option<PublishSnapshot> {
+        self.publish_metrics.as_ref().map(|m| m.snapshot())
     }
 
     /// Stops accepting recordings, stops every open one with `other` (keeping all audio already
