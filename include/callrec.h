@@ -318,6 +318,22 @@ callrec_result callrec_recorder_digit(callrec_recorder *recorder,
 // `recorder` must be a recorder from `callrec_recorder_new`; `status_out` valid for a write.
 callrec_result callrec_recorder_hangup(callrec_recorder *recorder, callrec_status *status_out);
 
+// Pauses the recording (PCI: the agent takes card details): until `callrec_recorder_resume`,
+// the caller's audio is left out of the file (`pause_behavior` `"skip"`) or replaced by
+// silence (`"silence"`); the silence and duration timers stop; digits still barge in. Pausing
+// while paused or stopped changes nothing. The media thread; **real-time safe**.
+//
+// # Safety
+// `recorder` must be a recorder from `callrec_recorder_new`; `status_out` valid for a write.
+callrec_result callrec_recorder_pause(callrec_recorder *recorder, callrec_status *status_out);
+
+// Resumes a paused recording; resuming when not paused changes nothing. The media thread;
+// **real-time safe**.
+//
+// # Safety
+// `recorder` must be a recorder from `callrec_recorder_new`; `status_out` valid for a write.
+callrec_result callrec_recorder_resume(callrec_recorder *recorder, callrec_status *status_out);
+
 // The recorder's current status. The media thread; **real-time safe**.
 //
 // # Safety

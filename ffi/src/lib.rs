@@ -736,6 +736,36 @@ pub unsafe extern "C" fn callrec_recorder_hangup(
     unsafe { on_recorder(recorder, status_out, |rec| Ok(to_c_status(rec.hangup()))) }
 }
 
+/// Pauses the recording (PCI: the agent takes card details): until `callrec_recorder_resume`,
+/// the caller's audio is left out of the file (`pause_behavior` `"skip"`) or replaced by
+/// silence (`"silence"`); the silence and duration timers stop; digits still barge in. Pausing
+/// while paused or stopped changes nothing. The media thread; **real-time safe**.
+///
+/// # Safety
+/// `recorder` must be a recorder from `callrec_recorder_new`; `status_out` valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn callrec_recorder_pause(
+    recorder: *mut callrec_recorder,
+    status_out: *mut callrec_status,
+) -> callrec_result {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { on_recorder(recorder, status_out, |rec| Ok(to_c_status(rec.pause()))) }
+}
+
+/// Resumes a paused recording; resuming when not paused changes nothing. The media thread;
+/// **real-time safe**.
+///
+/// # Safety
+/// `recorder` must be a recorder from `callrec_recorder_new`; `status_out` valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn callrec_recorder_resume(
+    recorder: *mut callrec_recorder,
+    status_out: *mut callrec_status,
+) -> callrec_result {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { on_recorder(recorder, status_out, |rec| Ok(to_c_status(rec.resume()))) }
+}
+
 /// The recorder's current status. The media thread; **real-time safe**.
 ///
 /// # Safety

@@ -94,6 +94,13 @@ class Recorder:
         """A digit from the host: stops with "bargein" when it is one of barge_in_digits."""
     def hangup(self) -> Status:
         """The call ended: stops with "hangup"."""
+    def pause(self) -> Status:
+        """Pauses: the audio is left out ("skip") or silenced ("silence"); timers stop."""
+    def resume(self) -> Status:
+        """Resumes a paused recording."""
+    @property
+    def paused(self) -> bool:
+        """True between pause() and resume()."""
     def abort(self) -> bool:
         """Aborts the recording (reason "aborted"); True if this call stopped it. Any thread."""
     def playout(self, buffer: Buffer) -> int:

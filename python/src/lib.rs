@@ -474,6 +474,27 @@ impl Recorder {
         Ok(status(guard.as_mut().expect("open() checked").hangup()))
     }
 
+    /// Pauses the recording (PCI: the agent takes card details): until resume(), the audio is
+    /// left out of the file (pause_behavior "skip") or replaced by silence ("silence"); the
+    /// silence and duration timers stop; digits still barge in. No effect when paused or stopped.
+    fn pause(&self) -> PyResult<Status> {
+        let mut guard = self.open()?;
+        Ok(status(guard.as_mut().expect("open() checked").pause()))
+    }
+
+    /// Resumes a paused recording; no effect when not paused.
+    fn resume(&self) -> PyResult<Status> {
+        let mut guard = self.open()?;
+        Ok(status(guard.as_mut().expect("open() checked").resume()))
+    }
+
+    /// True between pause() and resume().
+    #[getter]
+    fn paused(&self) -> PyResult<bool> {
+        let mut guard = self.open()?;
+        Ok(guard.as_mut().expect("open() checked").is_paused())
+    }
+
     /// Aborts the recording (reason "aborted"); True if this call stopped it. Safe from any
     /// thread, at any time, even after close().
     fn abort(&self) -> bool {

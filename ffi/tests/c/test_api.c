@@ -83,6 +83,78 @@ static callrec_event_info take_event(callrec_engine *e, uint32_t kind, char *jso
     return info;
 }
 
+/* Reads the audio of the recording `name` (a filename from an event) under `root` into `out`
+ * (at most `cap` bytes); returns its length, or -1. The WAV's data chunk is found by walking
+ * the RIFF chunks, independently of callrec's own parser. */
+static long read_audio(const char *root, const char *name, uint8_t *out, size_t cap) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s%s", root, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    uint8_t head[12];
+    long len = -1;
+    if (fread(head, 1, 12, f) == 12 && memcmp(head, "RIFF", 4) == 0) {
+        uint8_t chunk[8];
+        while (fread(chunk, 1, 8, f) == 8) {
+            uint32_t size = chunk[4] | chunk[5] << 8 | chunk[6] << 16 | (uint32_t)chunk[7] << 24;
+            if (memcmp(chunk, "data", 4) == 0) {
+                if (size <= cap && fread(out, 1, size, f) == size) len = (long)size;
+                break;
+            }
+            fseek(f, (long)(size + (size & 1)), SEEK_CUR);
+        }
+    }
+    fclose(f);
+    return len;
+}
+
+/* Pause/resume with both behaviours: loud frames numbered by their first byte, 40 frames,
+ * paused over frames 10..20; the file is the expected splice. */
+static void pause_and_resume(callrec_engine *e, const char *root) {
+    static const char *options[2] = {"{\"pause_behavior\":\"skip\"}", "{\"pause_behavior\":\"silence\"}"};
+    static uint8_t input[40][160], want[40 * 160], got[40 * 160 + 1];
+    char json[1024], name[512];
+    for (int k = 0; k < 2; k++) {
+        callrec_recorder *r = new_recorder(e, options[k], CALLREC_CODEC_ALAW);
+        callrec_status st;
+        size_t want_len = 0;
+        for (int i = 0; i < 40; i++) {
+            memcpy(input[i], loud, 160);
+            input[i][0] = (uint8_t)(0x80 + i); /* makes every frame different */
+            if (i == 10) {
+                EXPECT(callrec_recorder_pause(r, &st), CALLREC_RESULT_OK);
+                CHECK(st.phase == CALLREC_PHASE_RECORDING);
+            }
+            if (i == 20) EXPECT(callrec_recorder_resume(r, &st), CALLREC_RESULT_OK);
+            EXPECT(push(r, input[i], 160, &st), CALLREC_RESULT_OK);
+            if (i < 10 || i >= 20) {
+                memcpy(want + want_len, input[i], 160);
+            } else if (k == 1) {
+                memset(want + want_len, 0xD5, 160); /* A-law silence */
+            } else {
+                continue;
+            }
+            want_len += 160;
+        }
+        EXPECT(callrec_recorder_pause(NULL, &st), CALLREC_RESULT_NULL_PARAMETER);
+        EXPECT(callrec_recorder_resume(r, NULL), CALLREC_RESULT_NULL_PARAMETER);
+        EXPECT(callrec_recorder_hangup(r, &st), CALLREC_RESULT_OK);
+        callrec_event *ev = NULL;
+        size_t got_len = 0;
+        EXPECT(callrec_engine_next_event(e, 10000, &ev), CALLREC_RESULT_OK);
+        if (ev) {
+            EXPECT(callrec_event_filename(ev, name, sizeof name, &got_len), CALLREC_RESULT_OK);
+            callrec_event_free(ev);
+        }
+        take_event(e, CALLREC_EVENT_AVAILABLE, json, sizeof json);
+        long n = read_audio(root, name, got, sizeof got);
+        CHECK(n == (long)want_len && memcmp(got, want, want_len) == 0);
+        callrec_recorder_free(r);
+        EXPECT(callrec_recorder_pause(r, &st), CALLREC_RESULT_INVALID_HANDLE);
+        EXPECT(callrec_recorder_resume(r, &st), CALLREC_RESULT_INVALID_HANDLE);
+    }
+}
+
 struct abort_job {
     callrec_abort_handle *handle;
     bool stopped;
@@ -304,6 +376,9 @@ int main(int argc, char **argv) {
     CHECK(m.recordings_started == 5 && m.recordings_finished == 5 && m.frames_dropped == 0);
     EXPECT(callrec_engine_metrics(e, NULL), CALLREC_RESULT_NULL_PARAMETER);
     callrec_recorder_free(r);
+
+    /* 4b. Pause and resume: the file is the expected splice. */
+    pause_and_resume(e, root);
 
     /* 5. Shutdown finalizes an open recording with "other"; recording afterwards is refused. */
     r = new_recorder(e, "{}", CALLREC_CODEC_ALAW);
