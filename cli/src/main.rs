@@ -97,6 +97,13 @@ struct RecordArgs {
     /// Press DIGIT at SECONDS into the call (as an RFC 4733 event from the host). Repeatable.
     #[arg(long = "digit", value_name = "SECONDS:DIGIT", value_parser = parse_digit)]
     digits: Vec<(f64, char)>,
+    /// Pause the recording at SECONDS (`pause_behavior` says what the file keeps). Repeatable;
+    /// applied at the start of the 20 ms frame at or after SECONDS, like --digit.
+    #[arg(long = "pause-at", value_name = "SECONDS", value_parser = parse_seconds)]
+    pause_at: Vec<f64>,
+    /// Resume a paused recording at SECONDS. Repeatable; applied like --pause-at.
+    #[arg(long = "resume-at", value_name = "SECONDS", value_parser = parse_seconds)]
+    resume_at: Vec<f64>,
     /// Hang up at SECONDS (default: when the input ends).
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     hangup_at: Option<f64>,
@@ -298,6 +305,12 @@ fn record(args: &RecordArgs) -> Result<(), Failure> {
         .collect();
     digits.sort_by_key(|&(at, _)| at);
     let mut digits = digits.into_iter().peekable();
+    // Pauses and resumes in time order (a pause and a resume at the same time: pause first).
+    let mut pauses: Vec<(u64, bool)> = (args.pause_at.iter().map(|&s| (at_sample(s), true)))
+        .chain(args.resume_at.iter().map(|&s| (at_sample(s), false)))
+        .collect();
+    pauses.sort_by_key(|&(at, pause)| (at, !pause));
+    let mut pauses = pauses.into_iter().peekable();
     let hangup_at = args.hangup_at.map(at_sample);
     let mut abort = args.abort_at.map(|s| (at_sample(s), handle));
     let frame_len = callrec::recorder::FRAME_SAMPLES;
@@ -314,6 +327,17 @@ fn record(args: &RecordArgs) -> Result<(), Failure> {
             status = recorder
                 .digit(d)
                 .map_err(|e| Failure(2, format!("--digit: {e}")))?;
+        }
+        while let Some(&(at, pause)) = pauses.peek() {
+            if at > now {
+                break;
+            }
+            pauses.next();
+            status = if pause {
+                recorder.pause()
+            } else {
+                recorder.resume()
+            };
         }
         if let Some((at, h)) = &abort {
             if *at <= now {
