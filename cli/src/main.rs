@@ -36,6 +36,26 @@ enum Command {
     Record(RecordArgs),
     /// Decrypt an encrypted recording (streaming, any size), as `openssl enc -d` would.
     Decrypt(DecryptArgs),
+    /// Publish what a store's outbox still holds (e.g. after a crash or an object-store
+    /// outage), printing an available line for each, then exit.
+    Publish(PublishArgs),
+}
+
+#[derive(clap::Args)]
+struct PublishArgs {
+    /// The recording store's root directory.
+    #[arg(long, default_value = "recordings")]
+    store: PathBuf,
+    /// The object store, e.g. s3://recordings/calls (environment as for `record --publish`).
+    #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+    publish: String,
+    /// Remove each local file once its upload is verified.
+    #[arg(long)]
+    publish_remove_local: bool,
+    /// Retry a failing upload for this long (since the recording finished) before reporting
+    /// `error`.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    publish_max_age: Option<f64>,
 }
 
 #[derive(clap::Args)]
@@ -145,6 +165,7 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         Command::Record(args) => record(args),
         Command::Decrypt(args) => decrypt(args),
+        Command::Publish(args) => publish_outbox(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -197,22 +218,72 @@ fn decrypt(args: &DecryptArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+fn publish_config(
+    url: &str,
+    remove_local: bool,
+    max_age: Option<f64>,
+) -> Result<PublishConfig, Failure> {
+    let mut p = PublishConfig::new(url);
+    p.keep_local = !remove_local;
+    if let Some(s) = max_age {
+        p.max_age = Duration::from_secs_f64(s.min(30.0 * 24.0 * 3600.0));
+    }
+    p.validate().map_err(|e| Failure(2, format!("--{e}")))?;
+    Ok(p)
+}
+
+/// Prints one event as a JSON line. A closed stdout (`| head -1`) must not stop the recording
+/// from becoming available.
+fn print_event(event: &callrec::Event) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{}", event.result.action_result_json()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure(1, format!("stdout: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn publish_outbox(args: &PublishArgs) -> Result<(), Failure> {
+    let publish = publish_config(
+        &args.publish,
+        args.publish_remove_local,
+        args.publish_max_age,
+    )?;
+    let config = EngineConfig {
+        publish: Some(publish),
+        ..EngineConfig::default()
+    };
+    let engine = callrec_publish::start_engine(&args.store, config)
+        .map_err(|e| Failure(1, e.to_string()))?;
+    // Every resumed recording ends with exactly one available event (stored, or `error` after
+    // max_age); the outbox count drops after its event is sent.
+    loop {
+        if let Some(event) = engine.next_event(Some(Duration::from_millis(100))) {
+            print_event(&event)?;
+            continue;
+        }
+        if engine.publish_metrics().is_some_and(|m| m.pending == 0) {
+            break;
+        }
+    }
+    engine.shutdown();
+    while let Some(event) = engine.next_event(Some(Duration::ZERO)) {
+        print_event(&event)?;
+    }
+    Ok(())
+}
+
 fn record(args: &RecordArgs) -> Result<(), Failure> {
     let options = RecordOptions::from_json(&args.options)
         .map_err(|e| Failure(2, format!("--options: {e}")))?;
     let call = input::read_call(&args.input, args.codec)
         .map_err(|e| Failure(2, format!("{}: {e}", args.input.display())))?;
-    let publish = args.publish.as_ref().map(|url| {
-        let mut p = PublishConfig::new(url.clone());
-        p.keep_local = !args.publish_remove_local;
-        if let Some(s) = args.publish_max_age {
-            p.max_age = Duration::from_secs_f64(s.min(30.0 * 24.0 * 3600.0));
-        }
-        p
-    });
-    if let Some(p) = &publish {
-        p.validate().map_err(|e| Failure(2, format!("--{e}")))?;
-    }
+    let publish = args
+        .publish
+        .as_ref()
+        .map(|url| publish_config(url, args.publish_remove_local, args.publish_max_age))
+        .transpose()?;
     // Without publishing, *available* follows within seconds; with it, after the upload,
     // which may be retried for up to max_age while the object store is down.
     let event_wait = Duration::from_secs(60)
@@ -303,6 +374,7 @@ fn record(args: &RecordArgs) -> Result<(), Failure> {
     if !matches!(status, Status::Stopped(_)) {
         recorder.hangup(); // the input ended: the caller hung up
     }
+    let filename = recorder.filename().to_string();
     drop(recorder);
 
     loop {
@@ -312,17 +384,11 @@ fn record(args: &RecordArgs) -> Result<(), Failure> {
                 format!("the engine sent no event within {} s", event_wait.as_secs()),
             ));
         };
-        // A closed stdout (`| head -1`) must not stop the recording from becoming durable.
-        let mut out = std::io::stdout().lock();
-        match writeln!(out, "{}", event.result.action_result_json()).and_then(|_| out.flush()) {
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                return Err(Failure(1, format!("stdout: {e}")));
-            }
-            _ => {}
-        }
-        // A file that could not be finalized gets no *available*.
+        print_event(&event)?;
+        // A file that could not be finalized gets no *available*. With publishing, recordings
+        // an earlier run left in the store's outbox may be reported first.
         let failed = event.kind == EventKind::Finished && event.result.reason == Reason::Error;
-        if event.kind == EventKind::Available || failed {
+        if event.result.filename == filename && (event.kind == EventKind::Available || failed) {
             break;
         }
     }

@@ -69,7 +69,7 @@ fn the_readme_example() {
     let data = &input[wav::parse(&input).unwrap().data];
     let start = position(data, &audio[..4000]).expect("recorded audio comes from the input");
     assert_eq!(&data[start..start + audio.len()], &audio[..]);
-    assert!(start <= 3200 && start % 160 == 0, "start {start}");
+    assert!(start <= 3200 && start.is_multiple_of(160), "start {start}");
     let seconds = r["seconds_duration"].as_f64().unwrap();
     assert_eq!(seconds, (audio.len() as f64 / 800.0).round() / 10.0);
     let trailing = data.len() - (start + audio.len());

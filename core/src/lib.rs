@@ -26,6 +26,7 @@ pub mod detect;
 pub mod energy;
 pub mod engine;
 pub mod g711;
+pub mod json;
 pub mod metrics;
 pub mod options;
 pub mod publish;

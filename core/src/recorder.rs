@@ -26,7 +26,7 @@
 //! that read a file or a pipe: it waits for ring space instead of letting the ring overflow.
 
 use crate::detect::SoundDetector;
-use crate::energy::{level_dbm0, EnergyKernel};
+use crate::energy::{frame_level_dbm0, EnergyKernel};
 use crate::g711::Codec;
 use crate::metrics::EngineMetrics;
 use crate::options::{is_dtmf_digit, PauseBehavior, RecordOptions};
@@ -569,10 +569,7 @@ impl Recorder {
 
     fn is_sound(&mut self, frame: &[u8; FRAME_SAMPLES]) -> bool {
         // Straight from the G.711 bytes (the kernel chosen at start): no decode needed.
-        let level = level_dbm0(
-            self.energy.g711_sum_of_squares(self.codec, frame),
-            FRAME_SAMPLES,
-        );
+        let level = frame_level_dbm0(self.energy, self.codec, frame);
         let sound = self.detector.classify(level);
         if !self.speech_published && self.detector.contains_sound() {
             self.speech_published = true;

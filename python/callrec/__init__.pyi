@@ -1,6 +1,7 @@
 """callrec: record telephone calls the way a cloud telephony platform's record action does."""
 
 import os
+from pathlib import Path
 from typing_extensions import Buffer
 from types import TracebackType
 from typing import Any, final
@@ -137,7 +138,15 @@ class Engine:
     """A recording engine writing under a store directory."""
 
     def __new__(
-        cls, store: str | os.PathLike[str], *, writers: int = 1, ring_seconds: float = 2.0
+        cls,
+        store: str | os.PathLike[str],
+        *,
+        writers: int = ...,
+        ring_milliseconds: int = ...,
+        ring_seconds: float = ...,
+        poll_milliseconds: int = ...,
+        batch_bytes: int = ...,
+        **config: Any,
     ) -> Engine: ...
     def record(self, options: dict[str, Any] | str | None = None, codec: str = "alaw") -> Recorder:
         """Starts a recording of a call whose audio is `codec` ("alaw" or "ulaw")."""
@@ -148,7 +157,7 @@ class Engine:
     def metrics(self) -> dict[str, int]:
         """The engine's counters."""
     @property
-    def store(self) -> str:
+    def store(self) -> Path:
         """The store's root directory."""
     def shutdown(self) -> None:
         """Finalizes every open recording (reason "other") and stops the engine."""
