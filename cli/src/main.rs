@@ -153,6 +153,10 @@ fn parse_digit(s: &str) -> Result<(f64, char), String> {
     }
 }
 
+/// How long a feed may wait for the writer before the CLI gives up: a writer that takes no
+/// audio for this long is stuck (a healthy one drains every 20 ms).
+const FEED_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A failure and the exit status it earns.
 struct Failure(u8, String);
 
@@ -358,15 +362,11 @@ fn record(args: &RecordArgs) -> Result<(), Failure> {
         if args.realtime {
             let due = started + Duration::from_millis(20 * i as u64);
             std::thread::sleep(due.saturating_duration_since(Instant::now()));
-        } else {
-            // Faster than real time: wait for the writer rather than overflow the ring.
-            while recorder.ring_free_bytes() < frame.len() {
-                std::thread::sleep(Duration::from_millis(1));
-            }
         }
+        // Faster than real time, feed waits for the writer rather than overflow the ring.
         status = recorder
-            .push(frame)
-            .map_err(|e| Failure(2, e.to_string()))?;
+            .feed(frame, FEED_TIMEOUT)
+            .map_err(|e| Failure(1, e.to_string()))?;
         if let Status::Stopped(_) = status {
             break;
         }

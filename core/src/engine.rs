@@ -7,6 +7,7 @@
 
 use crate::cipher::{CipherSpec, Mode};
 use crate::g711::Codec;
+use crate::metrics::{EngineMetrics, MetricsSnapshot};
 use crate::options::{OptionsError, RecordOptions};
 use crate::publish::{ObjectSink, PublishConfig, PublishMetrics, PublishSnapshot};
 use crate::recorder::{Recorder, RecorderHandle, SAMPLE_RATE};
@@ -19,7 +20,7 @@ use crossbeam_channel::{Receiver, Sender};
 use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
@@ -283,55 +284,6 @@ impl From<OptionsError> for Error {
     }
 }
 
-/// Counters the engine keeps (all relaxed atomics, readable at any time).
-#[derive(Debug, Default)]
-pub struct EngineMetrics {
-    frames_dropped: AtomicU64,
-    bytes_written: AtomicU64,
-    recordings_started: AtomicU64,
-    recordings_finished: AtomicU64,
-    write_errors: AtomicU64,
-}
-
-/// A snapshot of [`EngineMetrics`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MetricsSnapshot {
-    /// Frames lost to full rings, over all recordings.
-    pub frames_dropped: u64,
-    /// Audio bytes written to files.
-    pub bytes_written: u64,
-    /// Recordings started.
-    pub recordings_started: u64,
-    /// Recordings finalized (including failed ones).
-    pub recordings_finished: u64,
-    /// Recordings that failed to write or finalize.
-    pub write_errors: u64,
-}
-
-impl EngineMetrics {
-    pub(crate) fn add_frames_dropped(&self, n: u64) {
-        self.frames_dropped.fetch_add(n, Ordering::Relaxed);
-    }
-    pub(crate) fn add_bytes_written(&self, n: u64) {
-        self.bytes_written.fetch_add(n, Ordering::Relaxed);
-    }
-    pub(crate) fn add_write_error(&self) {
-        self.write_errors.fetch_add(1, Ordering::Relaxed);
-    }
-    pub(crate) fn finish_recording(&self) {
-        self.recordings_finished.fetch_add(1, Ordering::Relaxed);
-    }
-    fn snapshot(&self) -> MetricsSnapshot {
-        MetricsSnapshot {
-            frames_dropped: self.frames_dropped.load(Ordering::Relaxed),
-            bytes_written: self.bytes_written.load(Ordering::Relaxed),
-            recordings_started: self.recordings_started.load(Ordering::Relaxed),
-            recordings_finished: self.recordings_finished.load(Ordering::Relaxed),
-            write_errors: self.write_errors.load(Ordering::Relaxed),
-        }
-    }
-}
-
 /// The recording engine. Shut it down (or drop it) to finalize every open recording.
 pub struct Engine {
     store: Store,
@@ -553,9 +505,7 @@ impl Engine {
             let _ = std::fs::remove_file(&e.into_inner().paths.part_path);
             return Err(Error::ShutDown);
         }
-        self.metrics
-            .recordings_started
-            .fetch_add(1, Ordering::Relaxed);
+        self.metrics.start_recording();
         Ok(Recorder::new(
             options,
             input_codec,

@@ -94,13 +94,11 @@ int main(int argc, char **argv) {
     callrec_status st = {CALLREC_PHASE_WAITING, CALLREC_REASON_NONE};
     uint8_t beep[160];
     for (size_t at = 0; at < len && st.phase != CALLREC_PHASE_STOPPED; at += 160) {
-        size_t n = len - at < 160 ? len - at : 160, room = 0, played;
+        size_t n = len - at < 160 ? len - at : 160, played;
         callrec_recorder_playout(rec, beep, sizeof beep, &played); /* would go to the caller */
-        while (callrec_recorder_ring_free(rec, &room) == CALLREC_RESULT_OK && room < n) {
-            struct timespec ms = {0, 1000000L};
-            nanosleep(&ms, NULL);
-        }
-        if ((r = callrec_recorder_push(rec, audio + at, n, &st)) != CALLREC_RESULT_OK) break;
+        /* A file is faster than real time: feed waits for the writer (up to 60 s) instead of
+           overflowing the ring. A real-time media thread would call callrec_recorder_push. */
+        if ((r = callrec_recorder_feed(rec, audio + at, n, 60000, NULL, &st)) != CALLREC_RESULT_OK) break;
     }
     if (st.phase != CALLREC_PHASE_STOPPED) callrec_recorder_hangup(rec, &st); /* input ended */
     callrec_recorder_free(rec);

@@ -88,11 +88,14 @@ pub enum callrec_result {
     Busy = 15,
     /// Too many live handles of one type (over a million).
     TooManyHandles = 16,
+    /// `callrec_recorder_feed` waited its whole timeout for the writer; `fed_out` says how
+    /// much of the input was taken.
+    Timeout = 17,
 }
 
 impl callrec_result {
     /// Every code, in numeric order.
-    const ALL: [callrec_result; 17] = [
+    const ALL: [callrec_result; 18] = [
         callrec_result::Ok,
         callrec_result::NullParameter,
         callrec_result::InvalidOptions,
@@ -110,6 +113,7 @@ impl callrec_result {
         callrec_result::InvalidArgument,
         callrec_result::Busy,
         callrec_result::TooManyHandles,
+        callrec_result::Timeout,
     ];
 
     /// The one message table: what each code means, as a static C string.
@@ -138,6 +142,7 @@ impl callrec_result {
             callrec_result::InvalidArgument => c"argument out of range",
             callrec_result::Busy => c"the recorder is in use by another thread",
             callrec_result::TooManyHandles => c"too many live handles",
+            callrec_result::Timeout => c"timed out waiting for the writer (ring full)",
         }
     }
 }
@@ -183,6 +188,7 @@ impl From<RecorderError> for callrec_result {
         match e {
             RecorderError::InputTooLong { .. } => callrec_result::InputTooLong,
             RecorderError::InvalidDigit(_) => callrec_result::InvalidDigit,
+            RecorderError::Timeout { .. } => callrec_result::Timeout,
         }
     }
 }
@@ -632,6 +638,47 @@ pub unsafe extern "C" fn callrec_recorder_push(
     }
 }
 
+/// Feeds audio of any length faster than real time (from a file or a pipe): like
+/// `callrec_recorder_push`, but when the ring to the writer is full it waits for the writer
+/// instead of dropping audio, for at most `timeout_ms` milliseconds in all (`UINT64_MAX`: no
+/// limit). `status_out` gets the status after it (on `CALLREC_RESULT_OK`). `fed_out` (may be
+/// NULL) gets how many bytes were taken: `len` on success, fewer on `CALLREC_RESULT_TIMEOUT`
+/// (feed the rest again to continue); this is the one output also written on an error.
+/// Any thread that owns the recorder; **not real-time safe** when it has to wait (when the
+/// ring has room it is as real-time safe as push).
+///
+/// # Safety
+/// `recorder` must be a recorder from `callrec_recorder_new`; `audio` valid for reads of `len`
+/// bytes (may be NULL when `len` is 0); `fed_out` NULL or valid for a write; `status_out`
+/// valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn callrec_recorder_feed(
+    recorder: *mut callrec_recorder,
+    audio: *const u8,
+    len: usize,
+    timeout_ms: u64,
+    fed_out: *mut usize,
+    status_out: *mut callrec_status,
+) -> callrec_result {
+    ffi_panic_boundary! {
+        try_non_null!(recorder);
+        try_out!(status_out);
+        let input = try_slice!(audio, len);
+        let outcome = try_recorder!(recorder).feed(input, Duration::from_millis(timeout_ms));
+        let fed = match &outcome {
+            Ok(_) => len,
+            Err(RecorderError::Timeout { fed }) => *fed,
+            Err(_) => 0,
+        };
+        if !fed_out.is_null() {
+            write_out!(fed_out, fed);
+        }
+        let status = try_ok!(outcome);
+        write_out!(status_out, to_c_status(status));
+        callrec_result::Ok
+    }
+}
+
 /// A digit from the host (an RFC 4733 event): `'0'-'9'`, `'*'`, `'#'`, `'A'-'D'` (or `'a'-'d'`).
 /// Stops the recording with `bargein` when it is one of `barge_in_digits`; other digits are
 /// ignored. The media thread; **real-time safe**.
@@ -754,8 +801,8 @@ pub unsafe extern "C" fn callrec_recorder_playout(
     }
 }
 
-/// Free space in the recorder's ring, in bytes: a host feeding audio faster than real time
-/// waits while it is below its next push. The media thread; **real-time safe**.
+/// Free space in the recorder's ring, in bytes (a host feeding audio faster than real time
+/// uses `callrec_recorder_feed` instead of watching this). The media thread; **real-time safe**.
 ///
 /// # Safety
 /// `free_out` must be valid for a write.
