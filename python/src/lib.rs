@@ -267,7 +267,9 @@ impl Engine {
         config: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let config = engine_config(py, config)?;
-        let engine = Arc::new(CoreEngine::new(store, config).map_err(|e| engine_error(py, e))?);
+        let engine = Arc::new(
+            callrec_publish::start_engine(store, config).map_err(|e| engine_error(py, e))?,
+        );
         let mut all = ENGINES.lock().unwrap_or_else(|p| p.into_inner());
         all.retain(|e| e.strong_count() > 0);
         all.push(Arc::downgrade(&engine));
