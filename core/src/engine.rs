@@ -5,8 +5,9 @@
 //! hands the writer its end. Everything that allocates or makes a system call for a recording
 //! happens here, before the real-time side sees it.
 
-use crate::cipher::{CipherSpec, Mode};
+use crate::cipher::{CipherSpec, Mode, UsedKeyIvs};
 use crate::g711::Codec;
+use crate::metrics::{EngineMetrics, MetricsSnapshot};
 use crate::options::{OptionsError, RecordOptions};
 use crate::publish::{ObjectSink, PublishConfig, PublishMetrics, PublishSnapshot};
 use crate::recorder::{Recorder, RecorderHandle, SAMPLE_RATE};
@@ -16,32 +17,46 @@ use crate::store::Store;
 use crate::wav::WavFile;
 use crate::writer::{run_syncer, run_writer, WriterContext, WriterSession};
 use crossbeam_channel::{Receiver, Sender};
+use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 /// How an engine runs. `EngineConfig::default()` suits most hosts.
+///
+/// This one type is the engine configuration everywhere: Rust hosts build it, C hosts pass it as
+/// JSON to `callrec_engine_new`, Python hosts as keyword arguments to `Engine(store, **config)`,
+/// all through [`EngineConfig::from_json`] / [`EngineConfig::from_map`], so the names, ranges and
+/// messages are the same in every language. JSON names are the field names, except
+/// `poll_interval`, which is `poll_milliseconds` (an integer) in JSON.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EngineConfig {
-    /// Writer threads (each serves its share of the sessions). Default 1.
+    /// Writer threads (each serves its share of the sessions), 1..=256. Default 1.
     pub writers: usize,
-    /// Audio each session's ring holds, in milliseconds: how long the writer may stall before
-    /// frames are lost. Default 2000.
+    /// Audio each session's ring holds, in milliseconds (100..=60000): how long the writer may
+    /// stall before frames are lost. Default 2000.
     pub ring_milliseconds: u32,
-    /// How often a writer wakes. Default 20 ms (one frame): each wake scans every session, so
-    /// waking more often costs writer CPU at thousands of sessions and buys only a lower
-    /// finalize latency.
+    /// How often a writer wakes (1..=1000 ms). Default 20 ms (one frame): each wake scans every
+    /// session, so waking more often costs writer CPU at thousands of sessions and buys only a
+    /// lower finalize latency.
     pub poll_interval: Duration,
-    /// A ring is drained once it holds this many bytes (or its recording stopped). Default 4096.
+    /// A ring is drained once it holds this many bytes (or its recording stopped), 1..=240000;
+    /// capped at half the ring, so a small ring works with the default. Default 4096.
     pub batch_bytes: usize,
     /// Publish every finished recording to an S3-compatible object store before reporting it
     /// *available* (DESIGN §12). Default None: *available* means fsynced locally. The engine
     /// then needs an [`ObjectSink`]: see [`Engine::with_object_sink`].
     pub publish: Option<PublishConfig>,
 }
+
+/// Engine configuration ranges (inclusive), shared by every way of giving a configuration.
+const WRITERS: (u64, u64) = (1, 256);
+const RING_MILLISECONDS: (u64, u64) = (100, 60_000);
+const POLL_MILLISECONDS: (u64, u64) = (1, 1000);
+const BATCH_BYTES: (u64, u64) = (1, 240_000);
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -53,6 +68,175 @@ impl Default for EngineConfig {
             publish: None,
         }
     }
+}
+
+impl EngineConfig {
+    /// Parses an engine configuration from JSON (an object; an empty string means all defaults).
+    /// A key given twice or an unknown key is an error naming it.
+    pub fn from_json(json: &str) -> Result<EngineConfig, Error> {
+        if json.trim().is_empty() {
+            return Ok(EngineConfig::default());
+        }
+        match crate::json::parse(json).map_err(|e| Error::Config(e.to_string()))? {
+            serde_json::Value::Object(map) => EngineConfig::from_map(&map),
+            _ => Err(Error::Config("must be a JSON object".into())),
+        }
+    }
+
+    /// Builds a configuration from an already-decoded JSON object (defaults for absent keys).
+    pub fn from_map(
+        map: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<EngineConfig, Error> {
+        let mut c = EngineConfig::default();
+        for (key, value) in map {
+            match key.as_str() {
+                "writers" => c.writers = config_integer("writers", value, WRITERS)? as usize,
+                "ring_milliseconds" => {
+                    c.ring_milliseconds =
+                        config_integer("ring_milliseconds", value, RING_MILLISECONDS)? as u32
+                }
+                "poll_milliseconds" => {
+                    c.poll_interval = Duration::from_millis(config_integer(
+                        "poll_milliseconds",
+                        value,
+                        POLL_MILLISECONDS,
+                    )?)
+                }
+                "batch_bytes" => {
+                    c.batch_bytes = config_integer("batch_bytes", value, BATCH_BYTES)? as usize
+                }
+                "publish" => c.publish = publish_config(value)?,
+                _ => {
+                    return Err(Error::Config(format!(
+                        "{}: unknown setting",
+                        crate::json::key(key)
+                    )))
+                }
+            }
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks every setting's range; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), Error> {
+        config_range("writers", self.writers as u64, WRITERS)?;
+        config_range(
+            "ring_milliseconds",
+            self.ring_milliseconds as u64,
+            RING_MILLISECONDS,
+        )?;
+        let poll = self.poll_interval;
+        if poll < Duration::from_millis(POLL_MILLISECONDS.0)
+            || poll > Duration::from_millis(POLL_MILLISECONDS.1)
+        {
+            return Err(Error::Config(format!(
+                "poll_milliseconds: must be {}..={}",
+                POLL_MILLISECONDS.0, POLL_MILLISECONDS.1
+            )));
+        }
+        config_range("batch_bytes", self.batch_bytes as u64, BATCH_BYTES)?;
+        if let Some(publish) = &self.publish {
+            publish.validate().map_err(Error::Config)?;
+        }
+        Ok(())
+    }
+
+    /// Bytes each session's ring holds.
+    pub(crate) fn ring_bytes(&self) -> usize {
+        self.ring_milliseconds as usize * SAMPLE_RATE as usize / 1000
+    }
+
+    /// The batch size in force: `batch_bytes`, at most half the ring.
+    pub(crate) fn effective_batch_bytes(&self) -> usize {
+        self.batch_bytes.min(self.ring_bytes() / 2)
+    }
+}
+
+impl<'de> Deserialize<'de> for EngineConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = serde_json::Map::deserialize(d)?;
+        EngineConfig::from_map(&map).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `"publish"`: null, an `s3://bucket/prefix` URL, or `{"url": ..., "keep_local": bool,
+/// "max_age_seconds": n, "concurrency": n}`.
+fn publish_config(v: &serde_json::Value) -> Result<Option<PublishConfig>, Error> {
+    use serde_json::Value;
+    let map = match v {
+        Value::Null => return Ok(None),
+        Value::String(url) => return Ok(Some(PublishConfig::new(url.as_str()))),
+        Value::Object(map) => map,
+        _ => {
+            return Err(Error::Config(format!(
+                "publish: must be an s3:// URL or an object, not {}",
+                crate::json::describe(v)
+            )))
+        }
+    };
+    let Some(Value::String(url)) = map.get("url") else {
+        return Err(Error::Config("publish.url: is required (a string)".into()));
+    };
+    let mut p = PublishConfig::new(url.as_str());
+    for (key, value) in map {
+        match key.as_str() {
+            "url" => {}
+            "keep_local" => {
+                p.keep_local = value.as_bool().ok_or_else(|| {
+                    Error::Config("publish.keep_local: must be true or false".into())
+                })?
+            }
+            "max_age_seconds" => {
+                p.max_age = Duration::from_secs(config_integer(
+                    "publish.max_age_seconds",
+                    value,
+                    (1, 30 * 86_400),
+                )?)
+            }
+            "concurrency" => {
+                p.concurrency = config_integer("publish.concurrency", value, (1, 256))? as usize
+            }
+            _ => {
+                return Err(Error::Config(format!(
+                    "publish.{}: unknown setting",
+                    crate::json::printable(key, crate::json::QUOTE_CHARS)
+                )))
+            }
+        }
+    }
+    Ok(Some(p))
+}
+
+fn config_integer(name: &str, v: &serde_json::Value, bounds: (u64, u64)) -> Result<u64, Error> {
+    let n = match v {
+        serde_json::Value::Number(n) => match (n.as_u64(), n.as_f64()) {
+            (Some(u), _) => Some(u),
+            // `-0` and `0.0` are zero; any other fraction or sign is refused below.
+            (None, Some(f)) => (f == 0.0).then_some(0),
+            _ => None,
+        },
+        _ => None,
+    };
+    let Some(n) = n else {
+        return Err(Error::Config(format!(
+            "{name}: must be a whole number {}..={}, not {}",
+            bounds.0,
+            bounds.1,
+            crate::json::describe(v)
+        )));
+    };
+    config_range(name, n, bounds)?;
+    Ok(n)
+}
+
+fn config_range(name: &str, n: u64, (min, max): (u64, u64)) -> Result<(), Error> {
+    if n < min || n > max {
+        return Err(Error::Config(format!(
+            "{name}: must be {min}..={max}, not {n}"
+        )));
+    }
+    Ok(())
 }
 
 /// What can go wrong outside the real-time path.
@@ -77,7 +261,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Options(e) => write!(f, "{e}"),
-            Error::Config(m) => write!(f, "engine config: {m}"),
+            Error::Config(m) => write!(f, "engine configuration: {m}"),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
             Error::ShutDown => f.write_str("the engine has been shut down"),
         }
@@ -100,55 +284,6 @@ impl From<OptionsError> for Error {
     }
 }
 
-/// Counters the engine keeps (all relaxed atomics, readable at any time).
-#[derive(Debug, Default)]
-pub struct EngineMetrics {
-    frames_dropped: AtomicU64,
-    bytes_written: AtomicU64,
-    recordings_started: AtomicU64,
-    recordings_finished: AtomicU64,
-    write_errors: AtomicU64,
-}
-
-/// A snapshot of [`EngineMetrics`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MetricsSnapshot {
-    /// Frames lost to full rings, over all recordings.
-    pub frames_dropped: u64,
-    /// Audio bytes written to files.
-    pub bytes_written: u64,
-    /// Recordings started.
-    pub recordings_started: u64,
-    /// Recordings finalized (including failed ones).
-    pub recordings_finished: u64,
-    /// Recordings that failed to write or finalize.
-    pub write_errors: u64,
-}
-
-impl EngineMetrics {
-    pub(crate) fn add_frames_dropped(&self, n: u64) {
-        self.frames_dropped.fetch_add(n, Ordering::Relaxed);
-    }
-    pub(crate) fn add_bytes_written(&self, n: u64) {
-        self.bytes_written.fetch_add(n, Ordering::Relaxed);
-    }
-    pub(crate) fn add_write_error(&self) {
-        self.write_errors.fetch_add(1, Ordering::Relaxed);
-    }
-    pub(crate) fn finish_recording(&self) {
-        self.recordings_finished.fetch_add(1, Ordering::Relaxed);
-    }
-    fn snapshot(&self) -> MetricsSnapshot {
-        MetricsSnapshot {
-            frames_dropped: self.frames_dropped.load(Ordering::Relaxed),
-            bytes_written: self.bytes_written.load(Ordering::Relaxed),
-            recordings_started: self.recordings_started.load(Ordering::Relaxed),
-            recordings_finished: self.recordings_finished.load(Ordering::Relaxed),
-            write_errors: self.write_errors.load(Ordering::Relaxed),
-        }
-    }
-}
-
 /// The recording engine. Shut it down (or drop it) to finalize every open recording.
 pub struct Engine {
     store: Store,
@@ -159,6 +294,7 @@ pub struct Engine {
     /// shutdown cannot slip between the check and the send.
     writers: Mutex<Option<Vec<Sender<WriterSession>>>>,
     next_writer: AtomicUsize,
+    used_key_ivs: Mutex<UsedKeyIvs>,
     closing: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     publish_metrics: Option<Arc<PublishMetrics>>,
@@ -215,34 +351,31 @@ impl Engine {
                     .into(),
             ));
         }
-        if config.writers == 0 || config.writers > 256 {
-            return Err(Error::Config(format!(
-                "writers must be 1..=256, not {}",
-                config.writers
-            )));
+        config.validate()?;
+        let ring_bytes = config.ring_bytes();
+        if store_root.as_os_str().is_empty() {
+            // An empty root would put `rest_api/...` in whatever the current directory is.
+            return Err(Error::Io {
+                context: "store".into(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "must not be empty (give a directory; \".\" is the current one)",
+                ),
+            });
         }
-        if !(100..=60_000).contains(&config.ring_milliseconds) {
-            return Err(Error::Config(format!(
-                "ring_milliseconds must be 100..=60000, not {}",
-                config.ring_milliseconds
-            )));
-        }
-        let ring_bytes = config.ring_milliseconds as usize * SAMPLE_RATE as usize / 1000;
-        if config.batch_bytes == 0 || config.batch_bytes > ring_bytes / 2 {
-            return Err(Error::Config(format!(
-                "batch_bytes must be 1..={} (half the ring), not {}",
-                ring_bytes / 2,
-                config.batch_bytes
-            )));
-        }
-        if config.poll_interval.is_zero() || config.poll_interval > Duration::from_secs(1) {
-            return Err(Error::Config(
-                "poll_interval must be between 0 and 1 s".into(),
-            ));
-        }
-        let store = Store::open(&store_root).map_err(|source| Error::Io {
-            context: format!("cannot create the store {}", store_root.display()),
-            source,
+        let store = Store::open(&store_root).map_err(|source| {
+            let not_a_directory = std::fs::metadata(&store_root).is_ok_and(|m| !m.is_dir());
+            Error::Io {
+                context: format!("cannot create the store {}", store_root.display()),
+                source: if not_a_directory {
+                    std::io::Error::new(
+                        std::io::ErrorKind::AlreadyExists,
+                        "it exists and is not a directory",
+                    )
+                } else {
+                    source
+                },
+            }
         })?;
         let metrics = Arc::new(EngineMetrics::default());
         let closing = Arc::new(AtomicBool::new(false));
@@ -294,7 +427,7 @@ impl Engine {
                 events: event_tx.clone(),
                 sync_jobs: sync_tx.clone(),
                 poll_interval: config.poll_interval,
-                batch_bytes: config.batch_bytes,
+                batch_bytes: config.effective_batch_bytes(),
                 ring_bytes,
             };
             let spawned = std::thread::Builder::new()
@@ -318,6 +451,7 @@ impl Engine {
             events,
             writers: Mutex::new(Some(writers)),
             next_writer: AtomicUsize::new(0),
+            used_key_ivs: Mutex::new(UsedKeyIvs::new()),
             closing,
             threads: Mutex::new(threads),
             publish_metrics,
@@ -338,6 +472,28 @@ impl Engine {
         input_codec: Codec,
     ) -> Result<(Recorder, RecorderHandle), Error> {
         options.validate()?;
+        if let Some(spec) = &options.encryption_cipher {
+            let reused = self
+                .used_key_ivs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .reused(spec);
+            match spec.mode() {
+                Mode::Ctr if reused => {
+                    return Err(Error::Options(OptionsError {
+                        field: "encryption_cipher.initialisation_vector".into(),
+                        message: "this key and IV were already used for an aesctr recording by \
+                                  this engine; reusing them exposes both calls' audio (use a \
+                                  fresh random IV for every recording)"
+                            .into(),
+                    }))
+                }
+                Mode::Cbc if reused => {
+                    self.metrics.add_cbc_key_iv_reused();
+                }
+                _ => {}
+            }
+        }
         let writers = self.writers.lock().unwrap_or_else(|p| p.into_inner());
         let Some(writers) = writers.as_ref() else {
             return Err(Error::ShutDown);
@@ -373,7 +529,7 @@ impl Engine {
                 source,
             }
         })?;
-        let ring_bytes = self.config.ring_milliseconds as usize * SAMPLE_RATE as usize / 1000;
+        let ring_bytes = self.config.ring_bytes();
         let (producer, consumer) = audio_ring(ring_bytes);
         let shared = Arc::new(SessionShared::new(options.trim_trailing_silence));
         let filename = paths.filename.clone();
@@ -393,9 +549,7 @@ impl Engine {
             let _ = std::fs::remove_file(&e.into_inner().paths.part_path);
             return Err(Error::ShutDown);
         }
-        self.metrics
-            .recordings_started
-            .fetch_add(1, Ordering::Relaxed);
+        self.metrics.start_recording();
         Ok(Recorder::new(
             options,
             input_codec,

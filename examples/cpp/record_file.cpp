@@ -8,7 +8,6 @@
 //       -lpthread -ldl -lm -o record_file_cpp
 #include "callrec.h"
 
-#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -16,7 +15,6 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace callrec {
@@ -26,9 +24,9 @@ inline void check(callrec_result r, const char *what) {
     if (r != CALLREC_RESULT_OK) throw std::runtime_error(std::string(what) + ": " + callrec_result_name(r));
 }
 
-template <typename T, void (*Free)(T *)>
+template <typename T, callrec_result (*Free)(T *)>
 struct Deleter {
-    void operator()(T *p) const noexcept { Free(p); }
+    void operator()(T *p) const noexcept { (void)Free(p); }
 };
 using EnginePtr = std::unique_ptr<callrec_engine, Deleter<callrec_engine, callrec_engine_free>>;
 using RecorderPtr = std::unique_ptr<callrec_recorder, Deleter<callrec_recorder, callrec_recorder_free>>;
@@ -38,18 +36,17 @@ class Engine {
   public:
     explicit Engine(const std::string &store) {
         callrec_engine *e = nullptr;
-        check(callrec_engine_new(store.data(), store.size(), 0, 0, &e), "engine");
+        char why[512];
+        callrec_result res = callrec_engine_new(store.data(), store.size(), nullptr, 0, why, sizeof why, nullptr, &e);
+        if (res != CALLREC_RESULT_OK) throw std::runtime_error(std::string("engine: ") + why);
         engine_.reset(e);
     }
     RecorderPtr record(const std::string &options, uint32_t codec) {
         callrec_recorder *r = nullptr;
-        callrec_result res = callrec_recorder_new(engine_.get(), options.data(), options.size(), codec, &r);
-        if (res == CALLREC_RESULT_INVALID_OPTIONS) {
-            char why[512];
-            size_t n = 0;
-            callrec_options_error(options.data(), options.size(), why, sizeof why, &n);
-            throw std::invalid_argument(std::string("options: ") + why);
-        }
+        char why[512];
+        callrec_result res =
+            callrec_recorder_new(engine_.get(), options.data(), options.size(), codec, why, sizeof why, nullptr, &r);
+        if (res == CALLREC_RESULT_INVALID_OPTIONS) throw std::invalid_argument(why);
         check(res, "record");
         return RecorderPtr(r);
     }
@@ -122,11 +119,10 @@ int main(int argc, char **argv) try {
         callrec_status st{CALLREC_PHASE_WAITING, CALLREC_REASON_NONE};
         uint8_t beep[160];
         for (size_t at = 0; at < len && st.phase != CALLREC_PHASE_STOPPED; at += 160) {
-            size_t n = std::min<size_t>(160, len - at), room = 0, played = 0;
+            size_t n = std::min<size_t>(160, len - at), played = 0;
             callrec::check(callrec_recorder_playout(rec.get(), beep, sizeof beep, &played), "playout");
-            while (callrec_recorder_ring_free(rec.get(), &room) == CALLREC_RESULT_OK && room < n)
-                std::this_thread::sleep_for(std::chrono::milliseconds(1));
-            callrec::check(callrec_recorder_push(rec.get(), audio + at, n, &st), "push");
+            // Faster than real time: feed waits for the writer (up to 60 s) instead of dropping.
+            callrec::check(callrec_recorder_feed(rec.get(), audio + at, n, 60000, nullptr, &st), "feed");
         }
         if (st.phase != CALLREC_PHASE_STOPPED) callrec::check(callrec_recorder_hangup(rec.get(), &st), "hangup");
     }  // the recorder is freed here

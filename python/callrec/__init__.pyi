@@ -1,6 +1,7 @@
 """callrec: record telephone calls the way a cloud telephony platform's record action does."""
 
 import os
+from pathlib import Path
 from typing_extensions import Buffer
 from types import TracebackType
 from typing import Any, final
@@ -87,6 +88,9 @@ class Recorder:
 
     def push(self, frame: Buffer) -> Status:
         """Feeds the caller's audio (G.711 in the call's codec, up to 8000 bytes)."""
+    def feed(self, frame: Buffer, timeout: float | None = None) -> Status:
+        """Feeds audio of any length faster than real time, waiting for ring space instead of
+        dropping; TimeoutError (with `fed`) after `timeout` seconds of waiting (None: no limit)."""
     def digit(self, digit: str) -> Status:
         """A digit from the host: stops with "bargein" when it is one of barge_in_digits."""
     def hangup(self) -> Status:
@@ -134,7 +138,16 @@ class Engine:
     """A recording engine writing under a store directory."""
 
     def __new__(
-        cls, store: str | os.PathLike[str], *, writers: int = 1, ring_seconds: float = 2.0
+        cls,
+        store: str | os.PathLike[str],
+        *,
+        writers: int = ...,
+        ring_milliseconds: int = ...,
+        ring_seconds: float = ...,
+        poll_milliseconds: int = ...,
+        batch_bytes: int = ...,
+        publish: str | dict[str, Any] | None = ...,
+        **config: Any,
     ) -> Engine: ...
     def record(self, options: dict[str, Any] | str | None = None, codec: str = "alaw") -> Recorder:
         """Starts a recording of a call whose audio is `codec` ("alaw" or "ulaw")."""
@@ -145,7 +158,7 @@ class Engine:
     def metrics(self) -> dict[str, int]:
         """The engine's counters."""
     @property
-    def store(self) -> str:
+    def store(self) -> Path:
         """The store's root directory."""
     def shutdown(self) -> None:
         """Finalizes every open recording (reason "other") and stops the engine."""
