@@ -53,6 +53,18 @@ impl EnergyKernel {
         kernels
     }
 
+    /// True for the AVX2 kernel (callers may then run their own code compiled for AVX2).
+    pub(crate) fn is_avx2(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            self.0 == Kind::Avx2
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
     /// A short name: `scalar`, `sse2`, `avx2` or `neon`.
     pub fn name(self) -> &'static str {
         match self.0 {
@@ -173,6 +185,20 @@ pub fn level_dbm0(sum_of_squares: u64, samples: usize) -> f32 {
     let dbov = 10.0 * (mean / (32768.0 * 32768.0)).log10();
     let sine_dbov = 10.0 * 0.5f64.log10();
     ((dbov - sine_dbov) as f32 + FULL_SCALE_SINE_DBM0).max(MIN_DBM0)
+}
+
+/// The level in dBm0 of a 20 ms frame of G.711 `bytes` exactly as the sound/silence detector
+/// sees it (the same integer energy, the same conversion,
+/// [`crate::features::frame_level_dbm0`]): what a host or the Python `frame_energy_dbm0` shows
+/// next to the detector's decisions. Input of any other length is measured as its mean power
+/// with [`level_dbm0`]. Real-time safe.
+pub fn frame_energy_dbm0(codec: Codec, bytes: &[u8]) -> f32 {
+    let energy = g711_sum_of_squares_table(codec, bytes);
+    if bytes.len() == crate::features::FRAME_SAMPLES {
+        crate::features::frame_level_dbm0(energy)
+    } else {
+        level_dbm0(energy, bytes.len())
+    }
 }
 
 use crate::g711::Codec;

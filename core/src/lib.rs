@@ -25,6 +25,7 @@ pub mod cipher;
 pub mod detect;
 pub mod energy;
 pub mod engine;
+pub mod features;
 pub mod g711;
 pub mod options;
 pub mod recorder;
