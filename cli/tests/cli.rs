@@ -69,7 +69,7 @@ fn the_readme_example() {
     let data = &input[wav::parse(&input).unwrap().data];
     let start = position(data, &audio[..4000]).expect("recorded audio comes from the input");
     assert_eq!(&data[start..start + audio.len()], &audio[..]);
-    assert!(start <= 3200 && start % 160 == 0, "start {start}");
+    assert!(start <= 3200 && start.is_multiple_of(160), "start {start}");
     let seconds = r["seconds_duration"].as_f64().unwrap();
     assert_eq!(seconds, (audio.len() as f64 / 800.0).round() / 10.0);
     let trailing = data.len() - (start + audio.len());
@@ -77,14 +77,17 @@ fn the_readme_example() {
 }
 
 fn pcm_call(path: &Path) -> Vec<i16> {
-    // 0.5 s quiet, 1.5 s of a two-tone "voice", 1 s quiet.
+    // 0.5 s quiet, 1.5 s of a two-tone "voice" whose level rises and falls by 14 dB every
+    // 240 ms like syllables (a steady tone is background to the detector), 1 s quiet.
     let mut samples = Vec::new();
     for i in 0..24_000 {
         let t = i as f64 / 8000.0;
         let voiced = (4000..16_000).contains(&i);
         let s = if voiced {
-            6000.0 * (std::f64::consts::TAU * 300.0 * t).sin()
-                + 3000.0 * (std::f64::consts::TAU * 1300.0 * t).sin()
+            let syllables = 0.6 + 0.4 * (std::f64::consts::TAU * t / 0.24).sin();
+            syllables
+                * (6000.0 * (std::f64::consts::TAU * 300.0 * t).sin()
+                    + 3000.0 * (std::f64::consts::TAU * 1300.0 * t).sin())
         } else {
             ((i * 7919) % 31) as f64 - 15.0
         };
@@ -136,6 +139,56 @@ fn pcm_input_is_encoded_to_the_codec_and_digits_barge_in() {
     encode_into(Codec::Ulaw, &samples, &mut want);
     assert_eq!(audio, want[15 * 160..75 * 160]);
     assert_eq!(r["seconds_duration"], 1.2);
+}
+
+#[test]
+fn pause_at_and_resume_at_splice_the_file() {
+    let dir = store("pause");
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("call.wav");
+    let samples = pcm_call(&input);
+    let mut want = vec![0u8; samples.len()];
+    encode_into(Codec::Alaw, &samples, &mut want);
+    for behavior in ["skip", "silence"] {
+        let out = callrec(&[
+            "record",
+            input.to_str().unwrap(),
+            "--store",
+            dir.to_str().unwrap(),
+            "--options",
+            &format!(r#"{{"pause_behavior":"{behavior}"}}"#),
+            "--pause-at",
+            "0.8",
+            "--resume-at",
+            "1.2",
+            "--pause-at",
+            "1.6",
+            "--resume-at",
+            "1.7",
+        ]);
+        let (r, audio, _) = two_events(&out, &dir);
+        assert_eq!(r["reason"], "hangup");
+        // Sound from 0.5 s: pre-roll from 0.3 s (sample 2400); paused 0.8-1.2 s and 1.6-1.7 s.
+        let gap = |from: usize, to: usize| match behavior {
+            "skip" => Vec::new(),
+            _ => vec![Codec::Alaw.silence(); to - from],
+        };
+        let expected = [
+            &want[2400..6400],
+            &gap(6400, 9600)[..],
+            &want[9600..12_800],
+            &gap(12_800, 13_600)[..],
+            &want[13_600..],
+        ]
+        .concat();
+        assert_eq!(audio.len(), expected.len(), "{behavior}");
+        assert!(
+            audio == expected,
+            "{behavior}: the file is the expected splice"
+        );
+    }
+    let out = callrec(&["record", input.to_str().unwrap(), "--pause-at", "x"]);
+    assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]

@@ -187,17 +187,17 @@ pub fn level_dbm0(sum_of_squares: u64, samples: usize) -> f32 {
     ((dbov - sine_dbov) as f32 + FULL_SCALE_SINE_DBM0).max(MIN_DBM0)
 }
 
-/// The level in dBm0 of a 20 ms frame of G.711 `bytes` exactly as the sound/silence detector
-/// sees it (the same integer energy, the same conversion,
-/// [`crate::features::frame_level_dbm0`]): what a host or the Python `frame_energy_dbm0` shows
-/// next to the detector's decisions. Input of any other length is measured as its mean power
-/// with [`level_dbm0`]. Real-time safe.
-pub fn frame_energy_dbm0(codec: Codec, bytes: &[u8]) -> f32 {
-    let energy = g711_sum_of_squares_table(codec, bytes);
-    if bytes.len() == crate::features::FRAME_SAMPLES {
-        crate::features::frame_level_dbm0(energy)
+/// The level of one frame of G.711 audio in dBm0, exactly as the sound detector sees it: the
+/// recorder's detector uses the same energy and conversion for every 20 ms frame
+/// ([`crate::features::level_of_frame_energy`]), and the Python `frame_energy_dbm0` and any other
+/// "what level does callrec see" tool call this, so they can never disagree. Input of any other
+/// length than 160 bytes is measured as its mean power with [`level_dbm0`]. Real-time safe.
+pub fn frame_level_dbm0(kernel: EnergyKernel, codec: Codec, frame: &[u8]) -> f32 {
+    let energy = kernel.g711_sum_of_squares(codec, frame);
+    if frame.len() == crate::features::FRAME_SAMPLES {
+        crate::features::level_of_frame_energy(energy)
     } else {
-        level_dbm0(energy, bytes.len())
+        level_dbm0(energy, frame.len())
     }
 }
 

@@ -4,7 +4,7 @@
 //!
 //! * **Broadband energy**: the exact sum of squares from the G.711 bytes (the SIMD kernel of
 //!   [`crate::energy`]), as dBm0 through a fast logarithm: the level hosts see through
-//!   [`crate::energy::frame_energy_dbm0`].
+//!   [`crate::energy::frame_level_dbm0`].
 //! * **Speech-band energy**: of `x[n] − x[n−2]`, a three-tap band-pass with its peak at 2 kHz,
 //!   −20 dB at 60 Hz, −22 dB at 50 Hz, −11 dB at 180 Hz and −6.5 dB at 300 Hz. It keeps the
 //!   formant region of speech and throws away mains hum and most of the power of brown (and
@@ -37,8 +37,8 @@ const BLOCKS: usize = FRAME_SAMPLES / BLOCK_SAMPLES;
 /// What one frame looks like to the detectors.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FrameFeatures {
-    /// Broadband level in dBm0 ([`frame_level_dbm0`] of the exact energy: exactly what
-    /// [`crate::energy::frame_energy_dbm0`] returns for the frame).
+    /// Broadband level in dBm0 ([`level_of_frame_energy`] of the exact energy: exactly what
+    /// [`crate::energy::frame_level_dbm0`] returns for the frame).
     pub level_dbm0: f32,
     /// Level of the 2 kHz band-pass `x[n] − x[n−2]`, in dB on the same scale.
     pub band_db: f32,
@@ -104,7 +104,7 @@ fn fast_level_db(energy: f32) -> f32 {
 /// The broadband level the detector sees, in dBm0, from the exact integer energy of a 20 ms
 /// frame: [`crate::energy::level_dbm0`] to within 0.004 dB, at a tenth of its cost.
 #[inline]
-pub fn frame_level_dbm0(sum_of_squares: u64) -> f32 {
+pub fn level_of_frame_energy(sum_of_squares: u64) -> f32 {
     fast_level_db(sum_of_squares as f32)
 }
 
@@ -178,7 +178,7 @@ impl FrameFeatures {
             .windows(2)
             .fold(0f32, |m, pair| m.max(pair[0] + pair[1]));
         FrameFeatures {
-            level_dbm0: frame_level_dbm0(energy),
+            level_dbm0: level_of_frame_energy(energy),
             band_db: fast_level_db(d2),
             tilt_db: if energy == 0 {
                 0.0
@@ -289,7 +289,7 @@ mod tests {
             let decoded: Vec<i16> = f.iter().map(|&b| codec.decode(b)).collect();
             let energy = crate::energy::sum_of_squares_scalar(&decoded);
             let level = FrameFeatures::of_frame(k, codec, &f).level_dbm0;
-            assert_eq!(level, crate::energy::frame_energy_dbm0(codec, &f));
+            assert_eq!(level, crate::energy::frame_level_dbm0(k, codec, &f));
             assert!((level - level_dbm0(energy, FRAME_SAMPLES)).abs() < 0.005);
         }
     }
