@@ -9,9 +9,10 @@
 
 #![deny(missing_docs)]
 
+mod decrypt;
 mod input;
 
-use callrec::cipher::{decrypt_stream, CipherSpec, Mode};
+use callrec::cipher::Mode;
 use callrec::{Codec, EngineConfig, EventKind, PublishConfig, Reason, RecordOptions, Status};
 use clap::{Parser, Subcommand};
 use std::io::Write;
@@ -153,6 +154,10 @@ fn parse_digit(s: &str) -> Result<(f64, char), String> {
     }
 }
 
+/// How long a feed may wait for the writer before the CLI gives up: a writer that takes no
+/// audio for this long is stuck (a healthy one drains every 20 ms).
+const FEED_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A failure and the exit status it earns.
 struct Failure(u8, String);
 
@@ -172,46 +177,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Decrypts to a `.part` beside OUT and renames it, so a failed decryption leaves no OUT.
+/// Decrypts and verifies (see `decrypt.rs`).
 fn decrypt(args: &DecryptArgs) -> Result<(), Failure> {
-    let spec = CipherSpec::from_hex(args.mode, &args.key, &args.iv).map_err(|e| {
-        Failure(
-            2,
-            format!(
-                "--{}: {}",
-                if e.field == "key" { "key" } else { "iv" },
-                e.message
-            ),
-        )
-    })?;
-    let input = std::fs::File::open(&args.file)
-        .map_err(|e| Failure(2, format!("{}: {e}", args.file.display())))?;
-    let mut input = std::io::BufReader::new(input);
-    let failed = |e: std::io::Error| Failure(1, format!("{}: {e}", args.file.display()));
-    match &args.output {
-        None => {
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
-            decrypt_stream(&spec, &mut input, &mut out).map_err(failed)?;
-            out.flush().map_err(failed)?;
-        }
-        Some(path) => {
-            let mut part = path.clone().into_os_string();
-            part.push(".part");
-            let part = PathBuf::from(part);
-            let mut write = || -> std::io::Result<()> {
-                let mut out = std::io::BufWriter::new(std::fs::File::create(&part)?);
-                decrypt_stream(&spec, &mut input, &mut out)?;
-                out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-                std::fs::rename(&part, path)
-            };
-            if let Err(e) = write() {
-                let _ = std::fs::remove_file(&part);
-                return Err(failed(e));
-            }
-        }
-    }
-    Ok(())
+    decrypt::run(args)
 }
 
 fn publish_config(
@@ -358,15 +326,11 @@ fn record(args: &RecordArgs) -> Result<(), Failure> {
         if args.realtime {
             let due = started + Duration::from_millis(20 * i as u64);
             std::thread::sleep(due.saturating_duration_since(Instant::now()));
-        } else {
-            // Faster than real time: wait for the writer rather than overflow the ring.
-            while recorder.ring_free_bytes() < frame.len() {
-                std::thread::sleep(Duration::from_millis(1));
-            }
         }
+        // Faster than real time, feed waits for the writer rather than overflow the ring.
         status = recorder
-            .push(frame)
-            .map_err(|e| Failure(2, e.to_string()))?;
+            .feed(frame, FEED_TIMEOUT)
+            .map_err(|e| Failure(1, e.to_string()))?;
         if let Status::Stopped(_) = status {
             break;
         }

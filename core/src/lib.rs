@@ -23,11 +23,14 @@
 
 pub mod cipher;
 pub mod detect;
+pub mod dtmf;
 pub mod energy;
 pub mod engine;
 pub mod features;
 pub mod g711;
+mod inband;
 pub mod json;
+pub mod metrics;
 pub mod options;
 pub mod publish;
 pub mod recorder;
@@ -38,8 +41,9 @@ pub mod tone;
 pub mod wav;
 mod writer;
 
-pub use engine::{Engine, EngineConfig, Error, MetricsSnapshot};
+pub use engine::{Engine, EngineConfig, Error};
 pub use g711::Codec;
+pub use metrics::MetricsSnapshot;
 pub use options::{OptionsError, RecordOptions};
 pub use publish::{ObjectSink, PublishConfig};
 pub use recorder::{Recorder, RecorderError, RecorderHandle, Status};

@@ -15,14 +15,26 @@
 //! Time is counted in samples of input. Input is analysed on 20 ms (160-sample) frames; a
 //! push that is not a multiple of 160 bytes leaves a remainder that the next push completes.
 //! Silence timers therefore resolve to whole frames: the recording stops on the first frame at
-//! which the silence has lasted at least the configured time. At hangup, a remainder shorter
-//! than a frame is still recorded (unanalysed) so no audio the caller sent is lost.
+//! which the silence has lasted at least the configured time.
+//!
+//! **Nothing pushed is lost.** While recording, a remainder shorter than a frame is sent to the
+//! writer at once (unanalysed until its frame completes), so the ring always holds every byte
+//! pushed so far: a hangup, an abort from another thread, dropping the recorder, closing it
+//! through C or Python, or an engine shutdown all keep the partial frame.
+//!
+//! **In-band DTMF** (`detect_dtmf`, `mask_dtmf`): see the `inband` module for how a barge-in
+//! tone is cut from the file and how masking keeps every tone off the disk (a short delay line
+//! in front of this state machine; the only audio an asynchronous abort can lose).
+//!
+//! **Feeding faster than real time.** [`Recorder::feed`] is the non-real-time way in for hosts
+//! that read a file or a pipe: it waits for ring space instead of letting the ring overflow.
 
 use crate::detect::{SoundDetector, Verdict, MAX_ONSET_DELAY_FRAMES};
 use crate::energy::EnergyKernel;
-use crate::engine::EngineMetrics;
 use crate::features::FrameFeatures;
 use crate::g711::Codec;
+use crate::inband::{Confirmed, InBand, Released};
+use crate::metrics::EngineMetrics;
 use crate::options::{is_dtmf_digit, PauseBehavior, RecordOptions};
 use crate::result::Reason;
 use crate::session::SessionShared;
@@ -31,6 +43,7 @@ use crate::wav;
 use rtrb::Producer;
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Samples per second.
 pub const SAMPLE_RATE: u64 = 8000;
@@ -71,6 +84,12 @@ pub enum RecorderError {
     },
     /// A digit that is not one of `0-9 * # A-D`.
     InvalidDigit(char),
+    /// [`Recorder::feed`] waited its whole timeout for ring space; the first `fed` bytes were
+    /// taken (feed the rest again to continue).
+    Timeout {
+        /// Bytes of the input that were fed before the timeout.
+        fed: usize,
+    },
 }
 
 impl fmt::Display for RecorderError {
@@ -83,6 +102,10 @@ impl fmt::Display for RecorderError {
             RecorderError::InvalidDigit(c) => {
                 write!(f, "{c:?} is not a DTMF digit (use 0-9, *, #, A-D)")
             }
+            RecorderError::Timeout { fed } => write!(
+                f,
+                "timed out waiting for the writer (ring full) after feeding {fed} bytes"
+            ),
         }
     }
 }
@@ -132,6 +155,11 @@ pub struct Recorder {
     barge_in_mask: u16,
     carry: [u8; FRAME_SAMPLES],
     carry_len: usize,
+    /// Bytes of `carry` already sent to the writer (while recording, a partial frame is sent at
+    /// once so nothing pushed can be lost).
+    carry_sent: usize,
+    /// Set while [`Recorder::feed`] runs: ring writes wait for space instead of dropping.
+    feeding: Option<FeedWait>,
     preroll: [u8; PREROLL_BYTES],
     preroll_next: usize,
     preroll_len: usize,
@@ -148,8 +176,17 @@ pub struct Recorder {
     /// Audio that reached the ring while the timers ran (not paused): what the duration limit
     /// counts. `recorded_bytes` counts everything (the file-size limit).
     timed_bytes: u64,
+    /// The state machine's pause state (with masking it lags the host's by the delay line).
     paused: bool,
+    /// What the host asked for last: `pause()` (true) or `resume()`.
+    pause_requested: bool,
     pause_fills_silence: bool,
+    /// In-band DTMF (`detect_dtmf`): the detector, and the delay line with `mask_dtmf`.
+    inband: Option<Box<InBand>>,
+    /// Input sample index of the next frame the state machine takes (the start of `carry`).
+    pipeline_at: u64,
+    /// Input sample index of each pre-roll frame.
+    preroll_at: [u64; PREROLL_RING_FRAMES],
 }
 
 impl fmt::Debug for Recorder {
@@ -216,6 +253,8 @@ impl Recorder {
                 .fold(0, |a, b| a | b),
             carry: [0; FRAME_SAMPLES],
             carry_len: 0,
+            carry_sent: 0,
+            feeding: None,
             preroll: [0; PREROLL_BYTES],
             preroll_next: 0,
             preroll_len: 0,
@@ -231,7 +270,13 @@ impl Recorder {
             speech_published: false,
             timed_bytes: 0,
             paused: false,
+            pause_requested: false,
             pause_fills_silence: options.pause_behavior == PauseBehavior::Silence,
+            inband: options
+                .detect_dtmf
+                .then(|| Box::new(InBand::new(codec, options.mask_dtmf))),
+            pipeline_at: 0,
+            preroll_at: [0; PREROLL_RING_FRAMES],
         };
         (recorder, handle)
     }
@@ -249,8 +294,7 @@ impl Recorder {
     }
 
     /// Free space in the ring to the writer, in bytes (samples). A host feeding audio faster
-    /// than real time (a file, a test) waits while this is below its next push to lose nothing;
-    /// a real-time host never needs to. Real-time safe.
+    /// than real time uses [`Recorder::feed`] instead of watching this. Real-time safe.
     pub fn ring_free_bytes(&self) -> usize {
         self.ring.slots()
     }
@@ -271,6 +315,136 @@ impl Recorder {
             return Err(RecorderError::InputTooLong { bytes: input.len() });
         }
         self.enter();
+        let masking = self.inband.as_ref().is_some_and(|ib| ib.delay.is_some());
+        if masking {
+            self.push_masked(input);
+        } else if self.inband.is_some() {
+            self.push_detected(input);
+        } else {
+            self.consume(input);
+        }
+        self.shared.leave();
+        Ok(self.current_status())
+    }
+
+    /// In-band detection without masking: the audio goes straight on; a confirmed barge-in
+    /// digit stops the recording and cuts the file back to where its tone began.
+    fn push_detected(&mut self, input: &[u8]) {
+        for piece in input.chunks(FRAME_SAMPLES) {
+            if self.is_stopped() {
+                return;
+            }
+            let confirmed = match self.inband.as_mut() {
+                Some(ib) => ib.detect(self.codec, piece),
+                None => None,
+            };
+            self.consume(piece);
+            if let Some(c) = confirmed {
+                self.in_band_digit(c);
+            }
+        }
+    }
+
+    /// Masking: the audio goes through the delay line and reaches the state machine only once
+    /// the detector has decided it, tones replaced by silence (see `inband`).
+    fn push_masked(&mut self, input: &[u8]) {
+        for piece in input.chunks(FRAME_SAMPLES) {
+            if self.is_stopped() {
+                return;
+            }
+            let room = self
+                .inband
+                .as_ref()
+                .and_then(|ib| ib.delay.as_ref())
+                .map_or(0, |d| d.room());
+            if room < piece.len() {
+                // Unreachable by construction (see DELAY_SAMPLES); if it ever happened, flush
+                // with everything undecided masked rather than lose or leak audio.
+                self.flush_delay();
+            }
+            let Some(ib) = self.inband.as_mut() else {
+                return;
+            };
+            let confirmed = ib.detect(self.codec, piece);
+            if let Some(delay) = ib.delay.as_mut() {
+                delay.put(piece);
+            }
+            let decided = ib.detector.decided_before();
+            if let Some(c) = confirmed {
+                if self.barge_in_mask & digit_bit(c.digit) != 0 {
+                    // The file ends where the tone's masked span begins.
+                    self.release_delay(c.start.saturating_sub(crate::dtmf::MARGIN));
+                    self.flush_carry();
+                    self.barge_in(c.digit);
+                    return;
+                }
+            }
+            self.release_delay(decided);
+        }
+    }
+
+    /// Feeds the delay line's audio before `until` to the state machine, applying queued
+    /// pauses and resumes at their samples.
+    fn release_delay(&mut self, until: u64) {
+        let mut piece = [0u8; FRAME_SAMPLES];
+        loop {
+            let Some(delay) = self.inband.as_mut().and_then(|ib| ib.delay.as_mut()) else {
+                return;
+            };
+            match delay.next(until, &mut piece) {
+                None => return,
+                Some(Released::Audio { bytes }) => {
+                    self.consume(&piece[..bytes]);
+                    if self.is_stopped() {
+                        return;
+                    }
+                }
+                Some(Released::Toggle { pause }) => self.set_paused(pause),
+            }
+        }
+    }
+
+    /// Releases everything held (hangup, a host barge-in, drop), masking a tone that is still
+    /// being confirmed too: it may be a key the caller pressed.
+    fn flush_delay(&mut self) {
+        let Some(ib) = self.inband.as_mut() else {
+            return;
+        };
+        let undecided = ib.detector.unconfirmed_since();
+        let Some(delay) = ib.delay.as_mut() else {
+            return;
+        };
+        if let Some(from) = undecided {
+            delay.add_span(from, u64::MAX);
+        }
+        let end = delay.end();
+        self.release_delay(end);
+    }
+
+    /// A digit confirmed in-band: barge-in like [`Recorder::digit`], and the tone's audio (all
+    /// of it after `start`) cut from the end of the file through the session's keep point.
+    fn in_band_digit(&mut self, c: Confirmed) {
+        if self.is_stopped() || self.barge_in_mask & digit_bit(c.digit) == 0 {
+            return;
+        }
+        if let Some(ib) = self.inband.as_ref() {
+            let cut = ib.log.ring_offset_of(c.start, self.ring_bytes);
+            self.shared
+                .set_keep_bytes(self.shared.keep_bytes().min(cut));
+        }
+        self.barge_in(c.digit);
+    }
+
+    fn barge_in(&mut self, digit: char) {
+        if !self.is_stopped() {
+            self.shared.set_barge_in_digit(digit as u8);
+            self.stop(Reason::Bargein);
+        }
+    }
+
+    /// The state machine's input: any length, analysed on whole frames (a remainder carries,
+    /// and while recording is sent to the writer at once).
+    fn consume(&mut self, input: &[u8]) {
         let mut rest = input;
         if self.carry_len > 0 && !self.is_stopped() {
             let take = (FRAME_SAMPLES - self.carry_len).min(rest.len());
@@ -281,6 +455,7 @@ impl Recorder {
                 self.carry_len = 0;
                 let frame = self.carry;
                 self.frame(&frame);
+                self.carry_sent = 0;
             }
         }
         let mut frames = rest.chunks_exact(FRAME_SAMPLES);
@@ -296,8 +471,58 @@ impl Recorder {
             self.carry[..tail.len()].copy_from_slice(tail);
             self.carry_len = tail.len();
         }
-        self.shared.leave();
-        Ok(self.current_status())
+        self.send_partial_frame();
+    }
+
+    /// The non-real-time way to feed audio faster than real time (a file, a pipe, a test): like
+    /// [`Recorder::push`], but it takes input of any length and, when the ring to the writer is
+    /// too full, waits (polling every millisecond) for the writer to make room instead of
+    /// dropping audio. Gives up after `timeout` of waiting with [`RecorderError::Timeout`],
+    /// saying how many bytes were fed. After the stop, the rest of the input is ignored.
+    ///
+    /// When the ring has room, this waits for nothing and is as real-time safe as `push`: no
+    /// allocation, no lock, no system call (the clock is read only once it has to wait).
+    pub fn feed(&mut self, audio: &[u8], timeout: Duration) -> Result<Status, RecorderError> {
+        // Wait for at most half the ring to be free: the writer drains a ring once it holds a
+        // batch, and a batch is at most half the ring (`EngineConfig::batch_bytes`), so that
+        // much room always comes. The most one push of `n` bytes can send is a held partial
+        // frame's completion, the input itself and the pre-roll when recording starts; pieces
+        // are sized to fit that room, and with a ring too small for it the ring writes wait.
+        let room = self.ring.buffer().capacity() / 2;
+        let overhead = PREROLL_BYTES + FRAME_SAMPLES;
+        let piece_max = room
+            .saturating_sub(overhead)
+            .clamp(FRAME_SAMPLES, MAX_PUSH_BYTES);
+        let mut wait = FeedWait {
+            timeout,
+            started: None,
+            expired: false,
+        };
+        let mut fed = 0;
+        let mut status = self.status();
+        while fed < audio.len() {
+            if matches!(status, Status::Stopped(_)) {
+                return Ok(status);
+            }
+            let piece = &audio[fed..][..(audio.len() - fed).min(piece_max)];
+            let need = (piece.len() + overhead).min(room);
+            while self.ring.slots() < need && self.shared.stopped().is_none() {
+                if !wait.wait() {
+                    return Err(RecorderError::Timeout { fed });
+                }
+            }
+            self.feeding = Some(wait);
+            let pushed = self.push(piece);
+            wait = self.feeding.take().unwrap_or(wait);
+            status = pushed?;
+            fed += piece.len();
+            if wait.expired {
+                // Only with a ring smaller than a push can send: the rest of that piece was
+                // dropped (and counted in `frames_dropped`).
+                return Err(RecorderError::Timeout { fed });
+            }
+        }
+        Ok(status)
     }
 
     /// A digit from the host (e.g. an RFC 4733 event): stops the recording with `bargein` when
@@ -310,8 +535,9 @@ impl Recorder {
         }
         self.enter();
         if !self.is_stopped() && self.barge_in_mask & digit_bit(digit) != 0 {
-            self.shared.set_barge_in_digit(digit as u8);
-            self.stop(Reason::Bargein);
+            // Audio pushed before the digit is recorded (masked as needed).
+            self.flush_delay();
+            self.barge_in(digit);
         }
         self.shared.leave();
         Ok(self.current_status())
@@ -320,6 +546,10 @@ impl Recorder {
     /// The call ended: stops with `hangup`, recording any partial frame still held. Real-time safe.
     pub fn hangup(&mut self) -> Status {
         self.enter();
+        if !self.is_stopped() {
+            self.flush_delay();
+        }
+        // Normally already sent by the push that brought it; this covers none being sent yet.
         self.flush_carry();
         if !self.is_stopped() {
             self.stop(Reason::Hangup);
@@ -339,31 +569,49 @@ impl Recorder {
     /// [`resume`]: Recorder::resume
     /// [`digit`]: Recorder::digit
     pub fn pause(&mut self) -> Status {
-        self.enter();
-        if !self.paused && !self.is_stopped() {
-            self.flush_carry();
-            self.paused = true;
-        }
-        self.shared.leave();
-        self.current_status()
+        self.request_pause(true)
     }
 
     /// Resumes a paused recording at the exact sample: a partial frame pushed while paused is
     /// dropped or recorded as silence like the rest of the paused span. Resuming when not
     /// paused changes nothing. Real-time safe.
     pub fn resume(&mut self) -> Status {
+        self.request_pause(false)
+    }
+
+    /// True between [`Recorder::pause`] and [`Recorder::resume`]. Real-time safe.
+    pub fn is_paused(&self) -> bool {
+        self.pause_requested
+    }
+
+    fn request_pause(&mut self, pause: bool) -> Status {
         self.enter();
-        if self.paused && !self.is_stopped() {
-            self.flush_carry();
-            self.paused = false;
+        if self.pause_requested != pause && !self.is_stopped() {
+            self.pause_requested = pause;
+            // With masking, the state machine is behind the input by the delay line: the
+            // change waits there for its sample.
+            let queued = match self.inband.as_mut().and_then(|ib| ib.delay.as_mut()) {
+                Some(delay) => {
+                    let at = delay.end();
+                    delay.queue_toggle(at, pause)
+                }
+                None => false,
+            };
+            if !queued {
+                self.flush_delay();
+                self.set_paused(pause);
+            }
         }
         self.shared.leave();
         self.current_status()
     }
 
-    /// True between [`Recorder::pause`] and [`Recorder::resume`]. Real-time safe.
-    pub fn is_paused(&self) -> bool {
-        self.paused
+    /// Pauses or resumes the state machine here (a held partial frame ends first).
+    fn set_paused(&mut self, pause: bool) {
+        if self.paused != pause && !self.is_stopped() {
+            self.flush_carry();
+            self.paused = pause;
+        }
     }
 
     /// Pulls the beep into `out` (G.711, the call's codec) for the host to send to the caller;
@@ -409,16 +657,30 @@ impl Recorder {
     /// Records the partial frame held in `carry` unanalysed (as the pause/resume/hangup point
     /// demands), or, while paused, what the pause behaviour leaves for it; empties the carry.
     /// Outside the recording phase a partial frame is too short to matter and is dropped.
+    /// Ends a held partial frame (at hangup, pause, resume): what the writer does not have yet
+    /// goes to it, and the next push starts a new frame.
     fn flush_carry(&mut self) {
-        let held = std::mem::take(&mut self.carry_len);
-        if held == 0 || self.phase != Phase::Recording {
+        self.send_partial_frame();
+        self.pipeline_at += self.carry_len as u64;
+        self.carry_len = 0;
+        self.carry_sent = 0;
+    }
+
+    /// While recording, sends the part of a held partial frame the writer does not have yet,
+    /// so the ring holds every byte pushed (see the module docs): the audio itself, or while
+    /// paused what the pause leaves in its place (nothing, or silence).
+    fn send_partial_frame(&mut self) {
+        if self.phase != Phase::Recording || self.carry_len <= self.carry_sent {
             return;
         }
+        let (from, to) = (self.carry_sent, self.carry_len);
+        self.carry_sent = to;
+        let at = self.pipeline_at + from as u64;
         let at_limit = if !self.paused {
             let carry = self.carry;
-            self.write_audio(&carry[..held], true)
+            self.write_audio(&carry[from..to], true, at)
         } else if self.pause_fills_silence {
-            self.write_audio(&self.silence_frame()[..held], false)
+            self.write_audio(&self.silence_frame()[from..to], false, at)
         } else {
             false
         };
@@ -438,14 +700,23 @@ impl Recorder {
             return;
         }
         let silence = self.silence_frame();
+        // The start of a frame completed from a partial one may be with the writer already.
+        let sent = std::mem::take(&mut self.carry_sent);
         if self.phase == Phase::Waiting {
             self.remember_preroll(&silence);
-        } else if self.phase == Phase::Recording && self.write_audio(&silence, false) {
+        } else if self.phase == Phase::Recording
+            && self.write_audio(&silence[sent..], false, self.pipeline_at + sent as u64)
+        {
             self.stop_at_limit();
         }
     }
 
     fn frame(&mut self, frame: &[u8; FRAME_SAMPLES]) {
+        self.frame_at_pipeline(frame);
+        self.pipeline_at += FRAME_SAMPLES as u64;
+    }
+
+    fn frame_at_pipeline(&mut self, frame: &[u8; FRAME_SAMPLES]) {
         if self.paused && matches!(self.phase, Phase::Waiting | Phase::Recording) {
             self.paused_frame();
             return;
@@ -503,6 +774,7 @@ impl Recorder {
     fn remember_preroll(&mut self, frame: &[u8; FRAME_SAMPLES]) {
         let at = self.preroll_next * FRAME_SAMPLES;
         self.preroll[at..at + FRAME_SAMPLES].copy_from_slice(frame);
+        self.preroll_at[self.preroll_next] = self.pipeline_at;
         self.preroll_next = (self.preroll_next + 1) % PREROLL_RING_FRAMES;
         self.preroll_len = (self.preroll_len + 1).min(PREROLL_RING_FRAMES);
     }
@@ -517,7 +789,8 @@ impl Recorder {
             let frame: [u8; FRAME_SAMPLES] = self.preroll[at..at + FRAME_SAMPLES]
                 .try_into()
                 .expect("a pre-roll slot is one frame");
-            if self.write_audio(&frame, true) {
+            let input_at = self.preroll_at[(oldest + i) % PREROLL_RING_FRAMES];
+            if self.write_audio(&frame, true, input_at) {
                 self.stop_at_limit();
                 return;
             }
@@ -527,7 +800,9 @@ impl Recorder {
     }
 
     fn record_frame(&mut self, frame: &[u8; FRAME_SAMPLES], sound: bool) {
-        let at_limit = self.write_audio(frame, true);
+        // The start of a frame completed from a partial one may be with the writer already.
+        let sent = std::mem::take(&mut self.carry_sent);
+        let at_limit = self.write_audio(&frame[sent..], true, self.pipeline_at + sent as u64);
         if sound {
             self.silence_samples = 0;
             if self.trim {
@@ -544,9 +819,10 @@ impl Recorder {
     }
 
     /// Sends audio to the writer, cut at the duration/size limit; true when a limit is reached.
+    /// `input_at` is the input sample of its first byte (for the tone cut's map).
     /// `timed` audio counts towards the duration limit; paused silence counts only towards the
     /// file size. A ring without room (the writer stalled) loses the audio: counted, never silent.
-    fn write_audio(&mut self, audio: &[u8], timed: bool) -> bool {
+    fn write_audio(&mut self, audio: &[u8], timed: bool, input_at: u64) -> bool {
         let size_room = self.size_limit_bytes.saturating_sub(self.recorded_bytes);
         let duration_room = self.duration_limit_bytes.saturating_sub(self.timed_bytes);
         let room = if timed {
@@ -559,7 +835,17 @@ impl Recorder {
         if timed {
             self.timed_bytes += audio.len() as u64;
         }
-        if self.ring.push_entire_slice(audio).is_ok() {
+        let mut pushed = self.ring.push_entire_slice(audio).is_ok();
+        if let Some(wait) = self.feeding.as_mut() {
+            // `feed` only: wait for the writer rather than drop (its pieces normally fit).
+            while !pushed && !self.ring.is_abandoned() && wait.wait() {
+                pushed = self.ring.push_entire_slice(audio).is_ok();
+            }
+        }
+        if pushed {
+            if let Some(ib) = self.inband.as_mut() {
+                ib.log.note(input_at, self.ring_bytes, audio.len() as u64);
+            }
             self.ring_bytes += audio.len() as u64;
         } else {
             self.shared.add_frames_dropped(1);
@@ -578,11 +864,41 @@ impl Recorder {
     }
 }
 
+/// How long [`Recorder::feed`] sleeps between looks at the ring. The writer polls every 20 ms
+/// by default, so a shorter sleep costs little and keeps the ring from idling.
+const FEED_POLL: Duration = Duration::from_millis(1);
+
+/// The waiting part of a feed: the clock starts at the first wait, so a feed that never waits
+/// reads no clock.
+#[derive(Clone, Copy, Debug)]
+struct FeedWait {
+    timeout: Duration,
+    started: Option<Instant>,
+    expired: bool,
+}
+
+impl FeedWait {
+    /// Sleeps one poll; false (without sleeping) once the timeout has passed.
+    fn wait(&mut self) -> bool {
+        let started = *self.started.get_or_insert_with(Instant::now);
+        if started.elapsed() >= self.timeout {
+            self.expired = true;
+            return false;
+        }
+        std::thread::sleep(FEED_POLL);
+        true
+    }
+}
+
 impl Drop for Recorder {
     /// A recorder dropped while it records stops the recording with `other`; the writer keeps
     /// everything already pushed.
     fn drop(&mut self) {
-        self.shared.enter();
+        self.enter();
+        if !self.is_stopped() {
+            // With masking, what the delay line holds was pushed: it goes to the writer first.
+            self.flush_delay();
+        }
         self.shared.stop(Reason::Other);
         self.shared.leave();
     }
