@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 mod input;
+mod serve;
 
 use callrec::cipher::{decrypt_stream, CipherSpec, Mode};
 use callrec::{Codec, Engine, EngineConfig, EventKind, Reason, RecordOptions, Status};
@@ -36,6 +37,8 @@ enum Command {
     Record(RecordArgs),
     /// Decrypt an encrypted recording (streaming, any size), as `openssl enc -d` would.
     Decrypt(DecryptArgs),
+    /// Record live calls over RTP: an HTTP control API, UDP ports, webhooks (see --help).
+    Serve(serve::ServeArgs),
 }
 
 #[derive(clap::Args)]
@@ -122,6 +125,7 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         Command::Record(args) => record(args),
         Command::Decrypt(args) => decrypt(args),
+        Command::Serve(args) => serve::serve(args).map_err(|(code, m)| Failure(code, m)),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
