@@ -3,9 +3,23 @@
  *
  * Conventions: opaque handles with _new/_free pairs; every fallible function returns a
  * callrec_result (callrec_result_name names it); outputs come last and are written only on
- * success; every buffer pointer is followed by its size_t length; strings in are UTF-8 with a
- * length (no NUL needed), strings out are NUL-terminated. Each function says which thread may
- * call it and whether it is real-time safe (push, digit, hangup, playout, status and abort are).
+ * success (a len_out also gets the needed length on BUFFER_TOO_SMALL); every buffer pointer is
+ * followed by its size_t length (NULL with length 0 is an empty buffer); strings in are UTF-8
+ * with a length (no NUL needed), strings out are NUL-terminated. Each function says which
+ * thread may call it and whether it is real-time safe (push, digit, hangup, playout, status,
+ * ring_free and abort are).
+ *
+ * Handles: a callrec_engine*, callrec_recorder*, callrec_abort_handle* or callrec_event* is not
+ * a pointer to memory but a slot number plus a generation, checked on every call against a
+ * table whose slots are never freed. So a double free, a use after free, a handle of the wrong
+ * type, or a stale handle whose slot was since reused by a new object is reported as
+ * CALLREC_RESULT_INVALID_HANDLE and has no effect: it is never undefined behaviour, and a stale
+ * recorder handle can never push one caller's audio into another caller's file. (rustls-ffi
+ * instead documents such misuse as undefined behaviour; callrec does not, because telephony
+ * hosts keep handles in call tables shared between threads, where a stale copy is a realistic
+ * bug.) The check is one atomic compare-and-swap: lock-free, real-time safe. A recorder is used
+ * by one thread at a time; a second thread using it at the same moment gets
+ * CALLREC_RESULT_BUSY. Handles need a 64-bit platform.
  */
 
 #ifndef CALLREC_H
@@ -14,9 +28,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-// How many freed recorders an engine keeps as tombstones to catch double free / use after free.
-#define CALLREC_TOMBSTONES 4096
 
 // Codec value: G.711 A-law.
 #define CALLREC_CODEC_ALAW 1
@@ -40,7 +51,7 @@ enum callrec_result
   CALLREC_RESULT_OK = 0,
   // A required pointer argument was NULL.
   CALLREC_RESULT_NULL_PARAMETER = 1,
-  // The options JSON is invalid (`callrec_options_error` names the field).
+  // The options JSON is invalid (the error buffer names the field).
   CALLREC_RESULT_INVALID_OPTIONS = 2,
   // The codec is not `CALLREC_CODEC_ALAW` or `CALLREC_CODEC_ULAW`.
   CALLREC_RESULT_INVALID_CODEC = 3,
@@ -48,24 +59,30 @@ enum callrec_result
   CALLREC_RESULT_INVALID_DIGIT = 4,
   // A push longer than one second (8000 bytes).
   CALLREC_RESULT_INPUT_TOO_LONG = 5,
-  // The output buffer is too small (nothing was written).
+  // The output buffer is too small (nothing was written but the needed length).
   CALLREC_RESULT_BUFFER_TOO_SMALL = 6,
   // A file or directory could not be created or written.
   CALLREC_RESULT_IO = 7,
   // The engine has been shut down.
   CALLREC_RESULT_SHUT_DOWN = 8,
-  // An engine setting is out of range.
+  // The engine configuration is invalid (the error buffer names the setting).
   CALLREC_RESULT_INVALID_CONFIG = 9,
   // No event arrived within the timeout (or the engine is shut down and drained).
   CALLREC_RESULT_NO_EVENT = 10,
   // A string argument is not valid UTF-8.
   CALLREC_RESULT_INVALID_UTF8 = 11,
-  // The recorder was already freed (double free or use after free caught).
+  // Not a live handle of this type: freed already (double free, use after free), or never
+  // made by callrec. The call had no effect.
   CALLREC_RESULT_INVALID_HANDLE = 12,
   // callrec panicked; this is a bug. The call had no effect the caller can rely on.
   CALLREC_RESULT_PANIC = 13,
   // An enum argument (e.g. a result code) is out of range.
   CALLREC_RESULT_INVALID_ARGUMENT = 14,
+  // The recorder is in use by another thread right now (a recorder is used by one thread at
+  // a time). The call had no effect.
+  CALLREC_RESULT_BUSY = 15,
+  // Too many live handles of one type (over a million).
+  CALLREC_RESULT_TOO_MANY_HANDLES = 16,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -131,16 +148,17 @@ typedef uint32_t callrec_reason;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
-// Aborts a recording from any thread.
+// Aborts a recording from any thread. Opaque: the handle is a checked slot number.
 typedef struct callrec_abort_handle callrec_abort_handle;
 
-// A recording engine: a store, writer threads and an events queue.
+// A recording engine: a store, writer threads and an events queue. Opaque: the handle is a
+// checked slot number, never dereferenced.
 typedef struct callrec_engine callrec_engine;
 
-// One finished or available event.
+// One finished or available event. Opaque: the handle is a checked slot number.
 typedef struct callrec_event callrec_event;
 
-// The real-time side of one recording.
+// The real-time side of one recording. Opaque: the handle is a checked slot number.
 typedef struct callrec_recorder callrec_recorder;
 
 // The engine's counters.
@@ -192,21 +210,31 @@ extern "C" {
 // The library's version, e.g. `"0.1.0"` (a static NUL-terminated string). Any thread.
 const char *callrec_version(void);
 
-// A static NUL-terminated name for a `callrec_result` value (`"unknown result"` if out of
+// A static NUL-terminated message for a `callrec_result` value (`"unknown result"` if out of
 // range). Any thread; real-time safe.
 const char *callrec_result_name(uint32_t result);
 
 // Starts an engine writing recordings under the directory `store_root` (UTF-8, `store_root_len`
-// bytes, no NUL needed; created 0700 if missing). `writers` is the number of writer threads
-// and `ring_milliseconds` how much audio each recording's ring holds; 0 means the default
-// (1 writer, 2000 ms). Control thread; not real-time safe.
+// bytes, no NUL needed; created 0700 if missing). `config_json` is the engine configuration as
+// a JSON object (`config_json_len` bytes; length 0 means all defaults), with the same names and
+// ranges as Python's `Engine(store, **config)`: `writers` (1..=256, default 1),
+// `ring_milliseconds` (100..=60000, default 2000), `poll_milliseconds` (1..=1000, default 20),
+// `batch_bytes` (1..=240000, default 4096, capped at half the ring). On
+// `CALLREC_RESULT_INVALID_CONFIG` or `CALLREC_RESULT_IO`, the reason is written to `error_buf`
+// (NUL-terminated, cut to fit; may be NULL with `error_buf_len` 0) and its full length to
+// `error_len_out` (may be NULL). Control thread; not real-time safe.
 //
 // # Safety
-// `store_root` must be valid for reads of `store_root_len` bytes; `engine_out` for a write.
+// `store_root` must be valid for reads of `store_root_len` bytes, `config_json` for reads of
+// `config_json_len` bytes, `error_buf` NULL or valid for writes of `error_buf_len` bytes,
+// `error_len_out` NULL or valid for a write, `engine_out` valid for a write.
 callrec_result callrec_engine_new(const char *store_root,
-                                  uintptr_t store_root_len,
-                                  uint32_t writers,
-                                  uint32_t ring_milliseconds,
+                                  size_t store_root_len,
+                                  const char *config_json,
+                                  size_t config_json_len,
+                                  char *error_buf,
+                                  size_t error_buf_len,
+                                  size_t *error_len_out,
                                   callrec_engine **engine_out);
 
 // Shuts the engine down: stops every open recording with reason `other` (keeping all audio
@@ -214,68 +242,77 @@ callrec_result callrec_engine_new(const char *store_root,
 // `callrec_engine_next_event`. Idempotent. Control thread; blocks.
 //
 // # Safety
-// `engine` must be NULL or a live engine from `callrec_engine_new`.
+// `engine` may be any value; a live engine from `callrec_engine_new` is shut down.
 callrec_result callrec_engine_shutdown(const callrec_engine *engine);
 
 // Shuts the engine down (as `callrec_engine_shutdown`) and frees it, with any events not yet
-// read. Free recorders before or after, in any order. NULL is a no-op. Control thread.
+// read. Free recorders before or after, in any order. NULL is a no-op (`OK`); an engine freed
+// already gives `CALLREC_RESULT_INVALID_HANDLE` and has no effect. Control thread; blocks.
 //
 // # Safety
-// `engine` must be NULL or a live engine from `callrec_engine_new`, not used afterwards.
-void callrec_engine_free(callrec_engine *engine);
+// `engine` may be any value.
+callrec_result callrec_engine_free(callrec_engine *engine);
 
 // Copies the engine's counters into `metrics_out`. Any thread; real-time safe.
 //
 // # Safety
-// `engine` must be a live engine; `metrics_out` valid for a write.
+// `metrics_out` must be valid for a write.
 callrec_result callrec_engine_metrics(const callrec_engine *engine, callrec_metrics *metrics_out);
 
-// Checks a record action's options JSON and writes what is wrong with it (naming the field,
-// e.g. `"seconds_max_duration: must not be negative, got -1"`) into `buf`, NUL-terminated, or
-// an empty string when the options are valid; `len_out` gets the message length. Use it to
-// explain `CALLREC_RESULT_INVALID_OPTIONS`. Any thread; not real-time safe.
+// Checks a record action's options JSON without starting a recording: writes what is wrong with
+// it (naming the field, e.g. `"seconds_max_duration: 0 is out of range (allowed 1..=86400)"`)
+// into `buf`, NUL-terminated, or an empty string when the options are valid; `len_out` gets the
+// message length (also on `CALLREC_RESULT_BUFFER_TOO_SMALL`, so the caller can size `buf`).
+// Options that are not UTF-8 give `CALLREC_RESULT_INVALID_UTF8`. Any thread; not real-time safe.
 //
 // # Safety
 // `options_json` must be valid for reads of `options_json_len` bytes, `buf` for writes of
 // `buf_len` bytes, `len_out` for a write.
 callrec_result callrec_options_error(const char *options_json,
-                                     uintptr_t options_json_len,
+                                     size_t options_json_len,
                                      char *buf,
-                                     uintptr_t buf_len,
-                                     uintptr_t *len_out);
+                                     size_t buf_len,
+                                     size_t *len_out);
 
 // Starts a recording of a call whose audio is in `codec` (`CALLREC_CODEC_ALAW` or
 // `CALLREC_CODEC_ULAW`), with the record action's options as JSON (`options_json_len` bytes;
-// length 0 means all defaults). Creates the file; on `CALLREC_RESULT_INVALID_OPTIONS`, call
-// `callrec_options_error` for the reason. Control thread; allocates; not real-time safe.
+// length 0 means all defaults). Creates the file. On `CALLREC_RESULT_INVALID_OPTIONS` (or
+// `CALLREC_RESULT_IO`, `CALLREC_RESULT_SHUT_DOWN`) the reason, naming the field, is written to
+// `error_buf` (NUL-terminated, cut to fit; may be NULL with `error_buf_len` 0) and its full
+// length to `error_len_out` (may be NULL). Control thread; allocates; not real-time safe.
 //
 // # Safety
-// `engine` must be a live engine; `options_json` valid for reads of `options_json_len` bytes;
+// `options_json` must be valid for reads of `options_json_len` bytes; `error_buf` NULL or valid
+// for writes of `error_buf_len` bytes; `error_len_out` NULL or valid for a write;
 // `recorder_out` valid for a write.
 callrec_result callrec_recorder_new(const callrec_engine *engine,
                                     const char *options_json,
-                                    uintptr_t options_json_len,
+                                    size_t options_json_len,
                                     uint32_t codec,
+                                    char *error_buf,
+                                    size_t error_buf_len,
+                                    size_t *error_len_out,
                                     callrec_recorder **recorder_out);
 
 // Frees a recorder. If it is still recording, the recording stops with reason `other` and
-// keeps everything pushed. A second free of the same recorder is caught and ignored (see the
-// crate docs for the limits). NULL is a no-op. The recorder's thread; not real-time safe.
+// keeps everything pushed. NULL is a no-op (`OK`); a recorder freed already gives
+// `CALLREC_RESULT_INVALID_HANDLE` and has no effect (even if its slot now holds a new
+// recorder). The recorder's thread; not real-time safe.
 //
 // # Safety
-// `recorder` must be NULL or a pointer from `callrec_recorder_new`.
-void callrec_recorder_free(callrec_recorder *recorder);
+// `recorder` may be any value.
+callrec_result callrec_recorder_free(callrec_recorder *recorder);
 
 // Feeds the caller's audio: `len` bytes of G.711 in the call's codec, any length up to 8000
-// (one second; 160 = 20 ms is usual). `status_out` gets the status after it; after the stop,
-// input is ignored and the stopped status returned. The media thread; **real-time safe**.
+// (one second; 160 = 20 ms is usual; `audio` may be NULL when `len` is 0). `status_out` gets
+// the status after it; after the stop, input is ignored and the stopped status returned. The
+// media thread; **real-time safe**.
 //
 // # Safety
-// `recorder` must be a recorder from `callrec_recorder_new`; `audio` valid for reads of `len`
-// bytes (may be NULL when `len` is 0); `status_out` valid for a write.
+// `audio` must be valid for reads of `len` bytes; `status_out` valid for a write.
 callrec_result callrec_recorder_push(callrec_recorder *recorder,
                                      const uint8_t *audio,
-                                     uintptr_t len,
+                                     size_t len,
                                      callrec_status *status_out);
 
 // A digit from the host (an RFC 4733 event): `'0'-'9'`, `'*'`, `'#'`, `'A'-'D'` (or `'a'-'d'`).
@@ -283,7 +320,7 @@ callrec_result callrec_recorder_push(callrec_recorder *recorder,
 // ignored. The media thread; **real-time safe**.
 //
 // # Safety
-// `recorder` must be a recorder from `callrec_recorder_new`; `status_out` valid for a write.
+// `status_out` must be valid for a write.
 callrec_result callrec_recorder_digit(callrec_recorder *recorder,
                                       char digit,
                                       callrec_status *status_out);
@@ -292,50 +329,66 @@ callrec_result callrec_recorder_digit(callrec_recorder *recorder,
 // **real-time safe**.
 //
 // # Safety
-// `recorder` must be a recorder from `callrec_recorder_new`; `status_out` valid for a write.
+// `status_out` must be valid for a write.
 callrec_result callrec_recorder_hangup(callrec_recorder *recorder, callrec_status *status_out);
+
+// Pauses the recording (PCI: the agent takes card details): until `callrec_recorder_resume`,
+// the caller's audio is left out of the file (`pause_behavior` `"skip"`) or replaced by
+// silence (`"silence"`); the silence and duration timers stop; digits still barge in. Pausing
+// while paused or stopped changes nothing. The media thread; **real-time safe**.
+//
+// # Safety
+// `status_out` must be valid for a write.
+callrec_result callrec_recorder_pause(callrec_recorder *recorder, callrec_status *status_out);
+
+// Resumes a paused recording; resuming when not paused changes nothing. The media thread;
+// **real-time safe**.
+//
+// # Safety
+// `status_out` must be valid for a write.
+callrec_result callrec_recorder_resume(callrec_recorder *recorder, callrec_status *status_out);
 
 // The recorder's current status. The media thread; **real-time safe**.
 //
 // # Safety
-// `recorder` must be a recorder from `callrec_recorder_new`; `status_out` valid for a write.
+// `status_out` must be valid for a write.
 callrec_result callrec_recorder_status(callrec_recorder *recorder, callrec_status *status_out);
 
 // Pulls the beep (with `beep_on_start`) into `buf` as G.711 in the call's codec, for the host
-// to send to the caller; `written_out` gets the bytes written (0: nothing to play). The media
-// thread; **real-time safe**.
+// to send to the caller; `written_out` gets the bytes written (0: nothing to play). `buf` may
+// be NULL when `len` is 0 (as with `callrec_recorder_push`). The media thread; **real-time
+// safe**.
 //
 // # Safety
-// `recorder` must be a recorder from `callrec_recorder_new`; `buf` valid for writes of `len`
-// bytes; `written_out` valid for a write.
+// `buf` must be valid for writes of `len` bytes; `written_out` valid for a write.
 callrec_result callrec_recorder_playout(callrec_recorder *recorder,
                                         uint8_t *buf,
-                                        uintptr_t len,
-                                        uintptr_t *written_out);
+                                        size_t len,
+                                        size_t *written_out);
 
 // Free space in the recorder's ring, in bytes: a host feeding audio faster than real time
 // waits while it is below its next push. The media thread; **real-time safe**.
 //
 // # Safety
-// `recorder` must be a recorder from `callrec_recorder_new`; `free_out` valid for a write.
-callrec_result callrec_recorder_ring_free(callrec_recorder *recorder, uintptr_t *free_out);
+// `free_out` must be valid for a write.
+callrec_result callrec_recorder_ring_free(callrec_recorder *recorder, size_t *free_out);
 
 // Copies the recording's `filename` (as the result will report it) into `buf`,
-// NUL-terminated; `len_out` gets its length. Any thread that owns the recorder.
+// NUL-terminated; `len_out` gets its length (also on `CALLREC_RESULT_BUFFER_TOO_SMALL`). Any
+// thread that owns the recorder.
 //
 // # Safety
-// `recorder` must be a recorder from `callrec_recorder_new`; `buf` valid for writes of
-// `buf_len` bytes; `len_out` valid for a write.
+// `buf` must be valid for writes of `buf_len` bytes; `len_out` valid for a write.
 callrec_result callrec_recorder_filename(callrec_recorder *recorder,
                                          char *buf,
-                                         uintptr_t buf_len,
-                                         uintptr_t *len_out);
+                                         size_t buf_len,
+                                         size_t *len_out);
 
 // Makes a handle that can abort this recording from any thread (free it with
 // `callrec_abort_handle_free`; it may outlive the recorder). Control thread; allocates.
 //
 // # Safety
-// `recorder` must be a recorder from `callrec_recorder_new`; `handle_out` valid for a write.
+// `handle_out` must be valid for a write.
 callrec_result callrec_recorder_abort_handle(callrec_recorder *recorder,
                                              callrec_abort_handle **handle_out);
 
@@ -344,15 +397,15 @@ callrec_result callrec_recorder_abort_handle(callrec_recorder *recorder,
 // with the media thread's calls; lock-free and **real-time safe**.
 //
 // # Safety
-// `handle` must be a live handle from `callrec_recorder_abort_handle`; `stopped_out` valid for
-// a write.
+// `stopped_out` must be valid for a write.
 callrec_result callrec_abort_handle_abort(const callrec_abort_handle *handle, bool *stopped_out);
 
-// Frees an abort handle (the recording goes on). NULL is a no-op. Any thread.
+// Frees an abort handle (the recording goes on). NULL is a no-op (`OK`); a handle freed
+// already gives `CALLREC_RESULT_INVALID_HANDLE` and has no effect. Any thread.
 //
 // # Safety
-// `handle` must be NULL or a live handle from `callrec_recorder_abort_handle`, not used after.
-void callrec_abort_handle_free(callrec_abort_handle *handle);
+// `handle` may be any value.
+callrec_result callrec_abort_handle_free(callrec_abort_handle *handle);
 
 // Takes the next event (*finished* or *available*): waits up to `timeout_ms` milliseconds
 // (0: do not wait; negative: wait until one arrives or the engine is shut down and drained).
@@ -360,7 +413,7 @@ void callrec_abort_handle_free(callrec_abort_handle *handle);
 // `callrec_event_free`. Control thread; blocks; not real-time safe.
 //
 // # Safety
-// `engine` must be a live engine; `event_out` valid for a write.
+// `event_out` must be valid for a write.
 callrec_result callrec_engine_next_event(const callrec_engine *engine,
                                          int64_t timeout_ms,
                                          callrec_event **event_out);
@@ -368,42 +421,43 @@ callrec_result callrec_engine_next_event(const callrec_engine *engine,
 // The event's main fields as plain C values. Any thread.
 //
 // # Safety
-// `event` must be a live event; `info_out` valid for a write.
+// `info_out` must be valid for a write.
 callrec_result callrec_event_get_info(const callrec_event *event, callrec_event_info *info_out);
 
 // The length in bytes of the event's action_result JSON, without the NUL (so the buffer for
 // `callrec_event_json` needs one more byte). Any thread.
 //
 // # Safety
-// `event` must be a live event; `len_out` valid for a write.
-callrec_result callrec_event_json_len(const callrec_event *event, uintptr_t *len_out);
+// `len_out` must be valid for a write.
+callrec_result callrec_event_json_len(const callrec_event *event, size_t *len_out);
 
 // Copies the event's action_result JSON (`{"action":"record","result":{...}}`) into `buf`,
 // NUL-terminated; `len_out` gets its length. `CALLREC_RESULT_BUFFER_TOO_SMALL` if `buf_len` is
-// not at least `callrec_event_json_len` + 1 (nothing written). Any thread.
+// not at least `callrec_event_json_len` + 1 (nothing written but `len_out`). Any thread.
 //
 // # Safety
-// `event` must be a live event; `buf` valid for writes of `buf_len` bytes; `len_out` for a write.
+// `buf` must be valid for writes of `buf_len` bytes; `len_out` for a write.
 callrec_result callrec_event_json(const callrec_event *event,
                                   char *buf,
-                                  uintptr_t buf_len,
-                                  uintptr_t *len_out);
+                                  size_t buf_len,
+                                  size_t *len_out);
 
-// Copies the event's `filename` into `buf`, NUL-terminated; `len_out` gets its length.
-// Any thread.
+// Copies the event's `filename` into `buf`, NUL-terminated; `len_out` gets its length (also
+// on `CALLREC_RESULT_BUFFER_TOO_SMALL`). Any thread.
 //
 // # Safety
-// `event` must be a live event; `buf` valid for writes of `buf_len` bytes; `len_out` for a write.
+// `buf` must be valid for writes of `buf_len` bytes; `len_out` for a write.
 callrec_result callrec_event_filename(const callrec_event *event,
                                       char *buf,
-                                      uintptr_t buf_len,
-                                      uintptr_t *len_out);
+                                      size_t buf_len,
+                                      size_t *len_out);
 
-// Frees an event. NULL is a no-op. Any thread.
+// Frees an event. NULL is a no-op (`OK`); an event freed already gives
+// `CALLREC_RESULT_INVALID_HANDLE` and has no effect. Any thread.
 //
 // # Safety
-// `event` must be NULL or a live event from `callrec_engine_next_event`, not used afterwards.
-void callrec_event_free(callrec_event *event);
+// `event` may be any value.
+callrec_result callrec_event_free(callrec_event *event);
 
 #ifdef __cplusplus
 }  // extern "C"

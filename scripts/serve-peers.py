@@ -8,6 +8,8 @@ Standard library only (the GStreamer sender also needs python3-gi). Subcommands:
   pcap-wav PCAP OUT             the capture's PCMA payloads, in order, as an A-law WAV
   lossy HOST PORT SENT          a synthetic call with 5 % loss, 2 % reordered by one packet and
                                 a 300 ms silence-suppression gap; SENT gets the truth as JSON
+  noise HOST PORT FROM FIRST N  packets FIRST..FIRST+N-1 of a loud 20 ms PCMA call, sent from
+                                local port FROM (so several runs are one source)
   gst-dtmf HOST PORT EVENT      a GStreamer rtpdtmfsrc pipeline pressing one key
   wav-data FILE                 print the data chunk's length and a hex digest of it
 """
@@ -149,6 +151,19 @@ def lossy(host, port, sent_path):
     json.dump(truth, open(sent_path, "w"))
 
 
+def noise(host, port, from_port, first, count):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", int(from_port)))
+    rng = random.Random(int(first))
+    start = time.monotonic()
+    for n, k in enumerate(range(int(first), int(first) + int(count))):
+        header = struct.pack(">BBHII", 0x80, 8, k & 0xFFFF, (k * 160) & 0xFFFFFFFF, 0x5EED)
+        sock.sendto(header + bytes(rng.choice(LOUD) for _ in range(160)), (host, int(port)))
+        delay = start + (n + 1) * 0.005 - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
 def gst_dtmf(host, port, event):
     import gi
 
@@ -198,6 +213,7 @@ if __name__ == "__main__":
         "pcap-replay": pcap_replay,
         "pcap-wav": pcap_wav,
         "lossy": lossy,
+        "noise": noise,
         "gst-dtmf": gst_dtmf,
         "wav-data": wav_data,
     }[command](*args)

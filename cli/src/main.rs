@@ -13,7 +13,7 @@ mod input;
 mod serve;
 
 use callrec::cipher::{decrypt_stream, CipherSpec, Mode};
-use callrec::{Codec, Engine, EngineConfig, EventKind, Reason, RecordOptions, Status};
+use callrec::{Codec, EngineConfig, EventKind, PublishConfig, Reason, RecordOptions, Status};
 use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
@@ -80,6 +80,13 @@ struct RecordArgs {
     /// Press DIGIT at SECONDS into the call (as an RFC 4733 event from the host). Repeatable.
     #[arg(long = "digit", value_name = "SECONDS:DIGIT", value_parser = parse_digit)]
     digits: Vec<(f64, char)>,
+    /// Pause the recording at SECONDS (`pause_behavior` says what the file keeps). Repeatable;
+    /// applied at the start of the 20 ms frame at or after SECONDS, like --digit.
+    #[arg(long = "pause-at", value_name = "SECONDS", value_parser = parse_seconds)]
+    pause_at: Vec<f64>,
+    /// Resume a paused recording at SECONDS. Repeatable; applied like --pause-at.
+    #[arg(long = "resume-at", value_name = "SECONDS", value_parser = parse_seconds)]
+    resume_at: Vec<f64>,
     /// Hang up at SECONDS (default: when the input ends).
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     hangup_at: Option<f64>,
@@ -89,6 +96,18 @@ struct RecordArgs {
     /// Pace the frames at real time (20 ms each) instead of as fast as possible.
     #[arg(long)]
     realtime: bool,
+    /// Publish the recording to an S3-compatible object store, e.g. s3://recordings/calls:
+    /// *available* comes once the object is stored and verified. Endpoint, region and
+    /// credentials come from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY (plain HTTP only with AWS_ALLOW_HTTP=true).
+    #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+    publish: Option<String>,
+    /// With --publish: remove the local file once the upload is verified.
+    #[arg(long, requires = "publish")]
+    publish_remove_local: bool,
+    /// With --publish: retry a failing upload for this long before reporting `error`.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, requires = "publish")]
+    publish_max_age: Option<f64>,
 }
 
 fn parse_codec(s: &str) -> Result<Codec, String> {
@@ -183,8 +202,30 @@ fn record(args: &RecordArgs) -> Result<(), Failure> {
         .map_err(|e| Failure(2, format!("--options: {e}")))?;
     let call = input::read_call(&args.input, args.codec)
         .map_err(|e| Failure(2, format!("{}: {e}", args.input.display())))?;
-    let engine =
-        Engine::new(&args.store, EngineConfig::default()).map_err(|e| Failure(1, e.to_string()))?;
+    let publish = args.publish.as_ref().map(|url| {
+        let mut p = PublishConfig::new(url.clone());
+        p.keep_local = !args.publish_remove_local;
+        if let Some(s) = args.publish_max_age {
+            p.max_age = Duration::from_secs_f64(s.min(30.0 * 24.0 * 3600.0));
+        }
+        p
+    });
+    if let Some(p) = &publish {
+        p.validate().map_err(|e| Failure(2, format!("--{e}")))?;
+    }
+    // Without publishing, *available* follows within seconds; with it, after the upload,
+    // which may be retried for up to max_age while the object store is down.
+    let event_wait = Duration::from_secs(60)
+        + publish
+            .as_ref()
+            .map(|p| p.max_age + Duration::from_secs(60))
+            .unwrap_or_default();
+    let config = EngineConfig {
+        publish,
+        ..EngineConfig::default()
+    };
+    let engine = callrec_publish::start_engine(&args.store, config)
+        .map_err(|e| Failure(1, e.to_string()))?;
     let (mut recorder, handle) = engine
         .record(&options, call.codec)
         .map_err(|e| Failure(1, e.to_string()))?;
@@ -197,6 +238,12 @@ fn record(args: &RecordArgs) -> Result<(), Failure> {
         .collect();
     digits.sort_by_key(|&(at, _)| at);
     let mut digits = digits.into_iter().peekable();
+    // Pauses and resumes in time order (a pause and a resume at the same time: pause first).
+    let mut pauses: Vec<(u64, bool)> = (args.pause_at.iter().map(|&s| (at_sample(s), true)))
+        .chain(args.resume_at.iter().map(|&s| (at_sample(s), false)))
+        .collect();
+    pauses.sort_by_key(|&(at, pause)| (at, !pause));
+    let mut pauses = pauses.into_iter().peekable();
     let hangup_at = args.hangup_at.map(at_sample);
     let mut abort = args.abort_at.map(|s| (at_sample(s), handle));
     let frame_len = callrec::recorder::FRAME_SAMPLES;
@@ -213,6 +260,17 @@ fn record(args: &RecordArgs) -> Result<(), Failure> {
             status = recorder
                 .digit(d)
                 .map_err(|e| Failure(2, format!("--digit: {e}")))?;
+        }
+        while let Some(&(at, pause)) = pauses.peek() {
+            if at > now {
+                break;
+            }
+            pauses.next();
+            status = if pause {
+                recorder.pause()
+            } else {
+                recorder.resume()
+            };
         }
         if let Some((at, h)) = &abort {
             if *at <= now {
@@ -252,8 +310,11 @@ fn record(args: &RecordArgs) -> Result<(), Failure> {
     drop(recorder);
 
     loop {
-        let Some(event) = engine.next_event(Some(Duration::from_secs(60))) else {
-            return Err(Failure(1, "the engine sent no event within 60 s".into()));
+        let Some(event) = engine.next_event(Some(event_wait)) else {
+            return Err(Failure(
+                1,
+                format!("the engine sent no event within {} s", event_wait.as_secs()),
+            ));
         };
         // A closed stdout (`| head -1`) must not stop the recording from becoming durable.
         let mut out = std::io::stdout().lock();
@@ -263,7 +324,8 @@ fn record(args: &RecordArgs) -> Result<(), Failure> {
             }
             _ => {}
         }
-        let failed = event.result.reason == Reason::Error;
+        // A file that could not be finalized gets no *available*.
+        let failed = event.kind == EventKind::Finished && event.result.reason == Reason::Error;
         if event.kind == EventKind::Available || failed {
             break;
         }

@@ -69,7 +69,7 @@ fn the_readme_example() {
     let data = &input[wav::parse(&input).unwrap().data];
     let start = position(data, &audio[..4000]).expect("recorded audio comes from the input");
     assert_eq!(&data[start..start + audio.len()], &audio[..]);
-    assert!(start <= 3200 && start % 160 == 0, "start {start}");
+    assert!(start <= 3200 && start.is_multiple_of(160), "start {start}");
     let seconds = r["seconds_duration"].as_f64().unwrap();
     assert_eq!(seconds, (audio.len() as f64 / 800.0).round() / 10.0);
     let trailing = data.len() - (start + audio.len());
@@ -136,6 +136,56 @@ fn pcm_input_is_encoded_to_the_codec_and_digits_barge_in() {
     encode_into(Codec::Ulaw, &samples, &mut want);
     assert_eq!(audio, want[15 * 160..75 * 160]);
     assert_eq!(r["seconds_duration"], 1.2);
+}
+
+#[test]
+fn pause_at_and_resume_at_splice_the_file() {
+    let dir = store("pause");
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("call.wav");
+    let samples = pcm_call(&input);
+    let mut want = vec![0u8; samples.len()];
+    encode_into(Codec::Alaw, &samples, &mut want);
+    for behavior in ["skip", "silence"] {
+        let out = callrec(&[
+            "record",
+            input.to_str().unwrap(),
+            "--store",
+            dir.to_str().unwrap(),
+            "--options",
+            &format!(r#"{{"pause_behavior":"{behavior}"}}"#),
+            "--pause-at",
+            "0.8",
+            "--resume-at",
+            "1.2",
+            "--pause-at",
+            "1.6",
+            "--resume-at",
+            "1.7",
+        ]);
+        let (r, audio, _) = two_events(&out, &dir);
+        assert_eq!(r["reason"], "hangup");
+        // Sound from 0.5 s: pre-roll from 0.3 s (sample 2400); paused 0.8-1.2 s and 1.6-1.7 s.
+        let gap = |from: usize, to: usize| match behavior {
+            "skip" => Vec::new(),
+            _ => vec![Codec::Alaw.silence(); to - from],
+        };
+        let expected = [
+            &want[2400..6400],
+            &gap(6400, 9600)[..],
+            &want[9600..12_800],
+            &gap(12_800, 13_600)[..],
+            &want[13_600..],
+        ]
+        .concat();
+        assert_eq!(audio.len(), expected.len(), "{behavior}");
+        assert!(
+            audio == expected,
+            "{behavior}: the file is the expected splice"
+        );
+    }
+    let out = callrec(&["record", input.to_str().unwrap(), "--pause-at", "x"]);
+    assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]

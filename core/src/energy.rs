@@ -175,6 +175,13 @@ pub fn level_dbm0(sum_of_squares: u64, samples: usize) -> f32 {
     ((dbov - sine_dbov) as f32 + FULL_SCALE_SINE_DBM0).max(MIN_DBM0)
 }
 
+/// The level of one frame of G.711 audio in dBm0, exactly as the sound detector sees it: the
+/// recorder calls this for every 20 ms frame, and the Python `frame_energy_dbm0` and any other
+/// "what level does callrec see" tool call it too, so they can never disagree.
+pub fn frame_level_dbm0(kernel: EnergyKernel, codec: Codec, frame: &[u8]) -> f32 {
+    level_dbm0(kernel.g711_sum_of_squares(codec, frame), frame.len())
+}
+
 use crate::g711::Codec;
 
 #[cfg(target_arch = "x86_64")]

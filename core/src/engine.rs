@@ -8,6 +8,7 @@
 use crate::cipher::{CipherSpec, Mode};
 use crate::g711::Codec;
 use crate::options::{OptionsError, RecordOptions};
+use crate::publish::{ObjectSink, PublishConfig, PublishMetrics, PublishSnapshot};
 use crate::recorder::{Recorder, RecorderHandle, SAMPLE_RATE};
 use crate::result::Event;
 use crate::session::{audio_ring, SessionShared};
@@ -15,6 +16,7 @@ use crate::store::Store;
 use crate::wav::WavFile;
 use crate::writer::{run_syncer, run_writer, WriterContext, WriterSession};
 use crossbeam_channel::{Receiver, Sender};
+use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -23,20 +25,37 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 /// How an engine runs. `EngineConfig::default()` suits most hosts.
+///
+/// This one type is the engine configuration everywhere: Rust hosts build it, C hosts pass it as
+/// JSON to `callrec_engine_new`, Python hosts as keyword arguments to `Engine(store, **config)`,
+/// all through [`EngineConfig::from_json`] / [`EngineConfig::from_map`], so the names, ranges and
+/// messages are the same in every language. JSON names are the field names, except
+/// `poll_interval`, which is `poll_milliseconds` (an integer) in JSON.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EngineConfig {
-    /// Writer threads (each serves its share of the sessions). Default 1.
+    /// Writer threads (each serves its share of the sessions), 1..=256. Default 1.
     pub writers: usize,
-    /// Audio each session's ring holds, in milliseconds: how long the writer may stall before
-    /// frames are lost. Default 2000.
+    /// Audio each session's ring holds, in milliseconds (100..=60000): how long the writer may
+    /// stall before frames are lost. Default 2000.
     pub ring_milliseconds: u32,
-    /// How often a writer wakes. Default 20 ms (one frame): each wake scans every session, so
-    /// waking more often costs writer CPU at thousands of sessions and buys only a lower
-    /// finalize latency.
+    /// How often a writer wakes (1..=1000 ms). Default 20 ms (one frame): each wake scans every
+    /// session, so waking more often costs writer CPU at thousands of sessions and buys only a
+    /// lower finalize latency.
     pub poll_interval: Duration,
-    /// A ring is drained once it holds this many bytes (or its recording stopped). Default 4096.
+    /// A ring is drained once it holds this many bytes (or its recording stopped), 1..=240000;
+    /// capped at half the ring, so a small ring works with the default. Default 4096.
     pub batch_bytes: usize,
+    /// Publish every finished recording to an S3-compatible object store before reporting it
+    /// *available* (DESIGN §12). Default None: *available* means fsynced locally. The engine
+    /// then needs an [`ObjectSink`]: see [`Engine::with_object_sink`].
+    pub publish: Option<PublishConfig>,
 }
+
+/// Engine configuration ranges (inclusive), shared by every way of giving a configuration.
+const WRITERS: (u64, u64) = (1, 256);
+const RING_MILLISECONDS: (u64, u64) = (100, 60_000);
+const POLL_MILLISECONDS: (u64, u64) = (1, 1000);
+const BATCH_BYTES: (u64, u64) = (1, 240_000);
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -45,8 +64,178 @@ impl Default for EngineConfig {
             ring_milliseconds: 2000,
             poll_interval: Duration::from_millis(20),
             batch_bytes: 4096,
+            publish: None,
         }
     }
+}
+
+impl EngineConfig {
+    /// Parses an engine configuration from JSON (an object; an empty string means all defaults).
+    /// A key given twice or an unknown key is an error naming it.
+    pub fn from_json(json: &str) -> Result<EngineConfig, Error> {
+        if json.trim().is_empty() {
+            return Ok(EngineConfig::default());
+        }
+        match crate::json::parse(json).map_err(|m| Error::Config(format!("not valid JSON: {m}")))? {
+            serde_json::Value::Object(map) => EngineConfig::from_map(&map),
+            _ => Err(Error::Config("must be a JSON object".into())),
+        }
+    }
+
+    /// Builds a configuration from an already-decoded JSON object (defaults for absent keys).
+    pub fn from_map(
+        map: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<EngineConfig, Error> {
+        let mut c = EngineConfig::default();
+        for (key, value) in map {
+            match key.as_str() {
+                "writers" => c.writers = config_integer("writers", value, WRITERS)? as usize,
+                "ring_milliseconds" => {
+                    c.ring_milliseconds =
+                        config_integer("ring_milliseconds", value, RING_MILLISECONDS)? as u32
+                }
+                "poll_milliseconds" => {
+                    c.poll_interval = Duration::from_millis(config_integer(
+                        "poll_milliseconds",
+                        value,
+                        POLL_MILLISECONDS,
+                    )?)
+                }
+                "batch_bytes" => {
+                    c.batch_bytes = config_integer("batch_bytes", value, BATCH_BYTES)? as usize
+                }
+                "publish" => c.publish = publish_config(value)?,
+                _ => {
+                    return Err(Error::Config(format!(
+                        "{}: unknown setting",
+                        crate::json::key(key)
+                    )))
+                }
+            }
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks every setting's range; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), Error> {
+        config_range("writers", self.writers as u64, WRITERS)?;
+        config_range(
+            "ring_milliseconds",
+            self.ring_milliseconds as u64,
+            RING_MILLISECONDS,
+        )?;
+        let poll = self.poll_interval;
+        if poll < Duration::from_millis(POLL_MILLISECONDS.0)
+            || poll > Duration::from_millis(POLL_MILLISECONDS.1)
+        {
+            return Err(Error::Config(format!(
+                "poll_milliseconds: must be {}..={}",
+                POLL_MILLISECONDS.0, POLL_MILLISECONDS.1
+            )));
+        }
+        config_range("batch_bytes", self.batch_bytes as u64, BATCH_BYTES)?;
+        if let Some(publish) = &self.publish {
+            publish.validate().map_err(Error::Config)?;
+        }
+        Ok(())
+    }
+
+    /// Bytes each session's ring holds.
+    pub(crate) fn ring_bytes(&self) -> usize {
+        self.ring_milliseconds as usize * SAMPLE_RATE as usize / 1000
+    }
+
+    /// The batch size in force: `batch_bytes`, at most half the ring.
+    pub(crate) fn effective_batch_bytes(&self) -> usize {
+        self.batch_bytes.min(self.ring_bytes() / 2)
+    }
+}
+
+impl<'de> Deserialize<'de> for EngineConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = serde_json::Map::deserialize(d)?;
+        EngineConfig::from_map(&map).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `"publish"`: null, an `s3://bucket/prefix` URL, or `{"url": ..., "keep_local": bool,
+/// "max_age_seconds": n, "concurrency": n}`.
+fn publish_config(v: &serde_json::Value) -> Result<Option<PublishConfig>, Error> {
+    use serde_json::Value;
+    let map = match v {
+        Value::Null => return Ok(None),
+        Value::String(url) => return Ok(Some(PublishConfig::new(url.as_str()))),
+        Value::Object(map) => map,
+        _ => {
+            return Err(Error::Config(format!(
+                "publish: must be an s3:// URL or an object, not {}",
+                crate::json::describe(v)
+            )))
+        }
+    };
+    let Some(Value::String(url)) = map.get("url") else {
+        return Err(Error::Config("publish.url: is required (a string)".into()));
+    };
+    let mut p = PublishConfig::new(url.as_str());
+    for (key, value) in map {
+        match key.as_str() {
+            "url" => {}
+            "keep_local" => {
+                p.keep_local = value.as_bool().ok_or_else(|| {
+                    Error::Config("publish.keep_local: must be true or false".into())
+                })?
+            }
+            "max_age_seconds" => {
+                p.max_age = Duration::from_secs(config_integer(
+                    "publish.max_age_seconds",
+                    value,
+                    (1, 30 * 86_400),
+                )?)
+            }
+            "concurrency" => {
+                p.concurrency = config_integer("publish.concurrency", value, (1, 256))? as usize
+            }
+            _ => {
+                return Err(Error::Config(format!(
+                    "publish.{}: unknown setting",
+                    crate::json::printable(key, crate::json::QUOTE_CHARS)
+                )))
+            }
+        }
+    }
+    Ok(Some(p))
+}
+
+fn config_integer(name: &str, v: &serde_json::Value, bounds: (u64, u64)) -> Result<u64, Error> {
+    let n = match v {
+        serde_json::Value::Number(n) => match (n.as_u64(), n.as_f64()) {
+            (Some(u), _) => Some(u),
+            // `-0` and `0.0` are zero; any other fraction or sign is refused below.
+            (None, Some(f)) => (f == 0.0).then_some(0),
+            _ => None,
+        },
+        _ => None,
+    };
+    let Some(n) = n else {
+        return Err(Error::Config(format!(
+            "{name}: must be a whole number {}..={}, not {}",
+            bounds.0,
+            bounds.1,
+            crate::json::describe(v)
+        )));
+    };
+    config_range(name, n, bounds)?;
+    Ok(n)
+}
+
+fn config_range(name: &str, n: u64, (min, max): (u64, u64)) -> Result<(), Error> {
+    if n < min || n > max {
+        return Err(Error::Config(format!(
+            "{name}: must be {min}..={max}, not {n}"
+        )));
+    }
+    Ok(())
 }
 
 /// What can go wrong outside the real-time path.
@@ -71,7 +260,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Options(e) => write!(f, "{e}"),
-            Error::Config(m) => write!(f, "engine config: {m}"),
+            Error::Config(m) => write!(f, "engine configuration: {m}"),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
             Error::ShutDown => f.write_str("the engine has been shut down"),
         }
@@ -155,6 +344,7 @@ pub struct Engine {
     next_writer: AtomicUsize,
     closing: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    publish_metrics: Option<Arc<PublishMetrics>>,
 }
 
 impl fmt::Debug for Engine {
@@ -167,34 +357,49 @@ impl fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Starts an engine writing under `store_root` (created 0700 if missing).
+    /// Starts an engine writing under `store_root` (created 0700 if missing). With
+    /// `config.publish` set, use [`Engine::with_object_sink`] instead (core has no network code).
     pub fn new(store_root: impl Into<PathBuf>, config: EngineConfig) -> Result<Engine, Error> {
-        let store_root = store_root.into();
-        if config.writers == 0 || config.writers > 256 {
-            return Err(Error::Config(format!(
-                "writers must be 1..=256, not {}",
-                config.writers
-            )));
+        Engine::start(store_root.into(), config, None)
+    }
+
+    /// Starts an engine that publishes every recording through `sink` (`config.publish` must be
+    /// set): uploads resume from the store's outbox, and *available* means stored and verified
+    /// in the object store (see [`crate::publish`]). `callrec_publish::start_engine` builds the
+    /// S3 sink from the URL.
+    pub fn with_object_sink(
+        store_root: impl Into<PathBuf>,
+        config: EngineConfig,
+        sink: Arc<dyn ObjectSink>,
+    ) -> Result<Engine, Error> {
+        Engine::start(store_root.into(), config, Some(sink))
+    }
+
+    fn start(
+        store_root: PathBuf,
+        config: EngineConfig,
+        sink: Option<Arc<dyn ObjectSink>>,
+    ) -> Result<Engine, Error> {
+        match (&config.publish, &sink) {
+            (Some(p), _) => {
+                p.validate().map_err(Error::Config)?;
+            }
+            (None, Some(_)) => {
+                return Err(Error::Config(
+                    "an object sink was given without publish".into(),
+                ))
+            }
+            (None, None) => {}
         }
-        if !(100..=60_000).contains(&config.ring_milliseconds) {
-            return Err(Error::Config(format!(
-                "ring_milliseconds must be 100..=60000, not {}",
-                config.ring_milliseconds
-            )));
-        }
-        let ring_bytes = config.ring_milliseconds as usize * SAMPLE_RATE as usize / 1000;
-        if config.batch_bytes == 0 || config.batch_bytes > ring_bytes / 2 {
-            return Err(Error::Config(format!(
-                "batch_bytes must be 1..={} (half the ring), not {}",
-                ring_bytes / 2,
-                config.batch_bytes
-            )));
-        }
-        if config.poll_interval.is_zero() || config.poll_interval > Duration::from_secs(1) {
+        if config.publish.is_some() && sink.is_none() {
             return Err(Error::Config(
-                "poll_interval must be between 0 and 1 s".into(),
+                "publish needs an object-store client: start the engine with \
+                 Engine::with_object_sink (callrec_publish::start_engine builds one)"
+                    .into(),
             ));
         }
+        config.validate()?;
+        let ring_bytes = config.ring_bytes();
         let store = Store::open(&store_root).map_err(|source| Error::Io {
             context: format!("cannot create the store {}", store_root.display()),
             source,
@@ -208,6 +413,30 @@ impl Engine {
         let spawn_error = |source| Error::Io {
             context: "cannot start an engine thread".into(),
             source,
+        };
+        // Publishing: the writers' and the sync thread's events go through the publisher,
+        // which forwards *finished* once the outbox holds the recording and sends *available*
+        // after a verified upload. Its thread is joined last, after the threads feeding it.
+        let mut publisher = None;
+        let mut publish_metrics = None;
+        let event_tx = match (&config.publish, sink) {
+            (Some(p), Some(sink)) => {
+                let pm = Arc::new(PublishMetrics::default());
+                let (intake, thread) =
+                    crate::publish::spawn(&store_root, p, sink, event_tx, pm.clone()).map_err(
+                        |source| Error::Io {
+                            context: format!(
+                                "cannot open the publish outbox in {}",
+                                store_root.display()
+                            ),
+                            source,
+                        },
+                    )?;
+                publisher = Some(thread);
+                publish_metrics = Some(pm);
+                intake
+            }
+            _ => event_tx,
         };
         let sync_events = event_tx.clone();
         threads.push(
@@ -225,7 +454,7 @@ impl Engine {
                 events: event_tx.clone(),
                 sync_jobs: sync_tx.clone(),
                 poll_interval: config.poll_interval,
-                batch_bytes: config.batch_bytes,
+                batch_bytes: config.effective_batch_bytes(),
                 ring_bytes,
             };
             let spawned = std::thread::Builder::new()
@@ -240,6 +469,8 @@ impl Engine {
             }
             writers.push(tx);
         }
+        drop(event_tx);
+        threads.extend(publisher);
         Ok(Engine {
             store,
             config,
@@ -249,6 +480,7 @@ impl Engine {
             next_writer: AtomicUsize::new(0),
             closing,
             threads: Mutex::new(threads),
+            publish_metrics,
         })
     }
 
@@ -301,7 +533,7 @@ impl Engine {
                 source,
             }
         })?;
-        let ring_bytes = self.config.ring_milliseconds as usize * SAMPLE_RATE as usize / 1000;
+        let ring_bytes = self.config.ring_bytes();
         let (producer, consumer) = audio_ring(ring_bytes);
         let shared = Arc::new(SessionShared::new(options.trim_trailing_silence));
         let filename = paths.filename.clone();
@@ -362,6 +594,11 @@ impl Engine {
     /// The engine's counters.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.metrics.snapshot()
+    }
+
+    /// The publisher's counters (uploads, failed attempts, ...); None when not publishing.
+    pub fn publish_metrics(&self) -> Option<PublishSnapshot> {
+        self.publish_metrics.as_ref().map(|m| m.snapshot())
     }
 
     /// Stops accepting recordings, stops every open one with `other` (keeping all audio already

@@ -50,6 +50,37 @@ pub struct RecordOptions {
     pub beep_milliseconds: u32,
     /// Extension: beep level in dBm0.
     pub beep_level_dbm0: f32,
+    /// Extension: what a span between `Recorder::pause` and `Recorder::resume` leaves in the file.
+    pub pause_behavior: PauseBehavior,
+}
+
+/// What a paused span leaves in the file (`pause_behavior`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PauseBehavior {
+    /// `"skip"`: the paused audio is left out; the file joins the audio either side of it.
+    #[default]
+    Skip,
+    /// `"silence"`: the paused audio is replaced by G.711 silence of the same length.
+    Silence,
+}
+
+impl PauseBehavior {
+    /// The option's JSON value: `"skip"` or `"silence"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PauseBehavior::Skip => "skip",
+            PauseBehavior::Silence => "silence",
+        }
+    }
+
+    /// Parses `"skip"` or `"silence"`.
+    pub fn from_name(name: &str) -> Option<PauseBehavior> {
+        match name {
+            "skip" => Some(PauseBehavior::Skip),
+            "silence" => Some(PauseBehavior::Silence),
+            _ => None,
+        }
+    }
 }
 
 impl Default for RecordOptions {
@@ -69,6 +100,7 @@ impl Default for RecordOptions {
             beep_frequency_hz: 1000,
             beep_milliseconds: 250,
             beep_level_dbm0: -12.0,
+            pause_behavior: PauseBehavior::Skip,
         }
     }
 }
@@ -144,6 +176,11 @@ impl RecordOptions {
                 "beep_frequency_hz" => o.beep_frequency_hz = small_integer(f, value)?,
                 "beep_milliseconds" => o.beep_milliseconds = small_integer(f, value)?,
                 "beep_level_dbm0" => o.beep_level_dbm0 = number(f, value)? as f32,
+                "pause_behavior" => {
+                    let name = string(f, value)?;
+                    o.pause_behavior = PauseBehavior::from_name(name)
+                        .ok_or_else(|| OptionsError::new(f, "must be \"skip\" or \"silence\""))?
+                }
                 "next_page" | "recording_available_page" => {}
                 "encryption_cipher" => o.encryption_cipher = Some(cipher(value)?),
                 _ => return Err(OptionsError::new(f, "unknown option")),
@@ -441,6 +478,26 @@ mod tests {
         assert!(!format!("{:?}", ok(&format!(
             r#"{{"encryption_cipher":{{"type":"aesctr","key":"{key}","initialisation_vector":"{key}"}}}}"#
         ))).contains("0102"));
+    }
+
+    #[test]
+    fn pause_behavior_is_skip_or_silence() {
+        assert_eq!(
+            RecordOptions::from_json(r#"{"pause_behavior":"silence"}"#)
+                .unwrap()
+                .pause_behavior,
+            PauseBehavior::Silence
+        );
+        assert_eq!(
+            RecordOptions::from_json(r#"{"pause_behavior":"skip"}"#)
+                .unwrap()
+                .pause_behavior,
+            PauseBehavior::Skip
+        );
+        let e = err(r#"{"pause_behavior":"mute"}"#);
+        assert_eq!(e.field, "pause_behavior");
+        assert!(!e.message.contains("mute"), "the value is not echoed");
+        assert_eq!(err(r#"{"pause_behavior":1}"#).field, "pause_behavior");
     }
 
     #[test]

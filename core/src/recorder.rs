@@ -19,10 +19,10 @@
 //! than a frame is still recorded (unanalysed) so no audio the caller sent is lost.
 
 use crate::detect::SoundDetector;
-use crate::energy::{level_dbm0, EnergyKernel};
+use crate::energy::{frame_level_dbm0, EnergyKernel};
 use crate::engine::EngineMetrics;
 use crate::g711::Codec;
-use crate::options::{is_dtmf_digit, RecordOptions};
+use crate::options::{is_dtmf_digit, PauseBehavior, RecordOptions};
 use crate::result::Reason;
 use crate::session::SessionShared;
 use crate::tone::ToneGenerator;
@@ -141,6 +141,11 @@ pub struct Recorder {
     size_limit_bytes: u64,
     trim: bool,
     speech_published: bool,
+    /// Audio that reached the ring while the timers ran (not paused): what the duration limit
+    /// counts. `recorded_bytes` counts everything (the file-size limit).
+    timed_bytes: u64,
+    paused: bool,
+    pause_fills_silence: bool,
 }
 
 impl fmt::Debug for Recorder {
@@ -220,6 +225,9 @@ impl Recorder {
             size_limit_bytes: size_limit,
             trim: options.trim_trailing_silence,
             speech_published: false,
+            timed_bytes: 0,
+            paused: false,
+            pause_fills_silence: options.pause_behavior == PauseBehavior::Silence,
         };
         (recorder, handle)
     }
@@ -308,19 +316,50 @@ impl Recorder {
     /// The call ended: stops with `hangup`, recording any partial frame still held. Real-time safe.
     pub fn hangup(&mut self) -> Status {
         self.enter();
-        if self.phase == Phase::Recording && self.carry_len > 0 {
-            let carry = self.carry;
-            let held = self.carry_len;
-            self.carry_len = 0;
-            if self.write_audio(&carry[..held]) {
-                self.stop_at_limit();
-            }
-        }
+        self.flush_carry();
         if !self.is_stopped() {
             self.stop(Reason::Hangup);
         }
         self.shared.leave();
         self.current_status()
+    }
+
+    /// Pauses the recording (PCI: the agent takes card details). From here until [`resume`],
+    /// the caller's audio is left out of the file (`pause_behavior: "skip"`) or replaced by
+    /// G.711 silence of the same length (`"silence"`); the silence, initial-silence and
+    /// duration timers stop, and the sound detector does not see the paused audio. Digits
+    /// (from [`digit`]) still stop the recording with `bargein`. The pause takes effect at the
+    /// exact sample: a partial frame already pushed is recorded first. Pausing while paused or
+    /// stopped changes nothing. Real-time safe.
+    ///
+    /// [`resume`]: Recorder::resume
+    /// [`digit`]: Recorder::digit
+    pub fn pause(&mut self) -> Status {
+        self.enter();
+        if !self.paused && !self.is_stopped() {
+            self.flush_carry();
+            self.paused = true;
+        }
+        self.shared.leave();
+        self.current_status()
+    }
+
+    /// Resumes a paused recording at the exact sample: a partial frame pushed while paused is
+    /// dropped or recorded as silence like the rest of the paused span. Resuming when not
+    /// paused changes nothing. Real-time safe.
+    pub fn resume(&mut self) -> Status {
+        self.enter();
+        if self.paused && !self.is_stopped() {
+            self.flush_carry();
+            self.paused = false;
+        }
+        self.shared.leave();
+        self.current_status()
+    }
+
+    /// True between [`Recorder::pause`] and [`Recorder::resume`]. Real-time safe.
+    pub fn is_paused(&self) -> bool {
+        self.paused
     }
 
     /// Pulls the beep into `out` (G.711, the call's codec) for the host to send to the caller;
@@ -363,7 +402,50 @@ impl Recorder {
         self.phase = Phase::Stopped(self.shared.stop(reason));
     }
 
+    /// Records the partial frame held in `carry` unanalysed (as the pause/resume/hangup point
+    /// demands), or, while paused, what the pause behaviour leaves for it; empties the carry.
+    /// Outside the recording phase a partial frame is too short to matter and is dropped.
+    fn flush_carry(&mut self) {
+        let held = std::mem::take(&mut self.carry_len);
+        if held == 0 || self.phase != Phase::Recording {
+            return;
+        }
+        let at_limit = if !self.paused {
+            let carry = self.carry;
+            self.write_audio(&carry[..held], true)
+        } else if self.pause_fills_silence {
+            self.write_audio(&self.silence_frame()[..held], false)
+        } else {
+            false
+        };
+        if at_limit {
+            self.stop_at_limit();
+        }
+    }
+
+    fn silence_frame(&self) -> [u8; FRAME_SAMPLES] {
+        [self.codec.silence(); FRAME_SAMPLES]
+    }
+
+    /// A frame pushed while paused: the timers and the sound detector do not see it; the file
+    /// gets nothing or silence in its place.
+    fn paused_frame(&mut self) {
+        if !self.pause_fills_silence {
+            return;
+        }
+        let silence = self.silence_frame();
+        if self.phase == Phase::Waiting {
+            self.remember_preroll(&silence);
+        } else if self.phase == Phase::Recording && self.write_audio(&silence, false) {
+            self.stop_at_limit();
+        }
+    }
+
     fn frame(&mut self, frame: &[u8; FRAME_SAMPLES]) {
+        if self.paused && matches!(self.phase, Phase::Waiting | Phase::Recording) {
+            self.paused_frame();
+            return;
+        }
         match self.phase {
             Phase::Beep | Phase::Stopped(_) => {}
             Phase::EchoGuard { left } => {
@@ -395,10 +477,7 @@ impl Recorder {
 
     fn is_sound(&mut self, frame: &[u8; FRAME_SAMPLES]) -> bool {
         // Straight from the G.711 bytes (the kernel chosen at start): no decode needed.
-        let level = level_dbm0(
-            self.energy.g711_sum_of_squares(self.codec, frame),
-            FRAME_SAMPLES,
-        );
+        let level = frame_level_dbm0(self.energy, self.codec, frame);
         let sound = self.detector.classify(level);
         if !self.speech_published && self.detector.contains_sound() {
             self.speech_published = true;
@@ -421,7 +500,7 @@ impl Recorder {
             let frame: [u8; FRAME_SAMPLES] = self.preroll[at..at + FRAME_SAMPLES]
                 .try_into()
                 .expect("a pre-roll slot is one frame");
-            if self.write_audio(&frame) {
+            if self.write_audio(&frame, true) {
                 self.stop_at_limit();
                 return;
             }
@@ -431,7 +510,7 @@ impl Recorder {
     }
 
     fn record_frame(&mut self, frame: &[u8; FRAME_SAMPLES], sound: bool) {
-        let at_limit = self.write_audio(frame);
+        let at_limit = self.write_audio(frame, true);
         if sound {
             self.silence_samples = 0;
             if self.trim {
@@ -447,24 +526,34 @@ impl Recorder {
         }
     }
 
-    /// Sends audio to the writer, cut at the duration/size limit; true when the limit is reached.
-    /// A ring without room (the writer stalled) loses the audio: counted, never silent.
-    fn write_audio(&mut self, audio: &[u8]) -> bool {
-        let limit = self.duration_limit_bytes.min(self.size_limit_bytes);
-        let room = limit.saturating_sub(self.recorded_bytes);
+    /// Sends audio to the writer, cut at the duration/size limit; true when a limit is reached.
+    /// `timed` audio counts towards the duration limit; paused silence counts only towards the
+    /// file size. A ring without room (the writer stalled) loses the audio: counted, never silent.
+    fn write_audio(&mut self, audio: &[u8], timed: bool) -> bool {
+        let size_room = self.size_limit_bytes.saturating_sub(self.recorded_bytes);
+        let duration_room = self.duration_limit_bytes.saturating_sub(self.timed_bytes);
+        let room = if timed {
+            size_room.min(duration_room)
+        } else {
+            size_room
+        };
         let audio = &audio[..(audio.len() as u64).min(room) as usize];
         self.recorded_bytes += audio.len() as u64;
+        if timed {
+            self.timed_bytes += audio.len() as u64;
+        }
         if self.ring.push_entire_slice(audio).is_ok() {
             self.ring_bytes += audio.len() as u64;
         } else {
             self.shared.add_frames_dropped(1);
             self.metrics.add_frames_dropped(1);
         }
-        self.recorded_bytes >= limit
+        self.recorded_bytes >= self.size_limit_bytes
+            || self.timed_bytes >= self.duration_limit_bytes
     }
 
     fn stop_at_limit(&mut self) {
-        if self.recorded_bytes >= self.duration_limit_bytes {
+        if self.timed_bytes >= self.duration_limit_bytes {
             self.stop(Reason::Duration);
         } else {
             self.stop(Reason::Filesize);

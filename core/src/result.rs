@@ -86,6 +86,9 @@ pub struct RecordingResult {
     pub barge_in_digit: Option<char>,
     /// Frames lost because the writer fell behind (extension; 0 on a healthy system).
     pub frames_dropped: u64,
+    /// Why publishing to the object store failed (extension; only in an *available* event with
+    /// reason `error` from the publisher, DESIGN §12).
+    pub publish_error: Option<String>,
 }
 
 impl RecordingResult {
@@ -113,6 +116,9 @@ impl RecordingResult {
         }
         if self.frames_dropped > 0 {
             json.push_str(&format!(",\"frames_dropped\":{}", self.frames_dropped));
+        }
+        if let Some(e) = &self.publish_error {
+            json.push_str(&format!(",\"publish_error\":{}", quote(e)));
         }
         json.push_str("}}");
         json
@@ -151,6 +157,7 @@ mod tests {
             reason: Reason::Silence,
             barge_in_digit: None,
             frames_dropped: 0,
+            publish_error: None,
         }
     }
 
@@ -174,6 +181,11 @@ mod tests {
         assert_eq!(v["result"]["barge_in_digit"], "#");
         assert_eq!(v["result"]["id"], "a\"b");
         assert_eq!(v["result"]["frames_dropped"], 3);
+        assert!(v["result"].get("publish_error").is_none());
+        r.publish_error = Some("upload: \"403\"".into());
+        let v: serde_json::Value = serde_json::from_str(&r.action_result_json()).unwrap();
+        assert_eq!(v["result"]["publish_error"], "upload: \"403\"");
+        r.publish_error = None;
         assert!(r.action_result_json().contains("\"seconds_duration\":0.0,"));
         // A digit is never reported for another reason.
         r.reason = Reason::Hangup;

@@ -103,6 +103,7 @@ impl WriterSession {
             reason,
             barge_in_digit: shared.barge_in_digit(),
             frames_dropped: shared.frames_dropped(),
+            publish_error: None,
         };
         let finalized = if failed {
             None

@@ -1,4 +1,5 @@
-//! The real-time rule, proven: `push`, `digit`, `playout`, `hangup`, `status` and `abort` never
+//! The real-time rule, proven: `push`, `digit`, `pause`, `resume`, `playout`, `hangup`, `status`
+//! and `abort` never
 //! allocate, over more than 100,000 frames and every phase; and the writer's steady state
 //! allocates nothing per drained frame. A counting global allocator counts every allocation,
 //! per thread (the media thread) and in total (the writer, during the steady-state window).
@@ -60,11 +61,17 @@ fn count_on_this_thread(on: bool) -> u64 {
     THIS_THREAD.with(|n| n.get())
 }
 
-/// Pushes `frame`, waiting (not allocating) while the ring is too full so no frame is dropped.
-fn paced_push(rec: &mut Recorder, frame: &[u8]) -> Status {
-    while rec.ring_free_bytes() < frame.len() {
+/// Waits (not allocating) until the ring has room for `bytes`.
+fn wait_for_room(rec: &Recorder, bytes: usize) {
+    while rec.ring_free_bytes() < bytes {
         std::thread::sleep(Duration::from_micros(200));
     }
+}
+
+/// Pushes `frame`, waiting while the ring is too full so no frame is dropped. `pause` and
+/// `resume` record a held partial frame too, so the room asked for covers one more frame.
+fn paced_push(rec: &mut Recorder, frame: &[u8]) -> Status {
+    wait_for_room(rec, frame.len() + FRAME);
     rec.push(frame).unwrap()
 }
 
@@ -90,7 +97,8 @@ fn real_time_path_and_writer_steady_state_do_not_allocate() {
         quiet(codec, 75, 2),
     ]);
     let long = RecordOptions::from_json(
-        r#"{"beep_on_start":true,"seconds_max_duration":86400,"milliseconds_max_silence":3600000}"#,
+        r#"{"beep_on_start":true,"seconds_max_duration":86400,"milliseconds_max_silence":3600000,
+            "pause_behavior":"silence"}"#,
     )
     .unwrap();
     let (mut main, _) = e.record(&long, codec).unwrap();
@@ -123,7 +131,7 @@ fn real_time_path_and_writer_steady_state_do_not_allocate() {
         .unwrap();
     let frames_of_cycle = cycle.len() / FRAME;
     let mut beep = [0u8; FRAME];
-    let odd = [0xD5u8; 100];
+    let odd = [0xD5u8; FRAME];
 
     // --- Real-time thread counting starts: nothing below may allocate on this thread. ---
     count_on_this_thread(true);
@@ -164,10 +172,22 @@ fn real_time_path_and_writer_steady_state_do_not_allocate() {
             paced_push(&mut main, &odd[..77]); // a partial frame, completed by the next push
             paced_push(&mut main, &odd[..FRAME - 77]);
         }
+        // Pause (silence in the file, so the byte count below holds) and resume, each time
+        // with a partial frame held, so both flush a carry.
+        if i % 1000 == 300 {
+            paced_push(&mut main, &odd[..50]);
+            assert_eq!(main.pause(), Status::Recording);
+            paced_push(&mut main, &odd[..FRAME - 50]);
+        }
+        if i % 1000 == 600 {
+            paced_push(&mut main, &odd[..30]);
+            assert_eq!(main.resume(), Status::Recording);
+            paced_push(&mut main, &odd[..FRAME - 30]);
+        }
     }
     pushed += 300_000;
     // Let the writer catch up with everything pushed, still inside the window.
-    let pushed_bytes = 3 * 160 * 100_000 + 160 * 100;
+    let pushed_bytes = 3 * 160 * 100_000 + 3 * 160 * 100;
     // Each of the 3 sessions may keep less than one batch (4096 bytes) undrained.
     while e.metrics().bytes_written < written_before + pushed_bytes as u64 - 3 * 4096 {
         std::thread::sleep(Duration::from_millis(1));

@@ -74,14 +74,12 @@ int main(int argc, char **argv) {
 
     callrec_engine *engine = NULL;
     callrec_recorder *rec = NULL;
-    callrec_result r = callrec_engine_new(store, strlen(store), 0, 0, &engine);
-    if (r != CALLREC_RESULT_OK) return free(file), fail("engine", r);
-    r = callrec_recorder_new(engine, options, strlen(options), codec, &rec);
+    char why[512];
+    callrec_result r = callrec_engine_new(store, strlen(store), NULL, 0, why, sizeof why, NULL, &engine);
+    if (r != CALLREC_RESULT_OK) return fprintf(stderr, "record_file: %s\n", why), free(file), fail("engine", r);
+    r = callrec_recorder_new(engine, options, strlen(options), codec, why, sizeof why, NULL, &rec);
     if (r == CALLREC_RESULT_INVALID_OPTIONS) {
-        char why[512];
-        size_t n;
-        callrec_options_error(options, strlen(options), why, sizeof why, &n);
-        fprintf(stderr, "record_file: options: %s\n", why);
+        fprintf(stderr, "record_file: %s\n", why);
         callrec_engine_free(engine);
         free(file);
         return 2;

@@ -26,9 +26,9 @@ inline void check(callrec_result r, const char *what) {
     if (r != CALLREC_RESULT_OK) throw std::runtime_error(std::string(what) + ": " + callrec_result_name(r));
 }
 
-template <typename T, void (*Free)(T *)>
+template <typename T, callrec_result (*Free)(T *)>
 struct Deleter {
-    void operator()(T *p) const noexcept { Free(p); }
+    void operator()(T *p) const noexcept { (void)Free(p); }
 };
 using EnginePtr = std::unique_ptr<callrec_engine, Deleter<callrec_engine, callrec_engine_free>>;
 using RecorderPtr = std::unique_ptr<callrec_recorder, Deleter<callrec_recorder, callrec_recorder_free>>;
@@ -38,18 +38,17 @@ class Engine {
   public:
     explicit Engine(const std::string &store) {
         callrec_engine *e = nullptr;
-        check(callrec_engine_new(store.data(), store.size(), 0, 0, &e), "engine");
+        char why[512];
+        callrec_result res = callrec_engine_new(store.data(), store.size(), nullptr, 0, why, sizeof why, nullptr, &e);
+        if (res != CALLREC_RESULT_OK) throw std::runtime_error(std::string("engine: ") + why);
         engine_.reset(e);
     }
     RecorderPtr record(const std::string &options, uint32_t codec) {
         callrec_recorder *r = nullptr;
-        callrec_result res = callrec_recorder_new(engine_.get(), options.data(), options.size(), codec, &r);
-        if (res == CALLREC_RESULT_INVALID_OPTIONS) {
-            char why[512];
-            size_t n = 0;
-            callrec_options_error(options.data(), options.size(), why, sizeof why, &n);
-            throw std::invalid_argument(std::string("options: ") + why);
-        }
+        char why[512];
+        callrec_result res =
+            callrec_recorder_new(engine_.get(), options.data(), options.size(), codec, why, sizeof why, nullptr, &r);
+        if (res == CALLREC_RESULT_INVALID_OPTIONS) throw std::invalid_argument(why);
         check(res, "record");
         return RecorderPtr(r);
     }

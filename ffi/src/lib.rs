@@ -4,36 +4,40 @@
 //!
 //! Conventions:
 //! * Opaque handles (`callrec_engine`, `callrec_recorder`, `callrec_abort_handle`,
-//!   `callrec_event`) made by `_new` (or `next_event`) and released by `_free`.
-//! * Every fallible function returns a `callrec_result`; `callrec_result_name` names each code.
-//! * Outputs come last and are written only on success.
-//! * Every buffer pointer is followed by its `size_t` length; strings in are UTF-8, not
-//!   NUL-terminated (pass the length); strings out are NUL-terminated.
+//!   `callrec_event`) made by `_new` (or `next_event`) and released by `_free`. A handle is a
+//!   slot number plus a generation, never a pointer to freed memory (see [`handle`]): a double
+//!   free, a use after free or a stale handle whose slot was reused is
+//!   `CALLREC_RESULT_INVALID_HANDLE`, with no effect.
+//! * Every fallible function returns a `callrec_result`; `callrec_result_name` names each code
+//!   (the same text as `callrec_result`'s `Display`).
+//! * Outputs come last and are written only on success (a `len_out` also gets the needed length
+//!   on `CALLREC_RESULT_BUFFER_TOO_SMALL`).
+//! * Every buffer pointer is followed by its `size_t` length; a NULL buffer with length 0 is an
+//!   empty buffer; strings in are UTF-8, not NUL-terminated (pass the length); strings out are
+//!   NUL-terminated.
 //! * Every pointer is NULL-checked (`CALLREC_RESULT_NULL_PARAMETER`).
-//! * Every export runs inside `catch_unwind`: a panic becomes `CALLREC_RESULT_PANIC`, never an
-//!   unwind into C.
+//! * Every export runs inside [`ffi_panic_boundary!`]: a panic becomes `CALLREC_RESULT_PANIC`,
+//!   never an unwind into C.
 //! * Enum values coming *from* C are taken as `uint32_t` and checked, so a bad value is an error
 //!   code, not undefined behaviour.
 //!
-//! Freed recorders are kept as tombstones (the last [`CALLREC_TOMBSTONES`] per engine), so a double free
-//! or a use after free of a recorder is caught (`CALLREC_RESULT_INVALID_HANDLE`) as long as its
-//! engine lives and fewer than that many recorders were freed since. What cannot be caught: use
-//! of a recorder after its engine was freed and older tombstones were released, and double free
-//! or use after free of an engine, an abort handle or an event.
+//! Adding an export: write it as the others are — `ffi_panic_boundary! { ... }` around a body
+//! that takes its arguments with `try_engine!`, `try_recorder!`, `try_slice!`, `try_str!`,
+//! `try_out!` and answers with `write_out!`; each `unsafe` block holds one operation.
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![allow(non_camel_case_types)] // C names: callrec_engine, callrec_result, ...
 
-use callrec::{Codec, Engine, EngineConfig, Event, EventKind, Reason, RecordOptions, Recorder};
-use callrec::{RecorderError, RecorderHandle, Status};
-use std::collections::VecDeque;
-use std::ffi::c_char;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+mod handle;
+#[macro_use]
+mod macros;
 
-/// How many freed recorders an engine keeps as tombstones to catch double free / use after free.
-pub const CALLREC_TOMBSTONES: usize = 4096;
+use callrec::{Codec, Engine, EngineConfig, Event, EventKind, Reason, Recorder};
+use callrec::{RecorderError, RecorderHandle, Status};
+use handle::{HandleError, Table};
+use std::ffi::{c_char, CStr};
+use std::fmt;
+use std::time::Duration;
 
 /// Codec value: G.711 A-law.
 pub const CALLREC_CODEC_ALAW: u32 = 1;
@@ -52,7 +56,7 @@ pub enum callrec_result {
     Ok = 0,
     /// A required pointer argument was NULL.
     NullParameter = 1,
-    /// The options JSON is invalid (`callrec_options_error` names the field).
+    /// The options JSON is invalid (the error buffer names the field).
     InvalidOptions = 2,
     /// The codec is not `CALLREC_CODEC_ALAW` or `CALLREC_CODEC_ULAW`.
     InvalidCodec = 3,
@@ -60,24 +64,127 @@ pub enum callrec_result {
     InvalidDigit = 4,
     /// A push longer than one second (8000 bytes).
     InputTooLong = 5,
-    /// The output buffer is too small (nothing was written).
+    /// The output buffer is too small (nothing was written but the needed length).
     BufferTooSmall = 6,
     /// A file or directory could not be created or written.
     Io = 7,
     /// The engine has been shut down.
     ShutDown = 8,
-    /// An engine setting is out of range.
+    /// The engine configuration is invalid (the error buffer names the setting).
     InvalidConfig = 9,
     /// No event arrived within the timeout (or the engine is shut down and drained).
     NoEvent = 10,
     /// A string argument is not valid UTF-8.
     InvalidUtf8 = 11,
-    /// The recorder was already freed (double free or use after free caught).
+    /// Not a live handle of this type: freed already (double free, use after free), or never
+    /// made by callrec. The call had no effect.
     InvalidHandle = 12,
     /// callrec panicked; this is a bug. The call had no effect the caller can rely on.
     Panic = 13,
     /// An enum argument (e.g. a result code) is out of range.
     InvalidArgument = 14,
+    /// The recorder is in use by another thread right now (a recorder is used by one thread at
+    /// a time). The call had no effect.
+    Busy = 15,
+    /// Too many live handles of one type (over a million).
+    TooManyHandles = 16,
+}
+
+impl callrec_result {
+    /// Every code, in numeric order.
+    const ALL: [callrec_result; 17] = [
+        callrec_result::Ok,
+        callrec_result::NullParameter,
+        callrec_result::InvalidOptions,
+        callrec_result::InvalidCodec,
+        callrec_result::InvalidDigit,
+        callrec_result::InputTooLong,
+        callrec_result::BufferTooSmall,
+        callrec_result::Io,
+        callrec_result::ShutDown,
+        callrec_result::InvalidConfig,
+        callrec_result::NoEvent,
+        callrec_result::InvalidUtf8,
+        callrec_result::InvalidHandle,
+        callrec_result::Panic,
+        callrec_result::InvalidArgument,
+        callrec_result::Busy,
+        callrec_result::TooManyHandles,
+    ];
+
+    /// The one message table: what each code means, as a static C string.
+    fn message(self) -> &'static CStr {
+        match self {
+            callrec_result::Ok => c"ok",
+            callrec_result::NullParameter => c"a required pointer argument is NULL",
+            callrec_result::InvalidOptions => c"invalid options (the error buffer names the field)",
+            callrec_result::InvalidCodec => {
+                c"invalid codec (use CALLREC_CODEC_ALAW or CALLREC_CODEC_ULAW)"
+            }
+            callrec_result::InvalidDigit => c"invalid digit (use 0-9, *, #, A-D)",
+            callrec_result::InputTooLong => c"input longer than one second (8000 bytes)",
+            callrec_result::BufferTooSmall => c"output buffer too small",
+            callrec_result::Io => c"a file or directory could not be created or written",
+            callrec_result::ShutDown => c"the engine has been shut down",
+            callrec_result::InvalidConfig => {
+                c"invalid engine configuration (the error buffer names the setting)"
+            }
+            callrec_result::NoEvent => c"no event",
+            callrec_result::InvalidUtf8 => c"string argument is not valid UTF-8",
+            callrec_result::InvalidHandle => {
+                c"invalid handle: already freed, or not made by callrec"
+            }
+            callrec_result::Panic => c"callrec panicked (a bug)",
+            callrec_result::InvalidArgument => c"argument out of range",
+            callrec_result::Busy => c"the recorder is in use by another thread",
+            callrec_result::TooManyHandles => c"too many live handles",
+        }
+    }
+}
+
+impl fmt::Display for callrec_result {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message().to_string_lossy())
+    }
+}
+
+impl std::error::Error for callrec_result {}
+
+impl TryFrom<u32> for callrec_result {
+    type Error = u32;
+    fn try_from(code: u32) -> Result<Self, u32> {
+        callrec_result::ALL.get(code as usize).copied().ok_or(code)
+    }
+}
+
+impl From<HandleError> for callrec_result {
+    fn from(e: HandleError) -> Self {
+        match e {
+            HandleError::Invalid => callrec_result::InvalidHandle,
+            HandleError::Busy => callrec_result::Busy,
+            HandleError::Full => callrec_result::TooManyHandles,
+        }
+    }
+}
+
+impl From<&callrec::Error> for callrec_result {
+    fn from(e: &callrec::Error) -> Self {
+        match e {
+            callrec::Error::Options(_) => callrec_result::InvalidOptions,
+            callrec::Error::Config(_) => callrec_result::InvalidConfig,
+            callrec::Error::Io { .. } => callrec_result::Io,
+            callrec::Error::ShutDown => callrec_result::ShutDown,
+        }
+    }
+}
+
+impl From<RecorderError> for callrec_result {
+    fn from(e: RecorderError) -> Self {
+        match e {
+            RecorderError::InputTooLong { .. } => callrec_result::InputTooLong,
+            RecorderError::InvalidDigit(_) => callrec_result::InvalidDigit,
+        }
+    }
 }
 
 /// Why a recording stopped (`NONE` while it runs). Values match the engine's reason codes.
@@ -166,106 +273,45 @@ pub struct callrec_metrics {
     pub write_errors: u64,
 }
 
-/// Freed recorders, kept so their handles can still be recognised as dead.
-struct Graveyard(Mutex<VecDeque<usize>>);
-
-impl Graveyard {
-    fn bury(&self, tomb: *mut callrec_recorder) {
-        let mut tombs = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        tombs.push_back(tomb as usize);
-        if tombs.len() > CALLREC_TOMBSTONES {
-            if let Some(oldest) = tombs.pop_front() {
-                // SAFETY: every address in the graveyard came from `Box::into_raw` in
-                // `callrec_recorder_new` and is released exactly once, here or in `drop`.
-                drop(unsafe { Box::from_raw(oldest as *mut callrec_recorder) });
-            }
-        }
-    }
-}
-
-impl Drop for Graveyard {
-    fn drop(&mut self) {
-        let tombs = self.0.get_mut().unwrap_or_else(|p| p.into_inner());
-        for tomb in tombs.drain(..) {
-            // SAFETY: as in `bury`: each buried box is released exactly once.
-            drop(unsafe { Box::from_raw(tomb as *mut callrec_recorder) });
-        }
-    }
-}
-
-/// A recording engine: a store, writer threads and an events queue.
+/// A recording engine: a store, writer threads and an events queue. Opaque: the handle is a
+/// checked slot number, never dereferenced.
 pub struct callrec_engine {
-    engine: Engine,
-    graveyard: Arc<Graveyard>,
+    _opaque: [u8; 0],
 }
 
-const LIVE: u64 = 0x6361_6c6c_7265_6321; // "callrec!"
-const DEAD: u64 = 0xdead_dead_dead_dead;
-
-/// The real-time side of one recording.
+/// The real-time side of one recording. Opaque: the handle is a checked slot number.
 pub struct callrec_recorder {
-    magic: u64,
-    recorder: Option<Recorder>,
-    graveyard: Option<Arc<Graveyard>>,
+    _opaque: [u8; 0],
 }
 
-/// Aborts a recording from any thread.
+/// Aborts a recording from any thread. Opaque: the handle is a checked slot number.
 pub struct callrec_abort_handle {
-    handle: RecorderHandle,
+    _opaque: [u8; 0],
 }
 
-/// One finished or available event.
+/// One finished or available event. Opaque: the handle is a checked slot number.
 pub struct callrec_event {
+    _opaque: [u8; 0],
+}
+
+/// What a `callrec_event` handle stands for.
+struct EventData {
     event: Event,
     json: String,
 }
 
-/// Runs `f`, turning a panic into `CALLREC_RESULT_PANIC`.
-fn guard(f: impl FnOnce() -> callrec_result) -> callrec_result {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or(callrec_result::Panic)
+static ENGINES: Table<Engine> = Table::new();
+static RECORDERS: Table<Recorder> = Table::new();
+static ABORT_HANDLES: Table<RecorderHandle> = Table::new();
+static EVENTS: Table<EventData> = Table::new();
+
+/// The C handle for a table slot handle (a number, never dereferenced).
+fn to_handle<T>(handle: usize) -> *mut T {
+    std::ptr::without_provenance_mut(handle)
 }
 
-/// Runs `f` for a function with no result, swallowing a panic (it must not reach C).
-fn guard_void(f: impl FnOnce()) {
-    let _ = catch_unwind(AssertUnwindSafe(f));
-}
-
-/// Frees a box made by `Box::into_raw`, inside `catch_unwind`; NULL is a no-op.
-///
-/// # Safety
-/// `ptr` must be NULL or come from `Box::into_raw` of a `T`, and be freed only once.
-unsafe fn free_box<T>(ptr: *mut T) {
-    guard_void(|| {
-        if !ptr.is_null() {
-            // SAFETY: per this function's contract.
-            drop(unsafe { Box::from_raw(ptr) });
-        }
-    })
-}
-
-macro_rules! non_null {
-    ($($p:expr),+) => {
-        $(if $p.is_null() { return callrec_result::NullParameter; })+
-    };
-}
-
-/// The UTF-8 string at `ptr..ptr+len`.
-///
-/// # Safety
-/// `ptr` must be valid for reads of `len` bytes (it may be NULL only when `len` is 0).
-unsafe fn str_arg<'a>(ptr: *const c_char, len: usize) -> Result<&'a str, callrec_result> {
-    if len == 0 {
-        return Ok("");
-    }
-    if ptr.is_null() {
-        return Err(callrec_result::NullParameter);
-    }
-    // SAFETY: the caller guarantees `len` readable bytes at `ptr`.
-    let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
-    std::str::from_utf8(bytes).map_err(|_| callrec_result::InvalidUtf8)
-}
-
-/// Copies `s` and a NUL into `buf` if it fits, and its length (without NUL) into `len_out`.
+/// Copies `s` and a NUL into `buf` if it fits, and its length (without NUL) into `len_out`;
+/// on `CALLREC_RESULT_BUFFER_TOO_SMALL`, `len_out` still gets the needed length.
 ///
 /// # Safety
 /// `buf` must be valid for writes of `buf_len` bytes; `len_out` must be valid for a write.
@@ -275,17 +321,38 @@ unsafe fn copy_out(
     buf_len: usize,
     len_out: *mut usize,
 ) -> callrec_result {
-    non_null!(buf, len_out);
-    if s.len() + 1 > buf_len {
+    try_out!(buf, len_out);
+    write_out!(len_out, s.len());
+    if s.len() >= buf_len {
         return callrec_result::BufferTooSmall;
     }
-    // SAFETY: `buf` has room for `s.len() + 1` bytes (checked above); the regions are distinct.
-    unsafe {
-        std::ptr::copy_nonoverlapping(s.as_ptr(), buf.cast::<u8>(), s.len());
-        *buf.add(s.len()) = 0;
-        *len_out = s.len();
-    }
+    let out = try_slice_mut!(buf, buf_len);
+    out[..s.len()].copy_from_slice(s.as_bytes());
+    out[s.len()] = 0;
     callrec_result::Ok
+}
+
+/// Writes an error message for the caller: as much of `message` as fits in `buf` (cut at a
+/// character boundary) and a NUL; `len_out` gets the whole message's length. Either may be NULL
+/// (length 0) when the caller does not want the text.
+///
+/// # Safety
+/// `buf` must be NULL or valid for writes of `buf_len` bytes; `len_out` NULL or valid for a write.
+unsafe fn error_out(message: &str, buf: *mut c_char, buf_len: usize, len_out: *mut usize) {
+    if !len_out.is_null() {
+        write_out!(len_out, message.len());
+    }
+    if buf.is_null() || buf_len == 0 {
+        return;
+    }
+    let mut cut = message.len().min(buf_len - 1);
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    // SAFETY: `buf` is non-NULL and valid for writes of `buf_len` bytes per the contract.
+    let out = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), buf_len) };
+    out[..cut].copy_from_slice(&message.as_bytes()[..cut]);
+    out[cut] = 0;
 }
 
 fn codec_arg(codec: u32) -> Result<Codec, callrec_result> {
@@ -319,53 +386,14 @@ fn to_c_status(status: Status) -> callrec_status {
     callrec_status { phase, reason }
 }
 
-fn error_out(e: &callrec::Error) -> callrec_result {
-    match e {
-        callrec::Error::Options(_) => callrec_result::InvalidOptions,
-        callrec::Error::Config(_) => callrec_result::InvalidConfig,
-        callrec::Error::Io { .. } => callrec_result::Io,
-        callrec::Error::ShutDown => callrec_result::ShutDown,
+/// Frees the object behind `handle` in `table`: NULL is a no-op (`OK`), a freed or foreign
+/// handle `INVALID_HANDLE`.
+fn free_in<T>(table: &Table<T>, handle: usize) -> callrec_result {
+    if handle == 0 {
+        return callrec_result::Ok;
     }
-}
-
-/// The live recorder behind `ptr`, or the error to return.
-///
-/// # Safety
-/// `ptr` must be NULL, or a pointer from `callrec_recorder_new` whose tombstone (if freed) has
-/// not been released (see the crate docs).
-unsafe fn live<'a>(ptr: *mut callrec_recorder) -> Result<&'a mut Recorder, callrec_result> {
-    if ptr.is_null() {
-        return Err(callrec_result::NullParameter);
-    }
-    // SAFETY: per this function's contract the box is allocated (live or a tombstone).
-    let r = unsafe { &mut *ptr };
-    match (r.magic, r.recorder.as_mut()) {
-        (LIVE, Some(rec)) => Ok(rec),
-        _ => Err(callrec_result::InvalidHandle),
-    }
-}
-
-/// The shape of every call on a live recorder: NULL-check `out`, find the live recorder, run
-/// `f`, and write its value to `out` only on success, all inside `catch_unwind`.
-///
-/// # Safety
-/// `recorder` as for [`live`]; `out` must be NULL or valid for a write.
-unsafe fn on_recorder<T>(
-    recorder: *mut callrec_recorder,
-    out: *mut T,
-    f: impl FnOnce(&mut Recorder) -> Result<T, callrec_result>,
-) -> callrec_result {
-    guard(|| {
-        non_null!(out);
-        // SAFETY: forwarded from this function's contract.
-        let value = match unsafe { live(recorder) }.and_then(f) {
-            Ok(v) => v,
-            Err(e) => return e,
-        };
-        // SAFETY: `out` is non-NULL and writable per the contract.
-        unsafe { out.write(value) };
-        callrec_result::Ok
-    })
+    try_ok!(table.remove(handle));
+    callrec_result::Ok
 }
 
 /// The library's version, e.g. `"0.1.0"` (a static NUL-terminated string). Any thread.
@@ -374,80 +402,62 @@ pub extern "C" fn callrec_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
 }
 
-/// A static NUL-terminated name for a `callrec_result` value (`"unknown result"` if out of
+/// A static NUL-terminated message for a `callrec_result` value (`"unknown result"` if out of
 /// range). Any thread; real-time safe.
 #[no_mangle]
 pub extern "C" fn callrec_result_name(result: u32) -> *const c_char {
-    let name: &'static str = match result {
-        0 => "ok\0",
-        1 => "a required pointer argument is NULL\0",
-        2 => "invalid options (callrec_options_error names the field)\0",
-        3 => "invalid codec (use CALLREC_CODEC_ALAW or CALLREC_CODEC_ULAW)\0",
-        4 => "invalid digit (use 0-9, *, #, A-D)\0",
-        5 => "input longer than one second (8000 bytes)\0",
-        6 => "output buffer too small\0",
-        7 => "a file or directory could not be created or written\0",
-        8 => "the engine has been shut down\0",
-        9 => "invalid engine configuration\0",
-        10 => "no event\0",
-        11 => "string argument is not valid UTF-8\0",
-        12 => "invalid handle: the recorder was already freed\0",
-        13 => "callrec panicked (a bug)\0",
-        14 => "argument out of range\0",
-        _ => "unknown result\0",
-    };
-    name.as_ptr().cast()
+    match callrec_result::try_from(result) {
+        Ok(r) => r.message().as_ptr(),
+        Err(_) => c"unknown result".as_ptr(),
+    }
 }
 
 /// Starts an engine writing recordings under the directory `store_root` (UTF-8, `store_root_len`
-/// bytes, no NUL needed; created 0700 if missing). `writers` is the number of writer threads
-/// and `ring_milliseconds` how much audio each recording's ring holds; 0 means the default
-/// (1 writer, 2000 ms). Control thread; not real-time safe.
+/// bytes, no NUL needed; created 0700 if missing). `config_json` is the engine configuration as
+/// a JSON object (`config_json_len` bytes; length 0 means all defaults), with the same names and
+/// ranges as Python's `Engine(store, **config)`: `writers` (1..=256, default 1),
+/// `ring_milliseconds` (100..=60000, default 2000), `poll_milliseconds` (1..=1000, default 20),
+/// `batch_bytes` (1..=240000, default 4096, capped at half the ring). On
+/// `CALLREC_RESULT_INVALID_CONFIG` or `CALLREC_RESULT_IO`, the reason is written to `error_buf`
+/// (NUL-terminated, cut to fit; may be NULL with `error_buf_len` 0) and its full length to
+/// `error_len_out` (may be NULL). Control thread; not real-time safe.
 ///
 /// # Safety
-/// `store_root` must be valid for reads of `store_root_len` bytes; `engine_out` for a write.
+/// `store_root` must be valid for reads of `store_root_len` bytes, `config_json` for reads of
+/// `config_json_len` bytes, `error_buf` NULL or valid for writes of `error_buf_len` bytes,
+/// `error_len_out` NULL or valid for a write, `engine_out` valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn callrec_engine_new(
     store_root: *const c_char,
     store_root_len: usize,
-    writers: u32,
-    ring_milliseconds: u32,
+    config_json: *const c_char,
+    config_json_len: usize,
+    error_buf: *mut c_char,
+    error_buf_len: usize,
+    error_len_out: *mut usize,
     engine_out: *mut *mut callrec_engine,
 ) -> callrec_result {
-    guard(|| {
-        non_null!(store_root, engine_out);
-        // SAFETY: forwarded from this function's contract.
-        let root = match unsafe { str_arg(store_root, store_root_len) } {
-            Ok(r) => r,
-            Err(e) => return e,
-        };
-        let defaults = EngineConfig::default();
-        let config = EngineConfig {
-            writers: if writers == 0 {
-                defaults.writers
-            } else {
-                writers as usize
-            },
-            ring_milliseconds: if ring_milliseconds == 0 {
-                defaults.ring_milliseconds
-            } else {
-                ring_milliseconds
-            },
-            ..defaults
-        };
-        match Engine::new(root, config) {
+    ffi_panic_boundary! {
+        try_non_null!(store_root);
+        try_out!(engine_out);
+        let root = try_str!(store_root, store_root_len);
+        let json = try_str!(config_json, config_json_len);
+        let engine = EngineConfig::from_json(json).and_then(|config| Engine::new(root, config));
+        match engine {
             Ok(engine) => {
-                let boxed = Box::new(callrec_engine {
-                    engine,
-                    graveyard: Arc::new(Graveyard(Mutex::new(VecDeque::new()))),
-                });
-                // SAFETY: `engine_out` is non-NULL and writable per the contract.
-                unsafe { *engine_out = Box::into_raw(boxed) };
+                let handle = try_ok!(ENGINES.insert(engine));
+                // SAFETY: `error_buf`/`error_len_out` are NULL or writable per the contract.
+                unsafe { error_out("", error_buf, error_buf_len, error_len_out) };
+                write_out!(engine_out, to_handle(handle));
                 callrec_result::Ok
             }
-            Err(e) => error_out(&e),
+            Err(e) => {
+                // SAFETY: `error_buf`/`error_len_out` are NULL or writable per the contract.
+                unsafe { error_out(&e.to_string(), error_buf, error_buf_len, error_len_out) };
+                callrec_result::from(&e)
+            }
         }
-    })
+    }
 }
 
 /// Shuts the engine down: stops every open recording with reason `other` (keeping all audio
@@ -455,59 +465,64 @@ pub unsafe extern "C" fn callrec_engine_new(
 /// `callrec_engine_next_event`. Idempotent. Control thread; blocks.
 ///
 /// # Safety
-/// `engine` must be NULL or a live engine from `callrec_engine_new`.
+/// `engine` may be any value; a live engine from `callrec_engine_new` is shut down.
 #[no_mangle]
 pub unsafe extern "C" fn callrec_engine_shutdown(engine: *const callrec_engine) -> callrec_result {
-    guard(|| {
-        non_null!(engine);
-        // SAFETY: a live engine per the contract.
-        unsafe { &*engine }.engine.shutdown();
+    ffi_panic_boundary! {
+        try_non_null!(engine);
+        try_engine!(engine).shutdown();
         callrec_result::Ok
-    })
+    }
 }
 
 /// Shuts the engine down (as `callrec_engine_shutdown`) and frees it, with any events not yet
-/// read. Free recorders before or after, in any order. NULL is a no-op. Control thread.
+/// read. Free recorders before or after, in any order. NULL is a no-op (`OK`); an engine freed
+/// already gives `CALLREC_RESULT_INVALID_HANDLE` and has no effect. Control thread; blocks.
 ///
 /// # Safety
-/// `engine` must be NULL or a live engine from `callrec_engine_new`, not used afterwards.
+/// `engine` may be any value.
 #[no_mangle]
-pub unsafe extern "C" fn callrec_engine_free(engine: *mut callrec_engine) {
-    // SAFETY: forwarded from this function's contract.
-    unsafe { free_box(engine) }
+pub unsafe extern "C" fn callrec_engine_free(engine: *mut callrec_engine) -> callrec_result {
+    ffi_panic_boundary! {
+        if engine.is_null() {
+            return callrec_result::Ok;
+        }
+        // Shut down first: a thread still waiting in `callrec_engine_next_event` then returns,
+        // and the engine is dropped when it leaves.
+        try_engine!(engine).shutdown();
+        free_in(&ENGINES, engine.addr())
+    }
 }
 
 /// Copies the engine's counters into `metrics_out`. Any thread; real-time safe.
 ///
 /// # Safety
-/// `engine` must be a live engine; `metrics_out` valid for a write.
+/// `metrics_out` must be valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn callrec_engine_metrics(
     engine: *const callrec_engine,
     metrics_out: *mut callrec_metrics,
 ) -> callrec_result {
-    guard(|| {
-        non_null!(engine, metrics_out);
-        // SAFETY: a live engine per the contract.
-        let m = unsafe { &*engine }.engine.metrics();
-        // SAFETY: `metrics_out` is non-NULL and writable per the contract.
-        unsafe {
-            *metrics_out = callrec_metrics {
-                frames_dropped: m.frames_dropped,
-                bytes_written: m.bytes_written,
-                recordings_started: m.recordings_started,
-                recordings_finished: m.recordings_finished,
-                write_errors: m.write_errors,
-            }
-        };
+    ffi_panic_boundary! {
+        try_non_null!(engine);
+        try_out!(metrics_out);
+        let m = try_engine!(engine).metrics();
+        write_out!(metrics_out, callrec_metrics {
+            frames_dropped: m.frames_dropped,
+            bytes_written: m.bytes_written,
+            recordings_started: m.recordings_started,
+            recordings_finished: m.recordings_finished,
+            write_errors: m.write_errors,
+        });
         callrec_result::Ok
-    })
+    }
 }
 
-/// Checks a record action's options JSON and writes what is wrong with it (naming the field,
-/// e.g. `"seconds_max_duration: must not be negative, got -1"`) into `buf`, NUL-terminated, or
-/// an empty string when the options are valid; `len_out` gets the message length. Use it to
-/// explain `CALLREC_RESULT_INVALID_OPTIONS`. Any thread; not real-time safe.
+/// Checks a record action's options JSON without starting a recording: writes what is wrong with
+/// it (naming the field, e.g. `"seconds_max_duration: 0 is out of range (allowed 1..=86400)"`)
+/// into `buf`, NUL-terminated, or an empty string when the options are valid; `len_out` gets the
+/// message length (also on `CALLREC_RESULT_BUFFER_TOO_SMALL`, so the caller can size `buf`).
+/// Options that are not UTF-8 give `CALLREC_RESULT_INVALID_UTF8`. Any thread; not real-time safe.
 ///
 /// # Safety
 /// `options_json` must be valid for reads of `options_json_len` bytes, `buf` for writes of
@@ -520,32 +535,28 @@ pub unsafe extern "C" fn callrec_options_error(
     buf_len: usize,
     len_out: *mut usize,
 ) -> callrec_result {
-    guard(|| {
-        // SAFETY: forwarded from this function's contract.
-        let json = match unsafe { str_arg(options_json, options_json_len) } {
-            Ok(j) => j,
-            Err(callrec_result::InvalidUtf8) => "\u{0}",
-            Err(e) => return e,
-        };
-        let message = match json {
-            "\u{0}" => "options: not valid UTF-8".to_owned(),
-            _ => RecordOptions::from_json(json)
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default(),
-        };
+    ffi_panic_boundary! {
+        try_out!(buf, len_out);
+        let json = try_str!(options_json, options_json_len);
+        let message = callrec::RecordOptions::from_json(json)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         // SAFETY: forwarded from this function's contract.
         unsafe { copy_out(&message, buf, buf_len, len_out) }
-    })
+    }
 }
 
 /// Starts a recording of a call whose audio is in `codec` (`CALLREC_CODEC_ALAW` or
 /// `CALLREC_CODEC_ULAW`), with the record action's options as JSON (`options_json_len` bytes;
-/// length 0 means all defaults). Creates the file; on `CALLREC_RESULT_INVALID_OPTIONS`, call
-/// `callrec_options_error` for the reason. Control thread; allocates; not real-time safe.
+/// length 0 means all defaults). Creates the file. On `CALLREC_RESULT_INVALID_OPTIONS` (or
+/// `CALLREC_RESULT_IO`, `CALLREC_RESULT_SHUT_DOWN`) the reason, naming the field, is written to
+/// `error_buf` (NUL-terminated, cut to fit; may be NULL with `error_buf_len` 0) and its full
+/// length to `error_len_out` (may be NULL). Control thread; allocates; not real-time safe.
 ///
 /// # Safety
-/// `engine` must be a live engine; `options_json` valid for reads of `options_json_len` bytes;
+/// `options_json` must be valid for reads of `options_json_len` bytes; `error_buf` NULL or valid
+/// for writes of `error_buf_len` bytes; `error_len_out` NULL or valid for a write;
 /// `recorder_out` valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn callrec_recorder_new(
@@ -553,71 +564,53 @@ pub unsafe extern "C" fn callrec_recorder_new(
     options_json: *const c_char,
     options_json_len: usize,
     codec: u32,
+    error_buf: *mut c_char,
+    error_buf_len: usize,
+    error_len_out: *mut usize,
     recorder_out: *mut *mut callrec_recorder,
 ) -> callrec_result {
-    guard(|| {
-        non_null!(engine, recorder_out);
-        // SAFETY: a live engine per the contract.
-        let engine = unsafe { &*engine };
-        // SAFETY: forwarded from this function's contract.
-        let json = match unsafe { str_arg(options_json, options_json_len) } {
-            Ok(j) => j,
-            Err(e) => return e,
-        };
-        let codec = match codec_arg(codec) {
-            Ok(c) => c,
-            Err(e) => return e,
-        };
-        match engine.engine.record_json(json, codec) {
-            Ok((recorder, _handle)) => {
-                let boxed = Box::new(callrec_recorder {
-                    magic: LIVE,
-                    recorder: Some(recorder),
-                    graveyard: Some(engine.graveyard.clone()),
-                });
-                // SAFETY: `recorder_out` is non-NULL and writable per the contract.
-                unsafe { *recorder_out = Box::into_raw(boxed) };
+    ffi_panic_boundary! {
+        try_non_null!(engine);
+        try_out!(recorder_out);
+        let engine = try_engine!(engine);
+        let json = try_str!(options_json, options_json_len);
+        let codec = try_ok!(codec_arg(codec));
+        match engine.record_json(json, codec) {
+            Ok((recorder, _abort)) => {
+                let handle = try_ok!(RECORDERS.insert(recorder));
+                // SAFETY: `error_buf`/`error_len_out` are NULL or writable per the contract.
+                unsafe { error_out("", error_buf, error_buf_len, error_len_out) };
+                write_out!(recorder_out, to_handle(handle));
                 callrec_result::Ok
             }
-            Err(e) => error_out(&e),
+            Err(e) => {
+                // SAFETY: `error_buf`/`error_len_out` are NULL or writable per the contract.
+                unsafe { error_out(&e.to_string(), error_buf, error_buf_len, error_len_out) };
+                callrec_result::from(&e)
+            }
         }
-    })
+    }
 }
 
 /// Frees a recorder. If it is still recording, the recording stops with reason `other` and
-/// keeps everything pushed. A second free of the same recorder is caught and ignored (see the
-/// crate docs for the limits). NULL is a no-op. The recorder's thread; not real-time safe.
+/// keeps everything pushed. NULL is a no-op (`OK`); a recorder freed already gives
+/// `CALLREC_RESULT_INVALID_HANDLE` and has no effect (even if its slot now holds a new
+/// recorder). The recorder's thread; not real-time safe.
 ///
 /// # Safety
-/// `recorder` must be NULL or a pointer from `callrec_recorder_new`.
+/// `recorder` may be any value.
 #[no_mangle]
-pub unsafe extern "C" fn callrec_recorder_free(recorder: *mut callrec_recorder) {
-    guard_void(|| {
-        if recorder.is_null() {
-            return;
-        }
-        // SAFETY: allocated (live or tombstone) per the contract.
-        let r = unsafe { &mut *recorder };
-        if r.magic != LIVE {
-            return; // double free caught
-        }
-        r.magic = DEAD;
-        drop(r.recorder.take());
-        match r.graveyard.take() {
-            Some(graveyard) => graveyard.bury(recorder),
-            // SAFETY: came from `Box::into_raw`; not in any graveyard, so freed only here.
-            None => drop(unsafe { Box::from_raw(recorder) }),
-        }
-    })
+pub unsafe extern "C" fn callrec_recorder_free(recorder: *mut callrec_recorder) -> callrec_result {
+    ffi_panic_boundary! { free_in(&RECORDERS, recorder.addr()) }
 }
 
 /// Feeds the caller's audio: `len` bytes of G.711 in the call's codec, any length up to 8000
-/// (one second; 160 = 20 ms is usual). `status_out` gets the status after it; after the stop,
-/// input is ignored and the stopped status returned. The media thread; **real-time safe**.
+/// (one second; 160 = 20 ms is usual; `audio` may be NULL when `len` is 0). `status_out` gets
+/// the status after it; after the stop, input is ignored and the stopped status returned. The
+/// media thread; **real-time safe**.
 ///
 /// # Safety
-/// `recorder` must be a recorder from `callrec_recorder_new`; `audio` valid for reads of `len`
-/// bytes (may be NULL when `len` is 0); `status_out` valid for a write.
+/// `audio` must be valid for reads of `len` bytes; `status_out` valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn callrec_recorder_push(
     recorder: *mut callrec_recorder,
@@ -625,24 +618,13 @@ pub unsafe extern "C" fn callrec_recorder_push(
     len: usize,
     status_out: *mut callrec_status,
 ) -> callrec_result {
-    if audio.is_null() && len > 0 {
-        return callrec_result::NullParameter;
-    }
-    // SAFETY: forwarded from this function's contract.
-    unsafe {
-        on_recorder(recorder, status_out, |rec| {
-            let input: &[u8] = if len == 0 {
-                &[]
-            } else {
-                // SAFETY: `audio` is non-NULL and readable for `len` bytes per the contract.
-                std::slice::from_raw_parts(audio, len)
-            };
-            match rec.push(input) {
-                Ok(status) => Ok(to_c_status(status)),
-                Err(RecorderError::InputTooLong { .. }) => Err(callrec_result::InputTooLong),
-                Err(RecorderError::InvalidDigit(_)) => Err(callrec_result::InvalidDigit),
-            }
-        })
+    ffi_panic_boundary! {
+        try_non_null!(recorder);
+        try_out!(status_out);
+        let input = try_slice!(audio, len);
+        let status = try_ok!(try_recorder!(recorder).push(input));
+        write_out!(status_out, to_c_status(status));
+        callrec_result::Ok
     }
 }
 
@@ -651,20 +633,19 @@ pub unsafe extern "C" fn callrec_recorder_push(
 /// ignored. The media thread; **real-time safe**.
 ///
 /// # Safety
-/// `recorder` must be a recorder from `callrec_recorder_new`; `status_out` valid for a write.
+/// `status_out` must be valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn callrec_recorder_digit(
     recorder: *mut callrec_recorder,
     digit: c_char,
     status_out: *mut callrec_status,
 ) -> callrec_result {
-    // SAFETY: forwarded from this function's contract.
-    unsafe {
-        on_recorder(recorder, status_out, |rec| {
-            rec.digit(digit as u8 as char)
-                .map(to_c_status)
-                .map_err(|_| callrec_result::InvalidDigit)
-        })
+    ffi_panic_boundary! {
+        try_non_null!(recorder);
+        try_out!(status_out);
+        let status = try_ok!(try_recorder!(recorder).digit(digit as u8 as char));
+        write_out!(status_out, to_c_status(status));
+        callrec_result::Ok
     }
 }
 
@@ -672,36 +653,86 @@ pub unsafe extern "C" fn callrec_recorder_digit(
 /// **real-time safe**.
 ///
 /// # Safety
-/// `recorder` must be a recorder from `callrec_recorder_new`; `status_out` valid for a write.
+/// `status_out` must be valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn callrec_recorder_hangup(
     recorder: *mut callrec_recorder,
     status_out: *mut callrec_status,
 ) -> callrec_result {
-    // SAFETY: forwarded from this function's contract.
-    unsafe { on_recorder(recorder, status_out, |rec| Ok(to_c_status(rec.hangup()))) }
+    ffi_panic_boundary! {
+        try_non_null!(recorder);
+        try_out!(status_out);
+        let status = try_recorder!(recorder).hangup();
+        write_out!(status_out, to_c_status(status));
+        callrec_result::Ok
+    }
+}
+
+/// Pauses the recording (PCI: the agent takes card details): until `callrec_recorder_resume`,
+/// the caller's audio is left out of the file (`pause_behavior` `"skip"`) or replaced by
+/// silence (`"silence"`); the silence and duration timers stop; digits still barge in. Pausing
+/// while paused or stopped changes nothing. The media thread; **real-time safe**.
+///
+/// # Safety
+/// `status_out` must be valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn callrec_recorder_pause(
+    recorder: *mut callrec_recorder,
+    status_out: *mut callrec_status,
+) -> callrec_result {
+    ffi_panic_boundary! {
+        try_non_null!(recorder);
+        try_out!(status_out);
+        let status = try_recorder!(recorder).pause();
+        write_out!(status_out, to_c_status(status));
+        callrec_result::Ok
+    }
+}
+
+/// Resumes a paused recording; resuming when not paused changes nothing. The media thread;
+/// **real-time safe**.
+///
+/// # Safety
+/// `status_out` must be valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn callrec_recorder_resume(
+    recorder: *mut callrec_recorder,
+    status_out: *mut callrec_status,
+) -> callrec_result {
+    ffi_panic_boundary! {
+        try_non_null!(recorder);
+        try_out!(status_out);
+        let status = try_recorder!(recorder).resume();
+        write_out!(status_out, to_c_status(status));
+        callrec_result::Ok
+    }
 }
 
 /// The recorder's current status. The media thread; **real-time safe**.
 ///
 /// # Safety
-/// `recorder` must be a recorder from `callrec_recorder_new`; `status_out` valid for a write.
+/// `status_out` must be valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn callrec_recorder_status(
     recorder: *mut callrec_recorder,
     status_out: *mut callrec_status,
 ) -> callrec_result {
-    // SAFETY: forwarded from this function's contract.
-    unsafe { on_recorder(recorder, status_out, |rec| Ok(to_c_status(rec.status()))) }
+    ffi_panic_boundary! {
+        try_non_null!(recorder);
+        try_out!(status_out);
+        let status = try_recorder!(recorder).status();
+        write_out!(status_out, to_c_status(status));
+        callrec_result::Ok
+    }
 }
 
 /// Pulls the beep (with `beep_on_start`) into `buf` as G.711 in the call's codec, for the host
-/// to send to the caller; `written_out` gets the bytes written (0: nothing to play). The media
-/// thread; **real-time safe**.
+/// to send to the caller; `written_out` gets the bytes written (0: nothing to play). `buf` may
+/// be NULL when `len` is 0 (as with `callrec_recorder_push`). The media thread; **real-time
+/// safe**.
 ///
 /// # Safety
-/// `recorder` must be a recorder from `callrec_recorder_new`; `buf` valid for writes of `len`
-/// bytes; `written_out` valid for a write.
+/// `buf` must be valid for writes of `len` bytes; `written_out` valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn callrec_recorder_playout(
     recorder: *mut callrec_recorder,
@@ -709,15 +740,13 @@ pub unsafe extern "C" fn callrec_recorder_playout(
     len: usize,
     written_out: *mut usize,
 ) -> callrec_result {
-    if buf.is_null() {
-        return callrec_result::NullParameter;
-    }
-    // SAFETY: forwarded from this function's contract.
-    unsafe {
-        on_recorder(recorder, written_out, |rec| {
-            // SAFETY: `buf` is non-NULL and writable for `len` bytes per the contract.
-            Ok(rec.playout(std::slice::from_raw_parts_mut(buf, len)))
-        })
+    ffi_panic_boundary! {
+        try_non_null!(recorder);
+        try_out!(written_out);
+        let out = try_slice_mut!(buf, len);
+        let written = try_recorder!(recorder).playout(out);
+        write_out!(written_out, written);
+        callrec_result::Ok
     }
 }
 
@@ -725,22 +754,27 @@ pub unsafe extern "C" fn callrec_recorder_playout(
 /// waits while it is below its next push. The media thread; **real-time safe**.
 ///
 /// # Safety
-/// `recorder` must be a recorder from `callrec_recorder_new`; `free_out` valid for a write.
+/// `free_out` must be valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn callrec_recorder_ring_free(
     recorder: *mut callrec_recorder,
     free_out: *mut usize,
 ) -> callrec_result {
-    // SAFETY: forwarded from this function's contract.
-    unsafe { on_recorder(recorder, free_out, |rec| Ok(rec.ring_free_bytes())) }
+    ffi_panic_boundary! {
+        try_non_null!(recorder);
+        try_out!(free_out);
+        let free = try_recorder!(recorder).ring_free_bytes();
+        write_out!(free_out, free);
+        callrec_result::Ok
+    }
 }
 
 /// Copies the recording's `filename` (as the result will report it) into `buf`,
-/// NUL-terminated; `len_out` gets its length. Any thread that owns the recorder.
+/// NUL-terminated; `len_out` gets its length (also on `CALLREC_RESULT_BUFFER_TOO_SMALL`). Any
+/// thread that owns the recorder.
 ///
 /// # Safety
-/// `recorder` must be a recorder from `callrec_recorder_new`; `buf` valid for writes of
-/// `buf_len` bytes; `len_out` valid for a write.
+/// `buf` must be valid for writes of `buf_len` bytes; `len_out` valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn callrec_recorder_filename(
     recorder: *mut callrec_recorder,
@@ -748,34 +782,31 @@ pub unsafe extern "C" fn callrec_recorder_filename(
     buf_len: usize,
     len_out: *mut usize,
 ) -> callrec_result {
-    guard(|| {
-        // SAFETY: forwarded from this function's contract.
-        let rec = match unsafe { live(recorder) } {
-            Ok(r) => r,
-            Err(e) => return e,
-        };
+    ffi_panic_boundary! {
+        try_non_null!(recorder);
+        let rec = try_recorder!(recorder);
         // SAFETY: forwarded from this function's contract.
         unsafe { copy_out(rec.filename(), buf, buf_len, len_out) }
-    })
+    }
 }
 
 /// Makes a handle that can abort this recording from any thread (free it with
 /// `callrec_abort_handle_free`; it may outlive the recorder). Control thread; allocates.
 ///
 /// # Safety
-/// `recorder` must be a recorder from `callrec_recorder_new`; `handle_out` valid for a write.
+/// `handle_out` must be valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn callrec_recorder_abort_handle(
     recorder: *mut callrec_recorder,
     handle_out: *mut *mut callrec_abort_handle,
 ) -> callrec_result {
-    // SAFETY: forwarded from this function's contract.
-    unsafe {
-        on_recorder(recorder, handle_out, |rec| {
-            Ok(Box::into_raw(Box::new(callrec_abort_handle {
-                handle: rec.handle(),
-            })))
-        })
+    ffi_panic_boundary! {
+        try_non_null!(recorder);
+        try_out!(handle_out);
+        let abort = try_recorder!(recorder).handle();
+        let handle = try_ok!(ABORT_HANDLES.insert(abort));
+        write_out!(handle_out, to_handle(handle));
+        callrec_result::Ok
     }
 }
 
@@ -784,31 +815,31 @@ pub unsafe extern "C" fn callrec_recorder_abort_handle(
 /// with the media thread's calls; lock-free and **real-time safe**.
 ///
 /// # Safety
-/// `handle` must be a live handle from `callrec_recorder_abort_handle`; `stopped_out` valid for
-/// a write.
+/// `stopped_out` must be valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn callrec_abort_handle_abort(
     handle: *const callrec_abort_handle,
     stopped_out: *mut bool,
 ) -> callrec_result {
-    guard(|| {
-        non_null!(handle, stopped_out);
-        // SAFETY: a live handle per the contract.
-        let stopped = unsafe { &*handle }.handle.abort();
-        // SAFETY: non-NULL and writable per the contract.
-        unsafe { *stopped_out = stopped };
+    ffi_panic_boundary! {
+        try_non_null!(handle);
+        try_out!(stopped_out);
+        let stopped = try_ok!(ABORT_HANDLES.shared(handle.addr())).abort();
+        write_out!(stopped_out, stopped);
         callrec_result::Ok
-    })
+    }
 }
 
-/// Frees an abort handle (the recording goes on). NULL is a no-op. Any thread.
+/// Frees an abort handle (the recording goes on). NULL is a no-op (`OK`); a handle freed
+/// already gives `CALLREC_RESULT_INVALID_HANDLE` and has no effect. Any thread.
 ///
 /// # Safety
-/// `handle` must be NULL or a live handle from `callrec_recorder_abort_handle`, not used after.
+/// `handle` may be any value.
 #[no_mangle]
-pub unsafe extern "C" fn callrec_abort_handle_free(handle: *mut callrec_abort_handle) {
-    // SAFETY: forwarded from this function's contract.
-    unsafe { free_box(handle) }
+pub unsafe extern "C" fn callrec_abort_handle_free(
+    handle: *mut callrec_abort_handle,
+) -> callrec_result {
+    ffi_panic_boundary! { free_in(&ABORT_HANDLES, handle.addr()) }
 }
 
 /// Takes the next event (*finished* or *available*): waits up to `timeout_ms` milliseconds
@@ -817,44 +848,42 @@ pub unsafe extern "C" fn callrec_abort_handle_free(handle: *mut callrec_abort_ha
 /// `callrec_event_free`. Control thread; blocks; not real-time safe.
 ///
 /// # Safety
-/// `engine` must be a live engine; `event_out` valid for a write.
+/// `event_out` must be valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn callrec_engine_next_event(
     engine: *const callrec_engine,
     timeout_ms: i64,
     event_out: *mut *mut callrec_event,
 ) -> callrec_result {
-    guard(|| {
-        non_null!(engine, event_out);
+    ffi_panic_boundary! {
+        try_non_null!(engine);
+        try_out!(event_out);
         let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
-        // SAFETY: a live engine per the contract.
-        match unsafe { &*engine }.engine.next_event(timeout) {
-            Some(event) => {
-                let json = event.result.action_result_json();
-                // SAFETY: non-NULL and writable per the contract.
-                unsafe { *event_out = Box::into_raw(Box::new(callrec_event { event, json })) };
-                callrec_result::Ok
-            }
-            None => callrec_result::NoEvent,
-        }
-    })
+        let Some(event) = try_engine!(engine).next_event(timeout) else {
+            return callrec_result::NoEvent;
+        };
+        let json = event.result.action_result_json();
+        let handle = try_ok!(EVENTS.insert(EventData { event, json }));
+        write_out!(event_out, to_handle(handle));
+        callrec_result::Ok
+    }
 }
 
 /// The event's main fields as plain C values. Any thread.
 ///
 /// # Safety
-/// `event` must be a live event; `info_out` valid for a write.
+/// `info_out` must be valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn callrec_event_get_info(
     event: *const callrec_event,
     info_out: *mut callrec_event_info,
 ) -> callrec_result {
-    guard(|| {
-        non_null!(event, info_out);
-        // SAFETY: a live event per the contract.
-        let e = unsafe { &*event };
+    ffi_panic_boundary! {
+        try_non_null!(event);
+        try_out!(info_out);
+        let e = try_ok!(EVENTS.shared(event.addr()));
         let r = &e.event.result;
-        let info = callrec_event_info {
+        write_out!(info_out, callrec_event_info {
             kind: match e.event.kind {
                 EventKind::Finished => CALLREC_EVENT_FINISHED,
                 EventKind::Available => CALLREC_EVENT_AVAILABLE,
@@ -869,37 +898,36 @@ pub unsafe extern "C" fn callrec_event_get_info(
                 _ => 0,
             },
             frames_dropped: r.frames_dropped,
-        };
-        // SAFETY: non-NULL and writable per the contract.
-        unsafe { *info_out = info };
+        });
         callrec_result::Ok
-    })
+    }
 }
 
 /// The length in bytes of the event's action_result JSON, without the NUL (so the buffer for
 /// `callrec_event_json` needs one more byte). Any thread.
 ///
 /// # Safety
-/// `event` must be a live event; `len_out` valid for a write.
+/// `len_out` must be valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn callrec_event_json_len(
     event: *const callrec_event,
     len_out: *mut usize,
 ) -> callrec_result {
-    guard(|| {
-        non_null!(event, len_out);
-        // SAFETY: a live event and a writable `len_out` per the contract.
-        unsafe { *len_out = (&*event).json.len() };
+    ffi_panic_boundary! {
+        try_non_null!(event);
+        try_out!(len_out);
+        let len = try_ok!(EVENTS.shared(event.addr())).json.len();
+        write_out!(len_out, len);
         callrec_result::Ok
-    })
+    }
 }
 
 /// Copies the event's action_result JSON (`{"action":"record","result":{...}}`) into `buf`,
 /// NUL-terminated; `len_out` gets its length. `CALLREC_RESULT_BUFFER_TOO_SMALL` if `buf_len` is
-/// not at least `callrec_event_json_len` + 1 (nothing written). Any thread.
+/// not at least `callrec_event_json_len` + 1 (nothing written but `len_out`). Any thread.
 ///
 /// # Safety
-/// `event` must be a live event; `buf` valid for writes of `buf_len` bytes; `len_out` for a write.
+/// `buf` must be valid for writes of `buf_len` bytes; `len_out` for a write.
 #[no_mangle]
 pub unsafe extern "C" fn callrec_event_json(
     event: *const callrec_event,
@@ -907,18 +935,19 @@ pub unsafe extern "C" fn callrec_event_json(
     buf_len: usize,
     len_out: *mut usize,
 ) -> callrec_result {
-    guard(|| {
-        non_null!(event);
-        // SAFETY: a live event; the rest is forwarded from this function's contract.
-        unsafe { copy_out(&(&*event).json, buf, buf_len, len_out) }
-    })
+    ffi_panic_boundary! {
+        try_non_null!(event);
+        let e = try_ok!(EVENTS.shared(event.addr()));
+        // SAFETY: forwarded from this function's contract.
+        unsafe { copy_out(&e.json, buf, buf_len, len_out) }
+    }
 }
 
-/// Copies the event's `filename` into `buf`, NUL-terminated; `len_out` gets its length.
-/// Any thread.
+/// Copies the event's `filename` into `buf`, NUL-terminated; `len_out` gets its length (also
+/// on `CALLREC_RESULT_BUFFER_TOO_SMALL`). Any thread.
 ///
 /// # Safety
-/// `event` must be a live event; `buf` valid for writes of `buf_len` bytes; `len_out` for a write.
+/// `buf` must be valid for writes of `buf_len` bytes; `len_out` for a write.
 #[no_mangle]
 pub unsafe extern "C" fn callrec_event_filename(
     event: *const callrec_event,
@@ -926,19 +955,20 @@ pub unsafe extern "C" fn callrec_event_filename(
     buf_len: usize,
     len_out: *mut usize,
 ) -> callrec_result {
-    guard(|| {
-        non_null!(event);
-        // SAFETY: a live event; the rest is forwarded from this function's contract.
-        unsafe { copy_out(&(&*event).event.result.filename, buf, buf_len, len_out) }
-    })
+    ffi_panic_boundary! {
+        try_non_null!(event);
+        let e = try_ok!(EVENTS.shared(event.addr()));
+        // SAFETY: forwarded from this function's contract.
+        unsafe { copy_out(&e.event.result.filename, buf, buf_len, len_out) }
+    }
 }
 
-/// Frees an event. NULL is a no-op. Any thread.
+/// Frees an event. NULL is a no-op (`OK`); an event freed already gives
+/// `CALLREC_RESULT_INVALID_HANDLE` and has no effect. Any thread.
 ///
 /// # Safety
-/// `event` must be NULL or a live event from `callrec_engine_next_event`, not used afterwards.
+/// `event` may be any value.
 #[no_mangle]
-pub unsafe extern "C" fn callrec_event_free(event: *mut callrec_event) {
-    // SAFETY: forwarded from this function's contract.
-    unsafe { free_box(event) }
+pub unsafe extern "C" fn callrec_event_free(event: *mut callrec_event) -> callrec_result {
+    ffi_panic_boundary! { free_in(&EVENTS, event.addr()) }
 }

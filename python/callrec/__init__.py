@@ -17,7 +17,11 @@ its own writer thread, and reports each recording twice through :meth:`Engine.ev
             print(result.action_result_json())
 """
 
+import atexit as _atexit
+import threading as _threading
+
 from . import g711
+from ._callrec import _shutdown_all
 from ._callrec import (
     Engine,
     Events,
@@ -40,3 +44,24 @@ __all__ = [
     "frame_energy_dbm0",
     "g711",
 ]
+
+
+def _register_exit_hook() -> None:
+    """Finalizes every engine's open recordings when the interpreter exits.
+
+    ``threading._register_atexit`` runs before the interpreter joins non-daemon threads, so a
+    consumer thread waiting in ``Engine.events()`` sees the engine shut down and ends instead of
+    blocking the exit; plain ``atexit`` (the fallback) runs after that join, which is still in
+    time for daemon threads.
+    """
+    register = getattr(_threading, "_register_atexit", None)
+    if register is not None:
+        try:
+            register(_shutdown_all)
+            return
+        except RuntimeError:  # imported while the interpreter is already shutting down
+            pass
+    _atexit.register(_shutdown_all)
+
+
+_register_exit_hook()

@@ -1,6 +1,7 @@
 """callrec: record telephone calls the way a cloud telephony platform's record action does."""
 
 import os
+from pathlib import Path
 from typing_extensions import Buffer
 from types import TracebackType
 from typing import Any, final
@@ -91,6 +92,13 @@ class Recorder:
         """A digit from the host: stops with "bargein" when it is one of barge_in_digits."""
     def hangup(self) -> Status:
         """The call ended: stops with "hangup"."""
+    def pause(self) -> Status:
+        """Pauses: the audio is left out ("skip") or silenced ("silence"); timers stop."""
+    def resume(self) -> Status:
+        """Resumes a paused recording."""
+    @property
+    def paused(self) -> bool:
+        """True between pause() and resume()."""
     def abort(self) -> bool:
         """Aborts the recording (reason "aborted"); True if this call stopped it. Any thread."""
     def playout(self, buffer: Buffer) -> int:
@@ -127,7 +135,15 @@ class Engine:
     """A recording engine writing under a store directory."""
 
     def __new__(
-        cls, store: str | os.PathLike[str], *, writers: int = 1, ring_seconds: float = 2.0
+        cls,
+        store: str | os.PathLike[str],
+        *,
+        writers: int = ...,
+        ring_milliseconds: int = ...,
+        ring_seconds: float = ...,
+        poll_milliseconds: int = ...,
+        batch_bytes: int = ...,
+        **config: Any,
     ) -> Engine: ...
     def record(self, options: dict[str, Any] | str | None = None, codec: str = "alaw") -> Recorder:
         """Starts a recording of a call whose audio is `codec` ("alaw" or "ulaw")."""
@@ -138,7 +154,7 @@ class Engine:
     def metrics(self) -> dict[str, int]:
         """The engine's counters."""
     @property
-    def store(self) -> str:
+    def store(self) -> Path:
         """The store's root directory."""
     def shutdown(self) -> None:
         """Finalizes every open recording (reason "other") and stops the engine."""

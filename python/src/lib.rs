@@ -5,19 +5,31 @@
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-use callrec::energy::{level_dbm0, EnergyKernel};
+use callrec::energy::{frame_level_dbm0, EnergyKernel};
 use callrec::g711::{self, Codec};
 use callrec::{
     Engine as CoreEngine, EngineConfig, Event, EventKind, Reason, Recorder as CoreRecorder,
     RecorderError, RecorderHandle, RecordingResult, Status as CoreStatus,
 };
+use crossbeam_channel::RecvTimeoutError;
 use pyo3::buffer::PyBuffer;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+/// The longest timeout accepted, in seconds (one year); None waits forever.
+const MAX_TIMEOUT_SECONDS: f64 = 365.0 * 86_400.0;
+
+/// How long one wait lasts before the GIL is taken back to check for signals, so Ctrl-C raises
+/// KeyboardInterrupt promptly while waiting for an event.
+const WAIT_SLICE: Duration = Duration::from_millis(50);
+
+/// Every engine made in this process, so the interpreter's exit can finalize them even when a
+/// consumer thread still holds one (see `_shutdown_all`).
+static ENGINES: Mutex<Vec<Weak<CoreEngine>>> = Mutex::new(Vec::new());
 
 create_exception!(
     callrec,
@@ -36,7 +48,7 @@ fn options_error(py: Python<'_>, e: &callrec::OptionsError) -> PyErr {
 fn engine_error(py: Python<'_>, e: callrec::Error) -> PyErr {
     match e {
         callrec::Error::Options(o) => options_error(py, &o),
-        callrec::Error::Config(m) => PyValueError::new_err(m),
+        callrec::Error::Config(_) => PyValueError::new_err(e.to_string()),
         callrec::Error::Io { .. } => PyOSError::new_err(e.to_string()),
         callrec::Error::ShutDown => PyRuntimeError::new_err(e.to_string()),
     }
@@ -48,10 +60,27 @@ fn codec_arg(codec: &str) -> PyResult<Codec> {
     })
 }
 
-/// Reads a C-contiguous byte buffer (bytes, bytearray, memoryview, array('B'), ...) and calls
-/// `f` on its bytes in place, without copying.
-fn with_bytes<T>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> T) -> PyResult<T> {
+/// Takes a C-contiguous byte buffer (bytes, bytearray, memoryview, array('B'), ...). Call this
+/// before taking any lock: getting a buffer can run Python code (PEP 688 `__buffer__`), which
+/// may call back into callrec.
+fn take_buffer(data: &Bound<'_, PyAny>) -> PyResult<PyBuffer<u8>> {
     let buffer = PyBuffer::<u8>::get(data)?;
+    if buffer.as_slice_ptr().is_none() {
+        return Err(PyValueError::new_err(
+            "the buffer must be C-contiguous bytes",
+        ));
+    }
+    Ok(buffer)
+}
+
+/// Calls `f` on a taken buffer's bytes in place, without copying.
+///
+/// The buffer contract (also in the README): the bytes are read during the call only, with the
+/// GIL held, so no Python code can change them meanwhile; the exporter keeps the memory alive
+/// and unresized while exported. A native exporter that writes to its memory from another
+/// thread without the GIL while the call reads breaks the buffer protocol's rules; callrec then
+/// records whatever bytes it read.
+fn with_bytes<T>(buffer: &PyBuffer<u8>, f: impl FnOnce(&[u8]) -> T) -> PyResult<T> {
     let ptr = buffer
         .as_slice_ptr()
         .ok_or_else(|| PyValueError::new_err("the buffer must be C-contiguous bytes"))?;
@@ -109,15 +138,16 @@ fn status(inner: CoreStatus) -> Status {
     Status { inner }
 }
 
-/// One *finished* or *available* event: the recording's result.
-#[pyclass(module = "callrec", frozen)]
-struct Result {
+/// One *finished* or *available* event: the recording's result. (`Result` in Python; named
+/// otherwise here so Rust's prelude `Result` stays itself.)
+#[pyclass(module = "callrec", name = "Result", frozen)]
+struct EventResult {
     kind: EventKind,
     result: RecordingResult,
 }
 
 #[pymethods]
-impl Result {
+impl EventResult {
     /// "finished" (the file is complete: call next_page) or "available" (synced to disk: call
     /// recording_available_page).
     #[getter]
@@ -209,8 +239,8 @@ impl Result {
     }
 }
 
-fn result(event: Event) -> Result {
-    Result {
+fn result(event: Event) -> EventResult {
+    EventResult {
         kind: event.kind,
         result: event.result,
     }
@@ -225,28 +255,23 @@ struct Engine {
 
 #[pymethods]
 impl Engine {
+    /// `Engine(store, **config)`: the configuration keywords are the engine configuration's
+    /// names (`writers`, `ring_milliseconds`, `poll_milliseconds`, `batch_bytes`, ...), with
+    /// the same ranges and messages as the C API's JSON. `ring_seconds` (0.1..=60) is accepted
+    /// as another way to give `ring_milliseconds`.
     #[new]
-    #[pyo3(signature = (store, *, writers = 1, ring_seconds = 2.0))]
+    #[pyo3(signature = (store, **config))]
     fn new(
         py: Python<'_>,
         store: std::path::PathBuf,
-        writers: usize,
-        ring_seconds: f64,
+        config: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        if !(0.1..=60.0).contains(&ring_seconds) {
-            return Err(PyValueError::new_err(format!(
-                "ring_seconds must be between 0.1 and 60, not {ring_seconds}"
-            )));
-        }
-        let config = EngineConfig {
-            writers,
-            ring_milliseconds: (ring_seconds * 1000.0).round() as u32,
-            ..EngineConfig::default()
-        };
-        let engine = CoreEngine::new(store, config).map_err(|e| engine_error(py, e))?;
-        Ok(Engine {
-            engine: Arc::new(engine),
-        })
+        let config = engine_config(py, config)?;
+        let engine = Arc::new(CoreEngine::new(store, config).map_err(|e| engine_error(py, e))?);
+        let mut all = ENGINES.lock().unwrap_or_else(|p| p.into_inner());
+        all.retain(|e| e.strong_count() > 0);
+        all.push(Arc::downgrade(&engine));
+        Ok(Engine { engine })
     }
 
     /// Starts a recording of a call whose audio is `codec` ("alaw" or "ulaw"). `options` is the
@@ -286,10 +311,8 @@ impl Engine {
     /// The next event, waiting up to `timeout` seconds (forever when None); None when there is
     /// none (or the engine is shut down and every event has been read). Releases the GIL.
     #[pyo3(signature = (timeout = None))]
-    fn next_event(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Result>> {
-        let timeout = timeout_arg(timeout)?;
-        let engine = self.engine.clone();
-        Ok(py.detach(move || engine.next_event(timeout)).map(result))
+    fn next_event(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<EventResult>> {
+        Ok(wait_event(py, &self.engine, timeout_arg(timeout)?)?.map(result))
     }
 
     /// Iterates over events as they come. With a timeout, the iteration ends when no event
@@ -338,14 +361,92 @@ impl Engine {
     }
 }
 
+/// The engine configuration from `Engine(store, **config)`'s keywords, through the same JSON
+/// parser the C API uses.
+fn engine_config(py: Python<'_>, config: Option<&Bound<'_, PyDict>>) -> PyResult<EngineConfig> {
+    let Some(config) = config else {
+        return Ok(EngineConfig::default());
+    };
+    let config = config.copy()?;
+    if let Some(seconds) = config.get_item("ring_seconds")? {
+        config.del_item("ring_seconds")?;
+        if config.contains("ring_milliseconds")? {
+            return Err(PyValueError::new_err(
+                "engine configuration: give ring_seconds or ring_milliseconds, not both",
+            ));
+        }
+        let seconds: f64 = seconds.extract().map_err(|_| {
+            PyValueError::new_err("engine configuration: ring_seconds: must be a number")
+        })?;
+        if !(0.1..=60.0).contains(&seconds) {
+            return Err(PyValueError::new_err(format!(
+                "engine configuration: ring_seconds: must be 0.1..=60, not {seconds}"
+            )));
+        }
+        config.set_item("ring_milliseconds", (seconds * 1000.0).round() as u64)?;
+    }
+    let json: String = py
+        .import("json")?
+        .call_method1("dumps", (config,))?
+        .extract()?;
+    EngineConfig::from_json(&json).map_err(|e| engine_error(py, e))
+}
+
+/// A timeout in seconds: finite, 0..=one year, or None (wait forever).
 fn timeout_arg(timeout: Option<f64>) -> PyResult<Option<Duration>> {
     match timeout {
         None => Ok(None),
-        Some(t) if t.is_finite() && t >= 0.0 => Ok(Some(Duration::from_secs_f64(t))),
+        Some(t) if (0.0..=MAX_TIMEOUT_SECONDS).contains(&t) => Ok(Some(Duration::from_secs_f64(t))),
         Some(t) => Err(PyValueError::new_err(format!(
-            "timeout must be a number of seconds >= 0, not {t}"
+            "timeout must be 0..={MAX_TIMEOUT_SECONDS} seconds, or None to wait forever; not {}",
+            callrec::json::printable(&t.to_string(), 24)
         ))),
     }
+}
+
+/// Waits for the next event up to `timeout` (forever when None) in slices of [`WAIT_SLICE`]
+/// with the GIL released, checking for signals between slices, so Ctrl-C raises
+/// KeyboardInterrupt. None on timeout, or when the engine is shut down and drained.
+fn wait_event(
+    py: Python<'_>,
+    engine: &Arc<CoreEngine>,
+    timeout: Option<Duration>,
+) -> PyResult<Option<Event>> {
+    if timeout.is_some_and(|t| t.is_zero()) {
+        return Ok(engine.next_event(Some(Duration::ZERO)));
+    }
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let slice = match deadline {
+            None => WAIT_SLICE,
+            Some(d) => d.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
+        };
+        let waiting = engine.clone();
+        match py.detach(move || waiting.events().recv_timeout(slice)) {
+            Ok(event) => return Ok(Some(event)),
+            // Shut down and every event read.
+            Err(RecvTimeoutError::Disconnected) => return Ok(None),
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        py.check_signals()?;
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(None);
+        }
+    }
+}
+
+/// Shuts down every engine still alive (finalizing its open recordings). `callrec/__init__.py`
+/// calls this at interpreter exit, before non-daemon threads are joined, so a consumer thread
+/// waiting in `events()` ends and no `.part` file is left behind.
+#[pyfunction]
+fn _shutdown_all(py: Python<'_>) {
+    let engines: Vec<Arc<CoreEngine>> = ENGINES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .drain(..)
+        .filter_map(|e| e.upgrade())
+        .collect();
+    py.detach(move || engines.iter().for_each(|e| e.shutdown()));
 }
 
 /// The iterator returned by `Engine.events()`.
@@ -361,9 +462,8 @@ impl Events {
         slf
     }
 
-    fn __next__(&self, py: Python<'_>) -> Option<Result> {
-        let (engine, timeout) = (self.engine.clone(), self.timeout);
-        py.detach(move || engine.next_event(timeout)).map(result)
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<EventResult>> {
+        Ok(wait_event(py, &self.engine, self.timeout)?.map(result))
     }
 }
 
@@ -400,9 +500,11 @@ impl Recorder {
     /// C-contiguous byte buffer, without copying; returns the status after it. After the stop,
     /// input is ignored and the stopped status returned.
     fn push(&self, frame: &Bound<'_, PyAny>) -> PyResult<Status> {
+        // The buffer first: getting it may run Python code that calls push again.
+        let buffer = take_buffer(frame)?;
         let mut guard = self.open()?;
         let rec = guard.as_mut().expect("open() checked");
-        with_bytes(frame, |bytes| rec.push(bytes))?
+        with_bytes(&buffer, |bytes| rec.push(bytes))?
             .map(status)
             .map_err(recorder_error)
     }
@@ -427,6 +529,27 @@ impl Recorder {
         Ok(status(guard.as_mut().expect("open() checked").hangup()))
     }
 
+    /// Pauses the recording (PCI: the agent takes card details): until resume(), the audio is
+    /// left out of the file (pause_behavior "skip") or replaced by silence ("silence"); the
+    /// silence and duration timers stop; digits still barge in. No effect when paused or stopped.
+    fn pause(&self) -> PyResult<Status> {
+        let mut guard = self.open()?;
+        Ok(status(guard.as_mut().expect("open() checked").pause()))
+    }
+
+    /// Resumes a paused recording; no effect when not paused.
+    fn resume(&self) -> PyResult<Status> {
+        let mut guard = self.open()?;
+        Ok(status(guard.as_mut().expect("open() checked").resume()))
+    }
+
+    /// True between pause() and resume().
+    #[getter]
+    fn paused(&self) -> PyResult<bool> {
+        let mut guard = self.open()?;
+        Ok(guard.as_mut().expect("open() checked").is_paused())
+    }
+
     /// Aborts the recording (reason "aborted"); True if this call stopped it. Safe from any
     /// thread, at any time, even after close().
     fn abort(&self) -> bool {
@@ -436,9 +559,10 @@ impl Recorder {
     /// Pulls the beep (with beep_on_start) into a writable byte buffer, for the host to send to
     /// the caller; returns the bytes written (0: nothing to play).
     fn playout(&self, buffer: &Bound<'_, PyAny>) -> PyResult<usize> {
+        // The buffer before the lock, as in `push`.
+        let buf = take_buffer(buffer)?;
         let mut guard = self.open()?;
         let rec = guard.as_mut().expect("open() checked");
-        let buf = PyBuffer::<u8>::get(buffer)?;
         if buf.readonly() {
             return Err(PyValueError::new_err(
                 "playout needs a writable buffer (e.g. a bytearray)",
@@ -511,7 +635,7 @@ impl Recorder {
 #[pyo3(signature = (data, codec = "alaw"))]
 fn g711_decode(data: &Bound<'_, PyAny>, codec: &str) -> PyResult<Vec<u8>> {
     let codec = codec_arg(codec)?;
-    with_bytes(data, |bytes| {
+    with_bytes(&take_buffer(data)?, |bytes| {
         let mut linear = vec![0i16; bytes.len()];
         g711::decode_into(codec, bytes, &mut linear);
         linear.iter().flat_map(|s| s.to_le_bytes()).collect()
@@ -523,7 +647,7 @@ fn g711_decode(data: &Bound<'_, PyAny>, codec: &str) -> PyResult<Vec<u8>> {
 #[pyo3(signature = (pcm16, codec = "alaw"))]
 fn g711_encode(pcm16: &Bound<'_, PyAny>, codec: &str) -> PyResult<Vec<u8>> {
     let codec = codec_arg(codec)?;
-    with_bytes(pcm16, |bytes| {
+    with_bytes(&take_buffer(pcm16)?, |bytes| {
         if bytes.len() % 2 != 0 {
             return Err(PyValueError::new_err(
                 "16-bit PCM needs an even number of bytes",
@@ -544,7 +668,7 @@ fn g711_encode(pcm16: &Bound<'_, PyAny>, codec: &str) -> PyResult<Vec<u8>> {
 #[pyo3(signature = (data, from_codec, to_codec))]
 fn g711_transcode(data: &Bound<'_, PyAny>, from_codec: &str, to_codec: &str) -> PyResult<Vec<u8>> {
     let (from, to) = (codec_arg(from_codec)?, codec_arg(to_codec)?);
-    with_bytes(data, |bytes| {
+    with_bytes(&take_buffer(data)?, |bytes| {
         let mut out = vec![0u8; bytes.len()];
         g711::transcode_into(from, to, bytes, &mut out);
         out
@@ -557,10 +681,8 @@ fn g711_transcode(data: &Bound<'_, PyAny>, from_codec: &str, to_codec: &str) -> 
 #[pyo3(signature = (frame, codec = "alaw"))]
 fn frame_energy_dbm0(frame: &Bound<'_, PyAny>, codec: &str) -> PyResult<f32> {
     let codec = codec_arg(codec)?;
-    with_bytes(frame, |bytes| {
-        let mut linear = vec![0i16; bytes.len()];
-        g711::decode_into(codec, bytes, &mut linear);
-        level_dbm0(EnergyKernel::detect().sum_of_squares(&linear), linear.len())
+    with_bytes(&take_buffer(frame)?, |bytes| {
+        frame_level_dbm0(EnergyKernel::detect(), codec, bytes)
     })
 }
 
@@ -570,13 +692,14 @@ fn _callrec(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Engine>()?;
     m.add_class::<Recorder>()?;
     m.add_class::<Status>()?;
-    m.add_class::<Result>()?;
+    m.add_class::<EventResult>()?;
     m.add_class::<Events>()?;
     m.add("OptionsError", m.py().get_type::<OptionsError>())?;
     m.add_function(wrap_pyfunction!(g711_decode, m)?)?;
     m.add_function(wrap_pyfunction!(g711_encode, m)?)?;
     m.add_function(wrap_pyfunction!(g711_transcode, m)?)?;
     m.add_function(wrap_pyfunction!(frame_energy_dbm0, m)?)?;
+    m.add_function(wrap_pyfunction!(_shutdown_all, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

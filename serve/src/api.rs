@@ -138,6 +138,7 @@ fn status_json(state: &AppState, record: &Record) -> Value {
     json!({
         "record_id": record.id,
         "phase": phase_name(record),
+        "paused": record.shared.paused(),
         "seconds": (samples as f64 / 800.0).round() / 10.0,
         "filename": record.filename,
         "rtp": {
@@ -198,10 +199,12 @@ async fn action(
         "abort" => None,
         "hangup" => Some(Command::Hangup(port)),
         "digit" => Some(Command::Digit(port, parse_digit(&body)?)),
+        "pause" => Some(Command::Pause(port)),
+        "resume" => Some(Command::Resume(port)),
         _ => {
             return Err(Refusal::status(
                 404,
-                "no such action (use hangup, abort, digit)",
+                "no such action (use hangup, abort, pause, resume, digit)",
             ))
         }
     };

@@ -16,7 +16,7 @@ use crossbeam_channel::{Receiver, Sender};
 use polling::{Event, Events, PollMode, Poller};
 use std::net::UdpSocket;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -70,6 +70,7 @@ pub struct SessionShared {
     /// The RTP counters.
     pub stats: StreamStats,
     phase: AtomicU8,
+    paused: AtomicBool,
 }
 
 impl SessionShared {
@@ -82,6 +83,11 @@ impl SessionShared {
             3 => Phase::Recording,
             _ => Phase::Stopped,
         }
+    }
+
+    /// True between the app's pause and resume.
+    pub fn paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
     }
 }
 
@@ -120,6 +126,10 @@ pub enum Command {
     Hangup(u16),
     /// A digit from the app.
     Digit(u16, char),
+    /// Pause the recording (PCI), after recording what was received before.
+    Pause(u16),
+    /// Resume a paused recording.
+    Resume(u16),
     /// Release everything, stop every recording (`other`) and exit.
     Shutdown,
 }
@@ -347,6 +357,32 @@ impl ReceiveLoop {
                     if let Some(live) = self.live[key].as_mut() {
                         let status = live.session.recorder.digit(digit).ok();
                         if let Some(Status::Stopped(_)) = status {
+                            self.end(key, Ended::Stopped);
+                        }
+                    }
+                }
+            }
+            Command::Pause(port) | Command::Resume(port) => {
+                let pause = matches!(command, Command::Pause(_));
+                if let Some(key) = self.key(port) {
+                    if let Some(live) = self.live[key].as_mut() {
+                        let session = &mut *live.session;
+                        // What arrived before the request is recorded before the pause takes
+                        // effect (or left out after the resume): release the window first.
+                        let counters = Counters {
+                            stream: &session.shared.stats,
+                            total: &self.totals,
+                        };
+                        session
+                            .stream
+                            .finish(&mut RecorderSink(&mut session.recorder), counters);
+                        let status = if pause {
+                            session.recorder.pause()
+                        } else {
+                            session.recorder.resume()
+                        };
+                        session.shared.paused.store(pause, Ordering::Relaxed);
+                        if let Status::Stopped(_) = status {
                             self.end(key, Ended::Stopped);
                         }
                     }

@@ -41,13 +41,16 @@ static callrec_result push(callrec_recorder *r, const uint8_t *audio, size_t len
 
 static callrec_engine *new_engine(const char *root) {
     callrec_engine *e = NULL;
-    EXPECT(callrec_engine_new(root, strlen(root), 1, 0, &e), CALLREC_RESULT_OK);
+    EXPECT(callrec_engine_new(root, strlen(root), NULL, 0, NULL, 0, NULL, &e), CALLREC_RESULT_OK);
     return e;
 }
 
 static callrec_recorder *new_recorder(callrec_engine *e, const char *json, uint32_t codec) {
     callrec_recorder *r = NULL;
-    EXPECT(callrec_recorder_new(e, json, strlen(json), codec, &r), CALLREC_RESULT_OK);
+    char err[128] = "x";
+    size_t err_len = 99;
+    EXPECT(callrec_recorder_new(e, json, strlen(json), codec, err, sizeof err, &err_len, &r), CALLREC_RESULT_OK);
+    CHECK(err[0] == 0 && err_len == 0);
     return r;
 }
 
@@ -66,7 +69,7 @@ static callrec_event_info take_event(callrec_engine *e, uint32_t kind, char *jso
     /* Too small by one byte (no room for the NUL): nothing written. */
     json[0] = 'x';
     EXPECT(callrec_event_json(ev, json, len, &got), CALLREC_RESULT_BUFFER_TOO_SMALL);
-    CHECK(json[0] == 'x' && got == 0);
+    CHECK(json[0] == 'x' && got == len); /* only the needed length */
     EXPECT(callrec_event_json(ev, json, json_cap, &got), CALLREC_RESULT_OK);
     CHECK(got == len && strlen(json) == len);
     CHECK(strncmp(json, "{\"action\":\"record\",\"result\":{", 29) == 0);
@@ -78,8 +81,85 @@ static callrec_event_info take_event(callrec_engine *e, uint32_t kind, char *jso
     EXPECT(callrec_event_json_len(ev, NULL), CALLREC_RESULT_NULL_PARAMETER);
     EXPECT(callrec_event_json(NULL, json, json_cap, &got), CALLREC_RESULT_NULL_PARAMETER);
     EXPECT(callrec_event_filename(ev, NULL, 10, &got), CALLREC_RESULT_NULL_PARAMETER);
-    callrec_event_free(ev);
+    EXPECT(callrec_event_free(ev), CALLREC_RESULT_OK);
+    /* Double free and use after free of an event. */
+    EXPECT(callrec_event_free(ev), CALLREC_RESULT_INVALID_HANDLE);
+    EXPECT(callrec_event_get_info(ev, &info), CALLREC_RESULT_INVALID_HANDLE);
+    EXPECT(callrec_event_json_len(ev, &len), CALLREC_RESULT_INVALID_HANDLE);
+    EXPECT(callrec_event_json(ev, json, json_cap, &got), CALLREC_RESULT_INVALID_HANDLE);
     return info;
+}
+
+/* Reads the audio of the recording `name` (a filename from an event) under `root` into `out`
+ * (at most `cap` bytes); returns its length, or -1. The WAV's data chunk is found by walking
+ * the RIFF chunks, independently of callrec's own parser. */
+static long read_audio(const char *root, const char *name, uint8_t *out, size_t cap) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s%s", root, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    uint8_t head[12];
+    long len = -1;
+    if (fread(head, 1, 12, f) == 12 && memcmp(head, "RIFF", 4) == 0) {
+        uint8_t chunk[8];
+        while (fread(chunk, 1, 8, f) == 8) {
+            uint32_t size = chunk[4] | chunk[5] << 8 | chunk[6] << 16 | (uint32_t)chunk[7] << 24;
+            if (memcmp(chunk, "data", 4) == 0) {
+                if (size <= cap && fread(out, 1, size, f) == size) len = (long)size;
+                break;
+            }
+            fseek(f, (long)(size + (size & 1)), SEEK_CUR);
+        }
+    }
+    fclose(f);
+    return len;
+}
+
+/* Pause/resume with both behaviours: loud frames numbered by their first byte, 40 frames,
+ * paused over frames 10..20; the file is the expected splice. */
+static void pause_and_resume(callrec_engine *e, const char *root) {
+    static const char *options[2] = {"{\"pause_behavior\":\"skip\"}", "{\"pause_behavior\":\"silence\"}"};
+    static uint8_t input[40][160], want[40 * 160], got[40 * 160 + 1];
+    char json[1024], name[512];
+    for (int k = 0; k < 2; k++) {
+        callrec_recorder *r = new_recorder(e, options[k], CALLREC_CODEC_ALAW);
+        callrec_status st;
+        size_t want_len = 0;
+        for (int i = 0; i < 40; i++) {
+            memcpy(input[i], loud, 160);
+            input[i][0] = (uint8_t)(0x80 + i); /* makes every frame different */
+            if (i == 10) {
+                EXPECT(callrec_recorder_pause(r, &st), CALLREC_RESULT_OK);
+                CHECK(st.phase == CALLREC_PHASE_RECORDING);
+            }
+            if (i == 20) EXPECT(callrec_recorder_resume(r, &st), CALLREC_RESULT_OK);
+            EXPECT(push(r, input[i], 160, &st), CALLREC_RESULT_OK);
+            if (i < 10 || i >= 20) {
+                memcpy(want + want_len, input[i], 160);
+            } else if (k == 1) {
+                memset(want + want_len, 0xD5, 160); /* A-law silence */
+            } else {
+                continue;
+            }
+            want_len += 160;
+        }
+        EXPECT(callrec_recorder_pause(NULL, &st), CALLREC_RESULT_NULL_PARAMETER);
+        EXPECT(callrec_recorder_resume(r, NULL), CALLREC_RESULT_NULL_PARAMETER);
+        EXPECT(callrec_recorder_hangup(r, &st), CALLREC_RESULT_OK);
+        callrec_event *ev = NULL;
+        size_t got_len = 0;
+        EXPECT(callrec_engine_next_event(e, 10000, &ev), CALLREC_RESULT_OK);
+        if (ev) {
+            EXPECT(callrec_event_filename(ev, name, sizeof name, &got_len), CALLREC_RESULT_OK);
+            callrec_event_free(ev);
+        }
+        take_event(e, CALLREC_EVENT_AVAILABLE, json, sizeof json);
+        long n = read_audio(root, name, got, sizeof got);
+        CHECK(n == (long)want_len && memcmp(got, want, want_len) == 0);
+        callrec_recorder_free(r);
+        EXPECT(callrec_recorder_pause(r, &st), CALLREC_RESULT_INVALID_HANDLE);
+        EXPECT(callrec_recorder_resume(r, &st), CALLREC_RESULT_INVALID_HANDLE);
+    }
 }
 
 struct abort_job {
@@ -92,6 +172,79 @@ static void *abort_later(void *arg) {
     sleep_ms(30);
     EXPECT(callrec_abort_handle_abort(job->handle, &job->stopped), CALLREC_RESULT_OK);
     return NULL;
+}
+
+/* Reads a whole file into a malloc'd buffer; *len gets its size. */
+static uint8_t *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *data = malloc(size > 0 ? (size_t)size : 1);
+    *len = fread(data, 1, (size_t)size, f);
+    fclose(f);
+    return data;
+}
+
+/* A stale recorder handle, after its slot was reused by a new recorder, is rejected, and the new
+ * recording's file holds only its own audio. */
+static void stale_handles(const char *root) {
+    callrec_engine *e = new_engine(root);
+    callrec_status st;
+    uint8_t a_audio[160], b_audio[160];
+    memset(a_audio, 0x2A, sizeof a_audio); /* caller A: one constant A-law byte */
+    for (int i = 0; i < 160; i++) b_audio[i] = (i / 4) % 2 ? 0x3B : 0xBB; /* caller B: loud square */
+    callrec_recorder *a = new_recorder(e, "{\"format\":\"alaw\"}", CALLREC_CODEC_ALAW);
+    EXPECT(callrec_recorder_push(a, a_audio, 160, &st), CALLREC_RESULT_OK);
+    EXPECT(callrec_recorder_hangup(a, &st), CALLREC_RESULT_OK);
+    callrec_recorder *stale = a;
+    EXPECT(callrec_recorder_free(a), CALLREC_RESULT_OK);
+    callrec_recorder *b = new_recorder(e, "{\"format\":\"alaw\"}", CALLREC_CODEC_ALAW);
+    /* Same slot, new generation: the handles differ only in the generation bits. */
+    CHECK(((uintptr_t)b & 0xffffffffu) == ((uintptr_t)stale & 0xffffffffu) && b != stale);
+    for (int i = 0; i < 50; i++) {
+        EXPECT(callrec_recorder_push(stale, a_audio, 160, &st), CALLREC_RESULT_INVALID_HANDLE);
+        EXPECT(callrec_recorder_push(b, b_audio, 160, &st), CALLREC_RESULT_OK);
+    }
+    EXPECT(callrec_recorder_hangup(stale, &st), CALLREC_RESULT_INVALID_HANDLE);
+    EXPECT(callrec_recorder_free(stale), CALLREC_RESULT_INVALID_HANDLE);
+    EXPECT(callrec_recorder_status(b, &st), CALLREC_RESULT_OK); /* B unharmed by the stale free */
+    CHECK(st.phase == CALLREC_PHASE_RECORDING);
+    char b_name[256];
+    size_t b_name_len = 0;
+    EXPECT(callrec_recorder_filename(b, b_name, sizeof b_name, &b_name_len), CALLREC_RESULT_OK);
+    EXPECT(callrec_recorder_hangup(b, &st), CALLREC_RESULT_OK);
+    char path[1024], json[1024];
+    callrec_event *ev = NULL;
+    callrec_event_info info;
+    int checked = 0;
+    for (int k = 0; k < 4; k++) { /* A's and B's finished and available events */
+        if (callrec_engine_next_event(e, 10000, &ev) != CALLREC_RESULT_OK) break;
+        size_t len = 0;
+        EXPECT(callrec_event_get_info(ev, &info), CALLREC_RESULT_OK);
+        EXPECT(callrec_event_json(ev, json, sizeof json, &len), CALLREC_RESULT_OK);
+        char name[256];
+        EXPECT(callrec_event_filename(ev, name, sizeof name, &len), CALLREC_RESULT_OK);
+        if (info.kind == CALLREC_EVENT_AVAILABLE && strcmp(name, b_name) == 0) {
+            snprintf(path, sizeof path, "%s%s", root, name);
+            size_t flen = 0;
+            uint8_t *data = read_file(path, &flen);
+            CHECK(info.samples >= 40 * 160 && info.samples <= 50 * 160);
+            CHECK(data != NULL && flen == 58 + info.samples);
+            if (data) {
+                size_t foreign = 0;
+                for (size_t i = 58; i < flen; i++) foreign += data[i] != 0x3B && data[i] != 0xBB;
+                CHECK(foreign == 0); /* nothing of caller A in B's file */
+                checked++;
+            }
+            free(data);
+        }
+        EXPECT(callrec_event_free(ev), CALLREC_RESULT_OK);
+    }
+    CHECK(checked == 1);
+    EXPECT(callrec_recorder_free(b), CALLREC_RESULT_OK);
+    EXPECT(callrec_engine_free(e), CALLREC_RESULT_OK);
 }
 
 int main(int argc, char **argv) {
@@ -110,18 +263,36 @@ int main(int argc, char **argv) {
 
     /* Version and result names. */
     CHECK(strcmp(callrec_version(), "0.1.0") == 0);
-    for (uint32_t r = 0; r <= CALLREC_RESULT_INVALID_ARGUMENT; r++)
+    for (uint32_t r = 0; r <= CALLREC_RESULT_TOO_MANY_HANDLES; r++)
         CHECK(strcmp(callrec_result_name(r), "unknown result") != 0);
+    CHECK(strcmp(callrec_result_name(CALLREC_RESULT_TOO_MANY_HANDLES + 1), "unknown result") == 0);
     CHECK(strcmp(callrec_result_name(999), "unknown result") == 0);
 
     /* Engine errors. */
     callrec_engine *e = NULL;
-    EXPECT(callrec_engine_new(NULL, 3, 1, 0, &e), CALLREC_RESULT_NULL_PARAMETER);
-    EXPECT(callrec_engine_new(root, strlen(root), 1, 0, NULL), CALLREC_RESULT_NULL_PARAMETER);
-    EXPECT(callrec_engine_new("\xff\xfe", 2, 1, 0, &e), CALLREC_RESULT_INVALID_UTF8);
-    EXPECT(callrec_engine_new(root, strlen(root), 1, 50, &e), CALLREC_RESULT_INVALID_CONFIG);
-    EXPECT(callrec_engine_new("/proc/callrec", 13, 1, 0, &e), CALLREC_RESULT_IO);
+    EXPECT(callrec_engine_new(NULL, 3, NULL, 0, NULL, 0, NULL, &e), CALLREC_RESULT_NULL_PARAMETER);
+    EXPECT(callrec_engine_new(root, strlen(root), NULL, 0, NULL, 0, NULL, NULL), CALLREC_RESULT_NULL_PARAMETER);
+    EXPECT(callrec_engine_new("\xff\xfe", 2, NULL, 0, NULL, 0, NULL, &e), CALLREC_RESULT_INVALID_UTF8);
+    const char *small_ring = "{\"ring_milliseconds\":50}";
+    EXPECT(callrec_engine_new(root, strlen(root), small_ring, strlen(small_ring), msg, sizeof msg, &n, &e),
+           CALLREC_RESULT_INVALID_CONFIG);
+    CHECK(strstr(msg, "ring_milliseconds") != NULL && n == strlen(msg));
+    /* The message is cut to fit (NUL-terminated) and its full length still reported. */
+    EXPECT(callrec_engine_new(root, strlen(root), small_ring, strlen(small_ring), msg, 8, &n, &e),
+           CALLREC_RESULT_INVALID_CONFIG);
+    CHECK(strlen(msg) == 7 && n > 7);
+    const char *dup = "{\"writers\":1,\"writers\":2}";
+    EXPECT(callrec_engine_new(root, strlen(root), dup, strlen(dup), msg, sizeof msg, NULL, &e),
+           CALLREC_RESULT_INVALID_CONFIG);
+    CHECK(strstr(msg, "writers") != NULL && strstr(msg, "twice") != NULL);
+    EXPECT(callrec_engine_new("/proc/callrec", 13, NULL, 0, msg, sizeof msg, &n, &e), CALLREC_RESULT_IO);
+    CHECK(strstr(msg, "/proc/callrec") != NULL);
     CHECK(e == NULL); /* outputs are written only on success */
+    /* Rings of 100..1023 ms work with the default batch size (it is capped at half the ring). */
+    const char *ring_100 = "{\"ring_milliseconds\":100,\"writers\":2}";
+    EXPECT(callrec_engine_new(root, strlen(root), ring_100, strlen(ring_100), NULL, 0, NULL, &e), CALLREC_RESULT_OK);
+    EXPECT(callrec_engine_free(e), CALLREC_RESULT_OK);
+    e = NULL;
     e = new_engine(root);
     CHECK(e != NULL);
 
@@ -129,22 +300,26 @@ int main(int argc, char **argv) {
     const char *bad = "{\"seconds_max_duration\":-1}";
     EXPECT(callrec_options_error(bad, strlen(bad), msg, sizeof msg, &n), CALLREC_RESULT_OK);
     CHECK(strstr(msg, "seconds_max_duration") != NULL && n == strlen(msg));
+    size_t needed = n;
     EXPECT(callrec_options_error(bad, strlen(bad), msg, 5, &n), CALLREC_RESULT_BUFFER_TOO_SMALL);
+    CHECK(n == needed); /* the caller learns the size it needs */
     EXPECT(callrec_options_error("{}", 2, msg, sizeof msg, &n), CALLREC_RESULT_OK);
     CHECK(n == 0 && msg[0] == 0);
     EXPECT(callrec_options_error(NULL, 2, msg, sizeof msg, &n), CALLREC_RESULT_NULL_PARAMETER);
     EXPECT(callrec_options_error("{}", 2, msg, sizeof msg, NULL), CALLREC_RESULT_NULL_PARAMETER);
-    EXPECT(callrec_options_error("\xff", 1, msg, sizeof msg, &n), CALLREC_RESULT_OK);
-    CHECK(strstr(msg, "UTF-8") != NULL);
+    EXPECT(callrec_options_error("\xff", 1, msg, sizeof msg, &n), CALLREC_RESULT_INVALID_UTF8);
 
     /* Recorder errors. */
     callrec_recorder *r = NULL;
-    EXPECT(callrec_recorder_new(e, bad, strlen(bad), CALLREC_CODEC_ALAW, &r), CALLREC_RESULT_INVALID_OPTIONS);
-    EXPECT(callrec_recorder_new(e, "{", 1, CALLREC_CODEC_ALAW, &r), CALLREC_RESULT_INVALID_OPTIONS);
-    EXPECT(callrec_recorder_new(e, "{}", 2, 7, &r), CALLREC_RESULT_INVALID_CODEC);
-    EXPECT(callrec_recorder_new(NULL, "{}", 2, CALLREC_CODEC_ALAW, &r), CALLREC_RESULT_NULL_PARAMETER);
-    EXPECT(callrec_recorder_new(e, "{}", 2, CALLREC_CODEC_ALAW, NULL), CALLREC_RESULT_NULL_PARAMETER);
-    EXPECT(callrec_recorder_new(e, "\xff", 1, CALLREC_CODEC_ALAW, &r), CALLREC_RESULT_INVALID_UTF8);
+    /* recorder_new gives the options error itself, naming the field. */
+    EXPECT(callrec_recorder_new(e, bad, strlen(bad), CALLREC_CODEC_ALAW, msg, sizeof msg, &n, &r),
+           CALLREC_RESULT_INVALID_OPTIONS);
+    CHECK(strncmp(msg, "seconds_max_duration: ", 22) == 0 && n == strlen(msg));
+    EXPECT(callrec_recorder_new(e, "{", 1, CALLREC_CODEC_ALAW, NULL, 0, NULL, &r), CALLREC_RESULT_INVALID_OPTIONS);
+    EXPECT(callrec_recorder_new(e, "{}", 2, 7, NULL, 0, NULL, &r), CALLREC_RESULT_INVALID_CODEC);
+    EXPECT(callrec_recorder_new(NULL, "{}", 2, CALLREC_CODEC_ALAW, NULL, 0, NULL, &r), CALLREC_RESULT_NULL_PARAMETER);
+    EXPECT(callrec_recorder_new(e, "{}", 2, CALLREC_CODEC_ALAW, NULL, 0, NULL, NULL), CALLREC_RESULT_NULL_PARAMETER);
+    EXPECT(callrec_recorder_new(e, "\xff", 1, CALLREC_CODEC_ALAW, NULL, 0, NULL, &r), CALLREC_RESULT_INVALID_UTF8);
     CHECK(r == NULL);
 
     /* 1. A recording that stops on silence: 0.4 s quiet, 1 s loud, then quiet. Defaults but
@@ -167,10 +342,15 @@ int main(int argc, char **argv) {
     EXPECT(callrec_recorder_playout(r, beep, sizeof beep, &n), CALLREC_RESULT_OK);
     CHECK(n == 0); /* no beep_on_start */
     EXPECT(callrec_recorder_playout(r, NULL, 160, &n), CALLREC_RESULT_NULL_PARAMETER);
+    n = 99;
+    EXPECT(callrec_recorder_playout(r, NULL, 0, &n), CALLREC_RESULT_OK); /* as push(NULL, 0) */
+    CHECK(n == 0);
     char name[256];
     EXPECT(callrec_recorder_filename(r, name, sizeof name, &n), CALLREC_RESULT_OK);
     CHECK(n == strlen(name) && strlen(name) > 40);
+    size_t name_len = n;
     EXPECT(callrec_recorder_filename(r, name, 10, &n), CALLREC_RESULT_BUFFER_TOO_SMALL);
+    CHECK(n == name_len);
     int frame = 0;
     for (; frame < 20; frame++) EXPECT(push(r, quiet, 160, &st), CALLREC_RESULT_OK);
     CHECK(st.phase == CALLREC_PHASE_WAITING);
@@ -199,8 +379,8 @@ int main(int argc, char **argv) {
     info = take_event(e, CALLREC_EVENT_AVAILABLE, json, sizeof json);
     CHECK(info.file_available && info.samples == 110 * 160);
     /* Double free and use after free are caught. */
-    callrec_recorder_free(r);
-    callrec_recorder_free(r);
+    EXPECT(callrec_recorder_free(r), CALLREC_RESULT_OK);
+    EXPECT(callrec_recorder_free(r), CALLREC_RESULT_INVALID_HANDLE); /* double free: no effect */
     EXPECT(callrec_recorder_push(r, loud, 160, &st), CALLREC_RESULT_INVALID_HANDLE);
     EXPECT(callrec_recorder_status(r, &st), CALLREC_RESULT_INVALID_HANDLE);
     EXPECT(callrec_recorder_digit(r, '#', &st), CALLREC_RESULT_INVALID_HANDLE);
@@ -211,7 +391,9 @@ int main(int argc, char **argv) {
     callrec_abort_handle *h = NULL;
     EXPECT(callrec_recorder_abort_handle(r, &h), CALLREC_RESULT_INVALID_HANDLE);
     EXPECT(callrec_recorder_status(NULL, &st), CALLREC_RESULT_NULL_PARAMETER);
-    callrec_recorder_free(NULL);
+    EXPECT(callrec_recorder_free(NULL), CALLREC_RESULT_OK);
+    /* A handle of another type is not a recorder. */
+    EXPECT(callrec_recorder_status((callrec_recorder *)e, &st), CALLREC_RESULT_INVALID_HANDLE);
 
     /* No event pending: non-blocking and short-timeout polls return NO_EVENT. */
     callrec_event *ev = NULL;
@@ -263,9 +445,12 @@ int main(int argc, char **argv) {
     info = take_event(e, CALLREC_EVENT_FINISHED, json, sizeof json);
     CHECK(info.reason == CALLREC_REASON_ABORTED);
     take_event(e, CALLREC_EVENT_AVAILABLE, json, sizeof json);
-    callrec_recorder_free(r);
-    callrec_abort_handle_free(h); /* a handle may outlive its recorder */
-    callrec_abort_handle_free(NULL);
+    EXPECT(callrec_recorder_free(r), CALLREC_RESULT_OK);
+    EXPECT(callrec_abort_handle_abort(h, &again), CALLREC_RESULT_OK); /* may outlive its recorder */
+    EXPECT(callrec_abort_handle_free(h), CALLREC_RESULT_OK);
+    EXPECT(callrec_abort_handle_free(h), CALLREC_RESULT_INVALID_HANDLE); /* double free */
+    EXPECT(callrec_abort_handle_abort(h, &again), CALLREC_RESULT_INVALID_HANDLE); /* use after free */
+    EXPECT(callrec_abort_handle_free(NULL), CALLREC_RESULT_OK);
 
     /* 4. Hangup with a partial frame; metrics. */
     r = new_recorder(e, "", CALLREC_CODEC_ALAW); /* empty options: all defaults */
@@ -282,6 +467,9 @@ int main(int argc, char **argv) {
     EXPECT(callrec_engine_metrics(e, NULL), CALLREC_RESULT_NULL_PARAMETER);
     callrec_recorder_free(r);
 
+    /* 4b. Pause and resume: the file is the expected splice. */
+    pause_and_resume(e, root);
+
     /* 5. Shutdown finalizes an open recording with "other"; recording afterwards is refused. */
     r = new_recorder(e, "{}", CALLREC_CODEC_ALAW);
     for (int i = 0; i < 10; i++) EXPECT(callrec_recorder_push(r, loud, 160, &st), CALLREC_RESULT_OK);
@@ -295,12 +483,19 @@ int main(int argc, char **argv) {
     take_event(e, CALLREC_EVENT_AVAILABLE, json, sizeof json);
     EXPECT(callrec_engine_next_event(e, -1, &ev), CALLREC_RESULT_NO_EVENT); /* drained */
     callrec_recorder *late = NULL;
-    EXPECT(callrec_recorder_new(e, "{}", 2, CALLREC_CODEC_ALAW, &late), CALLREC_RESULT_SHUT_DOWN);
+    EXPECT(callrec_recorder_new(e, "{}", 2, CALLREC_CODEC_ALAW, msg, sizeof msg, &n, &late), CALLREC_RESULT_SHUT_DOWN);
+    CHECK(strstr(msg, "shut down") != NULL);
     /* Free the engine before the recorder: allowed, in any order. */
-    callrec_engine_free(e);
-    callrec_recorder_free(r);
-    callrec_engine_free(NULL);
-    callrec_event_free(NULL);
+    EXPECT(callrec_engine_free(e), CALLREC_RESULT_OK);
+    EXPECT(callrec_engine_free(e), CALLREC_RESULT_INVALID_HANDLE); /* double free */
+    EXPECT(callrec_engine_metrics(e, &m), CALLREC_RESULT_INVALID_HANDLE); /* use after free */
+    EXPECT(callrec_engine_next_event(e, 0, &ev), CALLREC_RESULT_INVALID_HANDLE);
+    EXPECT(callrec_recorder_new(e, "{}", 2, CALLREC_CODEC_ALAW, NULL, 0, NULL, &late), CALLREC_RESULT_INVALID_HANDLE);
+    EXPECT(callrec_recorder_free(r), CALLREC_RESULT_OK);
+    EXPECT(callrec_engine_free(NULL), CALLREC_RESULT_OK);
+    EXPECT(callrec_event_free(NULL), CALLREC_RESULT_OK);
+
+    stale_handles(root);
 
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
