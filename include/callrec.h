@@ -83,6 +83,9 @@ enum callrec_result
   CALLREC_RESULT_BUSY = 15,
   // Too many live handles of one type (over a million).
   CALLREC_RESULT_TOO_MANY_HANDLES = 16,
+  // `callrec_recorder_feed` waited its whole timeout for the writer; `fed_out` says how
+  // much of the input was taken.
+  CALLREC_RESULT_TIMEOUT = 17,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -173,6 +176,9 @@ typedef struct {
   uint64_t recordings_finished;
   // Recordings that failed to write or finalize.
   uint64_t write_errors;
+  // `aescbc` recordings whose key and IV the engine had already used (`aesctr` reuse is
+  // refused with `CALLREC_RESULT_INVALID_OPTIONS` instead).
+  uint64_t cbc_key_iv_reused;
 } callrec_metrics;
 
 // A recorder's status after a call.
@@ -219,7 +225,10 @@ const char *callrec_result_name(uint32_t result);
 // a JSON object (`config_json_len` bytes; length 0 means all defaults), with the same names and
 // ranges as Python's `Engine(store, **config)`: `writers` (1..=256, default 1),
 // `ring_milliseconds` (100..=60000, default 2000), `poll_milliseconds` (1..=1000, default 20),
-// `batch_bytes` (1..=240000, default 4096, capped at half the ring). On
+// `batch_bytes` (1..=240000, default 4096, capped at half the ring), `publish` (an
+// `s3://bucket/prefix` URL or `{"url", "keep_local", "max_age_seconds", "concurrency"}`:
+// *available* then comes after a verified upload; endpoint and credentials from the `AWS_*`
+// environment, see the README's Publishing section). On
 // `CALLREC_RESULT_INVALID_CONFIG` or `CALLREC_RESULT_IO`, the reason is written to `error_buf`
 // (NUL-terminated, cut to fit; may be NULL with `error_buf_len` 0) and its full length to
 // `error_len_out` (may be NULL). Control thread; not real-time safe.
@@ -315,6 +324,26 @@ callrec_result callrec_recorder_push(callrec_recorder *recorder,
                                      size_t len,
                                      callrec_status *status_out);
 
+// Feeds audio of any length faster than real time (from a file or a pipe): like
+// `callrec_recorder_push`, but when the ring to the writer is full it waits for the writer
+// instead of dropping audio, for at most `timeout_ms` milliseconds in all (`UINT64_MAX`: no
+// limit). `status_out` gets the status after it (on `CALLREC_RESULT_OK`). `fed_out` (may be
+// NULL) gets how many bytes were taken: `len` on success, fewer on `CALLREC_RESULT_TIMEOUT`
+// (feed the rest again to continue); this is the one output also written on an error.
+// Any thread that owns the recorder; **not real-time safe** when it has to wait (when the
+// ring has room it is as real-time safe as push).
+//
+// # Safety
+// `recorder` must be a recorder from `callrec_recorder_new`; `audio` valid for reads of `len`
+// bytes (may be NULL when `len` is 0); `fed_out` NULL or valid for a write; `status_out`
+// valid for a write.
+callrec_result callrec_recorder_feed(callrec_recorder *recorder,
+                                     const uint8_t *audio,
+                                     size_t len,
+                                     uint64_t timeout_ms,
+                                     size_t *fed_out,
+                                     callrec_status *status_out);
+
 // A digit from the host (an RFC 4733 event): `'0'-'9'`, `'*'`, `'#'`, `'A'-'D'` (or `'a'-'d'`).
 // Stops the recording with `bargein` when it is one of `barge_in_digits`; other digits are
 // ignored. The media thread; **real-time safe**.
@@ -366,8 +395,8 @@ callrec_result callrec_recorder_playout(callrec_recorder *recorder,
                                         size_t len,
                                         size_t *written_out);
 
-// Free space in the recorder's ring, in bytes: a host feeding audio faster than real time
-// waits while it is below its next push. The media thread; **real-time safe**.
+// Free space in the recorder's ring, in bytes (a host feeding audio faster than real time
+// uses `callrec_recorder_feed` instead of watching this). The media thread; **real-time safe**.
 //
 // # Safety
 // `free_out` must be valid for a write.

@@ -9,10 +9,11 @@
 
 #![deny(missing_docs)]
 
+mod decrypt;
 mod input;
 mod serve;
 
-use callrec::cipher::{decrypt_stream, CipherSpec, Mode};
+use callrec::cipher::Mode;
 use callrec::{Codec, EngineConfig, EventKind, PublishConfig, Reason, RecordOptions, Status};
 use clap::{Parser, Subcommand};
 use std::io::Write;
@@ -39,6 +40,26 @@ enum Command {
     Decrypt(DecryptArgs),
     /// Record live calls over RTP: an HTTP control API, UDP ports, webhooks (see --help).
     Serve(serve::ServeArgs),
+    /// Publish what a store's outbox still holds (e.g. after a crash or an object-store
+    /// outage), printing an available line for each, then exit.
+    Publish(PublishArgs),
+}
+
+#[derive(clap::Args)]
+struct PublishArgs {
+    /// The recording store's root directory.
+    #[arg(long, default_value = "recordings")]
+    store: PathBuf,
+    /// The object store, e.g. s3://recordings/calls (environment as for `record --publish`).
+    #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+    publish: String,
+    /// Remove each local file once its upload is verified.
+    #[arg(long)]
+    publish_remove_local: bool,
+    /// Retry a failing upload for this long (since the recording finished) before reporting
+    /// `error`.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    publish_max_age: Option<f64>,
 }
 
 #[derive(clap::Args)]
@@ -136,6 +157,10 @@ fn parse_digit(s: &str) -> Result<(f64, char), String> {
     }
 }
 
+/// How long a feed may wait for the writer before the CLI gives up: a writer that takes no
+/// audio for this long is stuck (a healthy one drains every 20 ms).
+const FEED_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A failure and the exit status it earns.
 struct Failure(u8, String);
 
@@ -145,6 +170,7 @@ fn main() -> ExitCode {
         Command::Record(args) => record(args),
         Command::Decrypt(args) => decrypt(args),
         Command::Serve(args) => serve::serve(args).map_err(|(code, m)| Failure(code, m)),
+        Command::Publish(args) => publish_outbox(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -155,44 +181,63 @@ fn main() -> ExitCode {
     }
 }
 
-/// Decrypts to a `.part` beside OUT and renames it, so a failed decryption leaves no OUT.
+/// Decrypts and verifies (see `decrypt.rs`).
 fn decrypt(args: &DecryptArgs) -> Result<(), Failure> {
-    let spec = CipherSpec::from_hex(args.mode, &args.key, &args.iv).map_err(|e| {
-        Failure(
-            2,
-            format!(
-                "--{}: {}",
-                if e.field == "key" { "key" } else { "iv" },
-                e.message
-            ),
-        )
-    })?;
-    let input = std::fs::File::open(&args.file)
-        .map_err(|e| Failure(2, format!("{}: {e}", args.file.display())))?;
-    let mut input = std::io::BufReader::new(input);
-    let failed = |e: std::io::Error| Failure(1, format!("{}: {e}", args.file.display()));
-    match &args.output {
-        None => {
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
-            decrypt_stream(&spec, &mut input, &mut out).map_err(failed)?;
-            out.flush().map_err(failed)?;
+    decrypt::run(args)
+}
+
+fn publish_config(
+    url: &str,
+    remove_local: bool,
+    max_age: Option<f64>,
+) -> Result<PublishConfig, Failure> {
+    let mut p = PublishConfig::new(url);
+    p.keep_local = !remove_local;
+    if let Some(s) = max_age {
+        p.max_age = Duration::from_secs_f64(s.min(30.0 * 24.0 * 3600.0));
+    }
+    p.validate().map_err(|e| Failure(2, format!("--{e}")))?;
+    Ok(p)
+}
+
+/// Prints one event as a JSON line. A closed stdout (`| head -1`) must not stop the recording
+/// from becoming available.
+fn print_event(event: &callrec::Event) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{}", event.result.action_result_json()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure(1, format!("stdout: {e}")))
         }
-        Some(path) => {
-            let mut part = path.clone().into_os_string();
-            part.push(".part");
-            let part = PathBuf::from(part);
-            let mut write = || -> std::io::Result<()> {
-                let mut out = std::io::BufWriter::new(std::fs::File::create(&part)?);
-                decrypt_stream(&spec, &mut input, &mut out)?;
-                out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-                std::fs::rename(&part, path)
-            };
-            if let Err(e) = write() {
-                let _ = std::fs::remove_file(&part);
-                return Err(failed(e));
-            }
+        _ => Ok(()),
+    }
+}
+
+fn publish_outbox(args: &PublishArgs) -> Result<(), Failure> {
+    let publish = publish_config(
+        &args.publish,
+        args.publish_remove_local,
+        args.publish_max_age,
+    )?;
+    let config = EngineConfig {
+        publish: Some(publish),
+        ..EngineConfig::default()
+    };
+    let engine = callrec_publish::start_engine(&args.store, config)
+        .map_err(|e| Failure(1, e.to_string()))?;
+    // Every resumed recording ends with exactly one available event (stored, or `error` after
+    // max_age); the outbox count drops after its event is sent.
+    loop {
+        if let Some(event) = engine.next_event(Some(Duration::from_millis(100))) {
+            print_event(&event)?;
+            continue;
         }
+        if engine.publish_metrics().is_some_and(|m| m.pending == 0) {
+            break;
+        }
+    }
+    engine.shutdown();
+    while let Some(event) = engine.next_event(Some(Duration::ZERO)) {
+        print_event(&event)?;
     }
     Ok(())
 }
@@ -202,17 +247,11 @@ fn record(args: &RecordArgs) -> Result<(), Failure> {
         .map_err(|e| Failure(2, format!("--options: {e}")))?;
     let call = input::read_call(&args.input, args.codec)
         .map_err(|e| Failure(2, format!("{}: {e}", args.input.display())))?;
-    let publish = args.publish.as_ref().map(|url| {
-        let mut p = PublishConfig::new(url.clone());
-        p.keep_local = !args.publish_remove_local;
-        if let Some(s) = args.publish_max_age {
-            p.max_age = Duration::from_secs_f64(s.min(30.0 * 24.0 * 3600.0));
-        }
-        p
-    });
-    if let Some(p) = &publish {
-        p.validate().map_err(|e| Failure(2, format!("--{e}")))?;
-    }
+    let publish = args
+        .publish
+        .as_ref()
+        .map(|url| publish_config(url, args.publish_remove_local, args.publish_max_age))
+        .transpose()?;
     // Without publishing, *available* follows within seconds; with it, after the upload,
     // which may be retried for up to max_age while the object store is down.
     let event_wait = Duration::from_secs(60)
@@ -291,15 +330,11 @@ fn record(args: &RecordArgs) -> Result<(), Failure> {
         if args.realtime {
             let due = started + Duration::from_millis(20 * i as u64);
             std::thread::sleep(due.saturating_duration_since(Instant::now()));
-        } else {
-            // Faster than real time: wait for the writer rather than overflow the ring.
-            while recorder.ring_free_bytes() < frame.len() {
-                std::thread::sleep(Duration::from_millis(1));
-            }
         }
+        // Faster than real time, feed waits for the writer rather than overflow the ring.
         status = recorder
-            .push(frame)
-            .map_err(|e| Failure(2, e.to_string()))?;
+            .feed(frame, FEED_TIMEOUT)
+            .map_err(|e| Failure(1, e.to_string()))?;
         if let Status::Stopped(_) = status {
             break;
         }
@@ -307,6 +342,7 @@ fn record(args: &RecordArgs) -> Result<(), Failure> {
     if !matches!(status, Status::Stopped(_)) {
         recorder.hangup(); // the input ended: the caller hung up
     }
+    let filename = recorder.filename().to_string();
     drop(recorder);
 
     loop {
@@ -316,17 +352,11 @@ fn record(args: &RecordArgs) -> Result<(), Failure> {
                 format!("the engine sent no event within {} s", event_wait.as_secs()),
             ));
         };
-        // A closed stdout (`| head -1`) must not stop the recording from becoming durable.
-        let mut out = std::io::stdout().lock();
-        match writeln!(out, "{}", event.result.action_result_json()).and_then(|_| out.flush()) {
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                return Err(Failure(1, format!("stdout: {e}")));
-            }
-            _ => {}
-        }
-        // A file that could not be finalized gets no *available*.
+        print_event(&event)?;
+        // A file that could not be finalized gets no *available*. With publishing, recordings
+        // an earlier run left in the store's outbox may be reported first.
         let failed = event.kind == EventKind::Finished && event.result.reason == Reason::Error;
-        if event.kind == EventKind::Available || failed {
+        if event.result.filename == filename && (event.kind == EventKind::Available || failed) {
             break;
         }
     }

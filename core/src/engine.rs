@@ -5,8 +5,9 @@
 //! hands the writer its end. Everything that allocates or makes a system call for a recording
 //! happens here, before the real-time side sees it.
 
-use crate::cipher::{CipherSpec, Mode};
+use crate::cipher::{CipherSpec, Mode, UsedKeyIvs};
 use crate::g711::Codec;
+use crate::metrics::{EngineMetrics, MetricsSnapshot};
 use crate::options::{OptionsError, RecordOptions};
 use crate::publish::{ObjectSink, PublishConfig, PublishMetrics, PublishSnapshot};
 use crate::recorder::{Recorder, RecorderHandle, SAMPLE_RATE};
@@ -19,7 +20,7 @@ use crossbeam_channel::{Receiver, Sender};
 use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
@@ -76,7 +77,7 @@ impl EngineConfig {
         if json.trim().is_empty() {
             return Ok(EngineConfig::default());
         }
-        match crate::json::parse(json).map_err(|m| Error::Config(format!("not valid JSON: {m}")))? {
+        match crate::json::parse(json).map_err(|e| Error::Config(e.to_string()))? {
             serde_json::Value::Object(map) => EngineConfig::from_map(&map),
             _ => Err(Error::Config("must be a JSON object".into())),
         }
@@ -283,55 +284,6 @@ impl From<OptionsError> for Error {
     }
 }
 
-/// Counters the engine keeps (all relaxed atomics, readable at any time).
-#[derive(Debug, Default)]
-pub struct EngineMetrics {
-    frames_dropped: AtomicU64,
-    bytes_written: AtomicU64,
-    recordings_started: AtomicU64,
-    recordings_finished: AtomicU64,
-    write_errors: AtomicU64,
-}
-
-/// A snapshot of [`EngineMetrics`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MetricsSnapshot {
-    /// Frames lost to full rings, over all recordings.
-    pub frames_dropped: u64,
-    /// Audio bytes written to files.
-    pub bytes_written: u64,
-    /// Recordings started.
-    pub recordings_started: u64,
-    /// Recordings finalized (including failed ones).
-    pub recordings_finished: u64,
-    /// Recordings that failed to write or finalize.
-    pub write_errors: u64,
-}
-
-impl EngineMetrics {
-    pub(crate) fn add_frames_dropped(&self, n: u64) {
-        self.frames_dropped.fetch_add(n, Ordering::Relaxed);
-    }
-    pub(crate) fn add_bytes_written(&self, n: u64) {
-        self.bytes_written.fetch_add(n, Ordering::Relaxed);
-    }
-    pub(crate) fn add_write_error(&self) {
-        self.write_errors.fetch_add(1, Ordering::Relaxed);
-    }
-    pub(crate) fn finish_recording(&self) {
-        self.recordings_finished.fetch_add(1, Ordering::Relaxed);
-    }
-    fn snapshot(&self) -> MetricsSnapshot {
-        MetricsSnapshot {
-            frames_dropped: self.frames_dropped.load(Ordering::Relaxed),
-            bytes_written: self.bytes_written.load(Ordering::Relaxed),
-            recordings_started: self.recordings_started.load(Ordering::Relaxed),
-            recordings_finished: self.recordings_finished.load(Ordering::Relaxed),
-            write_errors: self.write_errors.load(Ordering::Relaxed),
-        }
-    }
-}
-
 /// The recording engine. Shut it down (or drop it) to finalize every open recording.
 pub struct Engine {
     store: Store,
@@ -342,6 +294,7 @@ pub struct Engine {
     /// shutdown cannot slip between the check and the send.
     writers: Mutex<Option<Vec<Sender<WriterSession>>>>,
     next_writer: AtomicUsize,
+    used_key_ivs: Mutex<UsedKeyIvs>,
     closing: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     publish_metrics: Option<Arc<PublishMetrics>>,
@@ -400,9 +353,29 @@ impl Engine {
         }
         config.validate()?;
         let ring_bytes = config.ring_bytes();
-        let store = Store::open(&store_root).map_err(|source| Error::Io {
-            context: format!("cannot create the store {}", store_root.display()),
-            source,
+        if store_root.as_os_str().is_empty() {
+            // An empty root would put `rest_api/...` in whatever the current directory is.
+            return Err(Error::Io {
+                context: "store".into(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "must not be empty (give a directory; \".\" is the current one)",
+                ),
+            });
+        }
+        let store = Store::open(&store_root).map_err(|source| {
+            let not_a_directory = std::fs::metadata(&store_root).is_ok_and(|m| !m.is_dir());
+            Error::Io {
+                context: format!("cannot create the store {}", store_root.display()),
+                source: if not_a_directory {
+                    std::io::Error::new(
+                        std::io::ErrorKind::AlreadyExists,
+                        "it exists and is not a directory",
+                    )
+                } else {
+                    source
+                },
+            }
         })?;
         let metrics = Arc::new(EngineMetrics::default());
         let closing = Arc::new(AtomicBool::new(false));
@@ -478,6 +451,7 @@ impl Engine {
             events,
             writers: Mutex::new(Some(writers)),
             next_writer: AtomicUsize::new(0),
+            used_key_ivs: Mutex::new(UsedKeyIvs::new()),
             closing,
             threads: Mutex::new(threads),
             publish_metrics,
@@ -498,6 +472,28 @@ impl Engine {
         input_codec: Codec,
     ) -> Result<(Recorder, RecorderHandle), Error> {
         options.validate()?;
+        if let Some(spec) = &options.encryption_cipher {
+            let reused = self
+                .used_key_ivs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .reused(spec);
+            match spec.mode() {
+                Mode::Ctr if reused => {
+                    return Err(Error::Options(OptionsError {
+                        field: "encryption_cipher.initialisation_vector".into(),
+                        message: "this key and IV were already used for an aesctr recording by \
+                                  this engine; reusing them exposes both calls' audio (use a \
+                                  fresh random IV for every recording)"
+                            .into(),
+                    }))
+                }
+                Mode::Cbc if reused => {
+                    self.metrics.add_cbc_key_iv_reused();
+                }
+                _ => {}
+            }
+        }
         let writers = self.writers.lock().unwrap_or_else(|p| p.into_inner());
         let Some(writers) = writers.as_ref() else {
             return Err(Error::ShutDown);
@@ -553,9 +549,7 @@ impl Engine {
             let _ = std::fs::remove_file(&e.into_inner().paths.part_path);
             return Err(Error::ShutDown);
         }
-        self.metrics
-            .recordings_started
-            .fetch_add(1, Ordering::Relaxed);
+        self.metrics.start_recording();
         Ok(Recorder::new(
             options,
             input_codec,

@@ -27,6 +27,7 @@ pub mod energy;
 pub mod engine;
 pub mod g711;
 pub mod json;
+pub mod metrics;
 pub mod options;
 pub mod publish;
 pub mod recorder;
@@ -37,8 +38,9 @@ pub mod tone;
 pub mod wav;
 mod writer;
 
-pub use engine::{Engine, EngineConfig, Error, MetricsSnapshot};
+pub use engine::{Engine, EngineConfig, Error};
 pub use g711::Codec;
+pub use metrics::MetricsSnapshot;
 pub use options::{OptionsError, RecordOptions};
 pub use publish::{ObjectSink, PublishConfig};
 pub use recorder::{Recorder, RecorderError, RecorderHandle, Status};

@@ -196,7 +196,7 @@ pub trait ObjectSink: Send + Sync {
     fn put(&self, upload: &Upload<'_>) -> Result<StoredObject, String>;
     /// Reads the object's size and checksum back without its body (HEAD); None if absent.
     fn head(&self, key: &str) -> Result<Option<StoredObject>, String>;
-    /// A short description for messages, e.g. `s3://bucket/prefix`.
+    /// Where objects go, for messages, e.g. `s3://bucket` (keys are appended after a `/`).
     fn describe(&self) -> String;
 }
 
@@ -481,6 +481,12 @@ pub(crate) fn spawn(
     for (result, since) in resumed {
         coordinator.admit(result, since, true);
     }
+    // Set before the engine is handed out, so a host that waits for an empty outbox (e.g.
+    // `callrec publish`) never sees zero before the resumed recordings are reported.
+    coordinator
+        .metrics
+        .pending
+        .store(coordinator.pending.len() as u64, Ordering::Relaxed);
     let thread = std::thread::Builder::new()
         .name("callrec-publisher".into())
         .spawn(move || {

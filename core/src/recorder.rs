@@ -15,13 +15,20 @@
 //! Time is counted in samples of input. Input is analysed on 20 ms (160-sample) frames; a
 //! push that is not a multiple of 160 bytes leaves a remainder that the next push completes.
 //! Silence timers therefore resolve to whole frames: the recording stops on the first frame at
-//! which the silence has lasted at least the configured time. At hangup, a remainder shorter
-//! than a frame is still recorded (unanalysed) so no audio the caller sent is lost.
+//! which the silence has lasted at least the configured time.
+//!
+//! **Nothing pushed is lost.** While recording, a remainder shorter than a frame is sent to the
+//! writer at once (unanalysed until its frame completes), so the ring always holds every byte
+//! pushed so far: a hangup, an abort from another thread, dropping the recorder, closing it
+//! through C or Python, or an engine shutdown all keep the partial frame.
+//!
+//! **Feeding faster than real time.** [`Recorder::feed`] is the non-real-time way in for hosts
+//! that read a file or a pipe: it waits for ring space instead of letting the ring overflow.
 
 use crate::detect::SoundDetector;
 use crate::energy::{frame_level_dbm0, EnergyKernel};
-use crate::engine::EngineMetrics;
 use crate::g711::Codec;
+use crate::metrics::EngineMetrics;
 use crate::options::{is_dtmf_digit, PauseBehavior, RecordOptions};
 use crate::result::Reason;
 use crate::session::SessionShared;
@@ -30,6 +37,7 @@ use crate::wav;
 use rtrb::Producer;
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Samples per second.
 pub const SAMPLE_RATE: u64 = 8000;
@@ -67,6 +75,12 @@ pub enum RecorderError {
     },
     /// A digit that is not one of `0-9 * # A-D`.
     InvalidDigit(char),
+    /// [`Recorder::feed`] waited its whole timeout for ring space; the first `fed` bytes were
+    /// taken (feed the rest again to continue).
+    Timeout {
+        /// Bytes of the input that were fed before the timeout.
+        fed: usize,
+    },
 }
 
 impl fmt::Display for RecorderError {
@@ -79,6 +93,10 @@ impl fmt::Display for RecorderError {
             RecorderError::InvalidDigit(c) => {
                 write!(f, "{c:?} is not a DTMF digit (use 0-9, *, #, A-D)")
             }
+            RecorderError::Timeout { fed } => write!(
+                f,
+                "timed out waiting for the writer (ring full) after feeding {fed} bytes"
+            ),
         }
     }
 }
@@ -128,6 +146,11 @@ pub struct Recorder {
     barge_in_mask: u16,
     carry: [u8; FRAME_SAMPLES],
     carry_len: usize,
+    /// Bytes of `carry` already sent to the writer (while recording, a partial frame is sent at
+    /// once so nothing pushed can be lost).
+    carry_sent: usize,
+    /// Set while [`Recorder::feed`] runs: ring writes wait for space instead of dropping.
+    feeding: Option<FeedWait>,
     preroll: [u8; PREROLL_BYTES],
     preroll_next: usize,
     preroll_len: usize,
@@ -212,6 +235,8 @@ impl Recorder {
                 .fold(0, |a, b| a | b),
             carry: [0; FRAME_SAMPLES],
             carry_len: 0,
+            carry_sent: 0,
+            feeding: None,
             preroll: [0; PREROLL_BYTES],
             preroll_next: 0,
             preroll_len: 0,
@@ -245,8 +270,7 @@ impl Recorder {
     }
 
     /// Free space in the ring to the writer, in bytes (samples). A host feeding audio faster
-    /// than real time (a file, a test) waits while this is below its next push to lose nothing;
-    /// a real-time host never needs to. Real-time safe.
+    /// than real time uses [`Recorder::feed`] instead of watching this. Real-time safe.
     pub fn ring_free_bytes(&self) -> usize {
         self.ring.slots()
     }
@@ -277,6 +301,7 @@ impl Recorder {
                 self.carry_len = 0;
                 let frame = self.carry;
                 self.frame(&frame);
+                self.carry_sent = 0;
             }
         }
         let mut frames = rest.chunks_exact(FRAME_SAMPLES);
@@ -292,8 +317,60 @@ impl Recorder {
             self.carry[..tail.len()].copy_from_slice(tail);
             self.carry_len = tail.len();
         }
+        self.send_partial_frame();
         self.shared.leave();
         Ok(self.current_status())
+    }
+
+    /// The non-real-time way to feed audio faster than real time (a file, a pipe, a test): like
+    /// [`Recorder::push`], but it takes input of any length and, when the ring to the writer is
+    /// too full, waits (polling every millisecond) for the writer to make room instead of
+    /// dropping audio. Gives up after `timeout` of waiting with [`RecorderError::Timeout`],
+    /// saying how many bytes were fed. After the stop, the rest of the input is ignored.
+    ///
+    /// When the ring has room, this waits for nothing and is as real-time safe as `push`: no
+    /// allocation, no lock, no system call (the clock is read only once it has to wait).
+    pub fn feed(&mut self, audio: &[u8], timeout: Duration) -> Result<Status, RecorderError> {
+        // Wait for at most half the ring to be free: the writer drains a ring once it holds a
+        // batch, and a batch is at most half the ring (`EngineConfig::batch_bytes`), so that
+        // much room always comes. The most one push of `n` bytes can send is a held partial
+        // frame's completion, the input itself and the pre-roll when recording starts; pieces
+        // are sized to fit that room, and with a ring too small for it the ring writes wait.
+        let room = self.ring.buffer().capacity() / 2;
+        let overhead = PREROLL_BYTES + FRAME_SAMPLES;
+        let piece_max = room
+            .saturating_sub(overhead)
+            .clamp(FRAME_SAMPLES, MAX_PUSH_BYTES);
+        let mut wait = FeedWait {
+            timeout,
+            started: None,
+            expired: false,
+        };
+        let mut fed = 0;
+        let mut status = self.status();
+        while fed < audio.len() {
+            if matches!(status, Status::Stopped(_)) {
+                return Ok(status);
+            }
+            let piece = &audio[fed..][..(audio.len() - fed).min(piece_max)];
+            let need = (piece.len() + overhead).min(room);
+            while self.ring.slots() < need && self.shared.stopped().is_none() {
+                if !wait.wait() {
+                    return Err(RecorderError::Timeout { fed });
+                }
+            }
+            self.feeding = Some(wait);
+            let pushed = self.push(piece);
+            wait = self.feeding.take().unwrap_or(wait);
+            status = pushed?;
+            fed += piece.len();
+            if wait.expired {
+                // Only with a ring smaller than a push can send: the rest of that piece was
+                // dropped (and counted in `frames_dropped`).
+                return Err(RecorderError::Timeout { fed });
+            }
+        }
+        Ok(status)
     }
 
     /// A digit from the host (e.g. an RFC 4733 event): stops the recording with `bargein` when
@@ -316,6 +393,7 @@ impl Recorder {
     /// The call ended: stops with `hangup`, recording any partial frame still held. Real-time safe.
     pub fn hangup(&mut self) -> Status {
         self.enter();
+        // Normally already sent by the push that brought it; this covers none being sent yet.
         self.flush_carry();
         if !self.is_stopped() {
             self.stop(Reason::Hangup);
@@ -405,16 +483,28 @@ impl Recorder {
     /// Records the partial frame held in `carry` unanalysed (as the pause/resume/hangup point
     /// demands), or, while paused, what the pause behaviour leaves for it; empties the carry.
     /// Outside the recording phase a partial frame is too short to matter and is dropped.
+    /// Ends a held partial frame (at hangup, pause, resume): what the writer does not have yet
+    /// goes to it, and the next push starts a new frame.
     fn flush_carry(&mut self) {
-        let held = std::mem::take(&mut self.carry_len);
-        if held == 0 || self.phase != Phase::Recording {
+        self.send_partial_frame();
+        self.carry_len = 0;
+        self.carry_sent = 0;
+    }
+
+    /// While recording, sends the part of a held partial frame the writer does not have yet,
+    /// so the ring holds every byte pushed (see the module docs): the audio itself, or while
+    /// paused what the pause leaves in its place (nothing, or silence).
+    fn send_partial_frame(&mut self) {
+        if self.phase != Phase::Recording || self.carry_len <= self.carry_sent {
             return;
         }
+        let (from, to) = (self.carry_sent, self.carry_len);
+        self.carry_sent = to;
         let at_limit = if !self.paused {
             let carry = self.carry;
-            self.write_audio(&carry[..held], true)
+            self.write_audio(&carry[from..to], true)
         } else if self.pause_fills_silence {
-            self.write_audio(&self.silence_frame()[..held], false)
+            self.write_audio(&self.silence_frame()[from..to], false)
         } else {
             false
         };
@@ -434,9 +524,11 @@ impl Recorder {
             return;
         }
         let silence = self.silence_frame();
+        // The start of a frame completed from a partial one may be with the writer already.
+        let sent = std::mem::take(&mut self.carry_sent);
         if self.phase == Phase::Waiting {
             self.remember_preroll(&silence);
-        } else if self.phase == Phase::Recording && self.write_audio(&silence, false) {
+        } else if self.phase == Phase::Recording && self.write_audio(&silence[sent..], false) {
             self.stop_at_limit();
         }
     }
@@ -510,7 +602,9 @@ impl Recorder {
     }
 
     fn record_frame(&mut self, frame: &[u8; FRAME_SAMPLES], sound: bool) {
-        let at_limit = self.write_audio(frame, true);
+        // The start of a frame completed from a partial one may be with the writer already.
+        let sent = std::mem::take(&mut self.carry_sent);
+        let at_limit = self.write_audio(&frame[sent..], true);
         if sound {
             self.silence_samples = 0;
             if self.trim {
@@ -542,7 +636,14 @@ impl Recorder {
         if timed {
             self.timed_bytes += audio.len() as u64;
         }
-        if self.ring.push_entire_slice(audio).is_ok() {
+        let mut pushed = self.ring.push_entire_slice(audio).is_ok();
+        if let Some(wait) = self.feeding.as_mut() {
+            // `feed` only: wait for the writer rather than drop (its pieces normally fit).
+            while !pushed && !self.ring.is_abandoned() && wait.wait() {
+                pushed = self.ring.push_entire_slice(audio).is_ok();
+            }
+        }
+        if pushed {
             self.ring_bytes += audio.len() as u64;
         } else {
             self.shared.add_frames_dropped(1);
@@ -558,6 +659,32 @@ impl Recorder {
         } else {
             self.stop(Reason::Filesize);
         }
+    }
+}
+
+/// How long [`Recorder::feed`] sleeps between looks at the ring. The writer polls every 20 ms
+/// by default, so a shorter sleep costs little and keeps the ring from idling.
+const FEED_POLL: Duration = Duration::from_millis(1);
+
+/// The waiting part of a feed: the clock starts at the first wait, so a feed that never waits
+/// reads no clock.
+#[derive(Clone, Copy, Debug)]
+struct FeedWait {
+    timeout: Duration,
+    started: Option<Instant>,
+    expired: bool,
+}
+
+impl FeedWait {
+    /// Sleeps one poll; false (without sleeping) once the timeout has passed.
+    fn wait(&mut self) -> bool {
+        let started = *self.started.get_or_insert_with(Instant::now);
+        if started.elapsed() >= self.timeout {
+            self.expired = true;
+            return false;
+        }
+        std::thread::sleep(FEED_POLL);
+        true
     }
 }
 

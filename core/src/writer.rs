@@ -15,8 +15,8 @@
 //! removes the `.part` file and sends *finished* with reason `error` and no *available*.
 
 use crate::cipher::{ctr_to_cbc, CipherSpec};
-use crate::engine::EngineMetrics;
 use crate::g711::{transcode_into, Codec};
+use crate::metrics::EngineMetrics;
 use crate::result::{Event, EventKind, Reason, RecordingResult};
 use crate::session::SessionShared;
 use crate::store::RecordingPaths;

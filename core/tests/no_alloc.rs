@@ -1,6 +1,6 @@
-//! The real-time rule, proven: `push`, `digit`, `pause`, `resume`, `playout`, `hangup`, `status`
-//! and `abort` never
-//! allocate, over more than 100,000 frames and every phase; and the writer's steady state
+//! The real-time rule, proven: `push`, `digit`, `pause`, `resume`, `playout`, `hangup`,
+//! `status`, `abort` and `feed` when the ring has room never allocate, over more than 100,000
+//! frames and every phase (partial frames included); and the writer's steady state
 //! allocates nothing per drained frame. A counting global allocator counts every allocation,
 //! per thread (the media thread) and in total (the writer, during the steady-state window).
 //! One test in this binary so nothing else allocates alongside it.
@@ -61,18 +61,9 @@ fn count_on_this_thread(on: bool) -> u64 {
     THIS_THREAD.with(|n| n.get())
 }
 
-/// Waits (not allocating) until the ring has room for `bytes`.
-fn wait_for_room(rec: &Recorder, bytes: usize) {
-    while rec.ring_free_bytes() < bytes {
-        std::thread::sleep(Duration::from_micros(200));
-    }
-}
-
-/// Pushes `frame`, waiting while the ring is too full so no frame is dropped. `pause` and
-/// `resume` record a held partial frame too, so the room asked for covers one more frame.
+/// Feeds `frame` (waiting, not allocating, while the ring is too full so nothing is dropped).
 fn paced_push(rec: &mut Recorder, frame: &[u8]) -> Status {
-    wait_for_room(rec, frame.len() + FRAME);
-    rec.push(frame).unwrap()
+    rec.feed(frame, Duration::from_secs(60)).unwrap()
 }
 
 #[test]

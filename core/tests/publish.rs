@@ -81,7 +81,7 @@ impl ObjectSink for MemorySink {
     }
 
     fn describe(&self) -> String {
-        "mem://recordings/calls".into()
+        "mem://recordings".into()
     }
 }
 
@@ -209,7 +209,7 @@ fn failures_past_the_age_bound_are_reported_as_errors_and_the_file_is_kept() {
     let message = reported.result.publish_error.clone().unwrap();
     assert!(message.contains("connection refused"), "{message}");
     assert!(
-        message.contains("mem://recordings/calls/calls/rest_api/"),
+        message.contains("mem://recordings/calls/rest_api/"),
         "{message}"
     );
     assert!(reported

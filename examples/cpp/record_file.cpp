@@ -8,7 +8,6 @@
 //       -lpthread -ldl -lm -o record_file_cpp
 #include "callrec.h"
 
-#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -16,7 +15,6 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace callrec {
@@ -121,11 +119,10 @@ int main(int argc, char **argv) try {
         callrec_status st{CALLREC_PHASE_WAITING, CALLREC_REASON_NONE};
         uint8_t beep[160];
         for (size_t at = 0; at < len && st.phase != CALLREC_PHASE_STOPPED; at += 160) {
-            size_t n = std::min<size_t>(160, len - at), room = 0, played = 0;
+            size_t n = std::min<size_t>(160, len - at), played = 0;
             callrec::check(callrec_recorder_playout(rec.get(), beep, sizeof beep, &played), "playout");
-            while (callrec_recorder_ring_free(rec.get(), &room) == CALLREC_RESULT_OK && room < n)
-                std::this_thread::sleep_for(std::chrono::milliseconds(1));
-            callrec::check(callrec_recorder_push(rec.get(), audio + at, n, &st), "push");
+            // Faster than real time: feed waits for the writer (up to 60 s) instead of dropping.
+            callrec::check(callrec_recorder_feed(rec.get(), audio + at, n, 60000, nullptr, &st), "feed");
         }
         if (st.phase != CALLREC_PHASE_STOPPED) callrec::check(callrec_recorder_hangup(rec.get(), &st), "hangup");
     }  // the recorder is freed here

@@ -88,11 +88,14 @@ pub enum callrec_result {
     Busy = 15,
     /// Too many live handles of one type (over a million).
     TooManyHandles = 16,
+    /// `callrec_recorder_feed` waited its whole timeout for the writer; `fed_out` says how
+    /// much of the input was taken.
+    Timeout = 17,
 }
 
 impl callrec_result {
     /// Every code, in numeric order.
-    const ALL: [callrec_result; 17] = [
+    const ALL: [callrec_result; 18] = [
         callrec_result::Ok,
         callrec_result::NullParameter,
         callrec_result::InvalidOptions,
@@ -110,6 +113,7 @@ impl callrec_result {
         callrec_result::InvalidArgument,
         callrec_result::Busy,
         callrec_result::TooManyHandles,
+        callrec_result::Timeout,
     ];
 
     /// The one message table: what each code means, as a static C string.
@@ -138,6 +142,7 @@ impl callrec_result {
             callrec_result::InvalidArgument => c"argument out of range",
             callrec_result::Busy => c"the recorder is in use by another thread",
             callrec_result::TooManyHandles => c"too many live handles",
+            callrec_result::Timeout => c"timed out waiting for the writer (ring full)",
         }
     }
 }
@@ -183,6 +188,7 @@ impl From<RecorderError> for callrec_result {
         match e {
             RecorderError::InputTooLong { .. } => callrec_result::InputTooLong,
             RecorderError::InvalidDigit(_) => callrec_result::InvalidDigit,
+            RecorderError::Timeout { .. } => callrec_result::Timeout,
         }
     }
 }
@@ -271,6 +277,9 @@ pub struct callrec_metrics {
     pub recordings_finished: u64,
     /// Recordings that failed to write or finalize.
     pub write_errors: u64,
+    /// `aescbc` recordings whose key and IV the engine had already used (`aesctr` reuse is
+    /// refused with `CALLREC_RESULT_INVALID_OPTIONS` instead).
+    pub cbc_key_iv_reused: u64,
 }
 
 /// A recording engine: a store, writer threads and an events queue. Opaque: the handle is a
@@ -417,7 +426,10 @@ pub extern "C" fn callrec_result_name(result: u32) -> *const c_char {
 /// a JSON object (`config_json_len` bytes; length 0 means all defaults), with the same names and
 /// ranges as Python's `Engine(store, **config)`: `writers` (1..=256, default 1),
 /// `ring_milliseconds` (100..=60000, default 2000), `poll_milliseconds` (1..=1000, default 20),
-/// `batch_bytes` (1..=240000, default 4096, capped at half the ring). On
+/// `batch_bytes` (1..=240000, default 4096, capped at half the ring), `publish` (an
+/// `s3://bucket/prefix` URL or `{"url", "keep_local", "max_age_seconds", "concurrency"}`:
+/// *available* then comes after a verified upload; endpoint and credentials from the `AWS_*`
+/// environment, see the README's Publishing section). On
 /// `CALLREC_RESULT_INVALID_CONFIG` or `CALLREC_RESULT_IO`, the reason is written to `error_buf`
 /// (NUL-terminated, cut to fit; may be NULL with `error_buf_len` 0) and its full length to
 /// `error_len_out` (may be NULL). Control thread; not real-time safe.
@@ -442,7 +454,8 @@ pub unsafe extern "C" fn callrec_engine_new(
         try_out!(engine_out);
         let root = try_str!(store_root, store_root_len);
         let json = try_str!(config_json, config_json_len);
-        let engine = EngineConfig::from_json(json).and_then(|config| Engine::new(root, config));
+        let engine = EngineConfig::from_json(json)
+            .and_then(|config| callrec_publish::start_engine(root, config));
         match engine {
             Ok(engine) => {
                 let handle = try_ok!(ENGINES.insert(engine));
@@ -513,6 +526,7 @@ pub unsafe extern "C" fn callrec_engine_metrics(
             recordings_started: m.recordings_started,
             recordings_finished: m.recordings_finished,
             write_errors: m.write_errors,
+            cbc_key_iv_reused: m.cbc_key_iv_reused,
         });
         callrec_result::Ok
     }
@@ -623,6 +637,47 @@ pub unsafe extern "C" fn callrec_recorder_push(
         try_out!(status_out);
         let input = try_slice!(audio, len);
         let status = try_ok!(try_recorder!(recorder).push(input));
+        write_out!(status_out, to_c_status(status));
+        callrec_result::Ok
+    }
+}
+
+/// Feeds audio of any length faster than real time (from a file or a pipe): like
+/// `callrec_recorder_push`, but when the ring to the writer is full it waits for the writer
+/// instead of dropping audio, for at most `timeout_ms` milliseconds in all (`UINT64_MAX`: no
+/// limit). `status_out` gets the status after it (on `CALLREC_RESULT_OK`). `fed_out` (may be
+/// NULL) gets how many bytes were taken: `len` on success, fewer on `CALLREC_RESULT_TIMEOUT`
+/// (feed the rest again to continue); this is the one output also written on an error.
+/// Any thread that owns the recorder; **not real-time safe** when it has to wait (when the
+/// ring has room it is as real-time safe as push).
+///
+/// # Safety
+/// `recorder` must be a recorder from `callrec_recorder_new`; `audio` valid for reads of `len`
+/// bytes (may be NULL when `len` is 0); `fed_out` NULL or valid for a write; `status_out`
+/// valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn callrec_recorder_feed(
+    recorder: *mut callrec_recorder,
+    audio: *const u8,
+    len: usize,
+    timeout_ms: u64,
+    fed_out: *mut usize,
+    status_out: *mut callrec_status,
+) -> callrec_result {
+    ffi_panic_boundary! {
+        try_non_null!(recorder);
+        try_out!(status_out);
+        let input = try_slice!(audio, len);
+        let outcome = try_recorder!(recorder).feed(input, Duration::from_millis(timeout_ms));
+        let fed = match &outcome {
+            Ok(_) => len,
+            Err(RecorderError::Timeout { fed }) => *fed,
+            Err(_) => 0,
+        };
+        if !fed_out.is_null() {
+            write_out!(fed_out, fed);
+        }
+        let status = try_ok!(outcome);
         write_out!(status_out, to_c_status(status));
         callrec_result::Ok
     }
@@ -750,8 +805,8 @@ pub unsafe extern "C" fn callrec_recorder_playout(
     }
 }
 
-/// Free space in the recorder's ring, in bytes: a host feeding audio faster than real time
-/// waits while it is below its next push. The media thread; **real-time safe**.
+/// Free space in the recorder's ring, in bytes (a host feeding audio faster than real time
+/// uses `callrec_recorder_feed` instead of watching this). The media thread; **real-time safe**.
 ///
 /// # Safety
 /// `free_out` must be valid for a write.

@@ -87,7 +87,7 @@ impl S3Sink {
         Ok(S3Sink {
             store,
             runtime,
-            url: format!("s3://{}/{}", target.bucket, target.prefix),
+            url: format!("s3://{}", target.bucket),
             multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
             part_bytes: DEFAULT_PART_BYTES,
         })
@@ -254,32 +254,46 @@ fn object_path(key: &str) -> Result<ObjectPath, String> {
     ObjectPath::parse(key).map_err(|_| "publish: the object key is not a valid path".to_string())
 }
 
-/// object_store's errors name the operation, the key and the server's answer (e.g. a 403 with
-/// `InvalidAccessKeyId`); they never carry a credential. Only the first line is kept.
+/// A short cause for the host: what kind of failure, and for an HTTP answer its status and the
+/// S3 error code (`403 Forbidden SignatureDoesNotMatch`). object_store's errors never carry a
+/// credential; the request's URL and the server's full body are left out to keep it short.
 fn store_error(e: object_store::Error) -> String {
-    let text = match &e {
-        object_store::Error::Generic { source, .. } => {
-            let mut text = source.to_string();
-            let mut cause = std::error::Error::source(source.as_ref());
-            while let Some(c) = cause {
-                let c = c.to_string();
-                if !text.contains(&c) {
-                    text.push_str(": ");
-                    text.push_str(&c);
-                }
-                cause = c_source(cause);
-            }
-            text
-        }
-        other => other.to_string(),
+    let kind = match &e {
+        object_store::Error::NotFound { .. } => "not found",
+        object_store::Error::PermissionDenied { .. } => "permission denied",
+        object_store::Error::Unauthenticated { .. } => "unauthenticated",
+        object_store::Error::Precondition { .. } => "precondition failed",
+        _ => "request failed",
     };
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn c_source<'a>(
-    e: Option<&'a (dyn std::error::Error + 'static)>,
-) -> Option<&'a (dyn std::error::Error + 'static)> {
-    e.and_then(|e| e.source())
+    let mut chain = e.to_string();
+    let mut innermost = chain.clone();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        innermost = text.clone();
+        if !chain.contains(&text) {
+            chain.push_str(": ");
+            chain.push_str(&text);
+        }
+        cause = c.source();
+    }
+    let chain = chain.split_whitespace().collect::<Vec<_>>().join(" ");
+    let status = chain
+        .split_once("status code: ")
+        .map(|(_, rest)| rest.split(':').next().unwrap_or("").trim().to_string());
+    let code = chain
+        .split_once("<Code>")
+        .and_then(|(_, rest)| rest.split_once("</Code>"))
+        .map(|(code, _)| code.to_string());
+    match (status, code) {
+        (Some(status), Some(code)) => format!("{kind}: HTTP {status} {code}"),
+        (Some(status), None) => format!("{kind}: HTTP {status}"),
+        // No HTTP answer: the innermost cause names it (refused, timed out, DNS).
+        _ => format!(
+            "{kind}: {}",
+            innermost.split_whitespace().collect::<Vec<_>>().join(" ")
+        ),
+    }
 }
 
 /// A metadata value as an ASCII header value: printable ASCII except `%` passes, every other

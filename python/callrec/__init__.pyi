@@ -88,6 +88,9 @@ class Recorder:
 
     def push(self, frame: Buffer) -> Status:
         """Feeds the caller's audio (G.711 in the call's codec, up to 8000 bytes)."""
+    def feed(self, frame: Buffer, timeout: float | None = None) -> Status:
+        """Feeds audio of any length faster than real time, waiting for ring space instead of
+        dropping; TimeoutError (with `fed`) after `timeout` seconds of waiting (None: no limit)."""
     def digit(self, digit: str) -> Status:
         """A digit from the host: stops with "bargein" when it is one of barge_in_digits."""
     def hangup(self) -> Status:
@@ -143,6 +146,7 @@ class Engine:
         ring_seconds: float = ...,
         poll_milliseconds: int = ...,
         batch_bytes: int = ...,
+        publish: str | dict[str, Any] | None = ...,
         **config: Any,
     ) -> Engine: ...
     def record(self, options: dict[str, Any] | str | None = None, codec: str = "alaw") -> Recorder:

@@ -14,7 +14,7 @@ use callrec::{
 use crossbeam_channel::RecvTimeoutError;
 use pyo3::buffer::PyBuffer;
 use pyo3::create_exception;
-use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTimeoutError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -267,7 +267,9 @@ impl Engine {
         config: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let config = engine_config(py, config)?;
-        let engine = Arc::new(CoreEngine::new(store, config).map_err(|e| engine_error(py, e))?);
+        let engine = Arc::new(
+            callrec_publish::start_engine(store, config).map_err(|e| engine_error(py, e))?,
+        );
         let mut all = ENGINES.lock().unwrap_or_else(|p| p.into_inner());
         all.retain(|e| e.strong_count() > 0);
         all.push(Arc::downgrade(&engine));
@@ -326,7 +328,7 @@ impl Engine {
     }
 
     /// The engine's counters: frames_dropped, bytes_written, recordings_started,
-    /// recordings_finished, write_errors.
+    /// recordings_finished, write_errors, cbc_key_iv_reused.
     fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let m = self.engine.metrics();
         let d = PyDict::new(py);
@@ -335,6 +337,7 @@ impl Engine {
         d.set_item("recordings_started", m.recordings_started)?;
         d.set_item("recordings_finished", m.recordings_finished)?;
         d.set_item("write_errors", m.write_errors)?;
+        d.set_item("cbc_key_iv_reused", m.cbc_key_iv_reused)?;
         Ok(d)
     }
 
@@ -490,6 +493,9 @@ impl Recorder {
     }
 }
 
+/// How long one wait of `Recorder.feed` lasts before it looks for signals.
+const FEED_SLICE: Duration = Duration::from_millis(100);
+
 fn recorder_error(e: RecorderError) -> PyErr {
     PyValueError::new_err(e.to_string())
 }
@@ -507,6 +513,58 @@ impl Recorder {
         with_bytes(&buffer, |bytes| rec.push(bytes))?
             .map(status)
             .map_err(recorder_error)
+    }
+
+    /// Feeds audio of any length faster than real time (from a file or a pipe), waiting for the
+    /// writer instead of dropping audio when the ring is full; returns the status after it.
+    /// `timeout` is how many seconds it may wait in all (None: as long as it takes). Releases
+    /// the GIL while it waits; Ctrl-C interrupts the wait. On a timeout it raises TimeoutError,
+    /// whose `fed` attribute says how many bytes were taken.
+    #[pyo3(signature = (frame, timeout = None))]
+    fn feed(
+        &self,
+        py: Python<'_>,
+        frame: &Bound<'_, PyAny>,
+        timeout: Option<f64>,
+    ) -> PyResult<Status> {
+        let timeout = timeout_arg(timeout)?;
+        // Copied so the GIL can be released while waiting (another thread may write to the
+        // caller's buffer meanwhile); feed is the non-real-time call, a copy costs nothing here.
+        let audio = with_bytes(&take_buffer(frame)?, |bytes| bytes.to_vec())?;
+        drop(self.open()?); // closed: the error now, before any waiting
+        let started = std::time::Instant::now();
+        let mut fed = 0;
+        loop {
+            // Wait in slices so a signal (Ctrl-C) is seen between them.
+            let left = timeout.map(|t| t.saturating_sub(started.elapsed()));
+            let slice = left.map_or(FEED_SLICE, |l| l.min(FEED_SLICE));
+            let rest = &audio[fed..];
+            // The recorder's lock is taken and released without the GIL: a thread holding the
+            // GIL while it waits for the lock (a push from another thread) cannot deadlock us.
+            let fed_slice = py.detach(|| {
+                let mut guard = self.recorder.lock().unwrap_or_else(|p| p.into_inner());
+                guard.as_mut().map(|rec| rec.feed(rest, slice))
+            });
+            let Some(fed_slice) = fed_slice else {
+                return Err(PyRuntimeError::new_err("the recorder is closed"));
+            };
+            match fed_slice {
+                Ok(s) => return Ok(status(s)),
+                Err(RecorderError::Timeout { fed: n }) => {
+                    fed += n;
+                    if left.is_some_and(|l| l <= slice) {
+                        let err = PyTimeoutError::new_err(format!(
+                            "timed out waiting for the writer after feeding {fed} of {} bytes",
+                            audio.len()
+                        ));
+                        err.value(py).setattr("fed", fed)?;
+                        return Err(err);
+                    }
+                    py.check_signals()?;
+                }
+                Err(e) => return Err(recorder_error(e)),
+            }
+        }
     }
 
     /// A digit from the host (e.g. an RFC 4733 event): stops with "bargein" when it is one of
@@ -584,8 +642,8 @@ impl Recorder {
         Ok(status(guard.as_mut().expect("open() checked").status()))
     }
 
-    /// Free space in the ring to the writer, in bytes; a caller feeding audio faster than real
-    /// time waits while it is below its next push.
+    /// Free space in the ring to the writer, in bytes (a caller feeding audio faster than real
+    /// time uses feed() instead of watching this).
     #[getter]
     fn ring_free(&self) -> PyResult<usize> {
         Ok(self

@@ -57,16 +57,14 @@ def wav_audio(path):
 
 
 def push_all(rec, audio, size=FRAME, before=None):
-    """Pushes audio in `size` pieces (waiting for ring space, as a faster-than-real-time host
-    must); returns (index of the piece whose push returned stopped, status)."""
+    """Feeds audio in `size` pieces (feed waits for ring space, as a faster-than-real-time host
+    must); returns (index of the piece whose feed returned stopped, status)."""
     status = rec.status
     for i in range(0, len(audio), size):
         if before:
             before(i // size, rec)
         piece = audio[i : i + size]
-        while rec.ring_free < len(piece):
-            pass
-        status = rec.push(piece)
+        status = rec.feed(piece)
         if status.stopped:
             return i // size, status
     return None, status

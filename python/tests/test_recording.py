@@ -312,3 +312,46 @@ def test_repr_and_status_equality(engine):
     assert repr(stopped) == "Status(phase='stopped', reason='hangup')" and stopped.stopped
     result, _ = finish(engine)
     assert "reason='hangup'" in repr(result)
+
+
+def test_feed_waits_for_the_writer_and_loses_nothing(tmp_path):
+    # 10 s of audio in one call, five times the (default 2 s) ring: feed must wait for the writer.
+    call = sound(500)
+    with callrec.Engine(tmp_path) as engine:
+        rec = engine.record({"seconds_max_duration": 3600, "milliseconds_max_silence": 600000})
+        assert rec.feed(memoryview(call)).phase == "recording"
+        rec.hangup()
+        result, _ = finish(engine)
+        assert result.frames_dropped == 0 and audio_of(engine, result) == call
+
+
+def test_feed_timeout_says_how_much_was_fed(tmp_path):
+    call = sound(500)
+    with callrec.Engine(tmp_path) as engine:
+        rec = engine.record({"seconds_max_duration": 3600, "milliseconds_max_silence": 600000})
+        with pytest.raises(TimeoutError) as caught:
+            rec.feed(call, timeout=0)
+        fed = caught.value.fed
+        assert 0 < fed < len(call)
+        rec.feed(call[fed:], timeout=60)
+        rec.hangup()
+        result, _ = finish(engine)
+        assert audio_of(engine, result) == call
+        with pytest.raises(ValueError, match="timeout"):
+            rec.feed(call, timeout=-1)
+
+
+@pytest.mark.parametrize("end", ["close", "shutdown"])
+def test_close_and_shutdown_keep_a_partial_frame(tmp_path, end):
+    call = sound(11)[:1700]  # sound from the first sample: the file must hold every byte
+    engine = callrec.Engine(tmp_path)
+    rec = engine.record({"seconds_max_duration": 3600, "milliseconds_max_silence": 600000})
+    for i in range(0, len(call), 170):
+        rec.push(call[i : i + 170])
+    if end == "close":
+        rec.close()
+    else:
+        engine.shutdown()
+    result, _ = finish(engine)
+    assert result.reason == "other" and audio_of(engine, result) == call
+    engine.shutdown()

@@ -8,8 +8,9 @@
 //!         [--writers W] [--poll-ms MS] [--csv FILE] [--sweep [--max-channels M] [--plot FILE.svg]]
 //! ```
 //!
-//! * Without `--realtime` frames are pushed as fast as the writer takes them (the media thread
-//!   waits for ring space rather than drop), which measures throughput.
+//! * Without `--realtime` frames are fed (`Recorder::feed`) as fast as the writer takes them
+//!   (the media thread waits for ring space rather than drop), which measures throughput; the
+//!   latency percentiles then include those waits.
 //! * With `--realtime` every session gets one frame per 20 ms tick, as a media server would; a
 //!   tick whose pushes end after the next tick's start means real time was lost.
 //!
@@ -277,13 +278,13 @@ fn run_once(args: &Args, channels: usize, audio: &[u8]) -> Result<Run, String> {
         for (rec, &offset) in recorders.iter_mut().zip(&offsets) {
             let f = (offset + tick) % frames_in_audio;
             let frame = &audio[f * FRAME..][..FRAME];
-            if !args.realtime {
-                while rec.ring_free_bytes() < FRAME {
-                    std::thread::sleep(Duration::from_micros(500));
-                }
-            }
             let t0 = Instant::now();
-            let _ = rec.push(frame);
+            let _ = if args.realtime {
+                rec.push(frame)
+            } else {
+                // As fast as the writer takes it: feed waits for ring space instead of dropping.
+                rec.feed(frame, Duration::from_secs(60))
+            };
             let ns = t0.elapsed().as_nanos() as u64;
             hist.record(ns.max(1)).ok();
         }

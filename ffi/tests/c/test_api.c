@@ -32,11 +32,12 @@ static void sleep_ms(long ms) {
     nanosleep(&t, NULL);
 }
 
-/* Pushes like a host feeding faster than real time: waits for ring space, so nothing drops. */
+/* Feeds like a host reading faster than real time: waits for ring space, so nothing drops. */
 static callrec_result push(callrec_recorder *r, const uint8_t *audio, size_t len, callrec_status *st) {
-    size_t room = 0;
-    while (callrec_recorder_ring_free(r, &room) == CALLREC_RESULT_OK && room < len) sleep_ms(1);
-    return callrec_recorder_push(r, audio, len, st);
+    size_t fed = 0;
+    callrec_result res = callrec_recorder_feed(r, audio, len, 60000, &fed, st);
+    if (res == CALLREC_RESULT_OK) CHECK(fed == len);
+    return res;
 }
 
 static callrec_engine *new_engine(const char *root) {
@@ -263,9 +264,9 @@ int main(int argc, char **argv) {
 
     /* Version and result names. */
     CHECK(strcmp(callrec_version(), "0.1.0") == 0);
-    for (uint32_t r = 0; r <= CALLREC_RESULT_TOO_MANY_HANDLES; r++)
+    for (uint32_t r = 0; r <= CALLREC_RESULT_TIMEOUT; r++)
         CHECK(strcmp(callrec_result_name(r), "unknown result") != 0);
-    CHECK(strcmp(callrec_result_name(CALLREC_RESULT_TOO_MANY_HANDLES + 1), "unknown result") == 0);
+    CHECK(strcmp(callrec_result_name(CALLREC_RESULT_TIMEOUT + 1), "unknown result") == 0);
     CHECK(strcmp(callrec_result_name(999), "unknown result") == 0);
 
     /* Engine errors. */
@@ -321,6 +322,27 @@ int main(int argc, char **argv) {
     EXPECT(callrec_recorder_new(e, "{}", 2, CALLREC_CODEC_ALAW, NULL, 0, NULL, NULL), CALLREC_RESULT_NULL_PARAMETER);
     EXPECT(callrec_recorder_new(e, "\xff", 1, CALLREC_CODEC_ALAW, NULL, 0, NULL, &r), CALLREC_RESULT_INVALID_UTF8);
     CHECK(r == NULL);
+
+    /* 0. Feed: ten seconds in one call, five times the 2 s ring. With no patience it times out
+     *    and says how much it took; the rest then follows, and the file holds every byte. */
+    {
+        static uint8_t ten_s[80000];
+        for (size_t i = 0; i < sizeof ten_s; i++) ten_s[i] = loud[i % 160];
+        r = new_recorder(e, "{\"seconds_max_duration\":60,\"barge_in_digits\":\"\"}", CALLREC_CODEC_ALAW);
+        size_t fed = 0;
+        EXPECT(callrec_recorder_feed(r, NULL, 160, 0, &fed, &st), CALLREC_RESULT_NULL_PARAMETER);
+        EXPECT(callrec_recorder_feed(r, ten_s, 160, 0, &fed, NULL), CALLREC_RESULT_NULL_PARAMETER);
+        EXPECT(callrec_recorder_feed(r, ten_s, sizeof ten_s, 0, &fed, &st), CALLREC_RESULT_TIMEOUT);
+        CHECK(fed > 0 && fed < sizeof ten_s);
+        size_t rest = 0;
+        EXPECT(callrec_recorder_feed(r, ten_s + fed, sizeof ten_s - fed, UINT64_MAX, &rest, &st), CALLREC_RESULT_OK);
+        CHECK(rest == sizeof ten_s - fed && st.phase == CALLREC_PHASE_RECORDING);
+        EXPECT(callrec_recorder_hangup(r, &st), CALLREC_RESULT_OK);
+        callrec_event_info info = take_event(e, CALLREC_EVENT_FINISHED, json, sizeof json);
+        CHECK(info.reason == CALLREC_REASON_HANGUP && info.samples == sizeof ten_s && info.frames_dropped == 0);
+        take_event(e, CALLREC_EVENT_AVAILABLE, json, sizeof json);
+        callrec_recorder_free(r);
+    }
 
     /* 1. A recording that stops on silence: 0.4 s quiet, 1 s loud, then quiet. Defaults but
      *    a 1 s silence timer. NULL options with length 0 would mean defaults. */
@@ -388,6 +410,7 @@ int main(int argc, char **argv) {
     EXPECT(callrec_recorder_playout(r, beep, 160, &n), CALLREC_RESULT_INVALID_HANDLE);
     EXPECT(callrec_recorder_filename(r, name, sizeof name, &n), CALLREC_RESULT_INVALID_HANDLE);
     EXPECT(callrec_recorder_ring_free(r, &free_bytes), CALLREC_RESULT_INVALID_HANDLE);
+    EXPECT(callrec_recorder_feed(r, loud, 160, 0, NULL, &st), CALLREC_RESULT_INVALID_HANDLE);
     callrec_abort_handle *h = NULL;
     EXPECT(callrec_recorder_abort_handle(r, &h), CALLREC_RESULT_INVALID_HANDLE);
     EXPECT(callrec_recorder_status(NULL, &st), CALLREC_RESULT_NULL_PARAMETER);
@@ -463,7 +486,7 @@ int main(int argc, char **argv) {
     take_event(e, CALLREC_EVENT_AVAILABLE, json, sizeof json);
     callrec_metrics m;
     EXPECT(callrec_engine_metrics(e, &m), CALLREC_RESULT_OK);
-    CHECK(m.recordings_started == 4 && m.recordings_finished == 4 && m.frames_dropped == 0);
+    CHECK(m.recordings_started == 5 && m.recordings_finished == 5 && m.frames_dropped == 0);
     EXPECT(callrec_engine_metrics(e, NULL), CALLREC_RESULT_NULL_PARAMETER);
     callrec_recorder_free(r);
 

@@ -1,0 +1,354 @@
+"""End-to-end publishing checks against a real S3 server (run by scripts/test-publish).
+
+The server is started and stopped here by PID (`WEED` is its command, SeaweedFS by default);
+everything read back goes through boto3, an S3 client independent of callrec's, so the checks
+hold for any S3-compatible server. Prints one line per passed check and `N passed, 0 failed`.
+
+Usage: s3_e2e.py CALLREC_BIN WORKDIR [C_HOST] [PYTHON_WITH_CALLREC]
+
+C_HOST is examples/c/record_file built against the C library; PYTHON_WITH_CALLREC a Python
+with the callrec wheel installed. Each runs the same publish path as its host.
+"""
+
+import base64
+import hashlib
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import botocore.exceptions
+
+CALLREC, WORK = Path(sys.argv[1]).resolve(), Path(sys.argv[2]).resolve()
+C_HOST = sys.argv[3] if len(sys.argv) > 3 else None
+PY_HOST = sys.argv[4] if len(sys.argv) > 4 else None
+ROOT = Path(__file__).resolve().parents[2]
+HELLO = ROOT / "examples" / "hello.wav"
+ACCESS, SECRET = "callrec-test", "callrec-test-secret-0123456789"
+BUCKET = "recordings"
+passed = 0
+
+
+def check(name):
+    global passed
+    passed += 1
+    print(f"ok {passed}: {name}", flush=True)
+
+
+def free_ports(n):
+    """n loopback ports p with p + 10000 free too (SeaweedFS puts gRPC there)."""
+    ports = []
+    while len(ports) < n:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            p = s.getsockname()[1]
+        if p + 10000 > 65535 or p in ports:
+            continue
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", p + 10000))
+        except OSError:
+            continue
+        ports.append(p)
+    return ports
+
+
+MASTER, VOLUME, FILER, S3 = free_ports(4)
+ENDPOINT = f"http://127.0.0.1:{S3}"
+(WORK / "weed-data").mkdir(parents=True, exist_ok=True)
+(WORK / "s3.json").write_text(json.dumps({"identities": [{
+    "name": "callrec", "credentials": [{"accessKey": ACCESS, "secretKey": SECRET}],
+    "actions": ["Read", "Write", "List", "Tagging"]}]}))
+WEED = os.environ.get("WEED", "weed")
+
+
+class Server:
+    """The S3 server process, stopped by its PID."""
+
+    def __init__(self):
+        self.proc = None
+
+    def start(self):
+        log = open(WORK / "weed.log", "ab")
+        self.proc = subprocess.Popen(
+            [WEED, "server", f"-dir={WORK / 'weed-data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+             f"-master.port={MASTER}", f"-volume.port={VOLUME}", f"-filer.port={FILER}",
+             "-s3", f"-s3.port={S3}", f"-s3.config={WORK / 's3.json'}",
+             "-s3.port.iceberg=0", "-s3.port.lance=0",
+             "-master.volumeSizeLimitMB=64", "-volume.max=20"],
+            stdout=log, stderr=log)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                sys.exit(f"the S3 server exited: see {WORK / 'weed.log'}")
+            try:
+                s3().list_objects_v2(Bucket=BUCKET, MaxKeys=1)
+                return
+            except botocore.exceptions.ClientError as e:
+                if e.response["Error"]["Code"] == "NoSuchBucket":
+                    return
+            except (botocore.exceptions.BotoCoreError, OSError):
+                pass
+            time.sleep(0.5)
+        sys.exit("the S3 server did not answer within 120 s")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+def s3(secret=SECRET):
+    return boto3.client(
+        "s3", endpoint_url=ENDPOINT, region_name="us-east-1", aws_access_key_id=ACCESS,
+        aws_secret_access_key=secret,
+        config=boto3.session.Config(retries={"max_attempts": 1}, connect_timeout=2,
+                                    read_timeout=10))
+
+
+def env(secret=SECRET):
+    e = dict(os.environ)
+    e.update(AWS_ENDPOINT_URL=ENDPOINT, AWS_ALLOW_HTTP="true", AWS_REGION="us-east-1",
+             AWS_ACCESS_KEY_ID=ACCESS, AWS_SECRET_ACCESS_KEY=secret)
+    return e
+
+
+class Cli:
+    """A callrec process (or another host) whose JSON lines are read as they come."""
+
+    def __init__(self, args, secret=SECRET, program=None):
+        self.proc = subprocess.Popen([str(program or CALLREC), *args], stdout=subprocess.PIPE,
+                                     env=env(secret))
+        self.buf = b""
+
+    def line(self, timeout):
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
+                return None
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+            if not chunk:
+                return None
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)["result"]
+
+    def finish(self):
+        rest = self.proc.stdout.read()
+        code = self.proc.wait(60)
+        lines = [json.loads(l)["result"] for l in (self.buf + rest).splitlines() if l]
+        return code, lines
+
+
+def key_of(prefix, filename):
+    return f"{prefix}/{filename.lstrip('/')}"
+
+
+def assert_published(store, prefix, result, client=None):
+    """The object exists, its bytes are the local file's, its metadata carries the result."""
+    client = client or s3()
+    key = key_of(prefix, result["filename"])
+    head = client.head_object(Bucket=BUCKET, Key=key, ChecksumMode="ENABLED")
+    local = (store / result["filename"].lstrip("/")).read_bytes()
+    body = client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    assert body == local, "the object's bytes differ from the local file"
+    meta = head["Metadata"]
+    assert meta["reason"] == result["reason"], meta
+    assert meta["seconds_duration"] == f"{result['seconds_duration']:.1f}", meta
+    assert meta["contains_sound"] == str(result["contains_sound"]).lower(), meta
+    assert meta.get("barge_in_digit") == result.get("barge_in_digit"), meta
+    digest = hashlib.sha256(local)
+    assert meta["sha256"] == digest.hexdigest(), meta
+    # A server that keeps the PUT's x-amz-checksum-sha256 must agree with the file.
+    if head.get("ChecksumSHA256"):
+        assert head["ChecksumSHA256"] == base64.b64encode(digest.digest()).decode(), head
+    return meta
+
+
+def absent(key):
+    try:
+        s3().head_object(Bucket=BUCKET, Key=key)
+        return False
+    except botocore.exceptions.ClientError as e:
+        return e.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound")
+
+
+def main():
+    server = Server()
+    try:
+        server.start()
+        subprocess.run([WEED, "shell", f"-master=127.0.0.1:{MASTER}"],
+                       input=f"s3.bucket.create -name {BUCKET}\n".encode(), check=True,
+                       stdout=subprocess.DEVNULL, timeout=60)
+        s3().head_bucket(Bucket=BUCKET)
+        run_checks(server)
+    finally:
+        server.stop()
+    print(f"{passed} passed, 0 failed")
+
+
+def run_checks(server):
+    # 1. The README command: available only once the object is there, bytes and metadata right.
+    store = WORK / "store-cli"
+    cli = Cli(["record", str(HELLO), "--store", str(store), "--publish", f"s3://{BUCKET}/test",
+               "--options", '{"id":"call-7"}'])
+    finished = cli.line(60)
+    assert finished and finished["file_available"] is False, finished
+    available = cli.line(60)
+    # Read back the moment the line arrives: the object must already be there.
+    meta = assert_published(store, "test", available)
+    assert available["file_available"] is True and available["filename"] == finished["filename"]
+    assert meta["id"] == "call-7"
+    code, rest = cli.finish()
+    assert code == 0 and rest == [], (code, rest)
+    check("record --publish: available after the object exists; bytes and metadata match")
+
+    # 2. Barge-in and encryption: the digit rides along; the encrypted file goes up as it is.
+    key, iv = "603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4", "00" * 16
+    options = json.dumps({"id": "enc", "encryption_cipher": {
+        "type": "aesctr", "key": key, "initialisation_vector": iv}})
+    cli = Cli(["record", str(HELLO), "--store", str(store), "--publish", f"s3://{BUCKET}/enc",
+               "--digit", "1.5:#", "--options", options])
+    code, lines = cli.finish()
+    assert code == 0 and len(lines) == 2, (code, lines)
+    assert lines[1]["reason"] == "bargein" and lines[1]["file_available"] is True, lines
+    meta = assert_published(store, "enc", lines[1])
+    assert meta["barge_in_digit"] == "#"
+    local = (store / lines[1]["filename"].lstrip("/")).read_bytes()
+    assert not local.startswith(b"RIFF"), "the encrypted recording was stored in the clear"
+    plain = subprocess.run(["openssl", "enc", "-d", "-aes-256-ctr", "-K", key, "-iv", iv],
+                           input=s3().get_object(Bucket=BUCKET, Key=key_of(
+                               "enc", lines[1]["filename"]))["Body"].read(),
+                           capture_output=True, check=True).stdout
+    assert plain.startswith(b"RIFF") and b"WAVE" in plain[:12]
+    check("encrypted recording uploaded as it is (openssl decrypts the object); barge_in_digit")
+
+    # 3. The store stops before the recording ends and returns 10 s later.
+    store = WORK / "store-outage"
+    cli = Cli(["record", str(HELLO), "--store", str(store), "--publish", f"s3://{BUCKET}/outage",
+               "--realtime", "--hangup-at", "3"])
+    time.sleep(0.5)
+    server.stop()
+    finished = cli.line(60)
+    assert finished and finished["reason"] == "hangup", finished
+    assert cli.line(10) is None, "available while the object store was down"
+    server.start()
+    available = cli.line(180)
+    assert available and available["file_available"] is True, available
+    assert_published(store, "outage", available)
+    code, rest = cli.finish()
+    assert code == 0 and rest == [], (code, rest)
+    check("object store down for 10 s: available after it returned, object correct")
+
+    # 4. kill -9 between finished and the upload: a new engine on the store publishes it once.
+    store = WORK / "store-crash"
+    server.stop()
+    cli = Cli(["record", str(HELLO), "--store", str(store), "--publish", f"s3://{BUCKET}/crash"])
+    finished = cli.line(60)
+    assert finished and finished["file_available"] is False, finished
+    cli.proc.send_signal(signal.SIGKILL)
+    cli.proc.wait()
+    journal = (store / ".callrec-outbox" / "journal").read_text()
+    assert finished["filename"] in journal
+    server.start()
+    assert absent(key_of("crash", finished["filename"]))
+    code, lines = Cli(["publish", "--store", str(store), "--publish",
+                       f"s3://{BUCKET}/crash"]).finish()
+    assert code == 0 and len(lines) == 1, (code, lines)
+    assert lines[0]["filename"] == finished["filename"] and lines[0]["file_available"] is True
+    assert {k: v for k, v in lines[0].items() if k != "file_available"} == \
+        {k: v for k, v in finished.items() if k != "file_available"}, (lines, finished)
+    assert_published(store, "crash", lines[0])
+    code, again = Cli(["publish", "--store", str(store), "--publish",
+                       f"s3://{BUCKET}/crash"]).finish()
+    assert code == 0 and again == [], again
+    check("kill -9 after finished: the next engine uploads it and reports it once")
+
+    # 5. A bad credential: error after the retry bound, local file kept, cause named.
+    store = WORK / "store-badkey"
+    wrong = "not-the-secret-4242"
+    code, lines = Cli(["record", str(HELLO), "--store", str(store), "--publish",
+                       f"s3://{BUCKET}/badkey", "--publish-max-age", "3"], secret=wrong).finish()
+    assert code == 0 and len(lines) == 2, (code, lines)
+    bad = lines[1]
+    assert bad["reason"] == "error" and bad["file_available"] is False, bad
+    message = bad["publish_error"]
+    assert wrong not in message and SECRET not in message, message
+    assert any(w in message for w in ("403", "Forbidden", "SignatureDoesNotMatch",
+                                      "AccessDenied", "InvalidAccessKeyId")), message
+    assert f"s3://{BUCKET}/badkey/rest_api/" in message, message
+    assert (store / bad["filename"].lstrip("/")).is_file()
+    assert absent(key_of("badkey", bad["filename"]))
+    print(f"   publish_error: {message}")
+    check("bad credential: error after the retry bound, local file kept, cause named")
+
+    # 6. --publish-remove-local: the local copy goes only after the verified upload.
+    store = WORK / "store-remove"
+    code, lines = Cli(["record", str(HELLO), "--store", str(store), "--publish",
+                       f"s3://{BUCKET}/moved", "--publish-remove-local"]).finish()
+    assert code == 0 and lines[1]["file_available"] is True, lines
+    assert not (store / lines[1]["filename"].lstrip("/")).exists()
+    body = s3().get_object(Bucket=BUCKET, Key=key_of("moved", lines[1]["filename"]))["Body"]
+    assert body.read().startswith(b"RIFF")
+    check("--publish-remove-local removes the local copy after the verified upload")
+
+    # 7. Bad URLs are refused with exit 2 and the field named.
+    for url in ("http://x/y", "s3://UPPER/x"):
+        r = subprocess.run([str(CALLREC), "record", str(HELLO), "--store", str(WORK / "bad"),
+                            "--publish", url], capture_output=True, text=True, env=env())
+        assert r.returncode == 2 and "--publish" in r.stderr, (url, r.returncode, r.stderr)
+    check("a bad --publish URL exits 2 naming the option")
+
+    # 8. The sink's multipart path (large files), read back by boto3 byte for byte.
+    r = subprocess.run(["cargo", "test", "-q", "-p", "callrec-publish", "--test", "s3_sink", "--",
+                        "--ignored", "--nocapture"], cwd=ROOT, capture_output=True, text=True,
+                       env={**env(), "CALLREC_TEST_S3_URL": f"s3://{BUCKET}"})
+    print(r.stdout[-2000:], r.stderr[-2000:])
+    assert r.returncode == 0, "the sink's multipart test failed"
+    _, key, size, digest, meta_key = next(
+        l for l in r.stdout.splitlines() if l.startswith("UPLOADED ")).split()
+    head = s3().head_object(Bucket=BUCKET, Key=key)
+    body = s3().get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    assert len(body) == int(size) and hashlib.sha256(body).hexdigest() == digest
+    assert head["Metadata"][meta_key] == digest and head["Metadata"]["id"] == "big", head
+    check("a 12 MiB file goes up in 5 MiB parts and reads back whole, checksum and metadata")
+
+    # 9, 10. The C and Python hosts: the same path through their engine configuration.
+    hosts = [("C", C_HOST, ["--config", json.dumps({"publish": f"s3://{BUCKET}/c"})], "c"),
+             ("Python", PY_HOST, None, "py")]
+    for name, program, extra, prefix in hosts:
+        if not program:
+            print(f"SKIPPED: the {name} host check (no {name} host given)")
+            continue
+        store = WORK / f"store-{prefix}"
+        if name == "C":
+            cmd = [str(HELLO), "--store", str(store), *extra]
+        else:
+            cmd = [str(Path(__file__).with_name("host_python.py")), str(store),
+                   f"s3://{BUCKET}/{prefix}", str(HELLO)]
+        host = Cli(cmd, program=program)
+        finished = host.line(60)
+        assert finished and finished["file_available"] is False, finished
+        available = host.line(120)
+        assert_published(store, prefix, available)
+        assert available["file_available"] is True, available
+        assert available["filename"] == finished["filename"]
+        code, rest = host.finish()
+        assert code == 0 and rest == [], (code, rest)
+        check(f"{name} host: publish in the engine configuration, available after a verified upload")
+
+
+if __name__ == "__main__":
+    main()
