@@ -23,9 +23,12 @@
 
 pub mod cipher;
 pub mod detect;
+pub mod dtmf;
 pub mod energy;
 pub mod engine;
+pub mod features;
 pub mod g711;
+mod inband;
 pub mod json;
 pub mod metrics;
 pub mod options;

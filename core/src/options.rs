@@ -52,6 +52,11 @@ pub struct RecordOptions {
     pub beep_level_dbm0: f32,
     /// Extension: what a span between `Recorder::pause` and `Recorder::resume` leaves in the file.
     pub pause_behavior: PauseBehavior,
+    /// Extension: detect DTMF in the audio (in-band); detected digits barge in like
+    /// `Recorder::digit`, and a barge-in tone is cut from the file.
+    pub detect_dtmf: bool,
+    /// Extension: replace every detected DTMF tone in the file by silence (PCI DSS).
+    pub mask_dtmf: bool,
 }
 
 /// What a paused span leaves in the file (`pause_behavior`).
@@ -101,6 +106,8 @@ impl Default for RecordOptions {
             beep_milliseconds: 250,
             beep_level_dbm0: -12.0,
             pause_behavior: PauseBehavior::Skip,
+            detect_dtmf: true,
+            mask_dtmf: false,
         }
     }
 }
@@ -191,6 +198,8 @@ impl RecordOptions {
                 "beep_frequency_hz" => o.beep_frequency_hz = small_integer(f, value)?,
                 "beep_milliseconds" => o.beep_milliseconds = small_integer(f, value)?,
                 "beep_level_dbm0" => o.beep_level_dbm0 = number_in(f, value, -50.0, 3.0, "dBm0")?,
+                "detect_dtmf" => o.detect_dtmf = boolean(f, value)?,
+                "mask_dtmf" => o.mask_dtmf = boolean(f, value)?,
                 "pause_behavior" => {
                     let name = string(f, value)?;
                     o.pause_behavior = PauseBehavior::from_name(name)
@@ -252,6 +261,12 @@ impl RecordOptions {
         )?;
         range("beep_milliseconds", self.beep_milliseconds as u64, 20, 5000)?;
         range_f32("beep_level_dbm0", self.beep_level_dbm0, -50.0, 3.0, "dBm0")?;
+        if self.mask_dtmf && !self.detect_dtmf {
+            return Err(OptionsError::new(
+                "mask_dtmf",
+                "needs detect_dtmf (tones must be detected to be masked)",
+            ));
+        }
         Ok(())
     }
 
@@ -474,7 +489,15 @@ mod tests {
             err(r#"{"beep_frequency_hz":99999999999}"#).field,
             "beep_frequency_hz"
         );
-        assert_eq!(err(r#"{"id":"x","detect_dtmf":true}"#).field, "detect_dtmf");
+        assert_eq!(
+            err(r#"{"id":"x","detect_dtmfs":true}"#).field,
+            "detect_dtmfs"
+        );
+        assert_eq!(
+            err(r#"{"detect_dtmf":false,"mask_dtmf":true}"#).field,
+            "mask_dtmf"
+        );
+        assert_eq!(err(r#"{"mask_dtmf":1}"#).field, "mask_dtmf");
         assert_eq!(err("[1]").field, "options");
         assert_eq!(err("{").field, "options");
         assert_eq!(err(r#"{"colour":1}"#).to_string(), "colour: unknown option");
