@@ -176,6 +176,9 @@ typedef struct {
   uint64_t recordings_finished;
   // Recordings that failed to write or finalize.
   uint64_t write_errors;
+  // `aescbc` recordings whose key and IV the engine had already used (`aesctr` reuse is
+  // refused with `CALLREC_RESULT_INVALID_OPTIONS` instead).
+  uint64_t cbc_key_iv_reused;
 } callrec_metrics;
 
 // A recorder's status after a call.

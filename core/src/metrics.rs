@@ -11,6 +11,7 @@ pub struct EngineMetrics {
     recordings_started: AtomicU64,
     recordings_finished: AtomicU64,
     write_errors: AtomicU64,
+    cbc_key_iv_reused: AtomicU64,
 }
 
 /// A snapshot of the engine's counters.
@@ -26,6 +27,10 @@ pub struct MetricsSnapshot {
     pub recordings_finished: u64,
     /// Recordings that failed to write or finalize.
     pub write_errors: u64,
+    /// `aescbc` recordings whose key and IV this engine had already used (allowed: CBC with a
+    /// reused IV only shows which files share a prefix, but a host should not do it). `aesctr`
+    /// reuse is refused instead.
+    pub cbc_key_iv_reused: u64,
 }
 
 impl EngineMetrics {
@@ -41,6 +46,9 @@ impl EngineMetrics {
     pub(crate) fn start_recording(&self) {
         self.recordings_started.fetch_add(1, Ordering::Relaxed);
     }
+    pub(crate) fn add_cbc_key_iv_reused(&self) {
+        self.cbc_key_iv_reused.fetch_add(1, Ordering::Relaxed);
+    }
     pub(crate) fn finish_recording(&self) {
         self.recordings_finished.fetch_add(1, Ordering::Relaxed);
     }
@@ -52,6 +60,7 @@ impl EngineMetrics {
             recordings_started: self.recordings_started.load(Ordering::Relaxed),
             recordings_finished: self.recordings_finished.load(Ordering::Relaxed),
             write_errors: self.write_errors.load(Ordering::Relaxed),
+            cbc_key_iv_reused: self.cbc_key_iv_reused.load(Ordering::Relaxed),
         }
     }
 }

@@ -21,9 +21,12 @@ fn encrypted_write_error() {
             r#"{{"encryption_cipher":{{"type":"{mode}","key":"{key}","initialisation_vector":"{iv}"}}}}"#
         );
         let options = RecordOptions::from_json(&json).unwrap();
+        // Its own IV: an engine refuses to reuse an aesctr key+IV pair.
+        let rec_options =
+            RecordOptions::from_json(&json.replace(iv, &iv.replace('0', "f"))).unwrap();
         // A second, short session runs alongside and must come out whole.
         let (mut other, _) = e.record(&options, Codec::Alaw).unwrap();
-        let (mut rec, _) = e.record(&options, Codec::Alaw).unwrap();
+        let (mut rec, _) = e.record(&rec_options, Codec::Alaw).unwrap();
         let mut status = Status::Waiting;
         for (i, frame) in input.chunks(FRAME).enumerate() {
             if i < 60 {

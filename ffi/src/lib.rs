@@ -277,6 +277,9 @@ pub struct callrec_metrics {
     pub recordings_finished: u64,
     /// Recordings that failed to write or finalize.
     pub write_errors: u64,
+    /// `aescbc` recordings whose key and IV the engine had already used (`aesctr` reuse is
+    /// refused with `CALLREC_RESULT_INVALID_OPTIONS` instead).
+    pub cbc_key_iv_reused: u64,
 }
 
 /// A recording engine: a store, writer threads and an events queue. Opaque: the handle is a
@@ -523,6 +526,7 @@ pub unsafe extern "C" fn callrec_engine_metrics(
             recordings_started: m.recordings_started,
             recordings_finished: m.recordings_finished,
             write_errors: m.write_errors,
+            cbc_key_iv_reused: m.cbc_key_iv_reused,
         });
         callrec_result::Ok
     }

@@ -328,7 +328,7 @@ impl Engine {
     }
 
     /// The engine's counters: frames_dropped, bytes_written, recordings_started,
-    /// recordings_finished, write_errors.
+    /// recordings_finished, write_errors, cbc_key_iv_reused.
     fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let m = self.engine.metrics();
         let d = PyDict::new(py);
@@ -337,6 +337,7 @@ impl Engine {
         d.set_item("recordings_started", m.recordings_started)?;
         d.set_item("recordings_finished", m.recordings_finished)?;
         d.set_item("write_errors", m.write_errors)?;
+        d.set_item("cbc_key_iv_reused", m.cbc_key_iv_reused)?;
         Ok(d)
     }
 
