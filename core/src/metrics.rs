@@ -11,6 +11,8 @@ pub struct EngineMetrics {
     recordings_started: AtomicU64,
     recordings_finished: AtomicU64,
     write_errors: AtomicU64,
+    recordings_recovered: AtomicU64,
+    orphans_kept: AtomicU64,
 }
 
 /// A snapshot of the engine's counters.
@@ -26,6 +28,11 @@ pub struct MetricsSnapshot {
     pub recordings_finished: u64,
     /// Recordings that failed to write or finalize.
     pub write_errors: u64,
+    /// Orphaned `.part` files of a crashed process that this engine finalized.
+    pub recordings_recovered: u64,
+    /// Orphaned `.part` files this engine could not finalize alone (an `aescbc` one needs the
+    /// user's key): kept on disk and listed by `Engine::kept_orphans`, never deleted.
+    pub orphans_kept: u64,
 }
 
 impl EngineMetrics {
@@ -41,6 +48,12 @@ impl EngineMetrics {
     pub(crate) fn start_recording(&self) {
         self.recordings_started.fetch_add(1, Ordering::Relaxed);
     }
+    pub(crate) fn add_recovered(&self) {
+        self.recordings_recovered.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn add_orphan_kept(&self) {
+        self.orphans_kept.fetch_add(1, Ordering::Relaxed);
+    }
     pub(crate) fn finish_recording(&self) {
         self.recordings_finished.fetch_add(1, Ordering::Relaxed);
     }
@@ -52,6 +65,8 @@ impl EngineMetrics {
             recordings_started: self.recordings_started.load(Ordering::Relaxed),
             recordings_finished: self.recordings_finished.load(Ordering::Relaxed),
             write_errors: self.write_errors.load(Ordering::Relaxed),
+            recordings_recovered: self.recordings_recovered.load(Ordering::Relaxed),
+            orphans_kept: self.orphans_kept.load(Ordering::Relaxed),
         }
     }
 }
