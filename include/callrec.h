@@ -176,6 +176,9 @@ typedef struct {
   uint64_t recordings_finished;
   // Recordings that failed to write or finalize.
   uint64_t write_errors;
+  // `aescbc` recordings whose key and IV the engine had already used (`aesctr` reuse is
+  // refused with `CALLREC_RESULT_INVALID_OPTIONS` instead).
+  uint64_t cbc_key_iv_reused;
 } callrec_metrics;
 
 // A recorder's status after a call.
@@ -222,7 +225,10 @@ const char *callrec_result_name(uint32_t result);
 // a JSON object (`config_json_len` bytes; length 0 means all defaults), with the same names and
 // ranges as Python's `Engine(store, **config)`: `writers` (1..=256, default 1),
 // `ring_milliseconds` (100..=60000, default 2000), `poll_milliseconds` (1..=1000, default 20),
-// `batch_bytes` (1..=240000, default 4096, capped at half the ring). On
+// `batch_bytes` (1..=240000, default 4096, capped at half the ring), `publish` (an
+// `s3://bucket/prefix` URL or `{"url", "keep_local", "max_age_seconds", "concurrency"}`:
+// *available* then comes after a verified upload; endpoint and credentials from the `AWS_*`
+// environment, see the README's Publishing section). On
 // `CALLREC_RESULT_INVALID_CONFIG` or `CALLREC_RESULT_IO`, the reason is written to `error_buf`
 // (NUL-terminated, cut to fit; may be NULL with `error_buf_len` 0) and its full length to
 // `error_len_out` (may be NULL). Control thread; not real-time safe.

@@ -15,6 +15,15 @@ pub struct Call {
 pub fn read_call(path: &Path, codec: Option<Codec>) -> Result<Call, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     let info = wav::parse(&bytes).map_err(|e| e.to_string())?;
+    if let (Some(declared), Some(_)) = (info.truncated_from, info.g711_codec()) {
+        // As sox does: read what is there, and say so.
+        eprintln!(
+            "callrec: warning: {}: the data chunk declares {declared} bytes but the file ends \
+             after {}; reading those",
+            path.display(),
+            info.data.len()
+        );
+    }
     if let Some(law) = info.g711_codec() {
         let data = &bytes[info.data];
         let codec = codec.unwrap_or(law);

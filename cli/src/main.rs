@@ -9,9 +9,10 @@
 
 #![deny(missing_docs)]
 
+mod decrypt;
 mod input;
 
-use callrec::cipher::{decrypt_stream, CipherSpec, Mode};
+use callrec::cipher::Mode;
 use callrec::{Codec, EngineConfig, EventKind, PublishConfig, Reason, RecordOptions, Status};
 use clap::{Parser, Subcommand};
 use std::io::Write;
@@ -176,46 +177,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Decrypts to a `.part` beside OUT and renames it, so a failed decryption leaves no OUT.
+/// Decrypts and verifies (see `decrypt.rs`).
 fn decrypt(args: &DecryptArgs) -> Result<(), Failure> {
-    let spec = CipherSpec::from_hex(args.mode, &args.key, &args.iv).map_err(|e| {
-        Failure(
-            2,
-            format!(
-                "--{}: {}",
-                if e.field == "key" { "key" } else { "iv" },
-                e.message
-            ),
-        )
-    })?;
-    let input = std::fs::File::open(&args.file)
-        .map_err(|e| Failure(2, format!("{}: {e}", args.file.display())))?;
-    let mut input = std::io::BufReader::new(input);
-    let failed = |e: std::io::Error| Failure(1, format!("{}: {e}", args.file.display()));
-    match &args.output {
-        None => {
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
-            decrypt_stream(&spec, &mut input, &mut out).map_err(failed)?;
-            out.flush().map_err(failed)?;
-        }
-        Some(path) => {
-            let mut part = path.clone().into_os_string();
-            part.push(".part");
-            let part = PathBuf::from(part);
-            let mut write = || -> std::io::Result<()> {
-                let mut out = std::io::BufWriter::new(std::fs::File::create(&part)?);
-                decrypt_stream(&spec, &mut input, &mut out)?;
-                out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-                std::fs::rename(&part, path)
-            };
-            if let Err(e) = write() {
-                let _ = std::fs::remove_file(&part);
-                return Err(failed(e));
-            }
-        }
-    }
-    Ok(())
+    decrypt::run(args)
 }
 
 fn publish_config(

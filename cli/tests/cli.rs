@@ -342,7 +342,7 @@ fn record_encrypted_then_decrypt_with_the_cli_and_openssl() {
             plain_audio
         );
     }
-    // Wrong key for CBC: exit 1 naming the padding, and no output file left behind.
+    // Wrong key for CBC: exit 2, and no output file left behind.
     let enc = callrec(&[
         "record",
         &example(),
@@ -380,8 +380,8 @@ fn record_encrypted_then_decrypt_with_the_cli_and_openssl() {
         "-o",
         bad_out.to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("padding"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("wrong key, IV or cipher type"));
     assert!(!bad_out.exists());
     // Bad key: exit 2 naming it.
     let o = callrec(&[

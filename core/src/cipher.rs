@@ -167,6 +167,47 @@ pub fn decode_hex(field: &'static str, hex: &str) -> Result<Zeroizing<Vec<u8>>, 
     Ok(out)
 }
 
+/// The key+IV pairs an engine has used, as keyed 64-bit hashes (never the keys themselves),
+/// so an `aesctr` recording that reuses a pair can be refused: CTR with a reused key and IV
+/// encrypts two files with the same keystream, and XORing them exposes both calls' audio.
+/// Bounded memory: the most recent [`UsedKeyIvs::CAPACITY`] pairs per engine (a few MiB).
+pub(crate) struct UsedKeyIvs {
+    hasher: std::hash::RandomState,
+    seen: std::collections::HashSet<u64>,
+    order: std::collections::VecDeque<u64>,
+}
+
+impl UsedKeyIvs {
+    /// How many pairs are remembered.
+    pub(crate) const CAPACITY: usize = 1 << 17;
+
+    pub(crate) fn new() -> Self {
+        UsedKeyIvs {
+            hasher: std::hash::RandomState::new(),
+            seen: std::collections::HashSet::new(),
+            order: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Records `spec`'s mode, key and IV; true if they were already recorded.
+    pub(crate) fn reused(&mut self, spec: &CipherSpec) -> bool {
+        use std::hash::BuildHasher;
+        let hash =
+            self.hasher
+                .hash_one((spec.mode.name(), &spec.key[..spec.key_len], &spec.iv[..]));
+        if !self.seen.insert(hash) {
+            return true;
+        }
+        self.order.push_back(hash);
+        if self.order.len() > Self::CAPACITY {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        false
+    }
+}
+
 impl CipherSpec {
     /// A spec from raw key and IV bytes.
     pub fn new(mode: Mode, key: &[u8], iv: &[u8]) -> Result<CipherSpec, KeyError> {

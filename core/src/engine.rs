@@ -5,7 +5,7 @@
 //! hands the writer its end. Everything that allocates or makes a system call for a recording
 //! happens here, before the real-time side sees it.
 
-use crate::cipher::EncryptionPlan;
+use crate::cipher::{EncryptionPlan, Mode, UsedKeyIvs};
 use crate::g711::Codec;
 use crate::metrics::{EngineMetrics, MetricsSnapshot};
 use crate::options::{OptionsError, RecordOptions};
@@ -78,7 +78,7 @@ impl EngineConfig {
         if json.trim().is_empty() {
             return Ok(EngineConfig::default());
         }
-        match crate::json::parse(json).map_err(|m| Error::Config(format!("not valid JSON: {m}")))? {
+        match crate::json::parse(json).map_err(|e| Error::Config(e.to_string()))? {
             serde_json::Value::Object(map) => EngineConfig::from_map(&map),
             _ => Err(Error::Config("must be a JSON object".into())),
         }
@@ -313,6 +313,7 @@ pub struct Engine {
     /// shutdown cannot slip between the check and the send.
     writers: Mutex<Option<Vec<Sender<WriterSession>>>>,
     next_writer: AtomicUsize,
+    used_key_ivs: Mutex<UsedKeyIvs>,
     closing: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     publish_metrics: Option<Arc<PublishMetrics>>,
@@ -372,9 +373,29 @@ impl Engine {
         }
         config.validate()?;
         let ring_bytes = config.ring_bytes();
-        let store = Store::open(&store_root).map_err(|source| Error::Io {
-            context: format!("cannot create the store {}", store_root.display()),
-            source,
+        if store_root.as_os_str().is_empty() {
+            // An empty root would put `rest_api/...` in whatever the current directory is.
+            return Err(Error::Io {
+                context: "store".into(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "must not be empty (give a directory; \".\" is the current one)",
+                ),
+            });
+        }
+        let store = Store::open(&store_root).map_err(|source| {
+            let not_a_directory = std::fs::metadata(&store_root).is_ok_and(|m| !m.is_dir());
+            Error::Io {
+                context: format!("cannot create the store {}", store_root.display()),
+                source: if not_a_directory {
+                    std::io::Error::new(
+                        std::io::ErrorKind::AlreadyExists,
+                        "it exists and is not a directory",
+                    )
+                } else {
+                    source
+                },
+            }
         })?;
         let metrics = Arc::new(EngineMetrics::default());
         let closing = Arc::new(AtomicBool::new(false));
@@ -473,6 +494,7 @@ impl Engine {
             events,
             writers: Mutex::new(Some(writers)),
             next_writer: AtomicUsize::new(0),
+            used_key_ivs: Mutex::new(UsedKeyIvs::new()),
             closing,
             threads: Mutex::new(threads),
             publish_metrics,
@@ -504,6 +526,28 @@ impl Engine {
         input_codec: Codec,
     ) -> Result<(Recorder, RecorderHandle), Error> {
         options.validate()?;
+        if let Some(spec) = &options.encryption_cipher {
+            let reused = self
+                .used_key_ivs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .reused(spec);
+            match spec.mode() {
+                Mode::Ctr if reused => {
+                    return Err(Error::Options(OptionsError {
+                        field: "encryption_cipher.initialisation_vector".into(),
+                        message: "this key and IV were already used for an aesctr recording by \
+                                  this engine; reusing them exposes both calls' audio (use a \
+                                  fresh random IV for every recording)"
+                            .into(),
+                    }))
+                }
+                Mode::Cbc if reused => {
+                    self.metrics.add_cbc_key_iv_reused();
+                }
+                _ => {}
+            }
+        }
         if self.closing.load(Ordering::Acquire) {
             return Err(Error::ShutDown);
         }

@@ -23,9 +23,11 @@
 
 pub mod cipher;
 pub mod detect;
+pub mod dtmf;
 pub mod energy;
 pub mod engine;
 pub mod g711;
+mod inband;
 pub mod json;
 pub mod metrics;
 pub mod options;

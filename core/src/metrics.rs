@@ -13,6 +13,7 @@ pub struct EngineMetrics {
     write_errors: AtomicU64,
     recordings_recovered: AtomicU64,
     orphans_kept: AtomicU64,
+    cbc_key_iv_reused: AtomicU64,
 }
 
 /// A snapshot of the engine's counters.
@@ -33,6 +34,10 @@ pub struct MetricsSnapshot {
     /// Orphaned `.part` files this engine could not finalize alone (an `aescbc` one needs the
     /// user's key): kept on disk and listed by `Engine::kept_orphans`, never deleted.
     pub orphans_kept: u64,
+    /// `aescbc` recordings whose key and IV this engine had already used (allowed: CBC with a
+    /// reused IV only shows which files share a prefix, but a host should not do it). `aesctr`
+    /// reuse is refused instead.
+    pub cbc_key_iv_reused: u64,
 }
 
 impl EngineMetrics {
@@ -54,6 +59,9 @@ impl EngineMetrics {
     pub(crate) fn add_orphan_kept(&self) {
         self.orphans_kept.fetch_add(1, Ordering::Relaxed);
     }
+    pub(crate) fn add_cbc_key_iv_reused(&self) {
+        self.cbc_key_iv_reused.fetch_add(1, Ordering::Relaxed);
+    }
     pub(crate) fn finish_recording(&self) {
         self.recordings_finished.fetch_add(1, Ordering::Relaxed);
     }
@@ -67,6 +75,7 @@ impl EngineMetrics {
             write_errors: self.write_errors.load(Ordering::Relaxed),
             recordings_recovered: self.recordings_recovered.load(Ordering::Relaxed),
             orphans_kept: self.orphans_kept.load(Ordering::Relaxed),
+            cbc_key_iv_reused: self.cbc_key_iv_reused.load(Ordering::Relaxed),
         }
     }
 }

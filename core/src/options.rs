@@ -52,6 +52,11 @@ pub struct RecordOptions {
     pub beep_level_dbm0: f32,
     /// Extension: what a span between `Recorder::pause` and `Recorder::resume` leaves in the file.
     pub pause_behavior: PauseBehavior,
+    /// Extension: detect DTMF in the audio (in-band); detected digits barge in like
+    /// `Recorder::digit`, and a barge-in tone is cut from the file.
+    pub detect_dtmf: bool,
+    /// Extension: replace every detected DTMF tone in the file by silence (PCI DSS).
+    pub mask_dtmf: bool,
 }
 
 /// What a paused span leaves in the file (`pause_behavior`).
@@ -101,6 +106,8 @@ impl Default for RecordOptions {
             beep_milliseconds: 250,
             beep_level_dbm0: -12.0,
             pause_behavior: PauseBehavior::Skip,
+            detect_dtmf: true,
+            mask_dtmf: false,
         }
     }
 }
@@ -115,9 +122,11 @@ pub struct OptionsError {
 }
 
 impl OptionsError {
+    /// The field name is made printable and bounded here (it may be an unknown key from the
+    /// input); messages quote input only through [`crate::json`]'s helpers.
     fn new(field: &str, message: impl Into<String>) -> Self {
         OptionsError {
-            field: field.to_owned(),
+            field: crate::json::printable(field, crate::json::QUOTE_CHARS),
             message: message.into(),
         }
     }
@@ -142,8 +151,13 @@ impl RecordOptions {
         if json.trim().is_empty() {
             return Ok(RecordOptions::default());
         }
-        let value: Value = serde_json::from_str(json)
-            .map_err(|e| OptionsError::new("options", format!("not valid JSON: {e}")))?;
+        // Strict: a key given twice is refused (serde_json alone keeps the last one).
+        let value = crate::json::parse(json).map_err(|e| match e {
+            crate::json::JsonError::Duplicate(key) => OptionsError::new(&key, "given twice"),
+            crate::json::JsonError::Syntax(m) => {
+                OptionsError::new("options", format!("not valid JSON: {m}"))
+            }
+        })?;
         match value {
             Value::Object(map) => Self::from_map(&map),
             _ => Err(OptionsError::new("options", "must be a JSON object")),
@@ -166,16 +180,26 @@ impl RecordOptions {
                 "format" => {
                     let name = string(f, value)?;
                     o.format = Some(Codec::from_name(name).ok_or_else(|| {
-                        OptionsError::new(f, format!("must be \"alaw\" or \"ulaw\", not {name:?}"))
+                        OptionsError::new(
+                            f,
+                            format!(
+                                "must be \"alaw\" or \"ulaw\", not {}",
+                                crate::json::key(name)
+                            ),
+                        )
                     })?)
                 }
                 "beep_on_start" => o.beep_on_start = boolean(f, value)?,
                 "max_file_bytes" => o.max_file_bytes = Some(integer(f, value)?),
                 "trim_trailing_silence" => o.trim_trailing_silence = boolean(f, value)?,
-                "silence_threshold_db" => o.silence_threshold_db = Some(number(f, value)? as f32),
+                "silence_threshold_db" => {
+                    o.silence_threshold_db = Some(number_in(f, value, -90.0, 0.0, "dBm0")?)
+                }
                 "beep_frequency_hz" => o.beep_frequency_hz = small_integer(f, value)?,
                 "beep_milliseconds" => o.beep_milliseconds = small_integer(f, value)?,
-                "beep_level_dbm0" => o.beep_level_dbm0 = number(f, value)? as f32,
+                "beep_level_dbm0" => o.beep_level_dbm0 = number_in(f, value, -50.0, 3.0, "dBm0")?,
+                "detect_dtmf" => o.detect_dtmf = boolean(f, value)?,
+                "mask_dtmf" => o.mask_dtmf = boolean(f, value)?,
                 "pause_behavior" => {
                     let name = string(f, value)?;
                     o.pause_behavior = PauseBehavior::from_name(name)
@@ -237,6 +261,12 @@ impl RecordOptions {
         )?;
         range("beep_milliseconds", self.beep_milliseconds as u64, 20, 5000)?;
         range_f32("beep_level_dbm0", self.beep_level_dbm0, -50.0, 3.0, "dBm0")?;
+        if self.mask_dtmf && !self.detect_dtmf {
+            return Err(OptionsError::new(
+                "mask_dtmf",
+                "needs detect_dtmf (tones must be detected to be masked)",
+            ));
+        }
         Ok(())
     }
 
@@ -276,36 +306,77 @@ fn cipher(v: &Value) -> Result<CipherSpec, OptionsError> {
     let mode = Mode::from_name(kind).ok_or_else(|| {
         OptionsError::new(
             &format!("{FIELD}.type"),
-            format!("must be \"aescbc\" or \"aesctr\", not {kind:?}"),
+            format!(
+                "must be \"aescbc\" or \"aesctr\", not {}",
+                crate::json::key(kind)
+            ),
         )
     })?;
     CipherSpec::from_hex(mode, member("key")?, member("initialisation_vector")?)
         .map_err(|e| OptionsError::new(&format!("{FIELD}.{}", e.field), e.message))
 }
 
+// Wrong-type messages name the JSON type, never the value: it may be long (a 120 KB array) or
+// secret (a key given as an object).
 fn string<'a>(field: &str, v: &'a Value) -> Result<&'a str, OptionsError> {
-    v.as_str()
-        .ok_or_else(|| OptionsError::new(field, format!("must be a string, not {v}")))
+    v.as_str().ok_or_else(|| {
+        OptionsError::new(
+            field,
+            format!("must be a string, not {}", crate::json::describe(v)),
+        )
+    })
 }
 
 fn boolean(field: &str, v: &Value) -> Result<bool, OptionsError> {
-    v.as_bool()
-        .ok_or_else(|| OptionsError::new(field, format!("must be true or false, not {v}")))
+    v.as_bool().ok_or_else(|| {
+        OptionsError::new(
+            field,
+            format!("must be true or false, not {}", crate::json::describe(v)),
+        )
+    })
 }
 
 fn number(field: &str, v: &Value) -> Result<f64, OptionsError> {
-    v.as_f64()
-        .ok_or_else(|| OptionsError::new(field, format!("must be a number, not {v}")))
+    v.as_f64().ok_or_else(|| {
+        OptionsError::new(
+            field,
+            format!("must be a number, not {}", crate::json::describe(v)),
+        )
+    })
+}
+
+/// A number checked against its range as given (f64), before it is narrowed to f32: narrowing
+/// first would let `-90.000001` round to `-90.0` and pass.
+fn number_in(field: &str, v: &Value, min: f64, max: f64, unit: &str) -> Result<f32, OptionsError> {
+    let n = number(field, v)?;
+    if !(min..=max).contains(&n) {
+        return Err(OptionsError::new(
+            field,
+            format!(
+                "{} is out of range (allowed {min}..={max} {unit})",
+                crate::json::printable(&n.to_string(), 24)
+            ),
+        ));
+    }
+    // `-0` is zero.
+    Ok(if n == 0.0 { 0.0 } else { n as f32 })
 }
 
 fn integer(field: &str, v: &Value) -> Result<u64, OptionsError> {
     if let Some(n) = v.as_u64() {
         return Ok(n);
     }
+    // `-0` and `0.0` are zero (the range check then says what zero means for the field).
+    if v.as_f64() == Some(0.0) {
+        return Ok(0);
+    }
     let why = match v {
         Value::Number(n) if n.as_i64().is_some() => format!("must not be negative, got {n}"),
-        Value::Number(n) => format!("must be a whole number, got {n}"),
-        _ => format!("must be an integer, not {v}"),
+        Value::Number(n) => format!(
+            "must be a whole number, got {}",
+            crate::json::printable(&n.to_string(), 24)
+        ),
+        _ => format!("must be an integer, not {}", crate::json::describe(v)),
     };
     Err(OptionsError::new(field, why))
 }
@@ -418,7 +489,15 @@ mod tests {
             err(r#"{"beep_frequency_hz":99999999999}"#).field,
             "beep_frequency_hz"
         );
-        assert_eq!(err(r#"{"id":"x","detect_dtmf":true}"#).field, "detect_dtmf");
+        assert_eq!(
+            err(r#"{"id":"x","detect_dtmfs":true}"#).field,
+            "detect_dtmfs"
+        );
+        assert_eq!(
+            err(r#"{"detect_dtmf":false,"mask_dtmf":true}"#).field,
+            "mask_dtmf"
+        );
+        assert_eq!(err(r#"{"mask_dtmf":1}"#).field, "mask_dtmf");
         assert_eq!(err("[1]").field, "options");
         assert_eq!(err("{").field, "options");
         assert_eq!(err(r#"{"colour":1}"#).to_string(), "colour: unknown option");

@@ -22,12 +22,17 @@
 //! pushed so far: a hangup, an abort from another thread, dropping the recorder, closing it
 //! through C or Python, or an engine shutdown all keep the partial frame.
 //!
+//! **In-band DTMF** (`detect_dtmf`, `mask_dtmf`): see the `inband` module for how a barge-in
+//! tone is cut from the file and how masking keeps every tone off the disk (a short delay line
+//! in front of this state machine; the only audio an asynchronous abort can lose).
+//!
 //! **Feeding faster than real time.** [`Recorder::feed`] is the non-real-time way in for hosts
 //! that read a file or a pipe: it waits for ring space instead of letting the ring overflow.
 
 use crate::detect::SoundDetector;
 use crate::energy::{frame_level_dbm0, EnergyKernel};
 use crate::g711::Codec;
+use crate::inband::{Confirmed, InBand, Released};
 use crate::metrics::EngineMetrics;
 use crate::options::{is_dtmf_digit, PauseBehavior, RecordOptions};
 use crate::result::Reason;
@@ -167,8 +172,17 @@ pub struct Recorder {
     /// Audio that reached the ring while the timers ran (not paused): what the duration limit
     /// counts. `recorded_bytes` counts everything (the file-size limit).
     timed_bytes: u64,
+    /// The state machine's pause state (with masking it lags the host's by the delay line).
     paused: bool,
+    /// What the host asked for last: `pause()` (true) or `resume()`.
+    pause_requested: bool,
     pause_fills_silence: bool,
+    /// In-band DTMF (`detect_dtmf`): the detector, and the delay line with `mask_dtmf`.
+    inband: Option<Box<InBand>>,
+    /// Input sample index of the next frame the state machine takes (the start of `carry`).
+    pipeline_at: u64,
+    /// Input sample index of each pre-roll frame.
+    preroll_at: [u64; PREROLL_FRAMES],
 }
 
 impl fmt::Debug for Recorder {
@@ -259,7 +273,13 @@ impl Recorder {
             speech_published: false,
             timed_bytes: 0,
             paused: false,
+            pause_requested: false,
             pause_fills_silence: options.pause_behavior == PauseBehavior::Silence,
+            inband: options
+                .detect_dtmf
+                .then(|| Box::new(InBand::new(codec, options.mask_dtmf))),
+            pipeline_at: 0,
+            preroll_at: [0; PREROLL_FRAMES],
         };
         (recorder, handle)
     }
@@ -298,6 +318,136 @@ impl Recorder {
             return Err(RecorderError::InputTooLong { bytes: input.len() });
         }
         self.enter();
+        let masking = self.inband.as_ref().is_some_and(|ib| ib.delay.is_some());
+        if masking {
+            self.push_masked(input);
+        } else if self.inband.is_some() {
+            self.push_detected(input);
+        } else {
+            self.consume(input);
+        }
+        self.shared.leave();
+        Ok(self.current_status())
+    }
+
+    /// In-band detection without masking: the audio goes straight on; a confirmed barge-in
+    /// digit stops the recording and cuts the file back to where its tone began.
+    fn push_detected(&mut self, input: &[u8]) {
+        for piece in input.chunks(FRAME_SAMPLES) {
+            if self.is_stopped() {
+                return;
+            }
+            let confirmed = match self.inband.as_mut() {
+                Some(ib) => ib.detect(self.codec, piece),
+                None => None,
+            };
+            self.consume(piece);
+            if let Some(c) = confirmed {
+                self.in_band_digit(c);
+            }
+        }
+    }
+
+    /// Masking: the audio goes through the delay line and reaches the state machine only once
+    /// the detector has decided it, tones replaced by silence (see `inband`).
+    fn push_masked(&mut self, input: &[u8]) {
+        for piece in input.chunks(FRAME_SAMPLES) {
+            if self.is_stopped() {
+                return;
+            }
+            let room = self
+                .inband
+                .as_ref()
+                .and_then(|ib| ib.delay.as_ref())
+                .map_or(0, |d| d.room());
+            if room < piece.len() {
+                // Unreachable by construction (see DELAY_SAMPLES); if it ever happened, flush
+                // with everything undecided masked rather than lose or leak audio.
+                self.flush_delay();
+            }
+            let Some(ib) = self.inband.as_mut() else {
+                return;
+            };
+            let confirmed = ib.detect(self.codec, piece);
+            if let Some(delay) = ib.delay.as_mut() {
+                delay.put(piece);
+            }
+            let decided = ib.detector.decided_before();
+            if let Some(c) = confirmed {
+                if self.barge_in_mask & digit_bit(c.digit) != 0 {
+                    // The file ends where the tone's masked span begins.
+                    self.release_delay(c.start.saturating_sub(crate::dtmf::MARGIN));
+                    self.flush_carry();
+                    self.barge_in(c.digit);
+                    return;
+                }
+            }
+            self.release_delay(decided);
+        }
+    }
+
+    /// Feeds the delay line's audio before `until` to the state machine, applying queued
+    /// pauses and resumes at their samples.
+    fn release_delay(&mut self, until: u64) {
+        let mut piece = [0u8; FRAME_SAMPLES];
+        loop {
+            let Some(delay) = self.inband.as_mut().and_then(|ib| ib.delay.as_mut()) else {
+                return;
+            };
+            match delay.next(until, &mut piece) {
+                None => return,
+                Some(Released::Audio { bytes }) => {
+                    self.consume(&piece[..bytes]);
+                    if self.is_stopped() {
+                        return;
+                    }
+                }
+                Some(Released::Toggle { pause }) => self.set_paused(pause),
+            }
+        }
+    }
+
+    /// Releases everything held (hangup, a host barge-in, drop), masking a tone that is still
+    /// being confirmed too: it may be a key the caller pressed.
+    fn flush_delay(&mut self) {
+        let Some(ib) = self.inband.as_mut() else {
+            return;
+        };
+        let undecided = ib.detector.unconfirmed_since();
+        let Some(delay) = ib.delay.as_mut() else {
+            return;
+        };
+        if let Some(from) = undecided {
+            delay.add_span(from, u64::MAX);
+        }
+        let end = delay.end();
+        self.release_delay(end);
+    }
+
+    /// A digit confirmed in-band: barge-in like [`Recorder::digit`], and the tone's audio (all
+    /// of it after `start`) cut from the end of the file through the session's keep point.
+    fn in_band_digit(&mut self, c: Confirmed) {
+        if self.is_stopped() || self.barge_in_mask & digit_bit(c.digit) == 0 {
+            return;
+        }
+        if let Some(ib) = self.inband.as_ref() {
+            let cut = ib.log.ring_offset_of(c.start, self.ring_bytes);
+            self.shared
+                .set_keep_bytes(self.shared.keep_bytes().min(cut));
+        }
+        self.barge_in(c.digit);
+    }
+
+    fn barge_in(&mut self, digit: char) {
+        if !self.is_stopped() {
+            self.shared.set_barge_in_digit(digit as u8);
+            self.stop(Reason::Bargein);
+        }
+    }
+
+    /// The state machine's input: any length, analysed on whole frames (a remainder carries,
+    /// and while recording is sent to the writer at once).
+    fn consume(&mut self, input: &[u8]) {
         let mut rest = input;
         if self.carry_len > 0 && !self.is_stopped() {
             let take = (FRAME_SAMPLES - self.carry_len).min(rest.len());
@@ -325,8 +475,6 @@ impl Recorder {
             self.carry_len = tail.len();
         }
         self.send_partial_frame();
-        self.shared.leave();
-        Ok(self.current_status())
     }
 
     /// The non-real-time way to feed audio faster than real time (a file, a pipe, a test): like
@@ -390,8 +538,9 @@ impl Recorder {
         }
         self.enter();
         if !self.is_stopped() && self.barge_in_mask & digit_bit(digit) != 0 {
-            self.shared.set_barge_in_digit(digit as u8);
-            self.stop(Reason::Bargein);
+            // Audio pushed before the digit is recorded (masked as needed).
+            self.flush_delay();
+            self.barge_in(digit);
         }
         self.shared.leave();
         Ok(self.current_status())
@@ -400,6 +549,9 @@ impl Recorder {
     /// The call ended: stops with `hangup`, recording any partial frame still held. Real-time safe.
     pub fn hangup(&mut self) -> Status {
         self.enter();
+        if !self.is_stopped() {
+            self.flush_delay();
+        }
         // Normally already sent by the push that brought it; this covers none being sent yet.
         self.flush_carry();
         if !self.is_stopped() {
@@ -420,31 +572,49 @@ impl Recorder {
     /// [`resume`]: Recorder::resume
     /// [`digit`]: Recorder::digit
     pub fn pause(&mut self) -> Status {
-        self.enter();
-        if !self.paused && !self.is_stopped() {
-            self.flush_carry();
-            self.paused = true;
-        }
-        self.shared.leave();
-        self.current_status()
+        self.request_pause(true)
     }
 
     /// Resumes a paused recording at the exact sample: a partial frame pushed while paused is
     /// dropped or recorded as silence like the rest of the paused span. Resuming when not
     /// paused changes nothing. Real-time safe.
     pub fn resume(&mut self) -> Status {
+        self.request_pause(false)
+    }
+
+    /// True between [`Recorder::pause`] and [`Recorder::resume`]. Real-time safe.
+    pub fn is_paused(&self) -> bool {
+        self.pause_requested
+    }
+
+    fn request_pause(&mut self, pause: bool) -> Status {
         self.enter();
-        if self.paused && !self.is_stopped() {
-            self.flush_carry();
-            self.paused = false;
+        if self.pause_requested != pause && !self.is_stopped() {
+            self.pause_requested = pause;
+            // With masking, the state machine is behind the input by the delay line: the
+            // change waits there for its sample.
+            let queued = match self.inband.as_mut().and_then(|ib| ib.delay.as_mut()) {
+                Some(delay) => {
+                    let at = delay.end();
+                    delay.queue_toggle(at, pause)
+                }
+                None => false,
+            };
+            if !queued {
+                self.flush_delay();
+                self.set_paused(pause);
+            }
         }
         self.shared.leave();
         self.current_status()
     }
 
-    /// True between [`Recorder::pause`] and [`Recorder::resume`]. Real-time safe.
-    pub fn is_paused(&self) -> bool {
-        self.paused
+    /// Pauses or resumes the state machine here (a held partial frame ends first).
+    fn set_paused(&mut self, pause: bool) {
+        if self.paused != pause && !self.is_stopped() {
+            self.flush_carry();
+            self.paused = pause;
+        }
     }
 
     /// Pulls the beep into `out` (G.711, the call's codec) for the host to send to the caller;
@@ -494,6 +664,7 @@ impl Recorder {
     /// goes to it, and the next push starts a new frame.
     fn flush_carry(&mut self) {
         self.send_partial_frame();
+        self.pipeline_at += self.carry_len as u64;
         self.carry_len = 0;
         self.carry_sent = 0;
     }
@@ -507,11 +678,12 @@ impl Recorder {
         }
         let (from, to) = (self.carry_sent, self.carry_len);
         self.carry_sent = to;
+        let at = self.pipeline_at + from as u64;
         let at_limit = if !self.paused {
             let carry = self.carry;
-            self.write_audio(&carry[from..to], true)
+            self.write_audio(&carry[from..to], true, at)
         } else if self.pause_fills_silence {
-            self.write_audio(&self.silence_frame()[from..to], false)
+            self.write_audio(&self.silence_frame()[from..to], false, at)
         } else {
             false
         };
@@ -535,12 +707,19 @@ impl Recorder {
         let sent = std::mem::take(&mut self.carry_sent);
         if self.phase == Phase::Waiting {
             self.remember_preroll(&silence);
-        } else if self.phase == Phase::Recording && self.write_audio(&silence[sent..], false) {
+        } else if self.phase == Phase::Recording
+            && self.write_audio(&silence[sent..], false, self.pipeline_at + sent as u64)
+        {
             self.stop_at_limit();
         }
     }
 
     fn frame(&mut self, frame: &[u8; FRAME_SAMPLES]) {
+        self.frame_at_pipeline(frame);
+        self.pipeline_at += FRAME_SAMPLES as u64;
+    }
+
+    fn frame_at_pipeline(&mut self, frame: &[u8; FRAME_SAMPLES]) {
         if self.paused && matches!(self.phase, Phase::Waiting | Phase::Recording) {
             self.paused_frame();
             return;
@@ -588,6 +767,7 @@ impl Recorder {
     fn remember_preroll(&mut self, frame: &[u8; FRAME_SAMPLES]) {
         let at = self.preroll_next * FRAME_SAMPLES;
         self.preroll[at..at + FRAME_SAMPLES].copy_from_slice(frame);
+        self.preroll_at[self.preroll_next] = self.pipeline_at;
         self.preroll_next = (self.preroll_next + 1) % PREROLL_FRAMES;
         self.preroll_len = (self.preroll_len + 1).min(PREROLL_FRAMES);
     }
@@ -599,7 +779,8 @@ impl Recorder {
             let frame: [u8; FRAME_SAMPLES] = self.preroll[at..at + FRAME_SAMPLES]
                 .try_into()
                 .expect("a pre-roll slot is one frame");
-            if self.write_audio(&frame, true) {
+            let input_at = self.preroll_at[(oldest + i) % PREROLL_FRAMES];
+            if self.write_audio(&frame, true, input_at) {
                 self.stop_at_limit();
                 return;
             }
@@ -611,7 +792,7 @@ impl Recorder {
     fn record_frame(&mut self, frame: &[u8; FRAME_SAMPLES], sound: bool) {
         // The start of a frame completed from a partial one may be with the writer already.
         let sent = std::mem::take(&mut self.carry_sent);
-        let at_limit = self.write_audio(&frame[sent..], true);
+        let at_limit = self.write_audio(&frame[sent..], true, self.pipeline_at + sent as u64);
         if sound {
             self.silence_samples = 0;
             if self.trim {
@@ -628,9 +809,10 @@ impl Recorder {
     }
 
     /// Sends audio to the writer, cut at the duration/size limit; true when a limit is reached.
+    /// `input_at` is the input sample of its first byte (for the tone cut's map).
     /// `timed` audio counts towards the duration limit; paused silence counts only towards the
     /// file size. A ring without room (the writer stalled) loses the audio: counted, never silent.
-    fn write_audio(&mut self, audio: &[u8], timed: bool) -> bool {
+    fn write_audio(&mut self, audio: &[u8], timed: bool, input_at: u64) -> bool {
         let size_room = self.size_limit_bytes.saturating_sub(self.recorded_bytes);
         let duration_room = self.duration_limit_bytes.saturating_sub(self.timed_bytes);
         let room = if timed {
@@ -651,6 +833,9 @@ impl Recorder {
             }
         }
         if pushed {
+            if let Some(ib) = self.inband.as_mut() {
+                ib.log.note(input_at, self.ring_bytes, audio.len() as u64);
+            }
             self.ring_bytes += audio.len() as u64;
         } else {
             self.shared.add_frames_dropped(1);
@@ -699,7 +884,11 @@ impl Drop for Recorder {
     /// A recorder dropped while it records stops the recording with `other`; the writer keeps
     /// everything already pushed.
     fn drop(&mut self) {
-        self.shared.enter();
+        self.enter();
+        if !self.is_stopped() {
+            // With masking, what the delay line holds was pushed: it goes to the writer first.
+            self.flush_delay();
+        }
         self.shared.stop(Reason::Other);
         self.shared.leave();
     }

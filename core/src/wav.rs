@@ -165,7 +165,9 @@ impl WavFile {
 /// What [`parse`] found in a RIFF WAV file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WavInfo {
-    /// The `fmt ` chunk's format tag (1 PCM, 6 A-law, 7 µ-law, 0xFFFE extensible, ...).
+    /// The `fmt ` chunk's format tag (1 PCM, 6 A-law, 7 µ-law, ...). For
+    /// WAVE_FORMAT_EXTENSIBLE (0xFFFE) this is the sub-format's tag (the first two bytes of its
+    /// GUID), so an extensible A-law file reads as A-law, as sox and ffprobe read it.
     pub format_tag: u16,
     /// Channels.
     pub channels: u16,
@@ -177,6 +179,9 @@ pub struct WavInfo {
     pub fact_samples: Option<u32>,
     /// Where the `data` chunk's bytes are in the file.
     pub data: Range<usize>,
+    /// Set when the file ends inside its `data` chunk: the size the chunk declared. `data`
+    /// then covers the bytes present (read them with a warning, as sox does).
+    pub truncated_from: Option<u32>,
 }
 
 impl WavInfo {
@@ -205,6 +210,13 @@ impl fmt::Display for WavError {
 
 impl std::error::Error for WavError {}
 
+/// WAVE_FORMAT_EXTENSIBLE's format tag.
+pub const FORMAT_EXTENSIBLE: u16 = 0xFFFE;
+/// The 14 bytes that follow the format tag in a KSDATAFORMAT_SUBTYPE GUID.
+const SUBTYPE_GUID_TAIL: [u8; 14] = [
+    0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xAA, 0x00, 0x38, 0x9B, 0x71,
+];
+
 /// Walks the RIFF chunks of `bytes` and returns the format and where the audio is.
 pub fn parse(bytes: &[u8]) -> Result<WavInfo, WavError> {
     let bad = |m: &str| WavError(m.to_owned());
@@ -226,27 +238,29 @@ pub fn parse(bytes: &[u8]) -> Result<WavInfo, WavError> {
                 if size < 16 || end > bytes.len() {
                     return Err(bad("truncated fmt chunk"));
                 }
-                fmt = Some((
-                    u16_at(body),
-                    u16_at(body + 2),
-                    u32_at(body + 4),
-                    u16_at(body + 14),
-                ));
+                let mut tag = u16_at(body);
+                if tag == FORMAT_EXTENSIBLE {
+                    // cbSize 22: valid bits, channel mask, then the sub-format GUID.
+                    if size < 40 || bytes[body + 26..body + 40] != SUBTYPE_GUID_TAIL {
+                        return Err(bad("WAVE_FORMAT_EXTENSIBLE without a known sub-format"));
+                    }
+                    tag = u16_at(body + 24);
+                }
+                fmt = Some((tag, u16_at(body + 2), u32_at(body + 4), u16_at(body + 14)));
             }
             b"fact" if size >= 4 && body + 4 <= bytes.len() => fact = Some(u32_at(body)),
             b"data" => {
                 let (format_tag, channels, sample_rate, bits_per_sample) =
                     fmt.ok_or_else(|| bad("data chunk before fmt chunk"))?;
-                if end > bytes.len() {
-                    return Err(bad("data chunk runs past the end of the file"));
-                }
+                let truncated_from = (end > bytes.len()).then_some(size as u32);
                 return Ok(WavInfo {
                     format_tag,
                     channels,
                     sample_rate,
                     bits_per_sample,
                     fact_samples: fact,
-                    data: body..end,
+                    data: body.min(bytes.len())..end.min(bytes.len()),
+                    truncated_from,
                 });
             }
             _ => {}
@@ -256,9 +270,83 @@ pub fn parse(bytes: &[u8]) -> Result<WavInfo, WavError> {
     Err(bad("no data chunk"))
 }
 
+/// Checks that `bytes` (a whole plaintext when `total_len` is given, else its first bytes)
+/// starts like a WAV file callrec or sox writes: `RIFF`/`WAVE`, a `fmt ` chunk with a sane
+/// format, then a `data` chunk header; with `total_len`, also that the RIFF size and the `data`
+/// chunk agree with the length. `callrec decrypt` runs this on what it decrypted, so a wrong
+/// key, IV or cipher type (whose output is noise) is refused instead of written as success.
+pub fn check_plain(bytes: &[u8], total_len: Option<u64>) -> Result<(), WavError> {
+    let bad = |m: &str| Err(WavError(m.to_owned()));
+    if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return bad("does not start with RIFF....WAVE");
+    }
+    let riff_size = u64::from(u32::from_le_bytes(bytes[4..8].try_into().unwrap_or([0; 4])));
+    let mut at = 12usize;
+    let mut seen_fmt = false;
+    loop {
+        let Some(head) = bytes.get(at..at + 8) else {
+            return bad("no data chunk in the header");
+        };
+        let size = u32::from_le_bytes(head[4..8].try_into().unwrap_or([0; 4]));
+        let body = at + 8;
+        match &head[0..4] {
+            b"fmt " => {
+                let Some(fmt) = bytes.get(body..body + 16) else {
+                    return bad("truncated fmt chunk");
+                };
+                let channels = u16::from_le_bytes([fmt[2], fmt[3]]);
+                let rate = u32::from_le_bytes(fmt[4..8].try_into().unwrap_or([0; 4]));
+                if size < 16 || !(1..=32).contains(&channels) || !(1..=768_000).contains(&rate) {
+                    return bad("implausible fmt chunk");
+                }
+                seen_fmt = true;
+            }
+            b"data" => {
+                if !seen_fmt {
+                    return bad("data chunk before fmt chunk");
+                }
+                if let Some(len) = total_len {
+                    if riff_size + 8 != len {
+                        return bad("the RIFF size does not match the file's length");
+                    }
+                    if body as u64 + u64::from(size) > len {
+                        return bad("the data chunk runs past the end of the file");
+                    }
+                }
+                return Ok(());
+            }
+            id if !id.iter().all(|c| c.is_ascii_graphic() || *c == b' ') => {
+                return bad("garbage where a chunk should start");
+            }
+            _ => {}
+        }
+        at = body
+            .checked_add(size as usize + (size as usize & 1))
+            .ok_or_else(|| WavError("chunk size overflows".into()))?;
+        if total_len.is_some_and(|len| at as u64 > len) {
+            return bad("a chunk runs past the end of the file");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn check_plain_accepts_callrec_files_and_refuses_noise() {
+        let mut f = header(Codec::Alaw, 101).to_vec();
+        f.extend([0xD5u8; 101]);
+        f.push(0); // pad byte
+        assert_eq!(check_plain(&f, Some(f.len() as u64)), Ok(()));
+        assert_eq!(check_plain(&f[..58], None), Ok(()));
+        assert!(check_plain(&f[..f.len() - 1], Some(f.len() as u64 - 1)).is_err());
+        assert!(check_plain(&[], Some(0)).is_err());
+        let noise: Vec<u8> = (0..200u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        assert!(check_plain(&noise, Some(200)).is_err());
+    }
 
     #[test]
     fn header_layout_is_the_g711_wav_one() {
@@ -283,10 +371,40 @@ mod tests {
     }
 
     #[test]
-    fn parse_rejects_garbage() {
+    fn parse_rejects_garbage_and_reads_a_truncated_file() {
         assert!(parse(b"hello").is_err());
         let mut h = header(Codec::Alaw, 100).to_vec();
         h.extend([0u8; 10]);
-        assert!(parse(&h).unwrap_err().0.contains("past the end"));
+        let info = parse(&h).unwrap();
+        assert_eq!((info.data, info.truncated_from), (58..68, Some(100)));
+    }
+
+    #[test]
+    fn extensible_g711_reads_as_its_sub_format() {
+        let data = [0xD5u8; 16];
+        let mut f = Vec::new();
+        f.extend(b"RIFF");
+        f.extend((4 + 8 + 40 + 8 + data.len() as u32).to_le_bytes());
+        f.extend(b"WAVEfmt ");
+        f.extend(40u32.to_le_bytes());
+        f.extend(FORMAT_EXTENSIBLE.to_le_bytes());
+        f.extend(1u16.to_le_bytes());
+        f.extend(8000u32.to_le_bytes());
+        f.extend(8000u32.to_le_bytes());
+        f.extend(1u16.to_le_bytes());
+        f.extend(8u16.to_le_bytes());
+        f.extend(22u16.to_le_bytes());
+        f.extend(8u16.to_le_bytes()); // valid bits
+        f.extend(4u32.to_le_bytes()); // channel mask: front centre
+        f.extend(FORMAT_ALAW.to_le_bytes());
+        f.extend(SUBTYPE_GUID_TAIL);
+        f.extend(b"data");
+        f.extend((data.len() as u32).to_le_bytes());
+        f.extend(data);
+        let info = parse(&f).unwrap();
+        assert_eq!(info.g711_codec(), Some(Codec::Alaw));
+        assert_eq!(&f[info.data], &data);
+        f[20 + 26] ^= 1; // an unknown GUID
+        assert!(parse(&f).is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! The real-time rule, proven: `push`, `digit`, `pause`, `resume`, `playout`, `hangup`,
 //! `status`, `abort` and `feed` when the ring has room never allocate, over more than 100,000
-//! frames and every phase (partial frames included); and the writer's steady state
+//! frames and every phase (partial frames included), with in-band DTMF detection on (the
+//! default), masking through the delay line, and an in-band barge-in; and the writer's steady state
 //! allocates nothing per drained frame. A counting global allocator counts every allocation,
 //! per thread (the media thread) and in total (the writer, during the steady-state window).
 //! One test in this binary so nothing else allocates alongside it.
@@ -89,15 +90,19 @@ fn real_time_path_and_writer_steady_state_do_not_allocate() {
     ]);
     let long = RecordOptions::from_json(
         r#"{"beep_on_start":true,"seconds_max_duration":86400,"milliseconds_max_silence":3600000,
-            "pause_behavior":"silence"}"#,
+            "pause_behavior":"silence","detect_dtmf":false}"#,
     )
     .unwrap();
     let (mut main, _) = e.record(&long, codec).unwrap();
     // Encrypted sessions: the writer encrypts their batches in place (CTR; CBC's `.part` is CTR
-    // under an ephemeral key), which must not allocate either.
+    // under an ephemeral key), which must not allocate either. (`main`, `ctr` and `cbc` run
+    // without DTMF detection, which `masked` and the stop-reason sessions cover, so an
+    // unoptimised build stays inside libtest's 60 s "running for over 60 seconds" notice,
+    // which allocates.)
     let encrypted = |mode: &str| {
         let json = format!(
             r#"{{"seconds_max_duration":86400,"milliseconds_max_silence":3600000,"format":"ulaw",
+                "detect_dtmf":false,
                 "encryption_cipher":{{"type":"{mode}","key":"000102030405060708090a0b0c0d0e0f",
                 "initialisation_vector":"f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff"}}}}"#
         );
@@ -117,6 +122,32 @@ fn real_time_path_and_writer_steady_state_do_not_allocate() {
     let (mut short, _) = e
         .record(
             &RecordOptions::from_json(r#"{"seconds_max_duration":1}"#).unwrap(),
+            codec,
+        )
+        .unwrap();
+    // In-band DTMF with masking: the same cycle with a key pressed in each quiet second (a
+    // '5' for 100 ms, not a barge-in digit), pushed to a masking session; and an in-band '#'
+    // that barges in at the end.
+    let key = |digit: char, ms: usize| -> Vec<u8> {
+        let (r, c) = callrec::dtmf::key_frequencies(digit).unwrap();
+        (0..ms * 8)
+            .map(|n| {
+                let t = n as f64 / 8000.0;
+                let w = std::f64::consts::TAU;
+                codec.encode((5000.0 * (w * r * t).sin() + 5000.0 * (w * c * t).sin()) as i16)
+            })
+            .collect()
+    };
+    let mut keyed = cycle.clone();
+    keyed.splice(60 * FRAME..65 * FRAME, key('5', 100));
+    let hash = key('#', 100);
+    let (mut masked, _) = e
+        .record(
+            &RecordOptions::from_json(
+                r#"{"seconds_max_duration":86400,"milliseconds_max_silence":3600000,
+                    "mask_dtmf":true,"pause_behavior":"silence"}"#,
+            )
+            .unwrap(),
             codec,
         )
         .unwrap();
@@ -143,7 +174,11 @@ fn real_time_path_and_writer_steady_state_do_not_allocate() {
         paced_push(&mut main, frame);
         paced_push(&mut ctr, frame);
         paced_push(&mut cbc, frame);
-        pushed += 3;
+        paced_push(
+            &mut masked,
+            &keyed[(i % frames_of_cycle) * FRAME..][..FRAME],
+        );
+        pushed += 4;
     }
     while e.metrics().bytes_written == 0 {
         std::thread::sleep(Duration::from_millis(1));
@@ -157,6 +192,18 @@ fn real_time_path_and_writer_steady_state_do_not_allocate() {
         assert_eq!(paced_push(&mut main, frame), Status::Recording);
         assert_eq!(paced_push(&mut ctr, frame), Status::Recording);
         assert_eq!(paced_push(&mut cbc, frame), Status::Recording);
+        // Every other iteration (the detector is slow in an unoptimised build).
+        if i % 2 == 0 {
+            let keyed_frame = &keyed[(i / 2 % frames_of_cycle) * FRAME..][..FRAME];
+            assert_eq!(paced_push(&mut masked, keyed_frame), Status::Recording);
+        }
+        if i % 1000 == 500 {
+            // Pause and resume queued in the masking delay line.
+            assert_eq!(masked.pause(), Status::Recording);
+        }
+        if i % 1000 == 700 {
+            assert_eq!(masked.resume(), Status::Recording);
+        }
         if i % 1000 == 0 {
             assert_eq!(main.digit('5'), Ok(Status::Recording)); // not a barge-in digit
             assert_eq!(main.playout(&mut beep), 0);
@@ -176,19 +223,26 @@ fn real_time_path_and_writer_steady_state_do_not_allocate() {
             paced_push(&mut main, &odd[..FRAME - 30]);
         }
     }
-    pushed += 300_000;
+    pushed += 350_000;
     // Let the writer catch up with everything pushed, still inside the window.
-    let pushed_bytes = 3 * 160 * 100_000 + 3 * 160 * 100;
-    // Each of the 3 sessions may keep less than one batch (4096 bytes) undrained.
-    while e.metrics().bytes_written < written_before + pushed_bytes as u64 - 3 * 4096 {
+    let pushed_bytes = 3 * 160 * 100_000 + 160 * 50_000 + 3 * 160 * 100;
+    // Each of the 4 sessions may keep less than one batch (4096 bytes) undrained, and the
+    // masking session less than its delay line more.
+    while e.metrics().bytes_written < written_before + pushed_bytes as u64 - 5 * 4096 {
         std::thread::sleep(Duration::from_millis(1));
     }
     let all_after = ALL_ALLOCATIONS.load(Ordering::SeqCst);
     assert_eq!(
         all_after - all_before,
         0,
-        "allocations in the process while pushing and writing 3 × 100,000 frames"
+        "allocations in the process while pushing and writing 350,000 frames"
     );
+    // An in-band barge-in key (masked), and a hangup that flushes the delay line.
+    let mut status = Status::Recording;
+    for piece in hash.chunks(FRAME) {
+        status = paced_push(&mut masked, piece);
+    }
+    assert_eq!(status, Status::Stopped(Reason::Bargein));
 
     // Every stop reason on the real-time side (the writer may allocate to finalize).
     assert_eq!(main.digit('#'), Ok(Status::Stopped(Reason::Bargein)));
@@ -220,7 +274,7 @@ fn real_time_path_and_writer_steady_state_do_not_allocate() {
         status = short.push(&cycle[(i % 50) * FRAME..][..FRAME]).unwrap();
     }
     assert_eq!(status, Status::Stopped(Reason::Duration));
-    pushed += 100 + 60 + 2 + 60;
+    pushed += 100 + 60 + 2 + 60 + 5;
     let on_this_thread = count_on_this_thread(false);
     // --- Counting ends. ---
 
@@ -231,7 +285,7 @@ fn real_time_path_and_writer_steady_state_do_not_allocate() {
     let v = std::hint::black_box(vec![1u8; 10]);
     assert_eq!(count_on_this_thread(false), 1);
     drop(v);
-    for r in [main, ctr, cbc, initial, hung, aborted, short] {
+    for r in [main, ctr, cbc, initial, hung, aborted, short, masked] {
         drop(r);
     }
     e.shutdown();

@@ -1,7 +1,9 @@
 /* Records a call from a file through the C API and prints the finished and available action
  * results, one JSON line each (like `callrec record`).
  *
- *   record_file INPUT [--store DIR] [--options JSON] [--codec alaw|ulaw]
+ *   record_file INPUT [--store DIR] [--options JSON] [--codec alaw|ulaw] [--config JSON]
+ *
+ * --config is the engine configuration, e.g. '{"publish":"s3://recordings/calls"}'.
  *
  * INPUT is a G.711 WAV (A-law or µ-law), or raw G.711 in --codec (default alaw).
  * Build: gcc -std=c11 -I include examples/c/record_file.c target/release/libcallrec_ffi.a \
@@ -42,11 +44,12 @@ static int g711_wav(uint8_t *file, size_t size, uint32_t *codec, uint8_t **audio
 }
 
 int main(int argc, char **argv) {
-    const char *input = NULL, *store = "recordings", *options = "{}";
+    const char *input = NULL, *store = "recordings", *options = "{}", *config = "";
     uint32_t codec = CALLREC_CODEC_ALAW;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--store") && i + 1 < argc) store = argv[++i];
         else if (!strcmp(argv[i], "--options") && i + 1 < argc) options = argv[++i];
+        else if (!strcmp(argv[i], "--config") && i + 1 < argc) config = argv[++i];
         else if (!strcmp(argv[i], "--codec") && i + 1 < argc) {
             const char *c = argv[++i];
             codec = !strcmp(c, "ulaw") ? CALLREC_CODEC_ULAW : !strcmp(c, "alaw") ? CALLREC_CODEC_ALAW : 0;
@@ -54,7 +57,7 @@ int main(int argc, char **argv) {
         else input = NULL, i = argc;
     }
     if (!input) {
-        fprintf(stderr, "usage: record_file INPUT [--store DIR] [--options JSON] [--codec alaw|ulaw]\n");
+        fprintf(stderr, "usage: record_file INPUT [--store DIR] [--options JSON] [--codec alaw|ulaw] [--config JSON]\n");
         return 2;
     }
     FILE *f = fopen(input, "rb");
@@ -75,7 +78,8 @@ int main(int argc, char **argv) {
     callrec_engine *engine = NULL;
     callrec_recorder *rec = NULL;
     char why[512];
-    callrec_result r = callrec_engine_new(store, strlen(store), NULL, 0, why, sizeof why, NULL, &engine);
+    callrec_result r = callrec_engine_new(store, strlen(store), config, strlen(config), why, sizeof why, NULL,
+                                         &engine);
     if (r != CALLREC_RESULT_OK) return fprintf(stderr, "record_file: %s\n", why), free(file), fail("engine", r);
     r = callrec_recorder_new(engine, options, strlen(options), codec, why, sizeof why, NULL, &rec);
     if (r == CALLREC_RESULT_INVALID_OPTIONS) {
@@ -115,6 +119,7 @@ int main(int argc, char **argv) {
         callrec_event_json(ev, json, need + 1, &n);
         callrec_event_get_info(ev, &info);
         printf("%s\n", json);
+        fflush(stdout); /* a reader sees each event as it comes */
         free(json);
         callrec_event_free(ev);
         if (info.kind == CALLREC_EVENT_AVAILABLE || info.reason == CALLREC_REASON_ERROR) break;

@@ -277,6 +277,9 @@ pub struct callrec_metrics {
     pub recordings_finished: u64,
     /// Recordings that failed to write or finalize.
     pub write_errors: u64,
+    /// `aescbc` recordings whose key and IV the engine had already used (`aesctr` reuse is
+    /// refused with `CALLREC_RESULT_INVALID_OPTIONS` instead).
+    pub cbc_key_iv_reused: u64,
 }
 
 /// A recording engine: a store, writer threads and an events queue. Opaque: the handle is a
@@ -423,7 +426,10 @@ pub extern "C" fn callrec_result_name(result: u32) -> *const c_char {
 /// a JSON object (`config_json_len` bytes; length 0 means all defaults), with the same names and
 /// ranges as Python's `Engine(store, **config)`: `writers` (1..=256, default 1),
 /// `ring_milliseconds` (100..=60000, default 2000), `poll_milliseconds` (1..=1000, default 20),
-/// `batch_bytes` (1..=240000, default 4096, capped at half the ring). On
+/// `batch_bytes` (1..=240000, default 4096, capped at half the ring), `publish` (an
+/// `s3://bucket/prefix` URL or `{"url", "keep_local", "max_age_seconds", "concurrency"}`:
+/// *available* then comes after a verified upload; endpoint and credentials from the `AWS_*`
+/// environment, see the README's Publishing section). On
 /// `CALLREC_RESULT_INVALID_CONFIG` or `CALLREC_RESULT_IO`, the reason is written to `error_buf`
 /// (NUL-terminated, cut to fit; may be NULL with `error_buf_len` 0) and its full length to
 /// `error_len_out` (may be NULL). Control thread; not real-time safe.
@@ -448,7 +454,8 @@ pub unsafe extern "C" fn callrec_engine_new(
         try_out!(engine_out);
         let root = try_str!(store_root, store_root_len);
         let json = try_str!(config_json, config_json_len);
-        let engine = EngineConfig::from_json(json).and_then(|config| Engine::new(root, config));
+        let engine = EngineConfig::from_json(json)
+            .and_then(|config| callrec_publish::start_engine(root, config));
         match engine {
             Ok(engine) => {
                 let handle = try_ok!(ENGINES.insert(engine));
@@ -519,6 +526,7 @@ pub unsafe extern "C" fn callrec_engine_metrics(
             recordings_started: m.recordings_started,
             recordings_finished: m.recordings_finished,
             write_errors: m.write_errors,
+            cbc_key_iv_reused: m.cbc_key_iv_reused,
         });
         callrec_result::Ok
     }

@@ -4,7 +4,10 @@ The server is started and stopped here by PID (`WEED` is its command, SeaweedFS 
 everything read back goes through boto3, an S3 client independent of callrec's, so the checks
 hold for any S3-compatible server. Prints one line per passed check and `N passed, 0 failed`.
 
-Usage: s3_e2e.py CALLREC_BIN WORKDIR
+Usage: s3_e2e.py CALLREC_BIN WORKDIR [C_HOST] [PYTHON_WITH_CALLREC]
+
+C_HOST is examples/c/record_file built against the C library; PYTHON_WITH_CALLREC a Python
+with the callrec wheel installed. Each runs the same publish path as its host.
 """
 
 import base64
@@ -23,6 +26,8 @@ import boto3
 import botocore.exceptions
 
 CALLREC, WORK = Path(sys.argv[1]).resolve(), Path(sys.argv[2]).resolve()
+C_HOST = sys.argv[3] if len(sys.argv) > 3 else None
+PY_HOST = sys.argv[4] if len(sys.argv) > 4 else None
 ROOT = Path(__file__).resolve().parents[2]
 HELLO = ROOT / "examples" / "hello.wav"
 ACCESS, SECRET = "callrec-test", "callrec-test-secret-0123456789"
@@ -120,10 +125,10 @@ def env(secret=SECRET):
 
 
 class Cli:
-    """A callrec process whose JSON lines are read as they come."""
+    """A callrec process (or another host) whose JSON lines are read as they come."""
 
-    def __init__(self, args, secret=SECRET):
-        self.proc = subprocess.Popen([str(CALLREC), *args], stdout=subprocess.PIPE,
+    def __init__(self, args, secret=SECRET, program=None):
+        self.proc = subprocess.Popen([str(program or CALLREC), *args], stdout=subprocess.PIPE,
                                      env=env(secret))
         self.buf = b""
 
@@ -319,6 +324,30 @@ def run_checks(server):
     assert len(body) == int(size) and hashlib.sha256(body).hexdigest() == digest
     assert head["Metadata"][meta_key] == digest and head["Metadata"]["id"] == "big", head
     check("a 12 MiB file goes up in 5 MiB parts and reads back whole, checksum and metadata")
+
+    # 9, 10. The C and Python hosts: the same path through their engine configuration.
+    hosts = [("C", C_HOST, ["--config", json.dumps({"publish": f"s3://{BUCKET}/c"})], "c"),
+             ("Python", PY_HOST, None, "py")]
+    for name, program, extra, prefix in hosts:
+        if not program:
+            print(f"SKIPPED: the {name} host check (no {name} host given)")
+            continue
+        store = WORK / f"store-{prefix}"
+        if name == "C":
+            cmd = [str(HELLO), "--store", str(store), *extra]
+        else:
+            cmd = [str(Path(__file__).with_name("host_python.py")), str(store),
+                   f"s3://{BUCKET}/{prefix}", str(HELLO)]
+        host = Cli(cmd, program=program)
+        finished = host.line(60)
+        assert finished and finished["file_available"] is False, finished
+        available = host.line(120)
+        assert_published(store, prefix, available)
+        assert available["file_available"] is True, available
+        assert available["filename"] == finished["filename"]
+        code, rest = host.finish()
+        assert code == 0 and rest == [], (code, rest)
+        check(f"{name} host: publish in the engine configuration, available after a verified upload")
 
 
 if __name__ == "__main__":

@@ -146,6 +146,7 @@ class Engine:
         ring_seconds: float = ...,
         poll_milliseconds: int = ...,
         batch_bytes: int = ...,
+        publish: str | dict[str, Any] | None = ...,
         **config: Any,
     ) -> Engine: ...
     def record(self, options: dict[str, Any] | str | None = None, codec: str = "alaw") -> Recorder:

@@ -267,7 +267,9 @@ impl Engine {
         config: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let config = engine_config(py, config)?;
-        let engine = Arc::new(CoreEngine::new(store, config).map_err(|e| engine_error(py, e))?);
+        let engine = Arc::new(
+            callrec_publish::start_engine(store, config).map_err(|e| engine_error(py, e))?,
+        );
         let mut all = ENGINES.lock().unwrap_or_else(|p| p.into_inner());
         all.retain(|e| e.strong_count() > 0);
         all.push(Arc::downgrade(&engine));
@@ -326,7 +328,7 @@ impl Engine {
     }
 
     /// The engine's counters: frames_dropped, bytes_written, recordings_started,
-    /// recordings_finished, write_errors.
+    /// recordings_finished, write_errors, cbc_key_iv_reused.
     fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let m = self.engine.metrics();
         let d = PyDict::new(py);
@@ -335,6 +337,7 @@ impl Engine {
         d.set_item("recordings_started", m.recordings_started)?;
         d.set_item("recordings_finished", m.recordings_finished)?;
         d.set_item("write_errors", m.write_errors)?;
+        d.set_item("cbc_key_iv_reused", m.cbc_key_iv_reused)?;
         Ok(d)
     }
 

@@ -1,0 +1,151 @@
+//! Recorder invariants under any sequence of calls, shared by the proptest property
+//! (`core/tests/sequences.rs`, stable, every CI run) and the cargo-fuzz target
+//! (`fuzz/fuzz_targets/recorder_sequence.rs`, nightly): one source, two drivers.
+//!
+//! Invariants checked after every sequence:
+//! * no call panics; a push of at most one second never fails;
+//! * once stopped, the status stays stopped with the same reason, whatever comes after;
+//! * the finished result's `samples` equals the file's audio length, and the file is a valid
+//!   G.711 WAV of the call's codec;
+//! * the file's audio equals a span of the input, starting on a 20 ms frame boundary
+//!   (nothing invented, reordered or lost inside the span);
+//! * after a hangup the span ends where the input ended (nothing pushed is lost).
+#![allow(dead_code)]
+
+use callrec::g711::Codec;
+use callrec::{Engine, EventKind, Reason, Status};
+use std::path::Path;
+use std::time::Duration;
+
+/// One call on a recorder.
+#[derive(Clone, Debug)]
+pub enum Op {
+    /// Push these bytes (at most 8000).
+    Push(Vec<u8>),
+    /// A digit from the host.
+    Digit(char),
+    /// The call ended.
+    Hangup,
+    /// Abort from the handle.
+    Abort,
+}
+
+/// Decodes fuzzer bytes into options and a sequence of calls.
+pub fn decode(data: &[u8]) -> (String, Codec, Vec<Op>) {
+    let (head, mut rest) = data.split_at(data.len().min(2));
+    let pick = |i: usize| head.get(i).copied().unwrap_or(0);
+    let codec = if pick(0) & 1 == 0 {
+        Codec::Alaw
+    } else {
+        Codec::Ulaw
+    };
+    let options = format!(
+        r##"{{"barge_in_digits":"#5","milliseconds_max_silence":{},"seconds_max_duration":{},"format":"{}"}}"##,
+        200 + 100 * u32::from(pick(1) & 7),
+        1 + (pick(1) >> 3) % 3,
+        codec.name()
+    );
+    let mut ops = Vec::new();
+    while let Some((&op, tail)) = rest.split_first() {
+        rest = tail;
+        match op % 8 {
+            0..=4 => {
+                let n = (usize::from(op) * 37 % 1200).min(rest.len());
+                let (audio, tail) = rest.split_at(n);
+                rest = tail;
+                // Repeat the bytes so a short fuzz input still makes seconds of audio.
+                let times = 1 + usize::from(op >> 5);
+                let mut audio = audio.repeat(times);
+                audio.truncate(callrec::recorder::MAX_PUSH_BYTES);
+                ops.push(Op::Push(audio));
+            }
+            5 => ops.push(Op::Digit(
+                ['1', '#', '5', 'x', '*'][usize::from(op >> 3) % 5],
+            )),
+            6 => ops.push(Op::Hangup),
+            _ => ops.push(Op::Abort),
+        }
+    }
+    (options, codec, ops)
+}
+
+fn after(status: Status, stopped: &mut Option<Reason>) {
+    match (*stopped, status) {
+        (Some(r), s) => assert_eq!(s, Status::Stopped(r), "a stopped recorder stays stopped"),
+        (None, Status::Stopped(r)) => *stopped = Some(r),
+        (None, _) => {}
+    }
+}
+
+/// Runs `ops` on a new recorder of `engine` and checks every invariant (panics on a breach).
+pub fn check(engine: &Engine, store: &Path, options: &str, codec: Codec, ops: &[Op]) {
+    let (mut rec, handle) = engine.record_json(options, codec).expect("valid options");
+    let filename = rec.filename().to_owned();
+    let mut input = Vec::new(); // everything pushed before the stop
+    let mut stopped: Option<Reason> = None;
+    let mut hung_up = false;
+    for op in ops.iter().chain(std::iter::once(&Op::Hangup)) {
+        match op {
+            Op::Push(audio) => {
+                // Wait for ring space, as a faster-than-real-time host must.
+                while stopped.is_none() && rec.ring_free_bytes() < audio.len() {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                let status = rec.push(audio).expect("a push of at most one second");
+                if stopped.is_none() {
+                    input.extend_from_slice(audio);
+                }
+                after(status, &mut stopped);
+            }
+            Op::Digit(d) => match rec.digit(*d) {
+                Ok(status) => after(status, &mut stopped),
+                Err(_) => assert!(!callrec::options::is_dtmf_digit(d.to_ascii_uppercase())),
+            },
+            Op::Hangup => {
+                hung_up |= stopped.is_none();
+                let status = rec.hangup();
+                after(status, &mut stopped);
+            }
+            Op::Abort => {
+                handle.abort();
+                let status = rec.status();
+                after(status, &mut stopped);
+            }
+        }
+    }
+    let reason = stopped.expect("a hangup always stops the recording");
+    drop(rec);
+    let result = loop {
+        let event = engine
+            .next_event(Some(Duration::from_secs(30)))
+            .expect("the finished event");
+        if event.kind == EventKind::Finished && event.result.filename == filename {
+            break event.result;
+        }
+    };
+    assert_eq!(result.reason, reason);
+    let bytes = std::fs::read(store.join(filename.trim_start_matches('/'))).expect("the file");
+    let info = callrec::wav::parse(&bytes).expect("a valid WAV");
+    assert_eq!(info.g711_codec(), Some(codec));
+    let audio = &bytes[info.data.clone()];
+    assert_eq!(
+        audio.len() as u64,
+        result.samples,
+        "samples = the file's audio"
+    );
+    assert!(audio.len() <= input.len(), "nothing invented");
+    if audio.is_empty() {
+        return;
+    }
+    if hung_up && reason == Reason::Hangup {
+        assert_eq!(
+            audio,
+            &input[input.len() - audio.len()..],
+            "after a hangup the file ends with the last byte pushed"
+        );
+    }
+    let span_found = (0..=input.len() - audio.len())
+        .step_by(160)
+        .any(|start| &input[start..start + audio.len()] == audio);
+    assert!(span_found, "the file is a frame-aligned span of the input");
+}
