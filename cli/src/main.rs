@@ -11,6 +11,7 @@
 
 mod decrypt;
 mod input;
+mod serve;
 
 use callrec::cipher::Mode;
 use callrec::{Codec, EngineConfig, EventKind, PublishConfig, Reason, RecordOptions, Status};
@@ -37,6 +38,8 @@ enum Command {
     Record(RecordArgs),
     /// Decrypt an encrypted recording (streaming, any size), as `openssl enc -d` would.
     Decrypt(DecryptArgs),
+    /// Record live calls over RTP: an HTTP control API, UDP ports, webhooks (see --help).
+    Serve(serve::ServeArgs),
     /// Publish what a store's outbox still holds (e.g. after a crash or an object-store
     /// outage), printing an available line for each, then exit.
     Publish(PublishArgs),
@@ -166,6 +169,7 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         Command::Record(args) => record(args),
         Command::Decrypt(args) => decrypt(args),
+        Command::Serve(args) => serve::serve(args).map_err(|(code, m)| Failure(code, m)),
         Command::Publish(args) => publish_outbox(args),
     };
     match outcome {

@@ -1,0 +1,139 @@
+//! `callrec serve`: the command-line face of the `callrec-serve` crate (DESIGN §11).
+//!
+//! Only flag parsing lives here; the server is `callrec_serve::run`.
+
+use callrec_serve::ServeConfig;
+use clap::Args;
+use std::io::IsTerminal;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Flags of `callrec serve`.
+#[derive(Args, Debug)]
+#[command(
+    about = "Record live calls over RTP: an HTTP control API, one UDP port per recording, webhooks to the web app",
+    long_about = "Record live calls over RTP. POST /v1/records with {\"record\": {...record action...}, \
+\"media\": {\"codec\": \"alaw\", \"payload_type\": 8, \"telephone_event_payload_type\": 101}} answers 201 with \
+the UDP port to send the call's RTP to; the finished and available results are POSTed to the record's \
+next_page and recording_available_page URLs. SIGTERM or SIGINT finalizes every recording (reason other), \
+delivers its webhooks and exits. The bearer token is read from --token-file or the CALLREC_TOKEN \
+environment variable; logs go to standard error (RUST_LOG sets the level, default info)."
+)]
+pub struct ServeArgs {
+    /// Address and port of the HTTP control API. Beyond loopback a token is required.
+    #[arg(long, default_value = "127.0.0.1:8090", value_name = "ADDR:PORT")]
+    listen: SocketAddr,
+    /// UDP ports for RTP, one per recording, as FIRST-LAST.
+    #[arg(long, default_value = "40000-40999", value_name = "FIRST-LAST", value_parser = parse_ports)]
+    rtp_ports: (u16, u16),
+    /// Address the RTP sockets bind to (default: the --listen address).
+    #[arg(long, value_name = "IP")]
+    rtp_address: Option<IpAddr>,
+    /// Host or address told to the app as the RTP destination (default: --rtp-address), e.g.
+    /// the public address when behind NAT.
+    #[arg(long, value_name = "HOST")]
+    rtp_advertise: Option<String>,
+    /// Receive threads (each serves a block of the ports).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    rtp_threads: usize,
+    /// Jitter window: how late a packet may arrive and still be put in order, in ms (0-300).
+    #[arg(long, default_value_t = 60, value_name = "MS")]
+    jitter_ms: u32,
+    /// No RTP packet for this long (after the first) ends the call: the recording stops with hangup.
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    rtp_timeout_ms: u64,
+    /// No first RTP packet for this long after the POST ends the call (hangup).
+    #[arg(long, default_value_t = 30_000, value_name = "MS")]
+    rtp_first_packet_timeout_ms: u64,
+    /// The recording store's root directory.
+    #[arg(long, default_value = "recordings", value_name = "DIR")]
+    store: PathBuf,
+    /// The web app's base URL: relative next_page / recording_available_page URLs resolve against it.
+    #[arg(long, value_name = "URL")]
+    app_url: Option<url::Url>,
+    /// A file holding the bearer token (its first line); overrides CALLREC_TOKEN.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// The largest request body accepted, in bytes (larger gets 413).
+    #[arg(long, default_value_t = 65_536, value_name = "BYTES")]
+    body_limit: usize,
+    /// One webhook attempt's timeout, in ms.
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    webhook_timeout_ms: u64,
+    /// Webhook attempts before giving up (failures are logged and counted in /metrics).
+    #[arg(long, default_value_t = 6, value_name = "N")]
+    webhook_attempts: u32,
+    /// Wait after a webhook's first failure, in ms; doubled after each, up to --webhook-max-backoff-ms.
+    #[arg(long, default_value_t = 500, value_name = "MS")]
+    webhook_backoff_ms: u64,
+    /// The longest wait between webhook attempts, in ms.
+    #[arg(long, default_value_t = 30_000, value_name = "MS")]
+    webhook_max_backoff_ms: u64,
+    /// Engine writer threads.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    writers: usize,
+}
+
+fn parse_ports(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("{s:?} is not a port range FIRST-LAST (e.g. 40000-40999)");
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let a: u16 = a.trim().parse().map_err(|_| bad())?;
+    let b: u16 = b.trim().parse().map_err(|_| bad())?;
+    if a == 0 || b < a {
+        return Err(bad());
+    }
+    Ok((a, b))
+}
+
+fn read_token(args: &ServeArgs) -> Result<Option<String>, String> {
+    if let Some(path) = &args.token_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("--token-file {}: {e}", path.display()))?;
+        let token = text.lines().next().unwrap_or("").trim().to_string();
+        if token.is_empty() {
+            return Err(format!(
+                "--token-file {}: the first line is empty",
+                path.display()
+            ));
+        }
+        return Ok(Some(token));
+    }
+    match std::env::var("CALLREC_TOKEN") {
+        Ok(t) if !t.trim().is_empty() => Ok(Some(t.trim().to_string())),
+        _ => Ok(None),
+    }
+}
+
+/// Runs the server until SIGTERM/SIGINT. Exit 2 for a bad flag, 1 when it cannot run.
+pub fn serve(args: &ServeArgs) -> Result<(), (u8, String)> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+    let mut config = ServeConfig {
+        listen: args.listen,
+        rtp_address: args.rtp_address.unwrap_or(args.listen.ip()),
+        rtp_advertise: args.rtp_advertise.clone(),
+        rtp_ports: args.rtp_ports,
+        rtp_threads: args.rtp_threads,
+        jitter_ms: args.jitter_ms,
+        store: args.store.clone(),
+        app_url: args.app_url.clone(),
+        token: read_token(args).map_err(|e| (2, e))?,
+        body_limit: args.body_limit,
+        ..ServeConfig::default()
+    };
+    config.timeouts.inactivity = Duration::from_millis(args.rtp_timeout_ms);
+    config.timeouts.first_packet = Duration::from_millis(args.rtp_first_packet_timeout_ms);
+    config.webhook.timeout = Duration::from_millis(args.webhook_timeout_ms);
+    config.webhook.attempts = args.webhook_attempts;
+    config.webhook.first_backoff = Duration::from_millis(args.webhook_backoff_ms);
+    config.webhook.max_backoff = Duration::from_millis(args.webhook_max_backoff_ms);
+    config.engine.writers = args.writers;
+    config.validate().map_err(|e| (2, e))?;
+    callrec_serve::run(config).map_err(|e| (1, e))
+}

@@ -1,0 +1,321 @@
+//! The HTTP control API (axum): start recordings, control them, read them, download files.
+//!
+//! Every route but `/v1/health` needs `Authorization: Bearer <token>` when the server has a
+//! token (compared in constant time). Errors are JSON: `{"error": "...", "field": "..."}`, the
+//! field naming the request property at fault (the record options' own messages). Bodies are
+//! limited (`--body-limit`; larger gets 413).
+
+use crate::ingest::Command;
+use crate::metrics;
+use crate::records::{phase_name, Record, Refusal, Starter};
+use crate::server::AppState;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+use tower_http::services::ServeFile;
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
+        let body = match &self.field {
+            Some(field) => json!({"error": format!("{field}: {}", self.message), "field": field}),
+            None => json!({"error": self.message}),
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+/// The API's routes over `state`.
+pub fn router(state: Arc<AppState>) -> Router {
+    let guarded = Router::new()
+        .route("/v1/records", post(create))
+        .route("/v1/records/{id}", get(status))
+        .route("/v1/records/{id}/{action}", post(action))
+        .route("/rest_api/recordings/{*path}", get(download))
+        .route("/metrics", get(metrics_text))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
+    Router::new()
+        .route("/v1/health", get(health))
+        .merge(guarded)
+        .fallback(|| async { Refusal::status(404, "no such endpoint") })
+        .layer(DefaultBodyLimit::max(state.config.body_limit))
+        .with_state(state)
+}
+
+async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    if let Some(token) = &state.config.token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+            let mut response =
+                Refusal::status(401, "a valid bearer token is required").into_response();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            return response;
+        }
+    }
+    next.run(request).await
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+fn rtp_host(state: &AppState) -> String {
+    state
+        .config
+        .rtp_advertise
+        .clone()
+        .unwrap_or_else(|| state.config.rtp_address.to_string())
+}
+
+async fn create(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, Refusal> {
+    let body = body.map_err(|e| Refusal::status(e.status().as_u16(), e.body_text()))?;
+    let state2 = state.clone();
+    // Starting creates a file and binds a socket: off the async workers.
+    let created = tokio::task::spawn_blocking(move || {
+        let state = state2;
+        let starter = Starter {
+            engine: &state.engine,
+            ports: &state.ports,
+            threads: &state.threads,
+            rtp_address: state.config.rtp_address,
+            window_samples: state.config.jitter_ms * 8,
+            app_url: state.config.app_url.as_ref(),
+        };
+        // The table is held while the recording starts, so its events find it.
+        let mut table = state.table();
+        let record = starter.start(&body)?;
+        let answer = (record.id.clone(), record.port, record.filename.clone());
+        table
+            .by_filename
+            .insert(record.filename.clone(), record.id.clone());
+        table.by_id.insert(record.id.clone(), record);
+        Ok::<_, Refusal>(answer)
+    })
+    .await
+    .map_err(|_| Refusal::status(500, "the request failed"))??;
+    let (id, port, filename) = created;
+    let body = json!({
+        "record_id": id,
+        "rtp": {"host": rtp_host(&state), "port": port},
+        "filename": filename,
+    });
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("/v1/records/{id}"))],
+        Json(body),
+    )
+        .into_response())
+}
+
+fn status_json(state: &AppState, record: &Record) -> Value {
+    let s = &record.shared.stats;
+    let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let samples = n(&s.samples);
+    let result = record
+        .available
+        .as_ref()
+        .or(record.finished.as_ref())
+        .and_then(|j| serde_json::from_str::<Value>(j).ok());
+    json!({
+        "record_id": record.id,
+        "phase": phase_name(record),
+        "paused": record.shared.paused(),
+        "seconds": (samples as f64 / 800.0).round() / 10.0,
+        "filename": record.filename,
+        "rtp": {
+            "host": rtp_host(state),
+            "port": record.port,
+            "packets": n(&s.packets),
+            "packets_lost": n(&s.packets_lost),
+            "packets_late": n(&s.packets_late),
+            "packets_reordered": n(&s.packets_reordered),
+            "packets_duplicate": n(&s.packets_duplicate),
+            "packets_foreign": n(&s.packets_foreign),
+            "packets_invalid": n(&s.packets_invalid),
+            "samples": samples,
+            "samples_concealed": n(&s.samples_concealed),
+            "digits": n(&s.digits),
+            "ssrc_changes": n(&s.ssrc_changes),
+            "timestamp_jumps": n(&s.timestamp_jumps),
+        },
+        "action_result": result,
+    })
+}
+
+fn unknown(id: &str) -> Refusal {
+    let shown: String = id
+        .chars()
+        .take(64)
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    Refusal::status(404, format!("no record {shown:?}"))
+}
+
+async fn status(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Refusal> {
+    let table = state.table();
+    let record = table.by_id.get(&id).ok_or_else(|| unknown(&id))?;
+    Ok(Json(status_json(&state, record)))
+}
+
+async fn action(
+    State(state): State<Arc<AppState>>,
+    Path((id, action)): Path<(String, String)>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, Refusal> {
+    let body = body.map_err(|e| Refusal::status(e.status().as_u16(), e.body_text()))?;
+    let (port, thread, handle, stopped) = {
+        let table = state.table();
+        let record = table.by_id.get(&id).ok_or_else(|| unknown(&id))?;
+        (
+            record.port,
+            record.thread,
+            record.handle.clone(),
+            record.handle.stopped().is_some() || record.finished.is_some(),
+        )
+    };
+    let command = match action.as_str() {
+        "abort" => None,
+        "hangup" => Some(Command::Hangup(port)),
+        "digit" => Some(Command::Digit(port, parse_digit(&body)?)),
+        "pause" => Some(Command::Pause(port)),
+        "resume" => Some(Command::Resume(port)),
+        _ => {
+            return Err(Refusal::status(
+                404,
+                "no such action (use hangup, abort, pause, resume, digit)",
+            ))
+        }
+    };
+    if stopped {
+        return Err(Refusal::status(409, "the recording has already stopped"));
+    }
+    match command {
+        None => {
+            if !handle.abort() {
+                return Err(Refusal::status(409, "the recording has already stopped"));
+            }
+        }
+        Some(command) => {
+            state.threads[thread]
+                .send(command)
+                .map_err(|_| Refusal::status(503, "the server is shutting down"))?;
+        }
+    }
+    tracing::info!(record_id = %id, action, "control action");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"record_id": id, "action": action})),
+    )
+        .into_response())
+}
+
+fn parse_digit(body: &[u8]) -> Result<char, Refusal> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| Refusal::bad("body", format!("not valid JSON: {e}")))?;
+    let digit = value
+        .as_object()
+        .filter(|m| m.len() == 1)
+        .and_then(|m| m.get("digit"))
+        .ok_or_else(|| Refusal::bad("digit", "the body must be {\"digit\": \"#\"}"))?;
+    let mut chars = digit.as_str().unwrap_or("").chars();
+    match (chars.next(), chars.next()) {
+        (Some(d), None) if callrec::options::is_dtmf_digit(d.to_ascii_uppercase()) => {
+            Ok(d.to_ascii_uppercase())
+        }
+        _ => Err(Refusal::bad("digit", "must be one of 0-9, *, #, A-D")),
+    }
+}
+
+/// True when `path` is exactly a store name: `YYYY/MM/DD/HH_MM_SS_<16 hex>.<5 digits>.wav`.
+/// Nothing else reaches the file system, so no path can leave the store.
+pub fn is_recording_path(path: &str) -> bool {
+    const SHAPE: &[u8] = b"dddd/dd/dd/dd_dd_dd_hhhhhhhhhhhhhhhh.ddddd.wav";
+    path.len() == SHAPE.len()
+        && path.bytes().zip(SHAPE).all(|(c, &s)| match s {
+            b'd' => c.is_ascii_digit(),
+            b'h' => c.is_ascii_hexdigit() && !c.is_ascii_uppercase(),
+            s => c == s,
+        })
+}
+
+async fn download(
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Refusal> {
+    if !is_recording_path(&path) {
+        return Err(Refusal::status(404, "no such recording"));
+    }
+    let file = state
+        .engine
+        .store_root()
+        .join(callrec::store::RECORDINGS_DIR)
+        .join(&path);
+    // Only a finished file has its final name (a recording in progress is a `.part`).
+    if !tokio::fs::metadata(&file)
+        .await
+        .map(|m| m.is_file())
+        .unwrap_or(false)
+    {
+        return Err(Refusal::status(
+            404,
+            "no such recording (or not finished yet)",
+        ));
+    }
+    let mut request = axum::http::Request::builder()
+        .uri("/")
+        .body(Body::empty())
+        .map_err(|_| Refusal::status(500, "request"))?;
+    for name in [
+        header::RANGE,
+        header::IF_RANGE,
+        header::IF_MODIFIED_SINCE,
+        header::IF_UNMODIFIED_SINCE,
+    ] {
+        if let Some(v) = headers.get(&name) {
+            request.headers_mut().insert(name, v.clone());
+        }
+    }
+    let mime = "audio/wav".parse().expect("a valid MIME type");
+    let response = ServeFile::new_with_mime(&file, &mime)
+        .try_call(request)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot read a recording");
+            Refusal::status(500, "cannot read the recording")
+        })?;
+    Ok(response.map(Body::new))
+}
+
+async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics::render(&state),
+    )
+        .into_response()
+}

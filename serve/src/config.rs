@@ -1,0 +1,121 @@
+//! What `callrec serve` is told on its command line, checked before anything starts.
+
+use crate::ingest::Timeouts;
+use crate::webhook::WebhookConfig;
+use callrec::EngineConfig;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+use url::Url;
+
+/// The server's configuration.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Where the HTTP control API listens.
+    pub listen: SocketAddr,
+    /// The address RTP sockets bind to.
+    pub rtp_address: IpAddr,
+    /// The host name or address given to the app as the RTP destination (default: `rtp_address`).
+    pub rtp_advertise: Option<String>,
+    /// The UDP ports recordings receive on (one each), inclusive.
+    pub rtp_ports: (u16, u16),
+    /// Receive threads.
+    pub rtp_threads: usize,
+    /// The jitter window in milliseconds.
+    pub jitter_ms: u32,
+    /// Inactivity and first-packet timeouts.
+    pub timeouts: Timeouts,
+    /// The recording store.
+    pub store: PathBuf,
+    /// The web app's base URL, against which relative page URLs resolve.
+    pub app_url: Option<Url>,
+    /// The bearer token every endpoint but health requires.
+    pub token: Option<String>,
+    /// The largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// Webhook delivery.
+    pub webhook: WebhookConfig,
+    /// The recording engine's configuration (the object-store publisher plugs in here).
+    pub engine: EngineConfig,
+    /// Finished records kept for `GET /v1/records/{id}` before the oldest are forgotten.
+    pub records_kept: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8090)),
+            rtp_address: IpAddr::from([127, 0, 0, 1]),
+            rtp_advertise: None,
+            rtp_ports: (40000, 40999),
+            rtp_threads: 1,
+            jitter_ms: 60,
+            timeouts: Timeouts {
+                inactivity: Duration::from_millis(5000),
+                first_packet: Duration::from_millis(30_000),
+            },
+            store: PathBuf::from("recordings"),
+            app_url: None,
+            token: None,
+            body_limit: 64 * 1024,
+            webhook: WebhookConfig::default(),
+            engine: EngineConfig::default(),
+            records_kept: 10_000,
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Checks the settings together; the message names the flag.
+    pub fn validate(&self) -> Result<(), String> {
+        match &self.token {
+            None if !self.listen.ip().is_loopback() => {
+                return Err(format!(
+                    "--listen {}: a token (--token-file or CALLREC_TOKEN) is required to listen beyond loopback",
+                    self.listen
+                ))
+            }
+            Some(t) if t.is_empty() || t.len() > 4096 || t.chars().any(|c| !c.is_ascii_graphic()) => {
+                return Err("token: must be 1 to 4096 printable ASCII characters without spaces".into())
+            }
+            _ => {}
+        }
+        let (first, last) = self.rtp_ports;
+        if first == 0 || last < first {
+            return Err(format!(
+                "--rtp-ports: {first}-{last} is not a port range (FIRST-LAST, FIRST > 0)"
+            ));
+        }
+        if self.rtp_threads == 0 || self.rtp_threads > 64 {
+            return Err(format!(
+                "--rtp-threads: must be 1..=64, not {}",
+                self.rtp_threads
+            ));
+        }
+        if self.jitter_ms > crate::playout::MAX_WINDOW_SAMPLES / 8 {
+            return Err(format!(
+                "--jitter-ms: must be 0..={}, not {}",
+                crate::playout::MAX_WINDOW_SAMPLES / 8,
+                self.jitter_ms
+            ));
+        }
+        if self.timeouts.inactivity < Duration::from_millis(100) {
+            return Err("--rtp-timeout-ms: must be at least 100".into());
+        }
+        if self.timeouts.first_packet < Duration::from_millis(100) {
+            return Err("--rtp-first-packet-timeout-ms: must be at least 100".into());
+        }
+        if self.body_limit < 1024 {
+            return Err("--body-limit: must be at least 1024 bytes".into());
+        }
+        if self.webhook.attempts == 0 || self.webhook.attempts > 100 {
+            return Err("--webhook-attempts: must be 1..=100".into());
+        }
+        if let Some(u) = &self.app_url {
+            if !matches!(u.scheme(), "http" | "https") {
+                return Err("--app-url: must be an http or https URL".into());
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,463 @@
+//! The receive threads: UDP sockets in, `Recorder` pushes out, in real time.
+//!
+//! Each thread owns a `polling` poller (epoll on Linux, level-triggered so one readiness means
+//! one `recv_from`, not a second call to learn the socket is empty) and the sessions assigned
+//! to it, indexed by port. A datagram is read into a stack buffer, parsed in place and its
+//! timeline pushed straight into the session's [`Recorder`]: no async runtime, no lock and no
+//! allocation between the socket and the push. Sessions arrive from the control API fully
+//! built (socket bound, recorder started, window allocated) over a channel that is read after
+//! each wake; stopping a session (its recorder stopped, the control API's hangup, inactivity,
+//! shutdown) releases what its window holds, hangs up, and hands the port back.
+
+use crate::playout::Sink;
+use crate::stream::{Accepted, Counters, RtpStream, StreamStats};
+use callrec::{Recorder, Status};
+use crossbeam_channel::{Receiver, Sender};
+use polling::{Event, Events, PollMode, Poller};
+use std::net::UdpSocket;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How often a thread wakes without packets, to check inactivity and stops from other threads.
+const TICK: Duration = Duration::from_millis(20);
+/// The largest datagram read (anything longer is truncated and fails to parse as ours).
+const MAX_DATAGRAM: usize = 2048;
+
+/// Where a session is, for the control API (`SessionShared::phase`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    /// No RTP yet.
+    Starting = 0,
+    /// Playing the beep.
+    Beeping = 1,
+    /// Waiting for the first sound.
+    Waiting = 2,
+    /// Recording.
+    Recording = 3,
+    /// Stopped; the file is being finalized.
+    Stopped = 4,
+}
+
+impl Phase {
+    /// The JSON spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Beeping => "beeping",
+            Phase::Waiting => "waiting",
+            Phase::Recording => "recording",
+            Phase::Stopped => "stopped",
+        }
+    }
+
+    fn from_status(status: Status) -> Phase {
+        match status {
+            Status::Beeping => Phase::Beeping,
+            Status::Waiting => Phase::Waiting,
+            Status::Recording => Phase::Recording,
+            Status::Stopped(_) => Phase::Stopped,
+        }
+    }
+}
+
+/// What the control side and the receive thread share about one session.
+#[derive(Debug, Default)]
+pub struct SessionShared {
+    /// The RTP counters.
+    pub stats: StreamStats,
+    phase: AtomicU8,
+    paused: AtomicBool,
+}
+
+impl SessionShared {
+    /// The session's phase.
+    pub fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Relaxed) {
+            0 => Phase::Starting,
+            1 => Phase::Beeping,
+            2 => Phase::Waiting,
+            3 => Phase::Recording,
+            _ => Phase::Stopped,
+        }
+    }
+
+    /// True between the app's pause and resume.
+    pub fn paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
+    }
+}
+
+/// A session ready to receive: built on the control side.
+#[derive(Debug)]
+pub struct Session {
+    /// The bound, non-blocking socket.
+    pub socket: UdpSocket,
+    /// The port it is bound to (the session's key).
+    pub port: u16,
+    /// The RTP state.
+    pub stream: RtpStream,
+    /// The recorder the timeline goes to.
+    pub recorder: Recorder,
+    /// Shared with the control side.
+    pub shared: Arc<SessionShared>,
+    /// The record id, for logs.
+    pub record_id: String,
+}
+
+/// Timeouts of the receive side.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// No packet for this long after the first: the call hung up.
+    pub inactivity: Duration,
+    /// No first packet for this long: the call hung up.
+    pub first_packet: Duration,
+}
+
+/// A control request for a session, by port.
+#[derive(Debug)]
+pub enum Command {
+    /// Start receiving.
+    Start(Box<Session>),
+    /// The call ended (the app says so).
+    Hangup(u16),
+    /// A digit from the app.
+    Digit(u16, char),
+    /// Pause the recording (PCI), after recording what was received before.
+    Pause(u16),
+    /// Resume a paused recording.
+    Resume(u16),
+    /// Release everything, stop every recording (`other`) and exit.
+    Shutdown,
+}
+
+/// Why a session ended, for the log.
+#[derive(Clone, Copy, Debug)]
+enum Ended {
+    Stopped,
+    Inactive,
+    HungUp,
+    Shutdown,
+}
+
+struct Live {
+    session: Box<Session>,
+    last_packet: Option<Instant>,
+    started: Instant,
+}
+
+/// A recorder as the window's sink: what the receive thread pushes into.
+pub struct RecorderSink<'a>(pub &'a mut Recorder);
+
+impl Sink for RecorderSink<'_> {
+    fn audio(&mut self, audio: &[u8]) {
+        // The window never releases more than one push's worth at a time.
+        let _ = self.0.push(audio);
+    }
+    fn digit(&mut self, digit: char) {
+        // Only DTMF digits reach here (the event code was mapped).
+        let _ = self.0.digit(digit);
+    }
+}
+
+/// One receive thread, seen from the control side.
+pub struct IngestThread {
+    poller: Arc<Poller>,
+    commands: Sender<Command>,
+    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl IngestThread {
+    /// Starts a thread serving ports `first_port..first_port + ports`. `freed` gets each port
+    /// back when its session ends.
+    pub fn start(
+        name: String,
+        first_port: u16,
+        ports: usize,
+        timeouts: Timeouts,
+        totals: Arc<StreamStats>,
+        freed: Sender<u16>,
+    ) -> std::io::Result<IngestThread> {
+        let poller = Arc::new(Poller::new()?);
+        let (commands, rx) = crossbeam_channel::unbounded();
+        let thread_poller = poller.clone();
+        let thread = std::thread::Builder::new().name(name).spawn(move || {
+            let mut receiver = ReceiveLoop {
+                poller: thread_poller,
+                commands: rx,
+                first_port,
+                live: (0..ports).map(|_| None).collect(),
+                timeouts,
+                totals,
+                freed,
+                count: 0,
+            };
+            receiver.run();
+        })?;
+        Ok(IngestThread {
+            poller,
+            commands,
+            thread: std::sync::Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Sends a command and wakes the thread.
+    pub fn send(&self, command: Command) -> Result<(), Command> {
+        self.commands.send(command).map_err(|e| e.into_inner())?;
+        let _ = self.poller.notify();
+        Ok(())
+    }
+
+    /// Stops every session (`other`, after releasing their windows) and joins the thread.
+    pub fn shutdown(&self) {
+        let _ = self.send(Command::Shutdown);
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for IngestThread {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+struct ReceiveLoop {
+    poller: Arc<Poller>,
+    commands: Receiver<Command>,
+    first_port: u16,
+    live: Vec<Option<Live>>,
+    timeouts: Timeouts,
+    totals: Arc<StreamStats>,
+    freed: Sender<u16>,
+    count: usize,
+}
+
+impl ReceiveLoop {
+    fn run(&mut self) {
+        let capacity = NonZeroUsize::new(1024).expect("non-zero");
+        let mut events = Events::with_capacity(capacity);
+        let mut buf = [0u8; MAX_DATAGRAM];
+        let mut last_sweep = Instant::now();
+        loop {
+            events.clear();
+            if let Err(e) = self.poller.wait(&mut events, Some(TICK)) {
+                tracing::error!(error = %e, "RTP poll failed");
+                std::thread::sleep(TICK);
+            }
+            let now = Instant::now();
+            for event in events.iter() {
+                self.receive(event.key, &mut buf, now);
+            }
+            loop {
+                match self.commands.try_recv() {
+                    Ok(Command::Shutdown) => {
+                        self.end_all();
+                        return;
+                    }
+                    Ok(command) => self.command(command, now),
+                    Err(crossbeam_channel::TryRecvError::Empty) => break,
+                    Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                        self.end_all();
+                        return;
+                    }
+                }
+            }
+            if now.duration_since(last_sweep) >= TICK {
+                last_sweep = now;
+                self.sweep(now);
+            }
+        }
+    }
+
+    fn receive(&mut self, key: usize, buf: &mut [u8; MAX_DATAGRAM], now: Instant) {
+        let Some(live) = self.live.get_mut(key).and_then(Option::as_mut) else {
+            return;
+        };
+        let session = &mut live.session;
+        let (n, from) = match session.socket.recv_from(buf) {
+            Ok(got) => got,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return,
+            // ICMP errors reported on the socket (e.g. port unreachable) are not fatal.
+            Err(e) => {
+                tracing::debug!(record_id = %session.record_id, error = %e, "recv_from");
+                return;
+            }
+        };
+        let counters = Counters {
+            stream: &session.shared.stats,
+            total: &self.totals,
+        };
+        let accepted = session.stream.datagram(
+            from,
+            &buf[..n],
+            &mut RecorderSink(&mut session.recorder),
+            counters,
+        );
+        if accepted == Accepted::Yes {
+            live.last_packet = Some(now);
+        }
+        let status = session.recorder.status();
+        session
+            .shared
+            .phase
+            .store(Phase::from_status(status) as u8, Ordering::Relaxed);
+        if let Status::Stopped(_) = status {
+            self.end(key, Ended::Stopped);
+        }
+    }
+
+    fn command(&mut self, command: Command, now: Instant) {
+        match command {
+            Command::Start(session) => {
+                let Some(key) = (session.port as usize)
+                    .checked_sub(self.first_port as usize)
+                    .filter(|&k| k < self.live.len())
+                else {
+                    tracing::error!(port = session.port, "port outside this thread's range");
+                    return;
+                };
+                // SAFETY: the socket is removed from the poller (`end`) before it is dropped.
+                let added = unsafe {
+                    self.poller.add_with_mode(
+                        &session.socket,
+                        Event::readable(key),
+                        PollMode::Level,
+                    )
+                };
+                if let Err(e) = added {
+                    tracing::error!(record_id = %session.record_id, error = %e, "cannot poll the RTP socket");
+                    let _ = self.freed.send(session.port);
+                    return; // dropping the recorder stops it with `other`
+                }
+                session
+                    .shared
+                    .phase
+                    .store(Phase::Starting as u8, Ordering::Relaxed);
+                self.live[key] = Some(Live {
+                    session,
+                    last_packet: None,
+                    started: now,
+                });
+                self.count += 1;
+            }
+            Command::Hangup(port) => {
+                if let Some(key) = self.key(port) {
+                    self.end(key, Ended::HungUp);
+                }
+            }
+            Command::Digit(port, digit) => {
+                if let Some(key) = self.key(port) {
+                    if let Some(live) = self.live[key].as_mut() {
+                        let status = live.session.recorder.digit(digit).ok();
+                        if let Some(Status::Stopped(_)) = status {
+                            self.end(key, Ended::Stopped);
+                        }
+                    }
+                }
+            }
+            Command::Pause(port) | Command::Resume(port) => {
+                let pause = matches!(command, Command::Pause(_));
+                if let Some(key) = self.key(port) {
+                    if let Some(live) = self.live[key].as_mut() {
+                        let session = &mut *live.session;
+                        // What arrived before the request is recorded before the pause takes
+                        // effect (or left out after the resume): release the window first.
+                        let counters = Counters {
+                            stream: &session.shared.stats,
+                            total: &self.totals,
+                        };
+                        session
+                            .stream
+                            .finish(&mut RecorderSink(&mut session.recorder), counters);
+                        let status = if pause {
+                            session.recorder.pause()
+                        } else {
+                            session.recorder.resume()
+                        };
+                        session.shared.paused.store(pause, Ordering::Relaxed);
+                        if let Status::Stopped(_) = status {
+                            self.end(key, Ended::Stopped);
+                        }
+                    }
+                }
+            }
+            Command::Shutdown => self.end_all(),
+        }
+    }
+
+    fn key(&self, port: u16) -> Option<usize> {
+        let key = (port as usize).checked_sub(self.first_port as usize)?;
+        self.live.get(key)?.as_ref().map(|_| key)
+    }
+
+    /// Ends sessions that went quiet, or that another thread stopped (abort).
+    fn sweep(&mut self, now: Instant) {
+        if self.count == 0 {
+            return;
+        }
+        for key in 0..self.live.len() {
+            let Some(live) = self.live[key].as_mut() else {
+                continue;
+            };
+            let quiet = match live.last_packet {
+                Some(t) => now.duration_since(t) >= self.timeouts.inactivity,
+                None => now.duration_since(live.started) >= self.timeouts.first_packet,
+            };
+            if quiet {
+                self.end(key, Ended::Inactive);
+            } else if let Status::Stopped(_) = live.session.recorder.status() {
+                self.end(key, Ended::Stopped);
+            }
+        }
+    }
+
+    fn end_all(&mut self) {
+        for key in 0..self.live.len() {
+            if self.live[key].is_some() {
+                self.end(key, Ended::Shutdown);
+            }
+        }
+    }
+
+    fn end(&mut self, key: usize, why: Ended) {
+        let Some(mut live) = self.live[key].take() else {
+            return;
+        };
+        self.count -= 1;
+        let session = &mut *live.session;
+        let counters = Counters {
+            stream: &session.shared.stats,
+            total: &self.totals,
+        };
+        session
+            .stream
+            .finish(&mut RecorderSink(&mut session.recorder), counters);
+        match why {
+            // A stop the recorder already made keeps its reason; dropping it below changes nothing.
+            Ended::Stopped => {}
+            Ended::Inactive | Ended::HungUp => {
+                session.recorder.hangup();
+            }
+            // Dropping a recording recorder stops it with `other` (DESIGN §2).
+            Ended::Shutdown => {}
+        }
+        session
+            .shared
+            .phase
+            .store(Phase::Stopped as u8, Ordering::Relaxed);
+        if let Err(e) = self.poller.delete(&session.socket) {
+            tracing::error!(record_id = %session.record_id, error = %e, "cannot stop polling the RTP socket");
+        }
+        tracing::info!(record_id = %session.record_id, port = session.port, reason = ?why, "RTP session ended");
+        let port = session.port;
+        drop(live);
+        let _ = self.freed.send(port);
+    }
+}

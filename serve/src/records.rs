@@ -1,0 +1,396 @@
+//! The record table: what the control API knows about each recording, and how one starts.
+//!
+//! Starting a recording happens here, on the control side, because it allocates and makes
+//! system calls: the options are validated by the core, the engine creates the file, a UDP port
+//! is taken from the pool and bound, the RTP window is allocated, and the finished session is
+//! handed to its receive thread. The engine's events find their record by `filename`.
+
+use crate::ingest::{Command, IngestThread, Phase, Session, SessionShared};
+use crate::stream::{RtpStream, StreamConfig};
+use crate::webhook::resolve;
+use callrec::{Codec, Engine, Reason, RecordOptions, RecorderHandle};
+use crossbeam_channel::Receiver;
+use serde_json::{Map, Value};
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::{Arc, Mutex};
+use url::Url;
+
+/// A request the API refuses: HTTP status, the field at fault, and why.
+#[derive(Debug)]
+pub struct Refusal {
+    /// The HTTP status.
+    pub status: u16,
+    /// The request field at fault (e.g. `record.seconds_max_duration`), when there is one.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Refusal {
+    /// A 400 naming `field`.
+    pub fn bad(field: &str, message: impl Into<String>) -> Refusal {
+        Refusal {
+            status: 400,
+            field: Some(field.to_string()),
+            message: message.into(),
+        }
+    }
+
+    /// Any status without a field.
+    pub fn status(status: u16, message: impl Into<String>) -> Refusal {
+        Refusal {
+            status,
+            field: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// The `media` object of a POST.
+#[derive(Clone, Copy, Debug)]
+pub struct Media {
+    /// The call's codec.
+    pub codec: Codec,
+    /// The audio payload type.
+    pub payload_type: u8,
+    /// The telephone-event payload type.
+    pub telephone_event_payload_type: Option<u8>,
+}
+
+impl Media {
+    /// Parses `media` (absent: PCMA on payload type 8, telephone-events on 101).
+    pub fn from_json(value: Option<&Value>) -> Result<Media, Refusal> {
+        let empty = Map::new();
+        let map = match value {
+            None => &empty,
+            Some(Value::Object(m)) => m,
+            Some(_) => return Err(Refusal::bad("media", "must be a JSON object")),
+        };
+        let mut codec = Codec::Alaw;
+        let mut payload_type = None;
+        let mut event_pt = Some(101);
+        for (key, value) in map {
+            let field = format!("media.{}", printable(key));
+            match key.as_str() {
+                "codec" => {
+                    codec = value
+                        .as_str()
+                        .and_then(Codec::from_name)
+                        .ok_or_else(|| Refusal::bad(&field, "must be \"alaw\" or \"ulaw\""))?
+                }
+                "payload_type" => payload_type = Some(payload_type_of(value, &field)?),
+                "telephone_event_payload_type" => {
+                    event_pt = match value {
+                        Value::Null => None,
+                        v => Some(payload_type_of(v, &field)?),
+                    }
+                }
+                _ => return Err(Refusal::bad(&field, "is not a media property")),
+            }
+        }
+        let payload_type = payload_type.unwrap_or(match codec {
+            Codec::Alaw => 8,
+            Codec::Ulaw => 0,
+        });
+        if event_pt == Some(payload_type) {
+            return Err(Refusal::bad(
+                "media.telephone_event_payload_type",
+                "must differ from payload_type",
+            ));
+        }
+        Ok(Media {
+            codec,
+            payload_type,
+            telephone_event_payload_type: event_pt,
+        })
+    }
+}
+
+fn payload_type_of(value: &Value, field: &str) -> Result<u8, Refusal> {
+    value
+        .as_u64()
+        .filter(|&pt| pt <= 127)
+        .map(|pt| pt as u8)
+        .ok_or_else(|| Refusal::bad(field, "must be an RTP payload type, 0 to 127"))
+}
+
+/// A key as it may appear in a message: at most 64 characters, control characters escaped.
+fn printable(key: &str) -> String {
+    let short: String = key.chars().take(64).collect();
+    let quoted = serde_json::to_string(&short).unwrap_or_default();
+    quoted[1..quoted.len() - 1].to_string()
+}
+
+/// One recording as the control API sees it.
+#[derive(Debug)]
+pub struct Record {
+    /// The record id (random, URL-safe).
+    pub id: String,
+    /// The store filename.
+    pub filename: String,
+    /// The UDP port its RTP goes to.
+    pub port: u16,
+    /// Its receive thread.
+    pub thread: usize,
+    /// Stops it from any thread.
+    pub handle: RecorderHandle,
+    /// Phase and RTP counters.
+    pub shared: Arc<SessionShared>,
+    /// Where *finished* is POSTed.
+    pub next_page: Option<Url>,
+    /// Where *available* is POSTed.
+    pub available_page: Option<Url>,
+    /// The *finished* action result JSON, once finished.
+    pub finished: Option<String>,
+    /// The *available* action result JSON, once available.
+    pub available: Option<String>,
+    /// The stop reason, once finished.
+    pub reason: Option<Reason>,
+    /// The last webhook delivery of this record (the next one waits for it).
+    pub delivery: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Every record, by id and by filename.
+#[derive(Debug, Default)]
+pub struct Table {
+    /// By record id.
+    pub by_id: HashMap<String, Record>,
+    /// Record id by filename.
+    pub by_filename: HashMap<String, String>,
+    /// Finished records, oldest first (forgotten beyond the limit).
+    pub done: VecDeque<String>,
+}
+
+impl Table {
+    /// Forgets the oldest finished records beyond `keep`.
+    pub fn prune(&mut self, keep: usize) {
+        while self.done.len() > keep {
+            if let Some(id) = self.done.pop_front() {
+                if let Some(r) = self.by_id.remove(&id) {
+                    self.by_filename.remove(&r.filename);
+                }
+            }
+        }
+    }
+}
+
+/// The pool of RTP ports.
+#[derive(Debug)]
+pub struct Ports {
+    free: Mutex<VecDeque<u16>>,
+    freed: Receiver<u16>,
+    first: u16,
+    per_thread: usize,
+}
+
+impl Ports {
+    /// Ports `first..=last`, split into `threads` consecutive blocks; `freed` returns them.
+    pub fn new(first: u16, last: u16, threads: usize, freed: Receiver<u16>) -> Ports {
+        let count = (last - first) as usize + 1;
+        Ports {
+            free: Mutex::new((first..=last).collect()),
+            freed,
+            first,
+            per_thread: count.div_ceil(threads),
+        }
+    }
+
+    /// The receive thread serving `port`.
+    pub fn thread_of(&self, port: u16) -> usize {
+        (port - self.first) as usize / self.per_thread
+    }
+
+    /// Ports per thread (the last block may be shorter).
+    pub fn per_thread(&self) -> usize {
+        self.per_thread
+    }
+
+    /// Binds a free port on `address` (a port another program holds is skipped and retried later).
+    pub fn bind(&self, address: IpAddr) -> Result<(u16, UdpSocket), Refusal> {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        free.extend(self.freed.try_iter());
+        for _ in 0..free.len() {
+            let Some(port) = free.pop_front() else { break };
+            match UdpSocket::bind(SocketAddr::new(address, port)) {
+                Ok(socket) => {
+                    socket.set_nonblocking(true).map_err(|e| {
+                        Refusal::status(500, format!("cannot set up the RTP socket: {e}"))
+                    })?;
+                    return Ok((port, socket));
+                }
+                Err(e) => {
+                    tracing::warn!(port, error = %e, "RTP port unavailable; skipping it");
+                    free.push_back(port);
+                }
+            }
+        }
+        Err(Refusal::status(503, "no RTP port is free (--rtp-ports)"))
+    }
+
+    /// Gives back a port that was bound but not used.
+    pub fn give_back(&self, port: u16) {
+        self.free
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(port);
+    }
+
+    /// Ports free now.
+    pub fn free_count(&self) -> usize {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        free.extend(self.freed.try_iter());
+        free.len()
+    }
+}
+
+/// What starting a recording needs.
+pub struct Starter<'a> {
+    /// The engine.
+    pub engine: &'a Engine,
+    /// The port pool.
+    pub ports: &'a Ports,
+    /// The receive threads.
+    pub threads: &'a [IngestThread],
+    /// Where RTP sockets bind.
+    pub rtp_address: IpAddr,
+    /// The jitter window in samples.
+    pub window_samples: u32,
+    /// The app's base URL.
+    pub app_url: Option<&'a Url>,
+}
+
+/// Reads a page object's `url` (`{"url": ...}`), resolved.
+fn page_url(
+    record: &Map<String, Value>,
+    page: &str,
+    app_url: Option<&Url>,
+) -> Result<Option<Url>, Refusal> {
+    let field = format!("record.{page}.url");
+    match record.get(page) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => match m.get("url") {
+            Some(Value::String(u)) => resolve(app_url, u)
+                .map(Some)
+                .map_err(|e| Refusal::bad(&field, e)),
+            _ => Err(Refusal::bad(&field, "must be a string")),
+        },
+        Some(_) => Err(Refusal::bad(
+            &format!("record.{page}"),
+            "must be an object {\"url\": ...}",
+        )),
+    }
+}
+
+impl Starter<'_> {
+    /// Parses a POST body and starts its recording; the record is returned for the table.
+    pub fn start(&self, body: &[u8]) -> Result<Record, Refusal> {
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|e| Refusal::bad("body", format!("not valid JSON: {e}")))?;
+        let Value::Object(body) = value else {
+            return Err(Refusal::bad("body", "must be a JSON object"));
+        };
+        for key in body.keys() {
+            if key != "record" && key != "media" {
+                return Err(Refusal::bad(
+                    &printable(key),
+                    "is not a request property (use record and media)",
+                ));
+            }
+        }
+        let record = match body.get("record") {
+            Some(Value::Object(m)) => m,
+            Some(_) => return Err(Refusal::bad("record", "must be a JSON object")),
+            None => return Err(Refusal::bad("record", "is required")),
+        };
+        let options = RecordOptions::from_map(record)
+            .map_err(|e| Refusal::bad(&format!("record.{}", e.field), e.message))?;
+        if options.beep_on_start {
+            return Err(Refusal::bad(
+                "record.beep_on_start",
+                "callrec serve receives the caller's audio only and cannot play a beep; let the media server play it",
+            ));
+        }
+        let media = Media::from_json(body.get("media"))?;
+        let next_page = page_url(record, "next_page", self.app_url)?;
+        let available_page = page_url(record, "recording_available_page", self.app_url)?;
+
+        let (port, socket) = self.ports.bind(self.rtp_address)?;
+        let started = self.engine.record(&options, media.codec);
+        let (recorder, handle) = match started {
+            Ok(r) => r,
+            Err(e) => {
+                self.ports.give_back(port);
+                return Err(match e {
+                    callrec::Error::Options(e) => {
+                        Refusal::bad(&format!("record.{}", e.field), e.message)
+                    }
+                    callrec::Error::ShutDown => Refusal::status(503, "the server is shutting down"),
+                    e => {
+                        tracing::error!(error = %e, "cannot start a recording");
+                        Refusal::status(500, "cannot start the recording (see the server log)")
+                    }
+                });
+            }
+        };
+        let id = new_record_id();
+        let shared = Arc::new(SessionShared::default());
+        let filename = recorder.filename().to_string();
+        let stream = RtpStream::new(StreamConfig {
+            codec: media.codec,
+            payload_type: media.payload_type,
+            telephone_event_payload_type: media.telephone_event_payload_type,
+            window_samples: self.window_samples,
+        });
+        let thread = self.ports.thread_of(port);
+        let session = Box::new(Session {
+            socket,
+            port,
+            stream,
+            recorder,
+            shared: shared.clone(),
+            record_id: id.clone(),
+        });
+        if self.threads[thread].send(Command::Start(session)).is_err() {
+            // The thread is gone (shutting down): the recorder dropped with the command stops
+            // with `other`, and its events still come.
+            return Err(Refusal::status(503, "the server is shutting down"));
+        }
+        tracing::info!(record_id = %id, port, %filename, codec = media.codec.name(), "recording started");
+        Ok(Record {
+            id,
+            filename,
+            port,
+            thread,
+            handle,
+            shared,
+            next_page,
+            available_page,
+            finished: None,
+            available: None,
+            reason: None,
+            delivery: None,
+        })
+    }
+}
+
+/// 128 random bits, hex.
+fn new_record_id() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the OS random source works");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The phase as the API reports it: the RTP side's, then finished and available.
+pub fn phase_name(record: &Record) -> &'static str {
+    if record.available.is_some() {
+        "available"
+    } else if record.finished.is_some() {
+        "finished"
+    } else {
+        match record.shared.phase() {
+            Phase::Stopped => "stopping",
+            p => p.as_str(),
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! One recording's RTP stream: who may send, which payload types mean what, and the counters.
+//!
+//! The first source address heard is the call's; packets from any other address are ignored
+//! and counted (a stray or spoofed sender cannot inject audio). Packets are parsed with
+//! `rtp-types`. The audio payload type goes to the [`Playout`] window, the telephone-event
+//! payload type to the [`PressTracker`] and then the window (so a digit lands at its place in
+//! the timeline). A new SSRC is a new sender (e.g. a media server re-INVITE or failover): the
+//! window is released and a new timeline starts where the old one ended, so the file stays
+//! continuous; a timestamp jump is handled by the window. Nothing here allocates per packet.
+
+use crate::playout::{Placed, Playout, Sink};
+use crate::sequence::{SeqClass, SequenceTracker};
+use crate::telephone_event::{PressTracker, TelephoneEvent};
+use callrec::Codec;
+use rtp_types::RtpPacket;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// How to read one recording's RTP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamConfig {
+    /// The audio codec (PCMA or PCMU).
+    pub codec: Codec,
+    /// The audio payload type (8 for PCMA, 0 for PCMU by default).
+    pub payload_type: u8,
+    /// The RFC 4733 telephone-event payload type, if the call negotiated one.
+    pub telephone_event_payload_type: Option<u8>,
+    /// The jitter window in samples.
+    pub window_samples: u32,
+}
+
+/// A stream's counters: written by its receive thread, read by the control API and metrics.
+#[derive(Debug, Default)]
+pub struct StreamStats {
+    /// RTP packets accepted from the call's source (audio and events, duplicates included).
+    pub packets: AtomicU64,
+    /// Packets never received (RFC 3550: expected minus received).
+    pub packets_lost: AtomicU64,
+    /// Packets that arrived after their time had been recorded (dropped).
+    pub packets_late: AtomicU64,
+    /// Packets that arrived out of order but in time.
+    pub packets_reordered: AtomicU64,
+    /// Packets received twice.
+    pub packets_duplicate: AtomicU64,
+    /// Packets from a source address other than the call's (ignored).
+    pub packets_foreign: AtomicU64,
+    /// Packets that are not RTP, or carry an unexpected payload type (ignored).
+    pub packets_invalid: AtomicU64,
+    /// Samples of the call's timeline given to the recorder.
+    pub samples: AtomicU64,
+    /// Samples filled with silence because no packet carried them.
+    pub samples_concealed: AtomicU64,
+    /// Key presses received as telephone-events.
+    pub digits: AtomicU64,
+    /// Times the SSRC changed.
+    pub ssrc_changes: AtomicU64,
+    /// Times the timeline restarted on a timestamp jump.
+    pub timestamp_jumps: AtomicU64,
+}
+
+/// A stream's own counters and the server's totals, updated together.
+#[derive(Clone, Copy, Debug)]
+pub struct Counters<'a> {
+    /// This stream's.
+    pub stream: &'a StreamStats,
+    /// The server's, over every stream.
+    pub total: &'a StreamStats,
+}
+
+impl Counters<'_> {
+    fn add(&self, field: fn(&StreamStats) -> &AtomicU64, n: u64) {
+        field(self.stream).fetch_add(n, Ordering::Relaxed);
+        field(self.total).fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Sets a stream's running value and moves the total by the difference (modular
+    /// arithmetic makes a decrease work too: reordering can lower `lost`).
+    fn set(&self, field: fn(&StreamStats) -> &AtomicU64, value: u64) {
+        let before = field(self.stream).swap(value, Ordering::Relaxed);
+        field(self.total).fetch_add(value.wrapping_sub(before), Ordering::Relaxed);
+    }
+}
+
+/// What the receive thread should do after a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accepted {
+    /// The packet was the call's (the inactivity timer restarts).
+    Yes,
+    /// Ignored (foreign source or not RTP for this call).
+    No,
+}
+
+/// One recording's RTP receive state.
+#[derive(Debug)]
+pub struct RtpStream {
+    config: StreamConfig,
+    source: Option<SocketAddr>,
+    ssrc: Option<u32>,
+    sequence: SequenceTracker,
+    presses: PressTracker,
+    playout: Playout,
+}
+
+impl RtpStream {
+    /// A stream waiting for its first packet (allocates its window: control side).
+    pub fn new(config: StreamConfig) -> RtpStream {
+        RtpStream {
+            config,
+            source: None,
+            ssrc: None,
+            sequence: SequenceTracker::default(),
+            presses: PressTracker::default(),
+            playout: Playout::new(config.window_samples, config.codec.silence()),
+        }
+    }
+
+    /// Handles one datagram from `from`, sending the timeline it releases to `sink`.
+    pub fn datagram(
+        &mut self,
+        from: SocketAddr,
+        datagram: &[u8],
+        sink: &mut impl Sink,
+        stats: Counters<'_>,
+    ) -> Accepted {
+        match self.source {
+            Some(source) if source != from => {
+                stats.add(|s| &s.packets_foreign, 1);
+                return Accepted::No;
+            }
+            _ => {}
+        }
+        let Ok(packet) = RtpPacket::parse(datagram) else {
+            stats.add(|s| &s.packets_invalid, 1);
+            return Accepted::No;
+        };
+        let pt = packet.payload_type();
+        let is_event = Some(pt) == self.config.telephone_event_payload_type;
+        if pt != self.config.payload_type && !is_event {
+            stats.add(|s| &s.packets_invalid, 1);
+            return Accepted::No;
+        }
+        self.source = Some(from);
+        stats.add(|s| &s.packets, 1);
+        if self.ssrc != Some(packet.ssrc()) {
+            if self.ssrc.is_some() {
+                stats.add(|s| &s.ssrc_changes, 1);
+                self.new_sender(packet.sequence_number(), packet.timestamp(), sink, stats);
+            } else {
+                self.sequence.restart(packet.sequence_number());
+            }
+            self.ssrc = Some(packet.ssrc());
+        } else {
+            match self.sequence.packet(packet.sequence_number()) {
+                SeqClass::Duplicate => {
+                    stats.add(|s| &s.packets_duplicate, 1);
+                    return Accepted::Yes;
+                }
+                SeqClass::Reordered => stats.add(|s| &s.packets_reordered, 1),
+                SeqClass::First | SeqClass::Ahead { .. } | SeqClass::Restart => {}
+            }
+        }
+        stats.set(|s| &s.packets_lost, self.sequence.lost());
+        let ts = packet.timestamp();
+        if is_event {
+            if let Some(event) = TelephoneEvent::parse(packet.payload()) {
+                let new_press = self.presses.packet(ts, packet.marker_bit(), &event);
+                let digit = event.digit().filter(|_| new_press);
+                if digit.is_some() {
+                    stats.add(|s| &s.digits, 1);
+                }
+                self.playout.event(ts, event.duration, digit, sink);
+            }
+        } else {
+            match self.playout.audio(ts, packet.payload(), sink) {
+                Placed::Late => stats.add(|s| &s.packets_late, 1),
+                Placed::NewTimeline => stats.add(|s| &s.timestamp_jumps, 1),
+                Placed::Placed | Placed::Duplicate => {}
+            }
+        }
+        self.publish(stats);
+        Accepted::Yes
+    }
+
+    /// The call ended: releases everything held.
+    pub fn finish(&mut self, sink: &mut impl Sink, stats: Counters<'_>) {
+        self.playout.flush(sink);
+        self.publish(stats);
+    }
+
+    /// A new SSRC: release the old sender's window and continue the timeline with the new one.
+    fn new_sender(&mut self, seq: u16, ts: u32, sink: &mut impl Sink, stats: Counters<'_>) {
+        self.playout.restart_at(ts, sink);
+        self.sequence.restart(seq);
+        self.presses.reset();
+        self.publish(stats);
+    }
+
+    fn publish(&self, stats: Counters<'_>) {
+        stats.set(|s| &s.samples, self.playout.released_samples());
+        stats.set(|s| &s.samples_concealed, self.playout.concealed_samples());
+    }
+}

@@ -1,0 +1,178 @@
+//! The receive path allocates nothing per packet: `recv_from` on a real UDP socket, RTP
+//! parsing, sequence tracking, the jitter window, RFC 4733 presses and the pushes into a live
+//! `Recorder`, over 100,000 packets with loss, reordering, duplicates, foreign packets, an SSRC
+//! change and telephone-events. A counting global allocator counts this thread's allocations.
+//! One test in this binary so nothing else allocates alongside it.
+
+use callrec::{Codec, Engine, EngineConfig};
+use callrec_serve::ingest::RecorderSink;
+use callrec_serve::stream::{Counters, RtpStream, StreamConfig, StreamStats};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::net::UdpSocket;
+use std::sync::atomic::Ordering;
+
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static THIS_THREAD: Cell<u64> = const { Cell::new(0) };
+}
+
+fn note() {
+    let _ = COUNTING.try_with(|on| {
+        if on.get() {
+            let _ = THIS_THREAD.try_with(|n| n.set(n.get() + 1));
+        }
+    });
+}
+
+// SAFETY: forwards every call unchanged to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn header(pt: u8, marker: bool, seq: u16, ts: u32, ssrc: u32) -> [u8; 12] {
+    let mut h = [0u8; 12];
+    h[0] = 0x80;
+    h[1] = pt | if marker { 0x80 } else { 0 };
+    h[2..4].copy_from_slice(&seq.to_be_bytes());
+    h[4..8].copy_from_slice(&ts.to_be_bytes());
+    h[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    h
+}
+
+#[test]
+fn the_receive_path_allocates_nothing_per_packet() {
+    let dir = std::env::temp_dir().join(format!("callrec-serve-noalloc-{}", std::process::id()));
+    // A writer that wakes every millisecond keeps up with a sender faster than real time.
+    let config = EngineConfig {
+        poll_interval: std::time::Duration::from_millis(1),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(&dir, config).unwrap();
+    // Never stops on its own: 30 minutes, no silence stop, no barge-in digit.
+    let (mut recorder, _handle) = engine
+        .record_json(
+            r#"{"seconds_max_duration":1800,"milliseconds_max_silence":1800000,"milliseconds_max_initial_silence":1800000,"barge_in_digits":""}"#,
+            Codec::Alaw,
+        )
+        .unwrap();
+    let mut stream = RtpStream::new(StreamConfig {
+        codec: Codec::Alaw,
+        payload_type: 8,
+        telephone_event_payload_type: Some(101),
+        window_samples: 480,
+    });
+    let (ours, total) = (StreamStats::default(), StreamStats::default());
+    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = receiver.local_addr().unwrap();
+    let mut buf = [0u8; 2048];
+    let mut seq = 0u16;
+    let mut held: Option<[u8; 172]> = None;
+    let mut receive = |stream: &mut RtpStream, recorder: &mut callrec::Recorder| {
+        let (n, from) = receiver.recv_from(&mut buf).unwrap();
+        let c = Counters {
+            stream: &ours,
+            total: &total,
+        };
+        stream.datagram(from, &buf[..n], &mut RecorderSink(recorder), c);
+    };
+
+    COUNTING.with(|c| c.set(true));
+    for k in 0u32..100_000 {
+        let ssrc = if k < 50_000 { 0x1234 } else { 0x5678 };
+        let ts = k.wrapping_mul(160);
+        let mut packet = [(k % 200) as u8; 172];
+        packet[..12].copy_from_slice(&header(8, false, seq, ts, ssrc));
+        seq = seq.wrapping_add(1);
+        match k % 50 {
+            7 => continue, // lost
+            11 => {
+                held = Some(packet); // overtaken by the next one
+                continue;
+            }
+            12 => {
+                sender.send_to(&packet, to).unwrap();
+                receive(&mut stream, &mut recorder);
+                packet = held.take().unwrap();
+            }
+            20 => {
+                // This audio twice, then a press of '3' (marker) in its own packet.
+                for _ in 0..2 {
+                    sender.send_to(&packet, to).unwrap();
+                    receive(&mut stream, &mut recorder);
+                }
+                let mut e = [0u8; 16];
+                e[..12].copy_from_slice(&header(101, true, seq, ts, ssrc));
+                seq = seq.wrapping_add(1);
+                e[12..].copy_from_slice(&[3, 10, 0, 160]);
+                sender.send_to(&e, to).unwrap();
+                receive(&mut stream, &mut recorder);
+                continue;
+            }
+            30 if k % 1000 == 30 => {
+                stranger.send_to(&packet, to).unwrap();
+                receive(&mut stream, &mut recorder);
+            }
+            _ => {}
+        }
+        sender.send_to(&packet, to).unwrap();
+        receive(&mut stream, &mut recorder);
+        // Keep pace with the writer so the ring never fills (a full ring drops, it does not
+        // allocate, but the recording should be whole).
+        while recorder.ring_free_bytes() < 8000 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    let c = Counters {
+        stream: &ours,
+        total: &total,
+    };
+    stream.finish(&mut RecorderSink(&mut recorder), c);
+    COUNTING.with(|c| c.set(false));
+    let allocations = THIS_THREAD.with(|n| n.get());
+    assert_eq!(
+        allocations, 0,
+        "the receive path allocated {allocations} times"
+    );
+
+    // The run did what it says (so the zero above is about the real path).
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    assert_eq!(n(&ours.packets_lost), 2000, "one lost in every 50");
+    assert_eq!(n(&ours.samples_concealed), 2000 * 160);
+    assert_eq!(n(&ours.packets_late), 0);
+    assert_eq!(n(&ours.packets_reordered), 2000);
+    assert_eq!(n(&ours.packets_duplicate), 2000);
+    assert_eq!(n(&ours.packets_foreign), 100);
+    assert_eq!(n(&ours.digits), 2000);
+    assert_eq!(n(&ours.ssrc_changes), 1);
+    assert_eq!(n(&ours.samples), 100_000 * 160);
+    recorder.hangup();
+    drop(recorder);
+    engine.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
