@@ -30,6 +30,11 @@ pub struct Source {
     pending_at: usize,
     /// Audio bytes the data chunk still holds (u64::MAX: until the end of the input).
     left: u64,
+    /// The data chunk's declared size and the input's name, for the truncation warning.
+    declared: u64,
+    name: String,
+    /// A regular file (its truncation is reported at open).
+    is_file: bool,
 }
 
 /// Opens `path` (`-`: standard input); `codec` is the call's codec (None: the file's law, or
@@ -48,6 +53,9 @@ pub fn open(path: &Path, codec: Option<Codec>, raw: Option<Codec>) -> Result<Sou
             pending: Vec::new(),
             pending_at: 0,
             left: u64::MAX,
+            declared: 0,
+            name: path.display().to_string(),
+            is_file: false,
         });
     }
     // Read until the header's data chunk starts (a parse error other than "no data chunk yet"
@@ -98,6 +106,18 @@ pub fn open(path: &Path, codec: Option<Codec>, raw: Option<Codec>) -> Result<Sou
         Kind::G711(law) => law,
         Kind::Pcm16 => Codec::Alaw,
     });
+    // A regular file that ends before its data chunk does: say so now (the recording may stop
+    // before the end is reached).
+    if let Ok(meta) = std::fs::metadata(path) {
+        let have = meta.len().saturating_sub(info.data.start as u64);
+        if meta.is_file() && have < declared && path != Path::new("-") {
+            eprintln!(
+                "callrec: warning: {}: the data chunk declares {declared} bytes but the file \
+                 ends after {have}; reading those",
+                path.display()
+            );
+        }
+    }
     // A streaming writer's header often says 0 or "the most": read such data to the end.
     let left = if declared == 0 || declared >= u32::MAX as u64 - 64 {
         u64::MAX
@@ -111,6 +131,9 @@ pub fn open(path: &Path, codec: Option<Codec>, raw: Option<Codec>) -> Result<Sou
         pending_at: info.data.start,
         pending: head,
         left,
+        declared,
+        name: path.display().to_string(),
+        is_file: path != Path::new("-") && std::fs::metadata(path).is_ok_and(|m| m.is_file()),
     })
 }
 
@@ -155,7 +178,20 @@ impl Source {
         let mut got = 0;
         while got < buf.len() {
             match self.read_some(&mut buf[got..]) {
-                Ok(0) => break,
+                Ok(0) => {
+                    if self.left != u64::MAX && self.left > 0 && !self.is_file {
+                        // As sox does: read what is there, and say so (once).
+                        eprintln!(
+                            "callrec: warning: {}: the data chunk declares {} bytes but the \
+                             input ends after {}; reading those",
+                            self.name,
+                            self.declared,
+                            self.declared - self.left
+                        );
+                        self.left = 0;
+                    }
+                    break;
+                }
                 Ok(n) => got += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                     if interrupted() {
