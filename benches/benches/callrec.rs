@@ -7,7 +7,8 @@
 
 use callrec::cipher::{ctr_to_cbc, CipherSpec, Mode};
 use callrec::detect::SoundDetector;
-use callrec::energy::{g711_sum_of_squares_table, level_dbm0, sum_of_squares_scalar, EnergyKernel};
+use callrec::energy::{g711_sum_of_squares_table, sum_of_squares_scalar, EnergyKernel};
+use callrec::features::FrameFeatures;
 use callrec::g711::{decode_into, encode_into, transcode_into, Codec};
 use callrec::{Engine, EngineConfig, RecordOptions, Recorder, Status};
 use callrec_benches::{endless_options, sample_call, scratch_store, FRAME};
@@ -66,37 +67,42 @@ fn analysis(c: &mut Criterion) {
     let frames: Vec<&[u8]> = audio.chunks_exact(FRAME).collect();
     let kernel = EnergyKernel::detect();
     let mut g = c.benchmark_group("analysis");
+    let features: Vec<FrameFeatures> = frames
+        .iter()
+        .map(|f| FrameFeatures::of_frame(kernel, Codec::Alaw, (*f).try_into().expect("frame")))
+        .collect();
+    // The decision alone, on the sample call's features in order.
     g.bench_function("detector_classify", |b| {
         let mut d = SoundDetector::new(None);
-        let mut level = -60.0f32;
+        let mut i = 0;
         b.iter(|| {
-            level = if level > -30.0 { -62.0 } else { level + 7.0 };
-            d.classify(black_box(level))
+            let f = &features[i % features.len()];
+            i += 1;
+            d.classify(black_box(f))
         })
     });
-    // What push does per frame before the ring: energy from the bytes, dBm0, decision. This
-    // is the number compared with SpanDSP's G.711 decode + power meter on the same frames.
+    // The features alone: decode, exact SIMD energy, band-pass, tilt, impulsiveness.
+    g.bench_function("features", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            let frame: &[u8; FRAME] = frames[i % frames.len()].try_into().expect("frame");
+            i += 1;
+            FrameFeatures::of_frame(kernel, Codec::Alaw, black_box(frame))
+        })
+    });
+    // What push does per frame before the ring (Recorder::analyse): features, then the
+    // decision. This is the number compared with SpanDSP's G.711 decode + power meter.
     g.bench_function("frame", |b| {
         let mut d = SoundDetector::new(None);
         let mut i = 0;
         b.iter(|| {
-            let frame = frames[i % frames.len()];
+            let frame: &[u8; FRAME] = frames[i % frames.len()].try_into().expect("frame");
             i += 1;
-            let level = level_dbm0(kernel.g711_sum_of_squares(Codec::Alaw, frame), FRAME);
-            d.classify(level)
-        })
-    });
-    // The same with an explicit decode and the SIMD kernel (the path a linear-PCM user takes).
-    g.bench_function("frame_decode_simd", |b| {
-        let mut d = SoundDetector::new(None);
-        let mut i = 0;
-        let mut linear = [0i16; FRAME];
-        b.iter(|| {
-            let frame = frames[i % frames.len()];
-            i += 1;
-            decode_into(Codec::Alaw, frame, &mut linear);
-            let level = level_dbm0(kernel.sum_of_squares(&linear), FRAME);
-            d.classify(level)
+            d.classify(&FrameFeatures::of_frame(
+                kernel,
+                Codec::Alaw,
+                black_box(frame),
+            ))
         })
     });
     g.finish();

@@ -77,14 +77,17 @@ fn the_readme_example() {
 }
 
 fn pcm_call(path: &Path) -> Vec<i16> {
-    // 0.5 s quiet, 1.5 s of a two-tone "voice", 1 s quiet.
+    // 0.5 s quiet, 1.5 s of a two-tone "voice" whose level rises and falls by 14 dB every
+    // 240 ms like syllables (a steady tone is background to the detector), 1 s quiet.
     let mut samples = Vec::new();
     for i in 0..24_000 {
         let t = i as f64 / 8000.0;
         let voiced = (4000..16_000).contains(&i);
         let s = if voiced {
-            6000.0 * (std::f64::consts::TAU * 300.0 * t).sin()
-                + 3000.0 * (std::f64::consts::TAU * 1300.0 * t).sin()
+            let syllables = 0.6 + 0.4 * (std::f64::consts::TAU * t / 0.24).sin();
+            syllables
+                * (6000.0 * (std::f64::consts::TAU * 300.0 * t).sin()
+                    + 3000.0 * (std::f64::consts::TAU * 1300.0 * t).sin())
         } else {
             ((i * 7919) % 31) as f64 - 15.0
         };

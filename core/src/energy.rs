@@ -53,6 +53,18 @@ impl EnergyKernel {
         kernels
     }
 
+    /// True for the AVX2 kernel (callers may then run their own code compiled for AVX2).
+    pub(crate) fn is_avx2(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            self.0 == Kind::Avx2
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
     /// A short name: `scalar`, `sse2`, `avx2` or `neon`.
     pub fn name(self) -> &'static str {
         match self.0 {
@@ -176,10 +188,17 @@ pub fn level_dbm0(sum_of_squares: u64, samples: usize) -> f32 {
 }
 
 /// The level of one frame of G.711 audio in dBm0, exactly as the sound detector sees it: the
-/// recorder calls this for every 20 ms frame, and the Python `frame_energy_dbm0` and any other
-/// "what level does callrec see" tool call it too, so they can never disagree.
+/// recorder's detector uses the same energy and conversion for every 20 ms frame
+/// ([`crate::features::level_of_frame_energy`]), and the Python `frame_energy_dbm0` and any other
+/// "what level does callrec see" tool call this, so they can never disagree. Input of any other
+/// length than 160 bytes is measured as its mean power with [`level_dbm0`]. Real-time safe.
 pub fn frame_level_dbm0(kernel: EnergyKernel, codec: Codec, frame: &[u8]) -> f32 {
-    level_dbm0(kernel.g711_sum_of_squares(codec, frame), frame.len())
+    let energy = kernel.g711_sum_of_squares(codec, frame);
+    if frame.len() == crate::features::FRAME_SAMPLES {
+        crate::features::level_of_frame_energy(energy)
+    } else {
+        level_dbm0(energy, frame.len())
+    }
 }
 
 use crate::g711::Codec;

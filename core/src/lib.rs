@@ -26,6 +26,7 @@ pub mod detect;
 pub mod dtmf;
 pub mod energy;
 pub mod engine;
+pub mod features;
 pub mod g711;
 mod inband;
 pub mod json;

@@ -29,8 +29,9 @@
 //! **Feeding faster than real time.** [`Recorder::feed`] is the non-real-time way in for hosts
 //! that read a file or a pipe: it waits for ring space instead of letting the ring overflow.
 
-use crate::detect::SoundDetector;
-use crate::energy::{frame_level_dbm0, EnergyKernel};
+use crate::detect::{SoundDetector, Verdict, MAX_ONSET_DELAY_FRAMES};
+use crate::energy::EnergyKernel;
+use crate::features::FrameFeatures;
 use crate::g711::Codec;
 use crate::inband::{Confirmed, InBand, Released};
 use crate::metrics::EngineMetrics;
@@ -55,7 +56,10 @@ pub const PREROLL_FRAMES: usize = 10;
 /// Input discarded after the beep has been pulled, so its echo is not taken as sound (100 ms).
 pub const ECHO_GUARD_SAMPLES: u64 = 800;
 
-const PREROLL_BYTES: usize = PREROLL_FRAMES * FRAME_SAMPLES;
+/// Frames kept while waiting: the pre-roll plus the detector's confirmation delay, so the
+/// recording still starts [`PREROLL_FRAMES`] before the talkspurt's first frame.
+const PREROLL_RING_FRAMES: usize = PREROLL_FRAMES + MAX_ONSET_DELAY_FRAMES;
+const PREROLL_BYTES: usize = PREROLL_RING_FRAMES * FRAME_SAMPLES;
 
 /// Where a recording is, as the host sees it after each call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,7 +186,7 @@ pub struct Recorder {
     /// Input sample index of the next frame the state machine takes (the start of `carry`).
     pipeline_at: u64,
     /// Input sample index of each pre-roll frame.
-    preroll_at: [u64; PREROLL_FRAMES],
+    preroll_at: [u64; PREROLL_RING_FRAMES],
 }
 
 impl fmt::Debug for Recorder {
@@ -272,7 +276,7 @@ impl Recorder {
                 .detect_dtmf
                 .then(|| Box::new(InBand::new(codec, options.mask_dtmf))),
             pipeline_at: 0,
-            preroll_at: [0; PREROLL_FRAMES],
+            preroll_at: [0; PREROLL_RING_FRAMES],
         };
         (recorder, handle)
     }
@@ -718,8 +722,10 @@ impl Recorder {
             return;
         }
         match self.phase {
-            Phase::Beep | Phase::Stopped(_) => {}
+            Phase::Stopped(_) => {}
+            Phase::Beep => self.learn_background(frame),
             Phase::EchoGuard { left } => {
+                self.learn_background(frame);
                 let left = left.saturating_sub(FRAME_SAMPLES as u64);
                 self.phase = if left == 0 {
                     Phase::Waiting
@@ -728,58 +734,69 @@ impl Recorder {
                 };
             }
             Phase::Waiting => {
-                if self.is_sound(frame) {
+                if let Verdict::Speech { onset_frames_ago } = self.analyse(frame) {
                     self.phase = Phase::Recording;
-                    self.start_recording(frame);
+                    self.start_recording(frame, onset_frames_ago as usize);
                 } else {
                     self.remember_preroll(frame);
                     self.waited_samples += FRAME_SAMPLES as u64;
-                    if self.waited_samples >= self.initial_silence_samples {
+                    if self.waited_samples >= self.initial_silence_samples
+                        && !self.detector.is_pending()
+                    {
                         self.stop(Reason::Silence);
                     }
                 }
             }
             Phase::Recording => {
-                let sound = self.is_sound(frame);
+                let sound = self.analyse(frame).is_speech();
                 self.record_frame(frame, sound);
             }
         }
     }
 
-    fn is_sound(&mut self, frame: &[u8; FRAME_SAMPLES]) -> bool {
-        // Straight from the G.711 bytes (the kernel chosen at start): no decode needed.
-        let level = frame_level_dbm0(self.energy, self.codec, frame);
-        let sound = self.detector.classify(level);
+    fn analyse(&mut self, frame: &[u8; FRAME_SAMPLES]) -> Verdict {
+        let features = FrameFeatures::of_frame(self.energy, self.codec, frame);
+        let verdict = self.detector.classify(&features);
         if !self.speech_published && self.detector.contains_sound() {
             self.speech_published = true;
             self.shared.set_contains_sound();
         }
-        sound
+        verdict
+    }
+
+    /// The caller's audio while the beep plays is not judged, but it shows the detector the
+    /// line's background before the caller speaks.
+    fn learn_background(&mut self, frame: &[u8; FRAME_SAMPLES]) {
+        let features = FrameFeatures::of_frame(self.energy, self.codec, frame);
+        self.detector.learn_background(&features);
     }
 
     fn remember_preroll(&mut self, frame: &[u8; FRAME_SAMPLES]) {
         let at = self.preroll_next * FRAME_SAMPLES;
         self.preroll[at..at + FRAME_SAMPLES].copy_from_slice(frame);
         self.preroll_at[self.preroll_next] = self.pipeline_at;
-        self.preroll_next = (self.preroll_next + 1) % PREROLL_FRAMES;
-        self.preroll_len = (self.preroll_len + 1).min(PREROLL_FRAMES);
+        self.preroll_next = (self.preroll_next + 1) % PREROLL_RING_FRAMES;
+        self.preroll_len = (self.preroll_len + 1).min(PREROLL_RING_FRAMES);
     }
 
-    fn start_recording(&mut self, first_sound: &[u8; FRAME_SAMPLES]) {
-        let oldest = (self.preroll_next + PREROLL_FRAMES - self.preroll_len) % PREROLL_FRAMES;
-        for i in 0..self.preroll_len {
-            let at = ((oldest + i) % PREROLL_FRAMES) * FRAME_SAMPLES;
+    /// Starts the file [`PREROLL_FRAMES`] before the talkspurt's first frame, which the detector
+    /// confirmed `onset_frames_ago` frames after it began.
+    fn start_recording(&mut self, confirming: &[u8; FRAME_SAMPLES], onset_frames_ago: usize) {
+        let take = self.preroll_len.min(PREROLL_FRAMES + onset_frames_ago);
+        let oldest = (self.preroll_next + PREROLL_RING_FRAMES - take) % PREROLL_RING_FRAMES;
+        for i in 0..take {
+            let at = ((oldest + i) % PREROLL_RING_FRAMES) * FRAME_SAMPLES;
             let frame: [u8; FRAME_SAMPLES] = self.preroll[at..at + FRAME_SAMPLES]
                 .try_into()
                 .expect("a pre-roll slot is one frame");
-            let input_at = self.preroll_at[(oldest + i) % PREROLL_FRAMES];
+            let input_at = self.preroll_at[(oldest + i) % PREROLL_RING_FRAMES];
             if self.write_audio(&frame, true, input_at) {
                 self.stop_at_limit();
                 return;
             }
         }
         self.preroll_len = 0;
-        self.record_frame(first_sound, true);
+        self.record_frame(confirming, true);
     }
 
     fn record_frame(&mut self, frame: &[u8; FRAME_SAMPLES], sound: bool) {
@@ -796,7 +813,7 @@ impl Recorder {
         }
         if at_limit {
             self.stop_at_limit();
-        } else if self.silence_samples >= self.max_silence_samples {
+        } else if self.silence_samples >= self.max_silence_samples && !self.detector.is_pending() {
             self.stop(Reason::Silence);
         }
     }

@@ -62,6 +62,29 @@ fn count_on_this_thread(on: bool) -> u64 {
     THIS_THREAD.with(|n| n.get())
 }
 
+/// `frames` frames of a steady 1 kHz tone at about -18 dBm0 (stationary: not speech).
+fn steady_tone(codec: Codec, frames: usize) -> Vec<u8> {
+    (0..frames * FRAME)
+        .map(|i| {
+            let t = i as f64 / 8000.0;
+            codec.encode((3000.0 * (std::f64::consts::TAU * 1000.0 * t).sin()) as i16)
+        })
+        .collect()
+}
+
+/// `frames` frames of a quiet line with a 4 ms 1 kHz click every 0.5 s.
+fn clicks(codec: Codec, frames: usize) -> Vec<u8> {
+    let mut audio = quiet(codec, frames, 4);
+    for (i, byte) in audio.iter_mut().enumerate() {
+        let in_period = i % 4000;
+        if (1000..1032).contains(&in_period) {
+            let t = in_period as f64 / 8000.0;
+            *byte = codec.encode((6000.0 * (std::f64::consts::TAU * 1000.0 * t).sin()) as i16);
+        }
+    }
+    audio
+}
+
 /// Feeds `frame` (waiting, not allocating, while the ring is too full so nothing is dropped).
 fn paced_push(rec: &mut Recorder, frame: &[u8]) -> Status {
     rec.feed(frame, Duration::from_secs(60)).unwrap()
@@ -81,12 +104,17 @@ fn real_time_path_and_writer_steady_state_do_not_allocate() {
     )
     .unwrap();
     let codec = Codec::Alaw;
-    // A 4 s cycle: 1 s sound, 1 s quiet, 0.5 s sound, 1.5 s quiet. Built before counting.
+    // A 6 s cycle: 1 s sound, 1 s quiet, 0.5 s sound, 1.5 s quiet, then 1 s of a steady tone
+    // and 1 s of clicks on a quiet line, so every state of the detector (talkspurt pending,
+    // confirmed, steady sound, the floor jumping to a stationary level) runs while counting.
+    // Built before counting.
     let cycle = call(&[
         sound(codec, 50, 0),
         quiet(codec, 50, 1),
         sound(codec, 25, 100),
         quiet(codec, 75, 2),
+        steady_tone(codec, 50),
+        clicks(codec, 50),
     ]);
     let long = RecordOptions::from_json(
         r#"{"beep_on_start":true,"seconds_max_duration":86400,"milliseconds_max_silence":3600000,

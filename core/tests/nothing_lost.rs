@@ -10,10 +10,14 @@ use callrec::{Codec, Engine, EngineConfig, Reason, RecordOptions, RecorderError,
 use common::*;
 use std::time::Duration;
 
-/// Long limits: only the way the test ends the call stops the recording.
+/// Long limits: only the way the test ends the call stops the recording. The fixed threshold
+/// makes the first frame sound (the adaptive detector takes its first frame as the line's
+/// background), so the recording starts at sample 0.
 fn long() -> RecordOptions {
-    RecordOptions::from_json(r#"{"seconds_max_duration":3600,"milliseconds_max_silence":600000}"#)
-        .unwrap()
+    RecordOptions::from_json(
+        r#"{"seconds_max_duration":3600,"milliseconds_max_silence":600000,"silence_threshold_db":-40}"#,
+    )
+    .unwrap()
 }
 
 fn small_ring_engine(dir: &std::path::Path) -> Engine {

@@ -17,12 +17,17 @@ def pcm16(samples):
 
 
 def sound(frames, codec="alaw", start=0):
-    """A two-tone signal at about -15 dBm0: sound."""
+    """Speech-like sound: a two-tone signal at about -15 dBm0 whose level rises and falls by
+    14 dB every 240 ms like syllables (a steady tone is background to the detector), as the
+    Rust tests' `common::sound`."""
     n0 = start * FRAME
-    samples = [
-        int(4000 * math.sin(2 * math.pi * 440 * (n0 + i) / 8000) + 2500 * math.sin(2 * math.pi * 1100 * (n0 + i) / 8000))
-        for i in range(frames * FRAME)
-    ]
+
+    def at(n):
+        t = n / 8000
+        syllables = 0.6 + 0.4 * math.sin(2 * math.pi * t / 0.24)
+        return int(syllables * (4000 * math.sin(2 * math.pi * 440 * t) + 2500 * math.sin(2 * math.pi * 1100 * t)))
+
+    samples = [at(n0 + i) for i in range(frames * FRAME)]
     return callrec.g711.encode(pcm16(samples), codec)
 
 

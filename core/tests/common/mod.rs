@@ -28,13 +28,16 @@ pub fn engine(dir: &Path) -> Engine {
     .unwrap()
 }
 
-/// `frames` frames of a 440 Hz + 1100 Hz tone at about -15 dBm0: sound.
+/// `frames` frames of speech-like sound: a 440 Hz + 1100 Hz tone at about -15 dBm0 whose level
+/// rises and falls by 14 dB every 240 ms (12 frames), like syllables. (A steady tone is not
+/// speech: the detector takes it for background, DESIGN §4.)
 pub fn sound(codec: Codec, frames: usize, start_frame: usize) -> Vec<u8> {
     (0..frames * FRAME)
         .map(|i| {
             let t = (start_frame * FRAME + i) as f64 / 8000.0;
             let w = std::f64::consts::TAU;
-            let s = 4000.0 * (w * 440.0 * t).sin() + 2500.0 * (w * 1100.0 * t).sin();
+            let syllables = 0.6 + 0.4 * (w * t / 0.24).sin();
+            let s = syllables * (4000.0 * (w * 440.0 * t).sin() + 2500.0 * (w * 1100.0 * t).sin());
             codec.encode(s as i16)
         })
         .collect()

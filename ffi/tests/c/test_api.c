@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "callrec.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,8 +25,22 @@ static int passed, failed;
 
 #define EXPECT(call, want) CHECK((call) == (want))
 
-/* 20 ms of a full-scale 1 kHz square wave in A-law (sound) and of digital silence. */
-static uint8_t loud[160], quiet[160];
+/* Speech-like sound: twelve 20 ms frames of a 1 kHz square wave in A-law whose level rises and
+ * falls by 14 dB over the 240 ms cycle like syllables (a steady tone is background to the
+ * detector), taken in turn by LOUD(frame); and 20 ms of digital silence. */
+static uint8_t loud_cycle[12][160], quiet[160];
+#define LOUD(i) (loud_cycle[(i) % 12])
+
+/* G.711 A-law of a 16-bit sample (ITU-T G.711), for building the test audio. */
+static uint8_t alaw(int sample) {
+    int sign = sample >= 0 ? 0x80 : 0x00;
+    int magnitude = sample >= 0 ? sample : -sample - 1;
+    if (magnitude > 32767) magnitude = 32767;
+    int exponent = 7;
+    for (int mask = 0x4000; exponent > 0 && !(magnitude & mask); mask >>= 1) exponent--;
+    int mantissa = (magnitude >> (exponent == 0 ? 4 : exponent + 3)) & 0x0F;
+    return (uint8_t)((sign | (exponent << 4) | mantissa) ^ 0x55);
+}
 
 static void sleep_ms(long ms) {
     struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
@@ -117,9 +132,11 @@ static long read_audio(const char *root, const char *name, uint8_t *out, size_t 
 }
 
 /* Pause/resume with both behaviours: loud frames numbered by their first byte, 40 frames,
- * paused over frames 10..20; the file is the expected splice. */
+ * paused over frames 10..20; the file is the expected splice. A fixed threshold makes every
+ * frame sound from the first (the adaptive detector takes a steady tone for background). */
 static void pause_and_resume(callrec_engine *e, const char *root) {
-    static const char *options[2] = {"{\"pause_behavior\":\"skip\"}", "{\"pause_behavior\":\"silence\"}"};
+    static const char *options[2] = {"{\"pause_behavior\":\"skip\",\"silence_threshold_db\":-40}",
+                                     "{\"pause_behavior\":\"silence\",\"silence_threshold_db\":-40}"};
     static uint8_t input[40][160], want[40 * 160], got[40 * 160 + 1];
     char json[1024], name[512];
     for (int k = 0; k < 2; k++) {
@@ -127,7 +144,7 @@ static void pause_and_resume(callrec_engine *e, const char *root) {
         callrec_status st;
         size_t want_len = 0;
         for (int i = 0; i < 40; i++) {
-            memcpy(input[i], loud, 160);
+            memcpy(input[i], LOUD(0), 160);
             input[i][0] = (uint8_t)(0x80 + i); /* makes every frame different */
             if (i == 10) {
                 EXPECT(callrec_recorder_pause(r, &st), CALLREC_RESULT_OK);
@@ -201,7 +218,8 @@ static void stale_handles(const char *root) {
     EXPECT(callrec_recorder_hangup(a, &st), CALLREC_RESULT_OK);
     callrec_recorder *stale = a;
     EXPECT(callrec_recorder_free(a), CALLREC_RESULT_OK);
-    callrec_recorder *b = new_recorder(e, "{\"format\":\"alaw\"}", CALLREC_CODEC_ALAW);
+    /* A fixed threshold: B's steady square is sound from its first frame. */
+    callrec_recorder *b = new_recorder(e, "{\"format\":\"alaw\",\"silence_threshold_db\":-40}", CALLREC_CODEC_ALAW);
     /* Same slot, new generation: the handles differ only in the generation bits. */
     CHECK(((uintptr_t)b & 0xffffffffu) == ((uintptr_t)stale & 0xffffffffu) && b != stale);
     for (int i = 0; i < 50; i++) {
@@ -254,10 +272,11 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *root = argv[1];
-    for (int i = 0; i < 160; i++) {
-        loud[i] = (i / 4) % 2 ? 0x2A : 0xAA;
-        quiet[i] = 0xD5;
+    for (int f = 0; f < 12; f++) {
+        double level = 0.6 + 0.4 * sin(2 * 3.14159265358979 * f / 12.0);
+        for (int i = 0; i < 160; i++) loud_cycle[f][i] = alaw((int)((i / 4) % 2 ? 20000 * level : -20000 * level));
     }
+    for (int i = 0; i < 160; i++) quiet[i] = 0xD5;
     callrec_status st;
     char json[1024], msg[256];
     size_t n = 0;
@@ -327,8 +346,10 @@ int main(int argc, char **argv) {
      *    and says how much it took; the rest then follows, and the file holds every byte. */
     {
         static uint8_t ten_s[80000];
-        for (size_t i = 0; i < sizeof ten_s; i++) ten_s[i] = loud[i % 160];
-        r = new_recorder(e, "{\"seconds_max_duration\":60,\"barge_in_digits\":\"\"}", CALLREC_CODEC_ALAW);
+        for (size_t i = 0; i < sizeof ten_s; i++) ten_s[i] = LOUD(i / 160)[i % 160];
+        /* A fixed threshold: sound from the first frame, so the file is every byte fed. */
+        r = new_recorder(e, "{\"seconds_max_duration\":60,\"barge_in_digits\":\"\",\"silence_threshold_db\":-40}",
+                         CALLREC_CODEC_ALAW);
         size_t fed = 0;
         EXPECT(callrec_recorder_feed(r, NULL, 160, 0, &fed, &st), CALLREC_RESULT_NULL_PARAMETER);
         EXPECT(callrec_recorder_feed(r, ten_s, 160, 0, &fed, NULL), CALLREC_RESULT_NULL_PARAMETER);
@@ -376,7 +397,7 @@ int main(int argc, char **argv) {
     int frame = 0;
     for (; frame < 20; frame++) EXPECT(push(r, quiet, 160, &st), CALLREC_RESULT_OK);
     CHECK(st.phase == CALLREC_PHASE_WAITING);
-    for (; frame < 70; frame++) EXPECT(push(r, loud, 160, &st), CALLREC_RESULT_OK);
+    for (; frame < 70; frame++) EXPECT(push(r, LOUD(frame), 160, &st), CALLREC_RESULT_OK);
     CHECK(st.phase == CALLREC_PHASE_RECORDING);
     EXPECT(callrec_recorder_digit(r, '1', &st), CALLREC_RESULT_OK); /* not a barge-in digit */
     CHECK(st.phase == CALLREC_PHASE_RECORDING);
@@ -388,7 +409,7 @@ int main(int argc, char **argv) {
     /* Last sound frame 69, then 50 silent frames: frame 119. */
     CHECK(stop_frame == 119 && st.reason == CALLREC_REASON_SILENCE);
     /* Pushing after the stop returns the stopped status and records nothing. */
-    EXPECT(callrec_recorder_push(r, loud, 160, &st), CALLREC_RESULT_OK);
+    EXPECT(callrec_recorder_push(r, LOUD(0), 160, &st), CALLREC_RESULT_OK);
     CHECK(st.phase == CALLREC_PHASE_STOPPED && st.reason == CALLREC_REASON_SILENCE);
     EXPECT(callrec_recorder_hangup(r, &st), CALLREC_RESULT_OK);
     CHECK(st.reason == CALLREC_REASON_SILENCE);
@@ -403,14 +424,14 @@ int main(int argc, char **argv) {
     /* Double free and use after free are caught. */
     EXPECT(callrec_recorder_free(r), CALLREC_RESULT_OK);
     EXPECT(callrec_recorder_free(r), CALLREC_RESULT_INVALID_HANDLE); /* double free: no effect */
-    EXPECT(callrec_recorder_push(r, loud, 160, &st), CALLREC_RESULT_INVALID_HANDLE);
+    EXPECT(callrec_recorder_push(r, LOUD(0), 160, &st), CALLREC_RESULT_INVALID_HANDLE);
     EXPECT(callrec_recorder_status(r, &st), CALLREC_RESULT_INVALID_HANDLE);
     EXPECT(callrec_recorder_digit(r, '#', &st), CALLREC_RESULT_INVALID_HANDLE);
     EXPECT(callrec_recorder_hangup(r, &st), CALLREC_RESULT_INVALID_HANDLE);
     EXPECT(callrec_recorder_playout(r, beep, 160, &n), CALLREC_RESULT_INVALID_HANDLE);
     EXPECT(callrec_recorder_filename(r, name, sizeof name, &n), CALLREC_RESULT_INVALID_HANDLE);
     EXPECT(callrec_recorder_ring_free(r, &free_bytes), CALLREC_RESULT_INVALID_HANDLE);
-    EXPECT(callrec_recorder_feed(r, loud, 160, 0, NULL, &st), CALLREC_RESULT_INVALID_HANDLE);
+    EXPECT(callrec_recorder_feed(r, LOUD(0), 160, 0, NULL, &st), CALLREC_RESULT_INVALID_HANDLE);
     callrec_abort_handle *h = NULL;
     EXPECT(callrec_recorder_abort_handle(r, &h), CALLREC_RESULT_INVALID_HANDLE);
     EXPECT(callrec_recorder_status(NULL, &st), CALLREC_RESULT_NULL_PARAMETER);
@@ -435,7 +456,7 @@ int main(int argc, char **argv) {
         EXPECT(callrec_recorder_push(r, quiet, 160, &st), CALLREC_RESULT_OK);
     } while (n > 0);
     CHECK(beep_total == 2000); /* 250 ms */
-    for (int i = 0; i < 10; i++) EXPECT(callrec_recorder_push(r, loud, 160, &st), CALLREC_RESULT_OK);
+    for (int i = 0; i < 10; i++) EXPECT(callrec_recorder_push(r, LOUD(i), 160, &st), CALLREC_RESULT_OK);
     CHECK(st.phase == CALLREC_PHASE_RECORDING);
     EXPECT(callrec_recorder_digit(r, '9', &st), CALLREC_RESULT_OK);
     CHECK(st.phase == CALLREC_PHASE_STOPPED && st.reason == CALLREC_REASON_BARGEIN);
@@ -454,7 +475,7 @@ int main(int argc, char **argv) {
     CHECK(pthread_create(&t, NULL, abort_later, &job) == 0);
     int pushed = 0;
     do {
-        EXPECT(callrec_recorder_push(r, pushed % 2 ? loud : quiet, 160, &st), CALLREC_RESULT_OK);
+        EXPECT(callrec_recorder_push(r, pushed % 2 ? LOUD(pushed) : quiet, 160, &st), CALLREC_RESULT_OK);
         pushed++;
         sleep_ms(1);
     } while (st.phase != CALLREC_PHASE_STOPPED && pushed < 5000);
@@ -477,12 +498,14 @@ int main(int argc, char **argv) {
 
     /* 4. Hangup with a partial frame; metrics. */
     r = new_recorder(e, "", CALLREC_CODEC_ALAW); /* empty options: all defaults */
-    for (int i = 0; i < 30; i++) EXPECT(callrec_recorder_push(r, loud, 160, &st), CALLREC_RESULT_OK);
-    EXPECT(callrec_recorder_push(r, loud, 80, &st), CALLREC_RESULT_OK);
+    /* 10 quiet frames (the detector's first look at the line; the pre-roll records them). */
+    for (int i = 0; i < 10; i++) EXPECT(callrec_recorder_push(r, quiet, 160, &st), CALLREC_RESULT_OK);
+    for (int i = 0; i < 30; i++) EXPECT(callrec_recorder_push(r, LOUD(i), 160, &st), CALLREC_RESULT_OK);
+    EXPECT(callrec_recorder_push(r, LOUD(30), 80, &st), CALLREC_RESULT_OK);
     EXPECT(callrec_recorder_hangup(r, &st), CALLREC_RESULT_OK);
     CHECK(st.reason == CALLREC_REASON_HANGUP);
     info = take_event(e, CALLREC_EVENT_FINISHED, json, sizeof json);
-    CHECK(info.reason == CALLREC_REASON_HANGUP && info.samples == 30 * 160 + 80);
+    CHECK(info.reason == CALLREC_REASON_HANGUP && info.samples == 40 * 160 + 80);
     take_event(e, CALLREC_EVENT_AVAILABLE, json, sizeof json);
     callrec_metrics m;
     EXPECT(callrec_engine_metrics(e, &m), CALLREC_RESULT_OK);
@@ -495,14 +518,15 @@ int main(int argc, char **argv) {
 
     /* 5. Shutdown finalizes an open recording with "other"; recording afterwards is refused. */
     r = new_recorder(e, "{}", CALLREC_CODEC_ALAW);
-    for (int i = 0; i < 10; i++) EXPECT(callrec_recorder_push(r, loud, 160, &st), CALLREC_RESULT_OK);
+    for (int i = 0; i < 10; i++) EXPECT(callrec_recorder_push(r, quiet, 160, &st), CALLREC_RESULT_OK);
+    for (int i = 0; i < 10; i++) EXPECT(callrec_recorder_push(r, LOUD(i), 160, &st), CALLREC_RESULT_OK);
     EXPECT(callrec_engine_shutdown(e), CALLREC_RESULT_OK);
     EXPECT(callrec_engine_shutdown(e), CALLREC_RESULT_OK); /* idempotent */
     EXPECT(callrec_engine_shutdown(NULL), CALLREC_RESULT_NULL_PARAMETER);
-    EXPECT(callrec_recorder_push(r, loud, 160, &st), CALLREC_RESULT_OK);
+    EXPECT(callrec_recorder_push(r, LOUD(10), 160, &st), CALLREC_RESULT_OK);
     CHECK(st.phase == CALLREC_PHASE_STOPPED && st.reason == CALLREC_REASON_OTHER);
     info = take_event(e, CALLREC_EVENT_FINISHED, json, sizeof json);
-    CHECK(info.reason == CALLREC_REASON_OTHER && info.samples == 10 * 160);
+    CHECK(info.reason == CALLREC_REASON_OTHER && info.samples == 20 * 160);
     take_event(e, CALLREC_EVENT_AVAILABLE, json, sizeof json);
     EXPECT(callrec_engine_next_event(e, -1, &ev), CALLREC_RESULT_NO_EVENT); /* drained */
     callrec_recorder *late = NULL;
