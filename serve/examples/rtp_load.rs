@@ -1,7 +1,7 @@
 //! The load sender for `scripts/bench-serve`: N real-time RTP streams (20 ms PCMA packets of
-//! speech-like noise, one stream per destination port), from this separate process.
+//! a raw A-law file's audio, looped, one stream per destination port), from this separate process.
 //!
-//! `rtp_load PORTS_FILE SECONDS [HOST]` reads one UDP port per line and sends each port its own
+//! `rtp_load PORTS_FILE SECONDS ALAW_FILE [HOST]` reads one UDP port per line and sends each port its own
 //! stream (its own SSRC and numbering) for SECONDS, every stream's packet once per 20 ms tick,
 //! the ticks kept on the wall clock, in `sendmmsg` batches so the sender is not the bottleneck. Prints one JSON line: packets sent, ticks that started
 //! late by more than a tick (the sender itself fell behind), and the worst lateness.
@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() < 3 {
-        eprintln!("usage: rtp_load PORTS_FILE SECONDS [HOST]");
+    if args.len() < 4 {
+        eprintln!("usage: rtp_load PORTS_FILE SECONDS ALAW_FILE [HOST]");
         std::process::exit(2);
     }
-    let host = args.get(3).map(String::as_str).unwrap_or("127.0.0.1");
+    let host = args.get(4).map(String::as_str).unwrap_or("127.0.0.1");
     let ports: Vec<u16> =
         std::io::BufReader::new(std::fs::File::open(&args[1]).expect("ports file"))
             .lines()
@@ -31,21 +31,12 @@ fn main() {
     // One socket for every stream: each of the server's ports latches this one source address.
     let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let _ = socket.set_write_timeout(Some(Duration::from_millis(100)));
-    // Loud A-law noise (segments 5-7), never the silence byte: every frame is sound.
-    let mut seed = 0x2545_F491_4F6C_DD1Du64;
-    let mut noise = [0u8; 8000];
-    for b in noise.iter_mut() {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        *b = loop {
-            let c = (seed >> 24) as u8;
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-            if ((c ^ 0x55) & 0x70) >> 4 >= 5 {
-                break c;
-            }
-        };
-    }
+    // The call's audio: a raw A-law file, looped (speech, so every stream is recorded).
+    let audio = std::fs::read(&args[3]).expect("the A-law file");
+    assert!(
+        audio.len() >= 8000,
+        "the A-law file must hold at least one second"
+    );
     let ticks = seconds * 50;
     let start = Instant::now();
     let addrs: Vec<libc::sockaddr_in> = destinations
@@ -87,8 +78,9 @@ fn main() {
                 packet[2..4].copy_from_slice(&seq.to_be_bytes());
                 packet[4..8].copy_from_slice(&ts.to_be_bytes());
                 packet[8..12].copy_from_slice(&(0x1000_0000 + i as u32).to_be_bytes());
-                let at = ((tick as usize * 160) + i * 37) % (8000 - 160);
-                packet[12..].copy_from_slice(&noise[at..at + 160]);
+                // Each stream at its own offset into the audio.
+                let at = ((tick as usize * 160) + i * 1601) % (audio.len() - 160);
+                packet[12..].copy_from_slice(&audio[at..at + 160]);
             }
             let mut iovecs: Vec<libc::iovec> = packets[..chunk]
                 .iter_mut()
