@@ -41,6 +41,12 @@
 // Event kind: the file and its directory are synced (the host calls `recording_available_page`).
 #define CALLREC_EVENT_AVAILABLE 2
 
+// Event kind: a key was confirmed (its tone lasted long enough); `end` is 0.
+#define CALLREC_DTMF_PRESSED 1
+
+// Event kind: the confirmed key's tone ended; `start` and `end` span it.
+#define CALLREC_DTMF_RELEASED 2
+
 // The result of every fallible function.
 enum callrec_result
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -154,6 +160,9 @@ typedef uint32_t callrec_reason;
 // Aborts a recording from any thread. Opaque: the handle is a checked slot number.
 typedef struct callrec_abort_handle callrec_abort_handle;
 
+// A streaming in-band DTMF detector (ITU-T Q.24). Opaque: the handle is a checked slot number.
+typedef struct callrec_dtmf callrec_dtmf;
+
 // A recording engine: a store, writer threads and an events queue. Opaque: the handle is a
 // checked slot number, never dereferenced.
 typedef struct callrec_engine callrec_engine;
@@ -208,6 +217,18 @@ typedef struct {
   // Frames lost because the writer fell behind.
   uint64_t frames_dropped;
 } callrec_event_info;
+
+// One detector event. Times are in samples (8000 per second) from the first sample given.
+typedef struct {
+  // `CALLREC_DTMF_PRESSED` or `CALLREC_DTMF_RELEASED`.
+  uint32_t kind;
+  // `'0'-'9'`, `'*'`, `'#'` or `'A'-'D'`.
+  char digit;
+  // The tone's first sample (within 5 ms).
+  uint64_t start;
+  // One past its last sample (within 5 ms) for `RELEASED`; 0 for `PRESSED`.
+  uint64_t end;
+} callrec_dtmf_event;
 
 #ifdef __cplusplus
 extern "C" {
@@ -487,6 +508,47 @@ callrec_result callrec_event_filename(const callrec_event *event,
 // # Safety
 // `event` may be any value.
 callrec_result callrec_event_free(callrec_event *event);
+
+// A new detector for G.711 audio in `codec` (`CALLREC_CODEC_ALAW` or `_ULAW`); free it with
+// `callrec_dtmf_free`. Any thread; allocates.
+//
+// # Safety
+// `dtmf_out` must be valid for a write.
+callrec_result callrec_dtmf_new(uint32_t codec, callrec_dtmf **dtmf_out);
+
+// Feeds `len` bytes of G.711 (up to 8000; `audio` may be NULL when `len` is 0) and copies up
+// to `events_cap` events, oldest first, to `events`; `events_len_out` gets how many. Events
+// that do not fit stay queued for the next call (call with `len` 0 to take them). Returns
+// `CALLREC_RESULT_BUFFER_TOO_SMALL` without taking the audio when more than 176 events are
+// still queued. One thread at a time per detector; **real-time safe**.
+//
+// # Safety
+// `audio` must be valid for reads of `len` bytes; `events` valid for writes of `events_cap`
+// events (may be NULL when `events_cap` is 0); `events_len_out` valid for a write.
+callrec_result callrec_dtmf_process(callrec_dtmf *dtmf,
+                                    const uint8_t *audio,
+                                    size_t len,
+                                    callrec_dtmf_event *events,
+                                    size_t events_cap,
+                                    size_t *events_len_out);
+
+// The end of the stream: a key still sounding is released; then, like
+// `callrec_dtmf_process` with no audio, queued events are copied out. The detector starts
+// again at sample 0. One thread at a time per detector; **real-time safe**.
+//
+// # Safety
+// As for `callrec_dtmf_process`.
+callrec_result callrec_dtmf_finish(callrec_dtmf *dtmf,
+                                   callrec_dtmf_event *events,
+                                   size_t events_cap,
+                                   size_t *events_len_out);
+
+// Frees a detector. NULL is a no-op (`OK`); a detector freed already gives
+// `CALLREC_RESULT_INVALID_HANDLE`. Any thread.
+//
+// # Safety
+// `dtmf` may be any value.
+callrec_result callrec_dtmf_free(callrec_dtmf *dtmf);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -176,22 +176,36 @@ pub(crate) struct SyncJob {
     result: RecordingResult,
 }
 
-impl SyncJob {
-    fn run(self, events: &Sender<Event>) {
-        let synced = self.file.sync_all().and_then(|_| {
-            sync_dir(&self.dir)?;
-            // A directory made for this recording must itself be recorded in its parent.
-            for created in &self.created_dirs {
-                if let Some(parent) = created.parent() {
-                    sync_dir(parent)?;
-                }
+/// Jobs one sync thread takes at once (the rest stay queued for the others).
+const MAX_SYNC_BATCH: usize = 64;
+
+/// Makes a batch of finished files durable and sends their *available* events: every file is
+/// fsynced, then every directory they are in (and each directory created for one, in its
+/// parent) once for the whole batch. Hundreds of calls ending per second mostly share a few
+/// directories, so this turns hundreds of directory fsyncs into a few (group commit).
+fn sync_batch(batch: Vec<SyncJob>, events: &Sender<Event>) {
+    let file_ok: Vec<bool> = batch.iter().map(|j| j.file.sync_all().is_ok()).collect();
+    let mut dirs: Vec<&std::path::Path> = Vec::new();
+    for (job, _) in batch.iter().zip(&file_ok).filter(|(_, ok)| **ok) {
+        let parents = job.created_dirs.iter().filter_map(|d| d.parent());
+        for dir in std::iter::once(job.dir.as_path()).chain(parents) {
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
             }
-            Ok(())
-        });
-        let mut result = self.result;
-        match synced {
-            Ok(()) => result.file_available = true,
-            Err(_) => result.reason = Reason::Error,
+        }
+    }
+    let failed: Vec<&std::path::Path> = dirs.into_iter().filter(|d| sync_dir(d).is_err()).collect();
+    for (job, ok) in batch.iter().zip(file_ok) {
+        let parents_ok = || {
+            let mut needed = std::iter::once(job.dir.as_path())
+                .chain(job.created_dirs.iter().filter_map(|d| d.parent()));
+            needed.all(|d| !failed.contains(&d))
+        };
+        let mut result = job.result.clone();
+        if ok && parents_ok() {
+            result.file_available = true;
+        } else {
+            result.reason = Reason::Error;
         }
         let _ = events.send(Event {
             kind: EventKind::Available,
@@ -257,7 +271,10 @@ pub(crate) fn run_writer(ctx: WriterContext) {
 
 /// The sync thread's loop; returns when every writer has gone and the queue is empty.
 pub(crate) fn run_syncer(jobs: Receiver<SyncJob>, events: Sender<Event>) {
-    for job in jobs {
-        job.run(&events);
+    while let Ok(first) = jobs.recv() {
+        let mut batch = Vec::with_capacity(MAX_SYNC_BATCH);
+        batch.push(first);
+        batch.extend(jobs.try_iter().take(MAX_SYNC_BATCH - 1));
+        sync_batch(batch, &events);
     }
 }

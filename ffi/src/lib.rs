@@ -31,9 +31,11 @@
 mod handle;
 #[macro_use]
 mod macros;
+mod dtmf;
 
 use callrec::{Codec, Engine, EngineConfig, Event, EventKind, Reason, Recorder};
 use callrec::{RecorderError, RecorderHandle, Status};
+pub use dtmf::*;
 use handle::{HandleError, Table};
 use std::ffi::{c_char, CStr};
 use std::fmt;

@@ -20,7 +20,7 @@ its own writer thread, and reports each recording twice through :meth:`Engine.ev
 import atexit as _atexit
 import threading as _threading
 
-from . import g711
+from . import dtmf, g711
 from ._callrec import _shutdown_all
 from ._callrec import (
     Engine,
@@ -41,6 +41,7 @@ __all__ = [
     "Result",
     "Status",
     "__version__",
+    "dtmf",
     "frame_energy_dbm0",
     "g711",
 ]

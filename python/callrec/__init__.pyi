@@ -6,6 +6,7 @@ from typing_extensions import Buffer
 from types import TracebackType
 from typing import Any, final
 
+from . import dtmf as dtmf
 from . import g711 as g711
 
 __version__: str
@@ -17,6 +18,7 @@ __all__ = [
     "Result",
     "Status",
     "__version__",
+    "dtmf",
     "frame_energy_dbm0",
     "g711",
 ]

@@ -744,6 +744,91 @@ fn frame_energy_dbm0(frame: &Bound<'_, PyAny>, codec: &str) -> PyResult<f32> {
     })
 }
 
+/// Every key press in a whole G.711 buffer: `[(digit, start_s, end_s), ...]`, times in seconds
+/// from the buffer's start (each within 5 ms). Releases the GIL while it works.
+#[pyfunction]
+#[pyo3(signature = (data, codec = "alaw"))]
+fn dtmf_detect(
+    py: Python<'_>,
+    data: &Bound<'_, PyAny>,
+    codec: &str,
+) -> PyResult<Vec<(String, f64, f64)>> {
+    let codec = codec_arg(codec)?;
+    let buffer = take_buffer(data)?;
+    let bytes = with_bytes(&buffer, |b| b.to_vec())?;
+    let spans = py.detach(|| callrec::dtmf::detect(codec, &bytes));
+    Ok(spans
+        .iter()
+        .map(|s| (s.digit.to_string(), seconds(s.start), seconds(s.end)))
+        .collect())
+}
+
+fn seconds(samples: u64) -> f64 {
+    samples as f64 / 8000.0
+}
+
+/// A streaming in-band DTMF detector (ITU-T Q.24) for audio that arrives in pieces of any
+/// size. `process(data)` and `finish()` return the events so far as
+/// `(kind, digit, start_s, end_s)`: kind "pressed" (the key is confirmed; end_s is None) or
+/// "released" (its tone ended), times in seconds from the first sample given.
+#[pyclass(module = "callrec.dtmf", name = "Detector")]
+struct DtmfDetector {
+    codec: Codec,
+    detector: callrec::dtmf::DtmfDetector,
+}
+
+type DtmfEventTuple = (&'static str, String, f64, Option<f64>);
+
+fn dtmf_event(e: callrec::dtmf::DtmfEvent) -> DtmfEventTuple {
+    match e {
+        callrec::dtmf::DtmfEvent::Pressed { digit, start } => {
+            ("pressed", digit.to_string(), seconds(start), None)
+        }
+        callrec::dtmf::DtmfEvent::Released(s) => (
+            "released",
+            s.digit.to_string(),
+            seconds(s.start),
+            Some(seconds(s.end)),
+        ),
+    }
+}
+
+#[pymethods]
+impl DtmfDetector {
+    #[new]
+    #[pyo3(signature = (codec = "alaw"))]
+    fn new(codec: &str) -> PyResult<Self> {
+        Ok(DtmfDetector {
+            codec: codec_arg(codec)?,
+            detector: callrec::dtmf::DtmfDetector::new(),
+        })
+    }
+
+    /// Feeds G.711 bytes (any length) and returns the events they completed.
+    fn process(&mut self, data: &Bound<'_, PyAny>) -> PyResult<Vec<DtmfEventTuple>> {
+        let buffer = take_buffer(data)?;
+        let mut events = Vec::new();
+        let (codec, detector) = (self.codec, &mut self.detector);
+        with_bytes(&buffer, |bytes| {
+            detector.process(codec, bytes, |e| events.push(dtmf_event(e)))
+        })?;
+        Ok(events)
+    }
+
+    /// The end of the stream: releases a key still sounding; the detector starts again at 0.
+    fn finish(&mut self) -> Vec<DtmfEventTuple> {
+        let mut events = Vec::new();
+        self.detector.finish(|e| events.push(dtmf_event(e)));
+        events
+    }
+
+    /// Seconds of audio given so far.
+    #[getter]
+    fn seconds(&self) -> f64 {
+        seconds(self.detector.samples())
+    }
+}
+
 /// The extension module behind `import callrec`.
 #[pymodule]
 fn _callrec(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -757,6 +842,8 @@ fn _callrec(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(g711_encode, m)?)?;
     m.add_function(wrap_pyfunction!(g711_transcode, m)?)?;
     m.add_function(wrap_pyfunction!(frame_energy_dbm0, m)?)?;
+    m.add_function(wrap_pyfunction!(dtmf_detect, m)?)?;
+    m.add_class::<DtmfDetector>()?;
     m.add_function(wrap_pyfunction!(_shutdown_all, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -6,7 +6,16 @@
 //! ```text
 //! loadgen --channels N --seconds S [--cipher aesctr|aescbc] [--store DIR] [--realtime]
 //!         [--writers W] [--poll-ms MS] [--csv FILE] [--sweep [--max-channels M] [--plot FILE.svg]]
+//! loadgen --churn CALLS_PER_S --channels N --seconds S [--publish s3://B/P [--upload-concurrency K]]
 //! ```
+//!
+//! * With `--churn` N calls are up at once, in real time, and calls end and new ones start at
+//!   CALLS_PER_S (each call lasts N / CALLS_PER_S seconds; the first ones are staggered so
+//!   endings are spread evenly). Reported: calls made available per second, the
+//!   *finished*→*available* latency (p50/p99/max, timestamped by a thread that only reads the
+//!   events), frames dropped, late ticks. `--publish` publishes every call to an S3 store
+//!   (environment as for `callrec record --publish`); otherwise *available* is the local fsync.
+//!   Only calls that end during the run count, not the final hang-up of every open call.
 //!
 //! * Without `--realtime` frames are fed (`Recorder::feed`) as fast as the writer takes them
 //!   (the media thread waits for ring space rather than drop), which measures throughput; the
@@ -39,6 +48,9 @@ struct Args {
     max_channels: usize,
     plot: Option<PathBuf>,
     poll: Option<Duration>,
+    churn: Option<f64>,
+    publish: Option<String>,
+    upload_concurrency: Option<usize>,
 }
 
 fn usage(problem: &str) -> ! {
@@ -63,6 +75,9 @@ fn parse_args() -> Args {
         max_channels: 60_000,
         plot: None,
         poll: None,
+        churn: None,
+        publish: None,
+        upload_concurrency: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -92,6 +107,9 @@ fn parse_args() -> Args {
             "--max-channels" => a.max_channels = number(value()) as usize,
             "--plot" => a.plot = Some(value().into()),
             "--poll-ms" => a.poll = Some(Duration::from_secs_f64(number(value()) / 1000.0)),
+            "--churn" => a.churn = Some(number(value())),
+            "--publish" => a.publish = Some(value()),
+            "--upload-concurrency" => a.upload_concurrency = Some(number(value()) as usize),
             other => usage(&format!("unknown argument {other}")),
         }
     }
@@ -410,6 +428,31 @@ fn main() {
     let mut args = parse_args();
     raise_open_file_limit();
     let audio = sample_call();
+    if let Some(rate) = args.churn {
+        if !(rate > 0.0 && rate <= 100_000.0) {
+            usage("--churn must be 0..=100000 calls per second");
+        }
+        match churn::run(&args, rate, &audio) {
+            Ok(r) => {
+                r.report();
+                if let Some(path) = &args.csv {
+                    let text = format!("{}\n{}\n", churn::Churn::CSV_HEADER, r.csv());
+                    if let Err(e) = std::fs::write(path, text) {
+                        eprintln!("loadgen: {}: {e}", path.display());
+                        std::process::exit(1);
+                    }
+                }
+                if r.frames_dropped > 0 || r.errors > 0 {
+                    std::process::exit(1);
+                }
+            }
+            Err(e) => {
+                eprintln!("loadgen: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     let mut runs = Vec::new();
     if args.sweep {
         args.realtime = true;
@@ -479,5 +522,252 @@ fn main() {
     }
     if runs.iter().any(|r| r.frames_dropped > 0) && !args.sweep {
         std::process::exit(1);
+    }
+}
+
+/// Call churn: calls starting and ending at a rate, and how soon each is available.
+mod churn {
+    use super::{cpu_seconds, Args};
+    use callrec::{Codec, EngineConfig, EventKind, PublishConfig, Reason, Recorder};
+    use callrec_benches::{scratch_store, FRAME};
+    use hdrhistogram::Histogram;
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    /// One churn run's measurements.
+    pub struct Churn {
+        pub rate: f64,
+        pub channels: usize,
+        pub seconds: f64,
+        pub publish: bool,
+        pub calls_ended: u64,
+        pub calls_available: u64,
+        pub errors: u64,
+        pub frames_dropped: u64,
+        pub late_ticks: u64,
+        pub cpu_seconds: f64,
+        pub p50_ms: f64,
+        pub p99_ms: f64,
+        pub max_ms: f64,
+    }
+
+    impl Churn {
+        pub const CSV_HEADER: &'static str = "rate,channels,seconds,publish,calls_ended,\
+            calls_available,errors,frames_dropped,late_ticks,cpu_seconds,p50_ms,p99_ms,max_ms";
+
+        pub fn csv(&self) -> String {
+            format!(
+                "{},{},{},{},{},{},{},{},{},{:.2},{:.1},{:.1},{:.1}",
+                self.rate,
+                self.channels,
+                self.seconds,
+                self.publish,
+                self.calls_ended,
+                self.calls_available,
+                self.errors,
+                self.frames_dropped,
+                self.late_ticks,
+                self.cpu_seconds,
+                self.p50_ms,
+                self.p99_ms,
+                self.max_ms
+            )
+        }
+
+        pub fn report(&self) {
+            println!(
+                "churn {:>5} calls/s  channels {:>5}  {}  ended {} ({:.0}/s)  available {} \
+                 ({:.0}/s)  errors {}  finished->available p50 {:.1} ms p99 {:.1} ms max {:.1} ms  \
+                 dropped {}  late ticks {}  cpu {:.2} s",
+                self.rate,
+                self.channels,
+                if self.publish { "publish" } else { "local  " },
+                self.calls_ended,
+                self.calls_ended as f64 / self.seconds,
+                self.calls_available,
+                self.calls_available as f64 / self.seconds,
+                self.errors,
+                self.p50_ms,
+                self.p99_ms,
+                self.max_ms,
+                self.frames_dropped,
+                self.late_ticks,
+                self.cpu_seconds
+            );
+        }
+    }
+
+    struct Slot {
+        recorder: Recorder,
+        frames_left: usize,
+        offset: usize,
+    }
+
+    pub fn run(args: &Args, rate: f64, audio: &[u8]) -> Result<Churn, String> {
+        let n = args.channels;
+        let call_frames = ((n as f64 / rate) * 50.0).round().max(1.0) as usize;
+        let dir = args
+            .store
+            .clone()
+            .map(|d| d.join("loadgen-churn"))
+            .unwrap_or_else(|| scratch_store("loadgen-churn"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let publish = args.publish.as_ref().map(|url| {
+            let mut p = PublishConfig::new(url.clone());
+            if let Some(k) = args.upload_concurrency {
+                p.concurrency = k;
+            }
+            p
+        });
+        let config = EngineConfig {
+            writers: args.writers,
+            ring_milliseconds: 2000,
+            poll_interval: args.poll.unwrap_or(EngineConfig::default().poll_interval),
+            publish,
+            ..EngineConfig::default()
+        };
+        let engine = callrec_publish::start_engine(&dir, config).map_err(|e| e.to_string())?;
+        let options = callrec::RecordOptions::from_json(
+            r#"{"seconds_max_duration":86400,"milliseconds_max_silence":3600000}"#,
+        )
+        .expect("valid options");
+
+        // The event reader: timestamps each event as it arrives.
+        let counting = Arc::new(AtomicBool::new(true));
+        let events = engine.events().clone();
+        let counting_reader = counting.clone();
+        let reader = std::thread::spawn(move || {
+            let mut finished: HashMap<String, Instant> = HashMap::new();
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("hist");
+            let (mut available, mut errors) = (0u64, 0u64);
+            for ev in events.iter() {
+                let now = Instant::now();
+                match ev.kind {
+                    EventKind::Finished => {
+                        if counting_reader.load(Ordering::Acquire) {
+                            finished.insert(ev.result.filename, now);
+                        }
+                    }
+                    EventKind::Available => {
+                        if let Some(t) = finished.remove(&ev.result.filename) {
+                            if ev.result.file_available && ev.result.reason != Reason::Error {
+                                available += 1;
+                                hist.record(now.duration_since(t).as_micros().max(1) as u64)
+                                    .ok();
+                            } else {
+                                errors += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            (hist, available, errors)
+        });
+
+        let frames_in_audio = audio.len() / FRAME;
+        let start = |seed: usize| -> Result<Slot, String> {
+            let (recorder, _) = engine
+                .record(&options, Codec::Alaw)
+                .map_err(|e| format!("starting a call: {e}"))?;
+            Ok(Slot {
+                recorder,
+                frames_left: call_frames,
+                offset: (seed * 37) % frames_in_audio,
+            })
+        };
+        let mut slots: Vec<Option<Slot>> = Vec::with_capacity(n);
+        for i in 0..n {
+            let mut slot = start(i)?;
+            // Staggered first calls: one slot's call ends every 1/rate seconds from the start.
+            slot.frames_left = ((i + 1) * call_frames).div_ceil(n).max(1);
+            slots.push(Some(slot));
+        }
+        let total_ticks = (args.seconds * 50.0).round() as usize;
+        let mut late_ticks = 0u64;
+        let mut ended = 0u64;
+        let cpu_start = cpu_seconds();
+        let wall_start = Instant::now();
+        // Calls start on a control thread, as in a host: creating a file is not media work.
+        let (want_tx, want_rx) = std::sync::mpsc::channel::<usize>();
+        let (got_tx, got_rx) = std::sync::mpsc::channel::<(usize, Slot)>();
+        std::thread::scope(|scope| -> Result<(), String> {
+            let control = scope.spawn(move || -> Result<(), String> {
+                for (k, i) in want_rx.iter().enumerate() {
+                    let _ = got_tx.send((i, start(n + k)?));
+                }
+                Ok(())
+            });
+            for tick in 0..total_ticks {
+                let due = wall_start + Duration::from_millis(20 * tick as u64);
+                let now = Instant::now();
+                if now > due + Duration::from_millis(20) {
+                    late_ticks += 1;
+                } else {
+                    std::thread::sleep(due.saturating_duration_since(now));
+                }
+                for (i, slot) in got_rx.try_iter() {
+                    slots[i] = Some(slot);
+                }
+                for (i, entry) in slots.iter_mut().enumerate() {
+                    let Some(slot) = entry else { continue };
+                    let f = (slot.offset + tick) % frames_in_audio;
+                    let _ = slot.recorder.push(&audio[f * FRAME..][..FRAME]);
+                    slot.frames_left -= 1;
+                    if slot.frames_left == 0 {
+                        // The caller hangs up; the host starts the next call on this channel.
+                        slot.recorder.hangup();
+                        ended += 1;
+                        *entry = None;
+                        let _ = want_tx.send(i);
+                    }
+                }
+            }
+            drop(want_tx);
+            control.join().map_err(|_| "control thread panicked")??;
+            for (i, slot) in got_rx.try_iter() {
+                slots[i] = Some(slot);
+            }
+            Ok(())
+        })?;
+        let wall = wall_start.elapsed().as_secs_f64();
+        // Calls still open are hung up together: a burst that is not churn, so not counted.
+        counting.store(false, Ordering::Release);
+        // Give the calls that ended during the run time to become available: the outbox empties
+        // (publishing), or the sync thread catches up (a few seconds at most when it keeps up).
+        let drain_until = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < drain_until
+            && engine.publish_metrics().is_some_and(|m| m.pending > 0)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        let frames_dropped = engine.metrics().frames_dropped;
+        for slot in slots.iter_mut().flatten() {
+            slot.recorder.hangup();
+        }
+        drop(slots);
+        let cpu = cpu_seconds() - cpu_start;
+        engine.shutdown();
+        drop(engine);
+        let (hist, available, errors) = reader.join().map_err(|_| "event reader panicked")?;
+        let _ = std::fs::remove_dir_all(&dir);
+        let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+        Ok(Churn {
+            rate,
+            channels: n,
+            seconds: wall,
+            publish: args.publish.is_some(),
+            calls_ended: ended,
+            calls_available: available,
+            errors,
+            frames_dropped,
+            late_ticks,
+            cpu_seconds: cpu,
+            p50_ms: ms(0.5),
+            p99_ms: ms(0.99),
+            max_ms: hist.max() as f64 / 1000.0,
+        })
     }
 }

@@ -9,7 +9,8 @@
 //!   G.711 WAV of the call's codec;
 //! * the file's audio equals a span of the input, starting on a 20 ms frame boundary
 //!   (nothing invented, reordered or lost inside the span);
-//! * after a hangup the span ends where the input ended (nothing pushed is lost).
+//! * after a hangup the span ends where the input ended (nothing pushed is lost);
+//! * pause/resume never break the first three (the span checks apply to unpaused calls).
 #![allow(dead_code)]
 
 use callrec::g711::Codec;
@@ -28,6 +29,10 @@ pub enum Op {
     Hangup,
     /// Abort from the handle.
     Abort,
+    /// Pause the recording.
+    Pause,
+    /// Resume it.
+    Resume,
 }
 
 /// Decodes fuzzer bytes into options and a sequence of calls.
@@ -40,15 +45,16 @@ pub fn decode(data: &[u8]) -> (String, Codec, Vec<Op>) {
         Codec::Ulaw
     };
     let options = format!(
-        r##"{{"barge_in_digits":"#5","milliseconds_max_silence":{},"seconds_max_duration":{},"format":"{}"}}"##,
+        r##"{{"barge_in_digits":"#5","milliseconds_max_silence":{},"seconds_max_duration":{},"format":"{}","pause_behavior":"{}"}}"##,
         200 + 100 * u32::from(pick(1) & 7),
         1 + (pick(1) >> 3) % 3,
-        codec.name()
+        codec.name(),
+        if pick(0) & 2 == 0 { "skip" } else { "silence" }
     );
     let mut ops = Vec::new();
     while let Some((&op, tail)) = rest.split_first() {
         rest = tail;
-        match op % 8 {
+        match op % 10 {
             0..=4 => {
                 let n = (usize::from(op) * 37 % 1200).min(rest.len());
                 let (audio, tail) = rest.split_at(n);
@@ -63,7 +69,9 @@ pub fn decode(data: &[u8]) -> (String, Codec, Vec<Op>) {
                 ['1', '#', '5', 'x', '*'][usize::from(op >> 3) % 5],
             )),
             6 => ops.push(Op::Hangup),
-            _ => ops.push(Op::Abort),
+            7 => ops.push(Op::Abort),
+            8 => ops.push(Op::Pause),
+            _ => ops.push(Op::Resume),
         }
     }
     (options, codec, ops)
@@ -84,6 +92,7 @@ pub fn check(engine: &Engine, store: &Path, options: &str, codec: Codec, ops: &[
     let mut input = Vec::new(); // everything pushed before the stop
     let mut stopped: Option<Reason> = None;
     let mut hung_up = false;
+    let mut paused_ever = false; // a pause splices the file: only the weaker invariants apply
     for op in ops.iter().chain(std::iter::once(&Op::Hangup)) {
         match op {
             Op::Push(audio) => {
@@ -111,6 +120,15 @@ pub fn check(engine: &Engine, store: &Path, options: &str, codec: Codec, ops: &[
                 let status = rec.status();
                 after(status, &mut stopped);
             }
+            Op::Pause => {
+                paused_ever |= stopped.is_none();
+                let status = rec.pause();
+                after(status, &mut stopped);
+            }
+            Op::Resume => {
+                let status = rec.resume();
+                after(status, &mut stopped);
+            }
         }
     }
     let reason = stopped.expect("a hangup always stops the recording");
@@ -134,7 +152,7 @@ pub fn check(engine: &Engine, store: &Path, options: &str, codec: Codec, ops: &[
         "samples = the file's audio"
     );
     assert!(audio.len() <= input.len(), "nothing invented");
-    if audio.is_empty() {
+    if audio.is_empty() || paused_ever {
         return;
     }
     if hung_up && reason == Reason::Hangup {

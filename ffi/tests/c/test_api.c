@@ -180,6 +180,80 @@ static void pause_and_resume(callrec_engine *e, const char *root) {
     }
 }
 
+/* G.711 A-law encoding of one 16-bit sample (the ITU-T G.711 segment rule), written here so
+ * this test makes its DTMF input independently of callrec. */
+static uint8_t alaw(int16_t pcm) {
+    int v = pcm >> 3, mask = 0xD5;
+    if (v < 0) {
+        v = -v - 1;
+        mask = 0x55;
+    }
+    int seg = 0;
+    while (seg < 8 && v > (0x1F << seg)) seg++;
+    if (seg >= 8) return (uint8_t)(0x7F ^ mask);
+    int aval = seg << 4;
+    aval |= seg < 2 ? (v >> 1) & 0xF : (v >> seg) & 0xF;
+    return (uint8_t)(aval ^ mask);
+}
+
+/* `ms` of a key's two tones (rows 697..941 Hz, columns 1209..1633 Hz) at about -10 dBm0. */
+static size_t key_tone(uint8_t *out, double row, double col, int ms) {
+    size_t n = (size_t)ms * 8;
+    for (size_t i = 0; i < n; i++) {
+        double t = (double)i / 8000.0;
+        out[i] = alaw((int16_t)(7200.0 * sin(2 * 3.141592653589793 * row * t) + 7200.0 * sin(2 * 3.141592653589793 * col * t)));
+    }
+    return n;
+}
+
+/* The standalone detector: "5" then "#" (each 100 ms, 100 ms apart), fed in odd pieces. */
+static void dtmf_detector(void) {
+    static uint8_t audio[8000];
+    size_t n = 0;
+    memset(audio, 0xD5, sizeof audio);
+    n += 800; /* 100 ms of silence */
+    n += key_tone(audio + n, 770, 1336, 100);
+    n += 800;
+    n += key_tone(audio + n, 941, 1477, 100);
+    n += 800;
+    callrec_dtmf *d = NULL;
+    EXPECT(callrec_dtmf_new(99, &d), CALLREC_RESULT_INVALID_CODEC);
+    EXPECT(callrec_dtmf_new(CALLREC_CODEC_ALAW, NULL), CALLREC_RESULT_NULL_PARAMETER);
+    EXPECT(callrec_dtmf_new(CALLREC_CODEC_ALAW, &d), CALLREC_RESULT_OK);
+    callrec_dtmf_event ev[8];
+    char pressed[8] = {0}, released[8] = {0};
+    size_t np = 0, nr = 0, got = 0;
+    uint64_t starts[8] = {0}, ends[8] = {0};
+    for (size_t at = 0; at < n; at += 77) {
+        size_t len = n - at < 77 ? n - at : 77;
+        /* Room for one event per call: the queue keeps the rest. */
+        EXPECT(callrec_dtmf_process(d, audio + at, len, ev, 1, &got), CALLREC_RESULT_OK);
+        for (size_t i = 0; i < got; i++) {
+            if (ev[i].kind == CALLREC_DTMF_PRESSED && np < 7) pressed[np++] = ev[i].digit;
+            if (ev[i].kind == CALLREC_DTMF_RELEASED && nr < 7) {
+                starts[nr] = ev[i].start;
+                ends[nr] = ev[i].end;
+                released[nr++] = ev[i].digit;
+            }
+        }
+    }
+    EXPECT(callrec_dtmf_finish(d, ev, 8, &got), CALLREC_RESULT_OK);
+    CHECK(strcmp(pressed, "5#") == 0 && strcmp(released, "5#") == 0);
+    /* "5" sounds over samples 800..1600, "#" over 2400..3200: within one 5 ms block. */
+    CHECK(starts[0] + 40 >= 800 && starts[0] <= 840 && ends[0] + 40 >= 1600 && ends[0] <= 1640);
+    CHECK(starts[1] + 40 >= 2400 && starts[1] <= 2440 && ends[1] + 40 >= 3200 && ends[1] <= 3240);
+    static uint8_t too_long[8001];
+    EXPECT(callrec_dtmf_process(d, too_long, sizeof too_long, ev, 8, &got), CALLREC_RESULT_INPUT_TOO_LONG);
+    EXPECT(callrec_dtmf_process(d, NULL, 10, ev, 8, &got), CALLREC_RESULT_NULL_PARAMETER);
+    EXPECT(callrec_dtmf_process(d, audio, 10, NULL, 8, &got), CALLREC_RESULT_NULL_PARAMETER);
+    EXPECT(callrec_dtmf_process(d, audio, 10, NULL, 0, &got), CALLREC_RESULT_OK);
+    EXPECT(callrec_dtmf_process(NULL, audio, 10, ev, 8, &got), CALLREC_RESULT_NULL_PARAMETER);
+    EXPECT(callrec_dtmf_free(d), CALLREC_RESULT_OK);
+    EXPECT(callrec_dtmf_free(d), CALLREC_RESULT_INVALID_HANDLE);
+    EXPECT(callrec_dtmf_process(d, audio, 10, ev, 8, &got), CALLREC_RESULT_INVALID_HANDLE);
+    EXPECT(callrec_dtmf_free(NULL), CALLREC_RESULT_OK);
+}
+
 struct abort_job {
     callrec_abort_handle *handle;
     bool stopped;
@@ -515,6 +589,7 @@ int main(int argc, char **argv) {
 
     /* 4b. Pause and resume: the file is the expected splice. */
     pause_and_resume(e, root);
+    dtmf_detector();
 
     /* 5. Shutdown finalizes an open recording with "other"; recording afterwards is refused. */
     r = new_recorder(e, "{}", CALLREC_CODEC_ALAW);
