@@ -73,6 +73,18 @@ pub struct ServeArgs {
     /// Engine writer threads.
     #[arg(long, default_value_t = 1, value_name = "N")]
     writers: usize,
+    /// Publish every recording to an S3-compatible object store, e.g. s3://recordings/calls:
+    /// recording_available_page is called once the object is stored and verified. Endpoint and
+    /// credentials from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+    /// (plain HTTP only with AWS_ALLOW_HTTP=true).
+    #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+    publish: Option<String>,
+    /// With --publish: remove each local file once its upload is verified.
+    #[arg(long, requires = "publish")]
+    publish_remove_local: bool,
+    /// With --publish: retry a failing upload for this many seconds before reporting `error`.
+    #[arg(long, value_name = "SECONDS", requires = "publish")]
+    publish_max_age: Option<u64>,
 }
 
 fn parse_ports(s: &str) -> Result<(u16, u16), String> {
@@ -134,6 +146,15 @@ pub fn serve(args: &ServeArgs) -> Result<(), (u8, String)> {
     config.webhook.first_backoff = Duration::from_millis(args.webhook_backoff_ms);
     config.webhook.max_backoff = Duration::from_millis(args.webhook_max_backoff_ms);
     config.engine.writers = args.writers;
+    if let Some(url) = &args.publish {
+        let mut publish = callrec::PublishConfig::new(url.as_str());
+        publish.keep_local = !args.publish_remove_local;
+        if let Some(s) = args.publish_max_age {
+            publish.max_age = Duration::from_secs(s);
+        }
+        publish.validate().map_err(|e| (2, format!("--{e}")))?;
+        config.engine.publish = Some(publish);
+    }
     config.validate().map_err(|e| (2, e))?;
     callrec_serve::run(config).map_err(|e| (1, e))
 }

@@ -6,10 +6,20 @@
 //!   uses). The writer encrypts each batch in place as it appends; at finalize the patched
 //!   header is re-encrypted in place by seeking the keystream back to 0.
 //! * **CBC** (`aescbc`): each block chains from the one before, so the header cannot be patched
-//!   in place once audio follows it. The `.part` file is therefore written in CTR mode under an
-//!   *ephemeral* random AES-256 key that lives only in memory; at finalize it is read back,
-//!   decrypted, re-encrypted in CBC with the user's key and PKCS#7 padding into a second
-//!   `.part`, and renamed. Plain audio never reaches the disk in either mode.
+//!   in place once audio follows it. The `.part` file is therefore written in CTR mode under a
+//!   *part key* derived from the user's key (below); at finalize it is read back, decrypted,
+//!   re-encrypted in CBC with the user's key and PKCS#7 padding, and renamed. Plain audio never
+//!   reaches the disk in either mode.
+//!
+//! **Key separation for `aescbc` `.part` files.** The `.part` must be recoverable after a crash
+//! with nothing but the user's key (an ephemeral key would die with the process), yet the
+//! user's key must not be used in two modes. So the part key and IV are derived, never reused:
+//! `HKDF-SHA256(ikm = user key, salt = user IV, info = "callrec aescbc part v1 AES-256-CTR")`
+//! gives 48 bytes: an AES-256 key (32) and a CTR IV (16). HKDF is a PRF keyed by the user's key,
+//! so the part key reveals nothing about the user's key and differs for every key/IV pair; the
+//! user's key itself only ever encrypts in CBC. `callrec recover` (and
+//! [`crate::recover::recover_aescbc`]) derive the same part key from the key and IV the user
+//! gives, fix the `.part`'s header, and write the CBC file.
 //!
 //! Key material (keys, IVs, expanded round keys, the ephemeral key) is zeroized when dropped
 //! (the `aes`, `ctr` and `cbc` crates' `zeroize` features, and `zeroize` for our own copies).
@@ -22,6 +32,55 @@ use aes::{Aes128, Aes192, Aes256};
 use std::fmt;
 use std::io::{self, Read, Write};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+/// How one recording is encrypted, decided once at session start ([`EncryptionPlan::new`]) and
+/// carried to its one finalizer (the writer for plain and CTR, the sync thread for CBC).
+#[derive(Debug)]
+pub(crate) enum EncryptionPlan {
+    /// No cipher: the file is plain.
+    Plain,
+    /// `aesctr`: the `.part` is the final file, encrypted as it is written.
+    Ctr(CipherSpec),
+    /// `aescbc`: the `.part` is CTR under `part` (derived from `user`), converted to CBC under
+    /// `user` at finalize.
+    Cbc {
+        /// The user's CBC key and IV.
+        user: CipherSpec,
+        /// The derived CTR key and IV of the `.part` ([`CipherSpec::part_spec`]).
+        part: CipherSpec,
+    },
+}
+
+impl EncryptionPlan {
+    /// The plan for the record action's `encryption_cipher`.
+    pub(crate) fn new(cipher: Option<&CipherSpec>) -> EncryptionPlan {
+        match cipher {
+            None => EncryptionPlan::Plain,
+            Some(spec) if spec.mode() == Mode::Ctr => EncryptionPlan::Ctr(spec.clone()),
+            Some(spec) => EncryptionPlan::Cbc {
+                user: spec.clone(),
+                part: spec.part_spec(),
+            },
+        }
+    }
+
+    /// The keystream the `.part` is written with (None: plain).
+    pub(crate) fn part_stream(&self) -> Option<CtrStream> {
+        match self {
+            EncryptionPlan::Plain => None,
+            EncryptionPlan::Ctr(spec) => Some(spec.ctr()),
+            EncryptionPlan::Cbc { part, .. } => Some(part.ctr()),
+        }
+    }
+
+    /// True for `aescbc`.
+    pub(crate) fn is_cbc(&self) -> bool {
+        matches!(self, EncryptionPlan::Cbc { .. })
+    }
+}
+
+/// The HKDF `info` of the `aescbc` part key (a new version gets a new label).
+const PART_KEY_INFO: &[u8] = b"callrec aescbc part v1 AES-256-CTR";
 
 /// AES block size in bytes.
 pub const BLOCK: usize = 16;
@@ -185,7 +244,18 @@ impl CipherSpec {
         CipherSpec::new(mode, &key, &iv)
     }
 
-    /// A CTR spec with a fresh random AES-256 key and IV (for CBC recordings' `.part` files).
+    /// The AES-256-CTR spec an `aescbc` recording's `.part` file is written under: derived from
+    /// this key and IV by HKDF-SHA256 (see the module docs: key separation). Deterministic, so
+    /// the user's key recovers the `.part` after a crash.
+    pub fn part_spec(&self) -> CipherSpec {
+        let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(&self.iv), self.key());
+        let mut okm = Zeroizing::new([0u8; 48]);
+        hk.expand(PART_KEY_INFO, &mut okm[..])
+            .expect("48 bytes is a valid HKDF-SHA256 length");
+        CipherSpec::new(Mode::Ctr, &okm[..32], &okm[32..]).expect("sizes are fixed")
+    }
+
+    /// A CTR spec with a fresh random AES-256 key and IV.
     pub fn ephemeral_ctr() -> io::Result<CipherSpec> {
         let mut secret = Zeroizing::new([0u8; 48]);
         getrandom::fill(&mut secret[..]).map_err(|e| io::Error::other(e.to_string()))?;

@@ -5,12 +5,13 @@
 //! hands the writer its end. Everything that allocates or makes a system call for a recording
 //! happens here, before the real-time side sees it.
 
-use crate::cipher::{CipherSpec, Mode, UsedKeyIvs};
+use crate::cipher::{EncryptionPlan, Mode, UsedKeyIvs};
 use crate::g711::Codec;
 use crate::metrics::{EngineMetrics, MetricsSnapshot};
 use crate::options::{OptionsError, RecordOptions};
 use crate::publish::{ObjectSink, PublishConfig, PublishMetrics, PublishSnapshot};
 use crate::recorder::{Recorder, RecorderHandle, SAMPLE_RATE};
+use crate::recover::{run_recovery, RecoveryContext};
 use crate::result::Event;
 use crate::session::{audio_ring, SessionShared};
 use crate::store::Store;
@@ -289,6 +290,24 @@ impl From<OptionsError> for Error {
     }
 }
 
+/// Session start as a transaction: the new `.part` is removed when anything fails before the
+/// writer has taken the session.
+struct PartGuard(Option<PathBuf>);
+
+impl PartGuard {
+    fn commit(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for PartGuard {
+    fn drop(&mut self) {
+        if let Some(part) = self.0.take() {
+            let _ = std::fs::remove_file(part);
+        }
+    }
+}
+
 /// The recording engine. Shut it down (or drop it) to finalize every open recording.
 pub struct Engine {
     store: Store,
@@ -303,6 +322,7 @@ pub struct Engine {
     closing: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     publish_metrics: Option<Arc<PublishMetrics>>,
+    kept_orphans: Arc<Mutex<Vec<PathBuf>>>,
 }
 
 impl fmt::Debug for Engine {
@@ -423,7 +443,10 @@ impl Engine {
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("callrec-sync-{n}"))
-                    .spawn(move || run_syncer(jobs, sync_events))
+                    .spawn({
+                        let metrics = metrics.clone();
+                        move || run_syncer(jobs, sync_events, metrics)
+                    })
                     .map_err(spawn_error)?,
             );
         }
@@ -452,6 +475,26 @@ impl Engine {
             }
             writers.push(tx);
         }
+        // Orphans of a crashed process: finalized on a thread of their own so that neither
+        // `Engine::new` nor the sync thread waits for a store's worth of directories.
+        let kept_orphans = Arc::new(Mutex::new(Vec::new()));
+        let recovery = RecoveryContext {
+            root: store_root.clone(),
+            events: event_tx.clone(),
+            metrics: metrics.clone(),
+            kept: kept_orphans.clone(),
+            closing: closing.clone(),
+        };
+        match std::thread::Builder::new()
+            .name("callrec-recover".into())
+            .spawn(move || run_recovery(recovery))
+        {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                closing.store(true, Ordering::Release);
+                return Err(spawn_error(e));
+            }
+        }
         drop(event_tx);
         threads.extend(publisher);
         Ok(Engine {
@@ -465,7 +508,18 @@ impl Engine {
             closing,
             threads: Mutex::new(threads),
             publish_metrics,
+            kept_orphans,
         })
+    }
+
+    /// The orphaned `.part` files found at start that this engine kept rather than finalized:
+    /// `aescbc` ones (finish them with [`crate::recover::recover_aescbc`] and the key) and any
+    /// that could not be fixed. Filled by the recovery thread as it goes.
+    pub fn kept_orphans(&self) -> Vec<PathBuf> {
+        self.kept_orphans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The store's root directory.
@@ -504,13 +558,13 @@ impl Engine {
                 _ => {}
             }
         }
-        let writers = self.writers.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(writers) = writers.as_ref() else {
+        if self.closing.load(Ordering::Acquire) {
             return Err(Error::ShutDown);
-        };
+        }
+        let plan = EncryptionPlan::new(options.encryption_cipher.as_ref());
         let (paths, file) = self
             .store
-            .create(SystemTime::now())
+            .create(SystemTime::now(), plan.is_cbc())
             .map_err(|source| Error::Io {
                 context: format!(
                     "cannot create a recording under {}",
@@ -518,27 +572,14 @@ impl Engine {
                 ),
                 source,
             })?;
+        // From here the `.part` is removed on any error path, unless the writer takes it.
+        let mut guard = PartGuard(Some(paths.part_path.clone()));
         let file_codec = options.format.unwrap_or(input_codec);
-        // CTR encrypts the file as it is written; CBC writes an ephemeral-key CTR `.part` and
-        // re-encrypts it at finalize (see `cipher`).
-        let (crypt, reencrypt) = match &options.encryption_cipher {
-            None => (None, None),
-            Some(spec) if spec.mode() == Mode::Ctr => (Some(spec.ctr()), None),
-            Some(spec) => {
-                let ephemeral = CipherSpec::ephemeral_ctr().map_err(|source| Error::Io {
-                    context: "cannot draw an ephemeral key".into(),
-                    source,
-                })?;
-                (Some(ephemeral.ctr()), Some((ephemeral, spec.clone())))
-            }
-        };
-        let wav = WavFile::start(file, file_codec, crypt).map_err(|source| {
-            let _ = std::fs::remove_file(&paths.part_path);
-            Error::Io {
+        let wav =
+            WavFile::start(file, file_codec, plan.part_stream()).map_err(|source| Error::Io {
                 context: format!("cannot write {}", paths.part_path.display()),
                 source,
-            }
-        })?;
+            })?;
         let ring_bytes = self.config.ring_bytes();
         let (producer, consumer) = audio_ring(ring_bytes);
         let shared = Arc::new(SessionShared::new(options.trim_trailing_silence));
@@ -552,13 +593,20 @@ impl Engine {
             paths,
             id: options.id.clone(),
             failed: false,
-            reencrypt,
+            plan,
         };
-        let n = self.next_writer.fetch_add(1, Ordering::Relaxed) % writers.len();
-        if let Err(e) = writers[n].send(session) {
-            let _ = std::fs::remove_file(&e.into_inner().paths.part_path);
-            return Err(Error::ShutDown);
+        // The lock is held only to register: shutdown cannot slip between the check and the send.
+        {
+            let writers = self.writers.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(writers) = writers.as_ref() else {
+                return Err(Error::ShutDown);
+            };
+            let n = self.next_writer.fetch_add(1, Ordering::Relaxed) % writers.len();
+            if writers[n].send(session).is_err() {
+                return Err(Error::ShutDown);
+            }
         }
+        guard.commit();
         self.metrics.start_recording();
         Ok(Recorder::new(
             options,

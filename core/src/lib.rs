@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod options;
 pub mod publish;
 pub mod recorder;
+pub mod recover;
 pub mod result;
 mod session;
 pub mod store;

@@ -11,6 +11,8 @@ pub struct EngineMetrics {
     recordings_started: AtomicU64,
     recordings_finished: AtomicU64,
     write_errors: AtomicU64,
+    recordings_recovered: AtomicU64,
+    orphans_kept: AtomicU64,
     cbc_key_iv_reused: AtomicU64,
 }
 
@@ -27,6 +29,11 @@ pub struct MetricsSnapshot {
     pub recordings_finished: u64,
     /// Recordings that failed to write or finalize.
     pub write_errors: u64,
+    /// Orphaned `.part` files of a crashed process that this engine finalized.
+    pub recordings_recovered: u64,
+    /// Orphaned `.part` files this engine could not finalize alone (an `aescbc` one needs the
+    /// user's key): kept on disk and listed by `Engine::kept_orphans`, never deleted.
+    pub orphans_kept: u64,
     /// `aescbc` recordings whose key and IV this engine had already used (allowed: CBC with a
     /// reused IV only shows which files share a prefix, but a host should not do it). `aesctr`
     /// reuse is refused instead.
@@ -46,6 +53,12 @@ impl EngineMetrics {
     pub(crate) fn start_recording(&self) {
         self.recordings_started.fetch_add(1, Ordering::Relaxed);
     }
+    pub(crate) fn add_recovered(&self) {
+        self.recordings_recovered.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn add_orphan_kept(&self) {
+        self.orphans_kept.fetch_add(1, Ordering::Relaxed);
+    }
     pub(crate) fn add_cbc_key_iv_reused(&self) {
         self.cbc_key_iv_reused.fetch_add(1, Ordering::Relaxed);
     }
@@ -60,6 +73,8 @@ impl EngineMetrics {
             recordings_started: self.recordings_started.load(Ordering::Relaxed),
             recordings_finished: self.recordings_finished.load(Ordering::Relaxed),
             write_errors: self.write_errors.load(Ordering::Relaxed),
+            recordings_recovered: self.recordings_recovered.load(Ordering::Relaxed),
+            orphans_kept: self.orphans_kept.load(Ordering::Relaxed),
             cbc_key_iv_reused: self.cbc_key_iv_reused.load(Ordering::Relaxed),
         }
     }

@@ -387,6 +387,9 @@ fn add_line(result: &RecordingResult, since: SystemTime) -> String {
     if let Some(d) = result.barge_in_digit {
         v["barge_in_digit"] = d.to_string().into();
     }
+    if result.recovered {
+        v["recovered"] = true.into();
+    }
     let mut line = v.to_string();
     line.push('\n');
     line
@@ -409,6 +412,7 @@ fn entry_from_json(v: &serde_json::Value) -> Option<(RecordingResult, SystemTime
         barge_in_digit: v["barge_in_digit"].as_str().and_then(|s| s.chars().next()),
         frames_dropped: v["frames_dropped"].as_u64().unwrap_or(0),
         publish_error: None,
+        recovered: v["recovered"].as_bool().unwrap_or(false),
     };
     let since = UNIX_EPOCH + Duration::from_millis(v["since_ms"].as_u64()?);
     Some((result, since))
@@ -838,6 +842,7 @@ mod tests {
             barge_in_digit: Some('#'),
             frames_dropped: 0,
             publish_error: None,
+            recovered: false,
         };
         let m: HashMap<_, _> = result_metadata(&r).into_iter().collect();
         assert_eq!(m["id"], "call-7");
@@ -862,6 +867,7 @@ mod tests {
             barge_in_digit: None,
             frames_dropped: 2,
             publish_error: None,
+            recovered: false,
         };
         {
             let (mut j, pending) = Journal::open(&root).unwrap();

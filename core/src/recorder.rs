@@ -221,7 +221,14 @@ impl Recorder {
     ) -> (Recorder, RecorderHandle) {
         let size_limit = options
             .max_file_bytes
-            .map_or(wav::MAX_DATA_BYTES, |b| b - wav::HEADER_BYTES as u64)
+            .map_or(wav::MAX_DATA_BYTES, |b| {
+                // CBC pads to a whole block and adds up to one more: keep room for it.
+                let padding = match &options.encryption_cipher {
+                    Some(c) if c.mode() == crate::cipher::Mode::Cbc => crate::cipher::BLOCK,
+                    _ => 0,
+                };
+                b.saturating_sub((wav::HEADER_BYTES + padding) as u64)
+            })
             .min(wav::MAX_DATA_BYTES)
             & !1; // even, so the RIFF pad byte never takes the file past the limit
         let handle = RecorderHandle {

@@ -89,6 +89,10 @@ pub struct RecordingResult {
     /// Why publishing to the object store failed (extension; only in an *available* event with
     /// reason `error` from the publisher, DESIGN §12).
     pub publish_error: Option<String>,
+    /// True for a recording an engine finalized from the `.part` file a crashed process left
+    /// (extension `"recovered": true`; reason `other`). Its `id` is unknown (empty) and its
+    /// audio was not analysed, so `contains_sound` is false.
+    pub recovered: bool,
 }
 
 impl RecordingResult {
@@ -116,6 +120,9 @@ impl RecordingResult {
         }
         if self.frames_dropped > 0 {
             json.push_str(&format!(",\"frames_dropped\":{}", self.frames_dropped));
+        }
+        if self.recovered {
+            json.push_str(",\"recovered\":true");
         }
         if let Some(e) = &self.publish_error {
             json.push_str(&format!(",\"publish_error\":{}", quote(e)));
@@ -158,6 +165,7 @@ mod tests {
             barge_in_digit: None,
             frames_dropped: 0,
             publish_error: None,
+            recovered: false,
         }
     }
 

@@ -3,7 +3,14 @@
 //! A recording's `filename` is `/rest_api/recordings/YYYY/MM/DD/HH_MM_SS_<16 hex>.<5 digits>.wav`
 //! relative to the store root: the UTC start time, 64 random bits from the OS, and the engine's
 //! sequence number (mod 100,000). The `id` option never takes part in a path. Directories are
-//! created 0700 and files 0600; a file is written as `<name>.part` and renamed when finished.
+//! created 0700 and files 0600; a file is written as `<name>.part` (`<name>.aescbc.part` for an
+//! `aescbc` recording, whose `.part` is CTR under a derived key: see [`crate::cipher`]) and
+//! renamed when finished.
+//!
+//! A recording's `.part` is locked (`flock`, exclusive) by the process writing it for as long as
+//! it is open: the lock dies with the process, so a `.part` nobody holds locked is an orphan of a
+//! crashed process, which [`crate::recover`] may finalize, and a live one (this engine's or
+//! another process's on the same store) is never touched.
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io;
@@ -29,7 +36,7 @@ pub struct RecordingPaths {
     pub filename: String,
     /// Where the finished file goes on disk.
     pub final_path: PathBuf,
-    /// Where it is written until finished (`<final>.part`).
+    /// Where it is written until finished (`<final>.part`, or `<final>.aescbc.part`).
     pub part_path: PathBuf,
     /// The directories that were created for it, deepest first (to be synced with their parents).
     pub created_dirs: Vec<PathBuf>,
@@ -55,8 +62,9 @@ impl Store {
     }
 
     /// Names a new recording started at `now`, creates its directories and its `.part` file
-    /// (0600, must not exist).
-    pub fn create(&self, now: SystemTime) -> io::Result<(RecordingPaths, File)> {
+    /// (0600, must not exist, locked: see the module docs); `aescbc` picks the
+    /// `.aescbc.part` suffix.
+    pub fn create(&self, now: SystemTime, aescbc: bool) -> io::Result<(RecordingPaths, File)> {
         let t = time::OffsetDateTime::from(now);
         let mut random = [0u8; 8];
         getrandom::fill(&mut random).map_err(|e| io::Error::other(e.to_string()))?;
@@ -73,8 +81,19 @@ impl Store {
         let dir = self.root.join(RECORDINGS_DIR).join(&day);
         let created_dirs = create_dirs(&self.root, &dir)?;
         let final_path = dir.join(&name);
-        let part_path = dir.join(format!("{name}.part"));
+        let part_path = dir.join(format!(
+            "{name}{}",
+            if aescbc {
+                AESCBC_PART_SUFFIX
+            } else {
+                PART_SUFFIX
+            }
+        ));
         let file = create_private(&part_path)?;
+        if let Err(e) = try_lock(&file) {
+            let _ = std::fs::remove_file(&part_path);
+            return Err(e);
+        }
         Ok((
             RecordingPaths {
                 filename,
@@ -93,6 +112,24 @@ impl RecordingPaths {
         let mut name = self.final_path.clone().into_os_string();
         name.push(".cbc.part");
         PathBuf::from(name)
+    }
+}
+
+/// The suffix of a plain or `aesctr` recording being written.
+pub const PART_SUFFIX: &str = ".part";
+/// The suffix of an `aescbc` recording being written (CTR under the derived part key).
+pub const AESCBC_PART_SUFFIX: &str = ".aescbc.part";
+
+/// Takes the exclusive, non-blocking `flock` on `file`: an error (EWOULDBLOCK) means another
+/// open file description holds it, i.e. a live writer.
+pub fn try_lock(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a file descriptor this `File` owns and keeps open for the call.
+    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
@@ -133,7 +170,7 @@ mod tests {
         let store = Store::open(&tmp).unwrap();
         // 2026-11-23 14:35:03 UTC
         let when = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_444_503);
-        let (p, _f) = store.create(when).unwrap();
+        let (p, _f) = store.create(when, false).unwrap();
         let name = p
             .filename
             .strip_prefix("/rest_api/recordings/2026/11/23/14_35_03_")
@@ -147,7 +184,7 @@ mod tests {
         let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&p.part_path), 0o600);
         assert_eq!(mode(p.part_path.parent().unwrap()), 0o700);
-        let (p2, _f2) = store.create(when).unwrap();
+        let (p2, _f2) = store.create(when, false).unwrap();
         assert!(p2.filename.ends_with(".00001.wav"));
         assert!(p2.created_dirs.is_empty());
         assert_ne!(p.filename, p2.filename);

@@ -23,6 +23,29 @@ pub const FORMAT_ULAW: u16 = 7;
 /// WAVE format tag of integer PCM.
 pub const FORMAT_PCM: u16 = 1;
 
+/// The data size an unfinished (`.part`) file's header claims: the most a RIFF file can hold.
+/// A reader that tolerates a truncated file (sox, ffmpeg, callrec's own) therefore reads every
+/// byte a `.part` holds at any moment, with no header refresh; and because this value is known,
+/// recovery can fix an encrypted (CTR) `.part`'s header without the key (see
+/// [`header_fix`]).
+pub const OPEN_DATA_BYTES: u32 = MAX_DATA_BYTES as u32;
+
+/// What to XOR into a `.part` file's first [`HEADER_BYTES`] bytes to turn its open-ended header
+/// ([`OPEN_DATA_BYTES`]) into the header of a file holding `data_bytes` of audio. Works on the
+/// plain header and on a CTR-encrypted one alike (CTR encrypts by XOR, so the keystream cancels
+/// out), whatever the law (the format tag is the same on both sides).
+pub fn header_fix(data_bytes: u32) -> [u8; HEADER_BYTES] {
+    let (open, done) = (
+        header(Codec::Alaw, OPEN_DATA_BYTES),
+        header(Codec::Alaw, data_bytes),
+    );
+    let mut fix = [0u8; HEADER_BYTES];
+    for (f, (a, b)) in fix.iter_mut().zip(open.iter().zip(done.iter())) {
+        *f = a ^ b;
+    }
+    fix
+}
+
 /// The header of a mono 8 kHz G.711 WAV holding `data_bytes` bytes of audio.
 pub fn header(codec: Codec, data_bytes: u32) -> [u8; HEADER_BYTES] {
     let pad = data_bytes & 1;
@@ -70,8 +93,8 @@ pub struct WavFile {
 }
 
 impl WavFile {
-    /// Writes a header (sizes 0 until [`WavFile::finalize`]) to a new, empty `file`,
-    /// encrypted with `crypt` when given.
+    /// Writes the open-ended header ([`OPEN_DATA_BYTES`] until [`WavFile::finalize`]) to a new,
+    /// empty `file`, encrypted with `crypt` when given.
     pub fn start(file: File, codec: Codec, crypt: Option<CtrStream>) -> io::Result<WavFile> {
         let mut wav = WavFile {
             file,
@@ -79,7 +102,7 @@ impl WavFile {
             data_bytes: 0,
             crypt,
         };
-        wav.write_at(0, &mut header(codec, 0))?;
+        wav.write_at(0, &mut header(codec, OPEN_DATA_BYTES))?;
         Ok(wav)
     }
 
@@ -102,15 +125,20 @@ impl WavFile {
 
     /// Keeps the first `keep` audio bytes (all when larger), adds the RIFF pad byte when the
     /// length is odd, patches the header's sizes and returns the file, flushed but not synced,
-    /// with the audio length kept.
+    /// with the audio length kept. After a failed append (a full disk, EFBIG) this still makes a
+    /// valid file of the audio written before the failure: a partly written batch is cut off,
+    /// and when even the pad byte cannot be written the last sample goes instead. Nothing here
+    /// grows the file but that one byte.
     pub fn finalize(mut self, keep: u64) -> io::Result<(File, u64)> {
-        let data = keep.min(self.data_bytes).min(MAX_DATA_BYTES);
-        let end = HEADER_BYTES as u64 + data;
-        if data < self.data_bytes {
+        let mut data = keep.min(self.data_bytes).min(MAX_DATA_BYTES);
+        let mut end = HEADER_BYTES as u64 + data;
+        if self.file.metadata()?.len() != end {
             self.file.set_len(end)?;
         }
-        if data % 2 == 1 {
-            self.write_at(end, &mut [0])?;
+        if data % 2 == 1 && self.write_at(end, &mut [0]).is_err() {
+            data -= 1;
+            end -= 1;
+            self.file.set_len(end)?;
         }
         self.write_at(0, &mut header(self.codec, data as u32))?;
         self.file.flush()?;

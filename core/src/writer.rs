@@ -11,10 +11,24 @@
 //! A settled recording is finalized: trimmed if asked, header sizes patched, `.part` renamed to
 //! its name, *finished* sent; the sync thread then fsyncs the file and its directory (and any
 //! directory created for it, with its parent) and sends *available*. fsync can take milliseconds,
-//! which is why it does not run on the writers. A write error stops the recording with `error`,
-//! removes the `.part` file and sends *finished* with reason `error` and no *available*.
+//! and an `aescbc` conversion time proportional to the file, which is why neither runs on the
+//! writers: an `aescbc` recording is converted to CBC, renamed and reported *finished* by the
+//! sync thread.
+//!
+//! **Nothing written is lost.** A write error (EIO, ENOSPC, EFBIG) stops the recording with
+//! `error` and finalizes the audio written before it into a valid file, reported by both events
+//! (reason `error`). If even finalizing fails, the `.part` is kept (never deleted) for
+//! [`crate::recover`] and *finished* says `error`. Writer and sync threads block SIGXFSZ, so a
+//! file-size limit (RLIMIT_FSIZE) gives EFBIG instead of killing the host process. A panic while
+//! serving one session finalizes that session as `error`; the others carry on.
+//!
+//! **Durability reports the truth.** fsync of a file and opening or syncing a directory retry
+//! transient failures (EINTR, EAGAIN, EMFILE, ENFILE, ENOMEM) with backoff for a few seconds;
+//! the sync thread keeps one open handle per day directory, so at the open-file limit a
+//! finished recording still becomes *available*. Only a failure that means the data may not be
+//! on disk is reported as `error`.
 
-use crate::cipher::{ctr_to_cbc, CipherSpec};
+use crate::cipher::{ctr_to_cbc, CipherSpec, EncryptionPlan};
 use crate::g711::{transcode_into, Codec};
 use crate::metrics::EngineMetrics;
 use crate::result::{Event, EventKind, Reason, RecordingResult};
@@ -23,8 +37,11 @@ use crate::store::RecordingPaths;
 use crate::wav::WavFile;
 use crossbeam_channel::{Receiver, Sender};
 use rtrb::Consumer;
+use std::collections::HashMap;
 use std::fs::File;
-use std::path::PathBuf;
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,8 +56,7 @@ pub(crate) struct WriterSession {
     pub(crate) paths: RecordingPaths,
     pub(crate) id: String,
     pub(crate) failed: bool,
-    /// For `aescbc`: the ephemeral CTR spec of the `.part` file and the user's CBC spec.
-    pub(crate) reencrypt: Option<(CipherSpec, CipherSpec)>,
+    pub(crate) plan: EncryptionPlan,
 }
 
 impl WriterSession {
@@ -73,12 +89,15 @@ impl WriterSession {
     }
 
     fn fail(&mut self, metrics: &EngineMetrics) {
-        self.failed = true;
-        self.shared.stop(Reason::Error);
-        metrics.add_write_error();
+        if !self.failed {
+            self.failed = true;
+            self.shared.stop(Reason::Error);
+            metrics.add_write_error();
+        }
     }
 
-    /// Finalizes the file and sends *finished*; returns the work left for the sync thread.
+    /// Finalizes the file and, for plain and CTR, sends *finished*; returns the work left for
+    /// the sync thread (for CBC: the conversion, the rename and *finished* too).
     fn finalize(
         self,
         reason: Reason,
@@ -91,118 +110,223 @@ impl WriterSession {
             paths,
             id,
             failed,
-            reencrypt,
+            plan,
             ..
         } = self;
-        let result = |reason, samples| RecordingResult {
+        let reason = if failed { Reason::Error } else { reason };
+        let mut result = RecordingResult {
             id,
             filename: paths.filename.clone(),
             file_available: false,
             contains_sound: shared.contains_sound(),
-            samples,
+            samples: 0,
             reason,
             barge_in_digit: shared.barge_in_digit(),
             frames_dropped: shared.frames_dropped(),
             publish_error: None,
-        };
-        let finalized = if failed {
-            None
-        } else {
-            wav.finalize(shared.keep_bytes())
-                .and_then(|(file, samples)| match &reencrypt {
-                    None => {
-                        std::fs::rename(&paths.part_path, &paths.final_path)?;
-                        Ok((file, samples))
-                    }
-                    Some((ephemeral, cbc)) => {
-                        let file = reencrypt_cbc(file, ephemeral, cbc, &paths)?;
-                        Ok((file, samples))
-                    }
-                })
-                .map_err(|_| metrics.add_write_error())
-                .ok()
+            recovered: false,
         };
         metrics.finish_recording();
-        let Some((file, samples)) = finalized else {
-            let _ = std::fs::remove_file(&paths.part_path);
-            let _ = std::fs::remove_file(paths.cbc_part_path());
-            let _ = events.send(Event {
-                kind: EventKind::Finished,
-                result: result(Reason::Error, 0),
-            });
-            return None;
-        };
-        let result = result(reason, samples);
-        let _ = events.send(Event {
-            kind: EventKind::Finished,
-            result: result.clone(),
+        let mut keep = shared.keep_bytes();
+        if failed && plan.is_cbc() {
+            // The disk refused more: CBC's padding must fit where the `.part` already reached.
+            keep = keep.min(
+                wav.data_bytes()
+                    .saturating_sub(2 * crate::cipher::BLOCK as u64),
+            );
+        }
+        let finalized = wav.finalize(keep).and_then(|(file, samples)| {
+            if !plan.is_cbc() {
+                std::fs::rename(&paths.part_path, &paths.final_path)?;
+            }
+            Ok((file, samples))
         });
+        let (file, samples) = match finalized {
+            Ok(done) => done,
+            Err(_) => {
+                // The `.part` stays for recovery: never delete audio that was written.
+                if !failed {
+                    metrics.add_write_error();
+                }
+                result.reason = Reason::Error;
+                finished(events, &result);
+                return None;
+            }
+        };
+        result.samples = samples;
+        let convert = match plan {
+            EncryptionPlan::Cbc { user, part } => Some((part, user)),
+            _ => {
+                finished(events, &result);
+                None
+            }
+        };
         Some(SyncJob {
             file,
-            dir: paths
-                .final_path
-                .parent()
-                .map(PathBuf::from)
-                .unwrap_or_default(),
-            created_dirs: paths.created_dirs,
+            paths,
             result,
+            convert,
         })
     }
 }
 
-/// Turns the finalized ephemeral-CTR `.part` into the user's CBC file at its final name:
-/// decrypt and re-encrypt in memory into `<name>.cbc.part` (0600), remove the `.part`, rename.
-fn reencrypt_cbc(
+fn finished(events: &Sender<Event>, result: &RecordingResult) {
+    let _ = events.send(Event {
+        kind: EventKind::Finished,
+        result: result.clone(),
+    });
+}
+
+/// Turns the finalized part-key CTR `.part` into the user's CBC file at its final name: decrypt
+/// and re-encrypt, streaming, into `<name>.cbc.part` (0600), rename it to the final name, then
+/// remove the `.part`. A crash at any point leaves the `.part` (recoverable with the key) until
+/// the final file exists; recovery removes a leftover `.cbc.part`.
+fn convert_to_cbc(
     mut part: File,
-    ephemeral: &CipherSpec,
+    part_spec: &CipherSpec,
     cbc: &CipherSpec,
     paths: &RecordingPaths,
-) -> std::io::Result<File> {
+) -> io::Result<File> {
     use std::io::{Seek, SeekFrom, Write};
     let mut out = crate::store::create_private(&paths.cbc_part_path())?;
-    part.seek(SeekFrom::Start(0))?;
-    ctr_to_cbc(ephemeral, &mut std::io::BufReader::new(part), cbc, &mut out)?;
-    out.flush()?;
+    let converted = (|| {
+        part.seek(SeekFrom::Start(0))?;
+        ctr_to_cbc(
+            part_spec,
+            &mut std::io::BufReader::new(&mut part),
+            cbc,
+            &mut out,
+        )?;
+        out.flush()?;
+        retry_transient(|| out.sync_all())?;
+        std::fs::rename(paths.cbc_part_path(), &paths.final_path)
+    })();
+    if let Err(e) = converted {
+        let _ = std::fs::remove_file(paths.cbc_part_path());
+        return Err(e);
+    }
     std::fs::remove_file(&paths.part_path)?;
-    std::fs::rename(paths.cbc_part_path(), &paths.final_path)?;
     Ok(out)
 }
 
-/// A finished file waiting to be made durable.
+/// A finished file waiting to be made durable (and for `aescbc`, converted first).
 pub(crate) struct SyncJob {
     file: File,
-    dir: PathBuf,
-    created_dirs: Vec<PathBuf>,
+    paths: RecordingPaths,
     result: RecordingResult,
+    /// For `aescbc`: the part key's spec and the user's CBC spec.
+    convert: Option<(CipherSpec, CipherSpec)>,
+}
+
+/// The sync thread's open directory handles, one per day directory (a handful at most).
+#[derive(Default)]
+pub(crate) struct DirHandles(HashMap<PathBuf, File>);
+
+impl DirHandles {
+    /// fsyncs `dir`, through a handle kept open for the next file in the same directory.
+    pub(crate) fn sync(&mut self, dir: &Path) -> io::Result<()> {
+        if !self.0.contains_key(dir) {
+            if self.0.len() >= 8 {
+                self.0.clear(); // a new day: yesterday's handles are done with
+            }
+            let handle = retry_transient(|| File::open(dir))?;
+            self.0.insert(dir.to_path_buf(), handle);
+        }
+        let handle = &self.0[dir];
+        retry_transient(|| handle.sync_all())
+    }
+}
+
+/// Runs `op` again, with backoff, while it fails for a reason that passes (an interrupted call,
+/// the open-file limit, memory pressure): about 5 s in all before the error is reported.
+pub(crate) fn retry_transient<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let mut delay = Duration::from_millis(1);
+    let mut waited = Duration::ZERO;
+    loop {
+        match op() {
+            Err(e) if is_transient(&e) && waited < Duration::from_secs(5) => {
+                std::thread::sleep(delay);
+                waited += delay;
+                delay = (delay * 2).min(Duration::from_millis(250));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn is_transient(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Interrupted
+        || matches!(
+            e.raw_os_error(),
+            Some(libc::EINTR | libc::EAGAIN | libc::EMFILE | libc::ENFILE | libc::ENOMEM)
+        )
 }
 
 /// Jobs one sync thread takes at once (the rest stay queued for the others).
 const MAX_SYNC_BATCH: usize = 64;
 
+/// Converts an `aescbc` job to its CBC file and sends its *finished* (plain and CTR jobs were
+/// reported by the writer); None when the conversion failed (reported as `error`, `.part` kept).
+fn convert(mut job: SyncJob, events: &Sender<Event>, metrics: &EngineMetrics) -> Option<SyncJob> {
+    let Some((part_spec, cbc)) = job.convert.take() else {
+        return Some(job);
+    };
+    match convert_to_cbc(job.file, &part_spec, &cbc, &job.paths) {
+        Ok(f) => {
+            job.file = f;
+            finished(events, &job.result);
+            Some(job)
+        }
+        Err(_) => {
+            // The `.part` is kept: `callrec recover` with the key finishes it.
+            metrics.add_write_error();
+            job.result.reason = Reason::Error;
+            finished(events, &job.result);
+            None
+        }
+    }
+}
+
 /// Makes a batch of finished files durable and sends their *available* events: every file is
 /// fsynced, then every directory they are in (and each directory created for one, in its
 /// parent) once for the whole batch. Hundreds of calls ending per second mostly share a few
-/// directories, so this turns hundreds of directory fsyncs into a few (group commit).
-fn sync_batch(batch: Vec<SyncJob>, events: &Sender<Event>) {
-    let file_ok: Vec<bool> = batch.iter().map(|j| j.file.sync_all().is_ok()).collect();
-    let mut dirs: Vec<&std::path::Path> = Vec::new();
+/// directories, so this turns hundreds of directory fsyncs into a few (group commit). Each
+/// fsync and directory open retries transient failures ([`retry_transient`]); directories are
+/// synced through the thread's kept handles ([`DirHandles`]).
+fn sync_batch(batch: Vec<SyncJob>, events: &Sender<Event>, dirs: &mut DirHandles) {
+    let file_ok: Vec<bool> = batch
+        .iter()
+        .map(|j| retry_transient(|| j.file.sync_all()).is_ok())
+        .collect();
+    let dir_of = |job: &SyncJob| {
+        job.paths
+            .final_path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .to_path_buf()
+    };
+    let needed = |job: &SyncJob| -> Vec<PathBuf> {
+        std::iter::once(dir_of(job))
+            .chain(
+                job.paths
+                    .created_dirs
+                    .iter()
+                    .filter_map(|d| d.parent().map(Path::to_path_buf)),
+            )
+            .collect()
+    };
+    let mut todo: Vec<PathBuf> = Vec::new();
     for (job, _) in batch.iter().zip(&file_ok).filter(|(_, ok)| **ok) {
-        let parents = job.created_dirs.iter().filter_map(|d| d.parent());
-        for dir in std::iter::once(job.dir.as_path()).chain(parents) {
-            if !dirs.contains(&dir) {
-                dirs.push(dir);
+        for dir in needed(job) {
+            if !todo.contains(&dir) {
+                todo.push(dir);
             }
         }
     }
-    let failed: Vec<&std::path::Path> = dirs.into_iter().filter(|d| sync_dir(d).is_err()).collect();
+    let failed: Vec<PathBuf> = todo.into_iter().filter(|d| dirs.sync(d).is_err()).collect();
     for (job, ok) in batch.iter().zip(file_ok) {
-        let parents_ok = || {
-            let mut needed = std::iter::once(job.dir.as_path())
-                .chain(job.created_dirs.iter().filter_map(|d| d.parent()));
-            needed.all(|d| !failed.contains(&d))
-        };
         let mut result = job.result.clone();
-        if ok && parents_ok() {
+        if ok && needed(job).iter().all(|d| !failed.contains(d)) {
             result.file_available = true;
         } else {
             result.reason = Reason::Error;
@@ -214,8 +338,18 @@ fn sync_batch(batch: Vec<SyncJob>, events: &Sender<Event>) {
     }
 }
 
-fn sync_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
+/// Blocks SIGXFSZ in the calling thread: a write past RLIMIT_FSIZE then fails with EFBIG (which
+/// the writer handles) instead of the signal's default action killing the whole process. The
+/// signal stays pending on this thread, harmlessly; the host's own disposition is untouched.
+pub(crate) fn block_sigxfsz() {
+    // SAFETY: an all-zero sigset_t is a valid value to initialise with sigemptyset.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid, writable sigset_t.
+    unsafe { libc::sigemptyset(&mut set) };
+    // SAFETY: `set` was initialised by sigemptyset; SIGXFSZ is a valid signal number.
+    unsafe { libc::sigaddset(&mut set, libc::SIGXFSZ) };
+    // SAFETY: `set` is initialised; a NULL old-set pointer is allowed.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
 }
 
 /// What a writer thread needs.
@@ -232,6 +366,7 @@ pub(crate) struct WriterContext {
 
 /// A writer thread's loop; returns once the engine is closing and every session is finalized.
 pub(crate) fn run_writer(ctx: WriterContext) {
+    block_sigxfsz();
     let mut sessions: Vec<WriterSession> = Vec::with_capacity(256);
     let mut scratch = vec![0u8; ctx.ring_bytes];
     loop {
@@ -250,16 +385,31 @@ pub(crate) fn run_writer(ctx: WriterContext) {
             // Settled is read before the ring, so a settled session's ring is complete.
             let settled = session.shared.settled();
             if settled.is_some() || session.ring.slots() >= ctx.batch_bytes {
-                session.drain(&mut scratch, &ctx.metrics);
+                // A panic serving one session fails that session only (catch_unwind costs
+                // nothing until something panics).
+                let drained = catch_unwind(AssertUnwindSafe(|| {
+                    session.drain(&mut scratch, &ctx.metrics)
+                }));
+                if drained.is_err() {
+                    session.fail(&ctx.metrics);
+                }
             }
             match settled {
                 Some(reason) => {
                     let done = sessions.swap_remove(i);
-                    if let Some(job) = done.finalize(reason, &ctx.metrics, &ctx.events) {
-                        let _ = ctx.sync_jobs.send(job);
+                    let filename = done.paths.filename.clone();
+                    let finalized = catch_unwind(AssertUnwindSafe(|| {
+                        done.finalize(reason, &ctx.metrics, &ctx.events)
+                    }));
+                    match finalized {
+                        Ok(Some(job)) => {
+                            let _ = ctx.sync_jobs.send(job);
+                        }
+                        Ok(None) => {}
+                        Err(_) => report_panic(&ctx, filename),
                     }
                 }
-                None => i += 1,
+                _ => i += 1,
             }
         }
         if closing && sessions.is_empty() {
@@ -269,12 +419,66 @@ pub(crate) fn run_writer(ctx: WriterContext) {
     }
 }
 
+/// A session whose finalize panicked: reported as `error` (its `.part` stays for recovery).
+fn report_panic(ctx: &WriterContext, filename: String) {
+    ctx.metrics.add_write_error();
+    let _ = ctx.events.send(Event {
+        kind: EventKind::Finished,
+        result: RecordingResult {
+            id: String::new(),
+            filename,
+            file_available: false,
+            contains_sound: false,
+            samples: 0,
+            reason: Reason::Error,
+            barge_in_digit: None,
+            frames_dropped: 0,
+            publish_error: None,
+            recovered: false,
+        },
+    });
+}
+
 /// The sync thread's loop; returns when every writer has gone and the queue is empty.
-pub(crate) fn run_syncer(jobs: Receiver<SyncJob>, events: Sender<Event>) {
+pub(crate) fn run_syncer(
+    jobs: Receiver<SyncJob>,
+    events: Sender<Event>,
+    metrics: Arc<EngineMetrics>,
+) {
+    block_sigxfsz();
+    let mut dirs = DirHandles::default();
     while let Ok(first) = jobs.recv() {
         let mut batch = Vec::with_capacity(MAX_SYNC_BATCH);
         batch.push(first);
         batch.extend(jobs.try_iter().take(MAX_SYNC_BATCH - 1));
-        sync_batch(batch, &events);
+        let names: Vec<String> = batch.iter().map(|j| j.result.filename.clone()).collect();
+        let done = catch_unwind(AssertUnwindSafe(|| {
+            let batch: Vec<SyncJob> = batch
+                .into_iter()
+                .filter_map(|job| convert(job, &events, &metrics))
+                .collect();
+            sync_batch(batch, &events, &mut dirs);
+        }));
+        if done.is_err() {
+            // A bug, not a disk: say so for the batch rather than lose its events silently.
+            for filename in names {
+                metrics.add_write_error();
+                let _ = events.send(Event {
+                    kind: EventKind::Available,
+                    result: RecordingResult {
+                        id: String::new(),
+                        filename,
+                        file_available: false,
+                        contains_sound: false,
+                        samples: 0,
+                        reason: Reason::Error,
+                        barge_in_digit: None,
+                        frames_dropped: 0,
+                        publish_error: None,
+                        recovered: false,
+                    },
+                });
+            }
+        }
     }
 }

@@ -1,6 +1,8 @@
-//! A write failure stops the recording with `error`, removes the partial file and reports no
-//! file as good. The failure is real: the process's file-size limit (RLIMIT_FSIZE) makes the
-//! writer's `write` fail with EFBIG. This file holds one test because the limit is per process.
+//! A write failure stops the recording with `error` and keeps what was written before it: a
+//! valid file, reported by both events with reason `error` and the duration of what it holds.
+//! The failure is real: the process's file-size limit (RLIMIT_FSIZE) makes the writer's `write`
+//! fail with EFBIG, and the process survives SIGXFSZ because the engine's threads block it.
+//! This file holds one test because the limit is per process.
 
 mod common;
 use callrec::{Codec, EventKind, Reason, RecordOptions, Status};
@@ -8,13 +10,14 @@ use common::*;
 use std::time::Duration;
 
 #[test]
-fn write_error_stops_with_error_and_leaves_no_file() {
+fn write_error_stops_with_error_and_keeps_what_was_written() {
     let dir = store("write-error");
     let e = engine(&dir);
     let input = sound(Codec::Alaw, 500, 0); // 80,000 bytes
-    let (mut rec, _h) = e.record(&RecordOptions::default(), Codec::Alaw).unwrap();
+    let options = RecordOptions::from_json(r#"{"milliseconds_max_silence":600000}"#).unwrap();
+    let (mut rec, _h) = e.record(&options, Codec::Alaw).unwrap();
     let name = rec.filename().to_owned();
-    limit_file_size(20_000);
+    limit_file_size(20_001);
     let mut status = Status::Waiting;
     for frame in input.chunks(FRAME) {
         status = rec.push(frame).unwrap();
@@ -25,15 +28,28 @@ fn write_error_stops_with_error_and_leaves_no_file() {
     }
     // The real-time side learns of the failure at its next push.
     assert_eq!(status, Status::Stopped(Reason::Error));
-    let finished = e.next_event(Some(Duration::from_secs(10))).unwrap();
-    assert_eq!(finished.kind, EventKind::Finished);
-    assert_eq!(finished.result.reason, Reason::Error);
-    assert_eq!(finished.result.filename, name);
-    assert!(!finished.result.file_available);
-    // No available event: there is no good file to announce.
-    assert!(e.next_event(Some(Duration::from_millis(300))).is_none());
-    let path = dir.join(name.trim_start_matches('/'));
-    assert!(!path.exists());
-    assert!(!path.with_extension("wav.part").exists());
+    drop(rec);
+    let out = collect(&e, None, status);
+    assert_eq!(out.finished.kind, EventKind::Finished);
+    assert_eq!(out.finished.result.reason, Reason::Error);
+    assert_eq!(out.finished.result.filename, name);
+    let available = out.available.expect("an available event for the kept file");
+    assert!(available.result.file_available);
+    let audio = out.audio.expect("a valid WAV at the final name");
+    assert!(audio.len() > 10_000, "only {} bytes kept", audio.len());
+    // From where the detector started the recording (within the first frames), unbroken.
+    let start = (0..20 * FRAME)
+        .step_by(FRAME)
+        .find(|&at| input[at..].starts_with(&audio[..FRAME]))
+        .expect("the file starts within the first 20 frames pushed");
+    assert_eq!(
+        audio,
+        &input[start..start + audio.len()],
+        "the audio written before the failure"
+    );
+    assert_eq!(out.finished.result.samples, audio.len() as u64);
+    let size = std::fs::metadata(&out.path).unwrap().len();
+    assert!(size <= 20_001, "{size} bytes");
+    assert!(!out.path.with_extension("wav.part").exists());
     assert_eq!(e.metrics().write_errors, 1);
 }

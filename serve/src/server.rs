@@ -104,7 +104,8 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         .await
         .map_err(|e| format!("--listen {}: {e}", config.listen))?;
     let engine = Arc::new(
-        Engine::new(&config.store, config.engine.clone()).map_err(|e| format!("--store: {e}"))?,
+        callrec_publish::start_engine(&config.store, config.engine.clone())
+            .map_err(|e| format!("--store: {e}"))?,
     );
     let (first, last) = config.rtp_ports;
     let (freed_tx, freed_rx) = crossbeam_channel::unbounded();

@@ -108,7 +108,11 @@ pub fn collect(engine: &Engine, stop_frame: Option<usize>, stop_status: Status) 
         .expect("finished event");
     assert_eq!(finished.kind, EventKind::Finished);
     assert!(!finished.result.file_available);
-    let available = if finished.result.reason == callrec::Reason::Error {
+    let final_path = engine
+        .store_root()
+        .join(finished.result.filename.trim_start_matches('/'));
+    // A recording that failed before anything could be kept has no file and no *available*.
+    let available = if finished.result.reason == callrec::Reason::Error && !final_path.exists() {
         None
     } else {
         let a = engine

@@ -1,0 +1,325 @@
+//! Recovery of the `.part` files a crashed process left in a store (DESIGN §6).
+//!
+//! Every `.part` starts with the open-ended header ([`crate::wav::OPEN_DATA_BYTES`]), so a
+//! `.part` is, at every moment, a file that holds all the audio the writer has written (at most
+//! one batch, about half a second, behind what was pushed) and whose header can be fixed from
+//! the file's length alone:
+//!
+//! * plain: the header is rewritten with the real sizes (and the RIFF pad byte added);
+//! * `aesctr`: the encrypted header is fixed **without the key**, by XOR with
+//!   [`crate::wav::header_fix`] (the old and new plain headers differ only in their sizes, and
+//!   CTR encrypts by XOR, so the keystream cancels out); an odd length loses its last sample
+//!   rather than write an unencryptable pad byte;
+//! * `aescbc` (`.aescbc.part`, CTR under the key derived from the user's key): needs the user's
+//!   key to become a CBC file, so the engine keeps it and reports it
+//!   ([`crate::Engine::kept_orphans`], metric `orphans_kept`); [`recover_aescbc`] (the CLI's
+//!   `callrec recover`, C `callrec_recover_aescbc`, Python `callrec.recover_aescbc`) finishes it
+//!   with the key.
+//!
+//! [`crate::Engine::new`] starts recovery on its own thread (`callrec-recover`) and returns at
+//! once: a store with many days of files never delays the engine's start, and new recordings
+//! are never touched, because a `.part` that is still being written is `flock`ed by its writer
+//! (see [`crate::store`]) and recovery skips any `.part` it cannot lock. Each recovered file is
+//! fsynced with its directory, renamed, and reported through the normal events (*finished*, then
+//! *available*) with reason `other` and `"recovered": true`.
+
+use crate::cipher::{ctr_to_cbc, CipherSpec, Mode};
+use crate::g711::Codec;
+use crate::metrics::EngineMetrics;
+use crate::result::{Event, EventKind, Reason, RecordingResult};
+use crate::store::{create_private, try_lock, AESCBC_PART_SUFFIX, PART_SUFFIX, RECORDINGS_DIR};
+use crate::wav::{self, header, header_fix, HEADER_BYTES, MAX_DATA_BYTES, OPEN_DATA_BYTES};
+use crate::writer::{retry_transient, DirHandles};
+use crossbeam_channel::Sender;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// The `.cbc.part` an `aescbc` conversion writes before renaming it to the final name.
+const CBC_TEMP_SUFFIX: &str = ".cbc.part";
+
+/// A recording finalized from a `.part`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovered {
+    /// The finished file.
+    pub path: PathBuf,
+    /// Audio samples (bytes) in it.
+    pub samples: u64,
+}
+
+/// What the engine's recovery thread needs.
+pub(crate) struct RecoveryContext {
+    pub(crate) root: PathBuf,
+    pub(crate) events: Sender<Event>,
+    pub(crate) metrics: Arc<EngineMetrics>,
+    pub(crate) kept: Arc<Mutex<Vec<PathBuf>>>,
+    pub(crate) closing: Arc<AtomicBool>,
+}
+
+/// Walks `<root>/rest_api/recordings/YYYY/MM/DD/` and deals with every orphaned `.part`.
+pub(crate) fn run_recovery(ctx: RecoveryContext) {
+    crate::writer::block_sigxfsz();
+    let mut dirs = DirHandles::default();
+    let base = ctx.root.join(RECORDINGS_DIR);
+    for day in day_dirs(&base) {
+        let Ok(entries) = std::fs::read_dir(&day) else {
+            continue;
+        };
+        let mut names: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        names.sort();
+        for path in names {
+            if ctx.closing.load(Ordering::Acquire) {
+                return;
+            }
+            recover_one(&ctx, &path, &mut dirs);
+        }
+    }
+}
+
+/// Every `YYYY/MM/DD` directory under `base`, in order.
+fn day_dirs(base: &Path) -> Vec<PathBuf> {
+    let mut level = vec![base.to_path_buf()];
+    for _ in 0..3 {
+        let mut next = Vec::new();
+        for dir in &level {
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                next.extend(
+                    entries
+                        .flatten()
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                        .map(|e| e.path()),
+                );
+            }
+        }
+        next.sort();
+        level = next;
+    }
+    level
+}
+
+fn with_suffix_removed(path: &Path, suffix: &str) -> Option<PathBuf> {
+    let s = path.to_str()?;
+    s.strip_suffix(suffix).map(PathBuf::from)
+}
+
+fn recover_one(ctx: &RecoveryContext, path: &Path, dirs: &mut DirHandles) {
+    if let Some(final_path) = with_suffix_removed(path, CBC_TEMP_SUFFIX) {
+        // An interrupted CBC conversion: its source `.aescbc.part` is still there (it is
+        // removed only after the rename), so this partial copy holds nothing of its own.
+        let mut source = final_path.clone().into_os_string();
+        source.push(AESCBC_PART_SUFFIX);
+        if Path::new(&source).exists() {
+            let _ = std::fs::remove_file(path);
+        } else {
+            keep(ctx, path);
+        }
+        return;
+    }
+    if let Some(final_path) = with_suffix_removed(path, AESCBC_PART_SUFFIX) {
+        let Ok(file) = OpenOptions::new().read(true).open(path) else {
+            return;
+        };
+        if try_lock(&file).is_err() {
+            return; // a live recording
+        }
+        if final_path.exists() {
+            // Converted and renamed; only the removal of the source was missed.
+            let _ = std::fs::remove_file(path);
+        } else {
+            keep(ctx, path);
+        }
+        return;
+    }
+    let Some(final_path) = with_suffix_removed(path, PART_SUFFIX) else {
+        return;
+    };
+    let Ok(file) = OpenOptions::new().read(true).write(true).open(path) else {
+        return;
+    };
+    if try_lock(&file).is_err() {
+        return; // a live recording
+    }
+    let recovered = fix_part(&file).and_then(|samples| {
+        retry_transient(|| file.sync_all())?;
+        std::fs::rename(path, &final_path)?;
+        dirs.sync(final_path.parent().unwrap_or(Path::new(".")))?;
+        Ok(samples)
+    });
+    let Ok(samples) = recovered else {
+        keep(ctx, path);
+        return;
+    };
+    ctx.metrics.add_recovered();
+    let filename = final_path
+        .strip_prefix(&ctx.root)
+        .map(|p| format!("/{}", p.display()))
+        .unwrap_or_else(|_| final_path.display().to_string());
+    let mut result = RecordingResult {
+        id: String::new(),
+        filename,
+        file_available: false,
+        contains_sound: false,
+        samples,
+        reason: Reason::Other,
+        barge_in_digit: None,
+        frames_dropped: 0,
+        publish_error: None,
+        recovered: true,
+    };
+    let _ = ctx.events.send(Event {
+        kind: EventKind::Finished,
+        result: result.clone(),
+    });
+    result.file_available = true;
+    let _ = ctx.events.send(Event {
+        kind: EventKind::Available,
+        result,
+    });
+}
+
+fn keep(ctx: &RecoveryContext, path: &Path) {
+    ctx.metrics.add_orphan_kept();
+    ctx.kept
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(path.to_path_buf());
+}
+
+/// Fixes a plain or CTR `.part` in place (header sizes from its length, RIFF pad byte or, for
+/// CTR, an odd last sample dropped); returns the audio bytes it holds.
+fn fix_part(file: &File) -> io::Result<u64> {
+    let len = file.metadata()?.len();
+    if len < HEADER_BYTES as u64 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "shorter than a WAV header",
+        ));
+    }
+    let mut head = [0u8; HEADER_BYTES];
+    file.read_exact_at(&mut head, 0)?;
+    let plain = &head[0..4] == b"RIFF" && &head[8..16] == b"WAVEfmt ";
+    let mut data = (len - HEADER_BYTES as u64).min(MAX_DATA_BYTES);
+    if plain {
+        let codec = match u16::from_le_bytes([head[20], head[21]]) {
+            wav::FORMAT_ULAW => Codec::Ulaw,
+            _ => Codec::Alaw,
+        };
+        if data % 2 == 1 && file.write_all_at(&[0], len).is_err() {
+            data -= 1;
+        }
+        file.set_len(HEADER_BYTES as u64 + data + data % 2)?;
+        file.write_all_at(&header(codec, data as u32), 0)?;
+    } else {
+        // No key: the keystream under the pad byte is unknown, so an odd last sample goes.
+        data -= data % 2;
+        file.set_len(HEADER_BYTES as u64 + data)?;
+        for (h, f) in head.iter_mut().zip(header_fix(data as u32)) {
+            *h ^= f;
+        }
+        file.write_all_at(&head, 0)?;
+    }
+    Ok(data)
+}
+
+/// Finalizes an `aescbc` recording's orphaned `.aescbc.part` with the user's key and IV (the
+/// record action's `encryption_cipher`): checks the key (the `.part`'s header must decrypt
+/// under the derived part key), fixes the header, converts to the user's CBC file at the final
+/// name (`<name>.wav`), fsyncs it and its directory, and removes the `.part`. A wrong key or IV
+/// changes nothing.
+pub fn recover_aescbc(part_path: &Path, cipher: &CipherSpec) -> io::Result<Recovered> {
+    let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidInput, m.to_owned());
+    if cipher.mode() != Mode::Cbc {
+        return Err(bad("the cipher must be aescbc"));
+    }
+    let final_path = with_suffix_removed(part_path, AESCBC_PART_SUFFIX)
+        .ok_or_else(|| bad("not an aescbc recording's .aescbc.part file"))?;
+    let mut file = OpenOptions::new().read(true).write(true).open(part_path)?;
+    try_lock(&file).map_err(|_| bad("the file is being written by a live recording"))?;
+    let part_spec = cipher.part_spec();
+    let len = file.metadata()?.len();
+    if len < HEADER_BYTES as u64 {
+        return Err(bad("shorter than a WAV header"));
+    }
+    let mut head = [0u8; HEADER_BYTES];
+    file.read_exact_at(&mut head, 0)?;
+    let mut plain_head = head;
+    part_spec.ctr().apply(&mut plain_head);
+    let open = header(Codec::Alaw, OPEN_DATA_BYTES);
+    // Everything but the format tag must be the open-ended header's.
+    if plain_head[..20] != open[..20] || plain_head[22..] != open[22..] {
+        return Err(bad(
+            "wrong key or initialisation_vector for this file (its header does not decrypt)",
+        ));
+    }
+    let mut data = (len - HEADER_BYTES as u64).min(MAX_DATA_BYTES);
+    data -= data % 2;
+    file.set_len(HEADER_BYTES as u64 + data)?;
+    for (h, f) in head.iter_mut().zip(header_fix(data as u32)) {
+        *h ^= f;
+    }
+    file.write_all_at(&head, 0)?;
+    let mut temp = final_path.clone().into_os_string();
+    temp.push(CBC_TEMP_SUFFIX);
+    let temp = PathBuf::from(temp);
+    let _ = std::fs::remove_file(&temp); // an earlier interrupted attempt
+    let mut out = create_private(&temp)?;
+    let converted = (|| {
+        file.seek(SeekFrom::Start(0))?;
+        ctr_to_cbc(
+            &part_spec,
+            &mut io::BufReader::new(&mut file),
+            cipher,
+            &mut out,
+        )?;
+        out.flush()?;
+        retry_transient(|| out.sync_all())?;
+        std::fs::rename(&temp, &final_path)
+    })();
+    if let Err(e) = converted {
+        let _ = std::fs::remove_file(&temp);
+        return Err(e);
+    }
+    std::fs::remove_file(part_path)?;
+    if let Some(dir) = final_path.parent() {
+        DirHandles::default().sync(dir)?;
+    }
+    Ok(Recovered {
+        path: final_path,
+        samples: data,
+    })
+}
+
+/// Finalizes one orphaned plain or `aesctr` `.part` (no key needed) at its final name, fsynced
+/// with its directory: what an engine start does for each orphan, for a single file.
+pub fn recover_part(part_path: &Path) -> io::Result<Recovered> {
+    let final_path = with_suffix_removed(part_path, PART_SUFFIX)
+        .filter(|p| {
+            with_suffix_removed(part_path, AESCBC_PART_SUFFIX).is_none() && p.extension().is_some()
+        })
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a plain or aesctr recording's .part file (an .aescbc.part needs the key)",
+            )
+        })?;
+    let file = OpenOptions::new().read(true).write(true).open(part_path)?;
+    try_lock(&file).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the file is being written by a live recording",
+        )
+    })?;
+    let samples = fix_part(&file)?;
+    retry_transient(|| file.sync_all())?;
+    std::fs::rename(part_path, &final_path)?;
+    if let Some(dir) = final_path.parent() {
+        DirHandles::default().sync(dir)?;
+    }
+    Ok(Recovered {
+        path: final_path,
+        samples,
+    })
+}
