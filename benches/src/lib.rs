@@ -3,6 +3,7 @@
 
 use callrec::{Codec, RecordOptions};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Samples per 20 ms frame.
 pub const FRAME: usize = 160;
@@ -21,14 +22,18 @@ pub fn sample_call() -> Vec<u8> {
 
 /// Options for a recording that never stops by itself during a benchmark (24 h, 1 h silence),
 /// optionally encrypted with `cipher` (`"aesctr"` or `"aescbc"`, AES-256).
+///
+/// Every call gets its own IV (a process-wide counter): an engine refuses an `aesctr` key+IV
+/// pair it has already used, as a host must never reuse one.
 pub fn endless_options(cipher: Option<&str>) -> RecordOptions {
+    static NEXT_IV: AtomicU64 = AtomicU64::new(1);
     let mut json =
         String::from(r#"{"seconds_max_duration":86400,"milliseconds_max_silence":3600000"#);
     if let Some(mode) = cipher {
+        let iv = NEXT_IV.fetch_add(1, Ordering::Relaxed);
         json.push_str(&format!(
-            r#","encryption_cipher":{{"type":"{mode}","key":"{}","initialisation_vector":"{}"}}"#,
-            "603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4",
-            "000102030405060708090a0b0c0d0e0f"
+            r#","encryption_cipher":{{"type":"{mode}","key":"{}","initialisation_vector":"{:032x}"}}"#,
+            "603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4", iv
         ));
     }
     json.push('}');

@@ -660,8 +660,8 @@ impl Coordinator {
             Ok(()) => {
                 let mut result = entry.result.clone();
                 result.file_available = true;
-                self.finish(&outcome.filename, result);
                 self.metrics.uploaded.fetch_add(1, Ordering::Relaxed);
+                self.finish(&outcome.filename, result);
             }
             Err(message) => {
                 self.metrics.failed_attempts.fetch_add(1, Ordering::Relaxed);
@@ -671,8 +671,8 @@ impl Coordinator {
                     result.reason = Reason::Error;
                     result.file_available = false;
                     result.publish_error = Some(clean_message(&message));
-                    self.finish(&outcome.filename, result);
                     self.metrics.gave_up.fetch_add(1, Ordering::Relaxed);
+                    self.finish(&outcome.filename, result);
                 } else if !self.closing {
                     let backoff = FIRST_BACKOFF
                         .saturating_mul(1 << entry.attempts.saturating_sub(1).min(5))
@@ -687,8 +687,13 @@ impl Coordinator {
         }
     }
 
+    /// Reports a recording's last event. The counters are updated first, so a host that reads
+    /// them after the event sees it counted.
     fn finish(&mut self, filename: &str, result: RecordingResult) {
         self.pending.remove(filename);
+        self.metrics
+            .pending
+            .store(self.pending.len() as u64, Ordering::Relaxed);
         let _ = self.journal.append(&done_line(filename));
         let _ = self.host_events.send(Event {
             kind: EventKind::Available,

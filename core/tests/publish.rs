@@ -219,7 +219,10 @@ fn failures_past_the_age_bound_are_reported_as_errors_and_the_file_is_kept() {
     assert!(dir.join(filename.trim_start_matches('/')).exists());
     let m = engine.publish_metrics().unwrap();
     assert_eq!((m.gave_up, m.pending), (1, 0));
-    assert!(m.failed_attempts >= 2, "{m:?}");
+    // Every attempt failed and was counted (how many fit in the age bound depends on how busy
+    // the machine is; retrying itself is `transient_failures_are_retried_with_backoff`).
+    assert!(m.failed_attempts >= 1, "{m:?}");
+    assert_eq!(m.failed_attempts, sink.puts.load(Ordering::SeqCst) as u64);
     engine.shutdown();
     // Reported once: nothing more comes, and a new engine has nothing to resume.
     assert!(engine.next_event(Some(Duration::ZERO)).is_none());

@@ -260,10 +260,11 @@ fn run_once(args: &Args, channels: usize, audio: &[u8]) -> Result<Run, String> {
         },
     )
     .map_err(|e| e.to_string())?;
-    let options = endless_options(args.cipher.as_deref());
     let rss_before = rss_bytes();
     let mut recorders: Vec<Recorder> = Vec::with_capacity(channels);
     for _ in 0..channels {
+        // Options per call: each encrypted call has its own IV, as a host must give.
+        let options = endless_options(args.cipher.as_deref());
         match engine.record(&options, Codec::Alaw) {
             Ok((rec, _)) => recorders.push(rec),
             Err(e) => {
