@@ -145,10 +145,20 @@ fn push(c: &mut Criterion) {
     let mut g = c.benchmark_group("push");
     g.throughput(Throughput::Elements(1));
 
-    for (state, cipher) in [("recording", None), ("recording_aesctr", Some("aesctr"))] {
-        let (mut rec, _) = engine
-            .record(&endless_options(cipher), Codec::Alaw)
-            .expect("record");
+    // "recording" has in-band DTMF detection on (the default); the DTMF variants isolate it.
+    for (state, cipher, dtmf) in [
+        ("recording", None, None),
+        ("recording_aesctr", Some("aesctr"), None),
+        ("recording_no_dtmf", None, Some(false)),
+        ("recording_mask_dtmf", None, Some(true)),
+    ] {
+        let mut options = endless_options(cipher);
+        match dtmf {
+            Some(false) => options.detect_dtmf = false,
+            Some(true) => options.mask_dtmf = true,
+            None => {}
+        }
+        let (mut rec, _) = engine.record(&options, Codec::Alaw).expect("record");
         let mut cursor = 0;
         // Get past the opening silence into the recording.
         while rec.push(frames[cursor]).expect("frame") != Status::Recording {
@@ -200,6 +210,28 @@ fn push(c: &mut Criterion) {
     g.finish();
     engine.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The in-band DTMF detector on one 160-byte A-law frame of the sample call (speech), the
+/// per-frame work `push` adds with `detect_dtmf` (SpanDSP's `dtmf_rx` on the same audio is in
+/// BENCHMARKS.md's DTMF section).
+fn dtmf(c: &mut Criterion) {
+    let audio = sample_call();
+    let frames: Vec<&[u8]> = audio.chunks_exact(FRAME).collect();
+    let mut g = c.benchmark_group("dtmf");
+    g.throughput(Throughput::Elements(1));
+    let mut d = callrec::dtmf::DtmfDetector::new();
+    let mut i = 0;
+    g.bench_function("detector_frame", |b| {
+        b.iter(|| {
+            let frame = frames[i % frames.len()];
+            i += 1;
+            d.process(Codec::Alaw, black_box(frame), |e| {
+                black_box(e);
+            });
+        })
+    });
+    g.finish();
 }
 
 /// One 160-byte frame in and out of each SPSC transport, on one thread: the cost of the ring
@@ -343,6 +375,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = g711, energy, analysis, push, transport, cipher, writer
+    targets = g711, energy, analysis, dtmf, push, transport, cipher, writer
 }
 criterion_main!(benches);
