@@ -6,10 +6,12 @@ Standard library only (the GStreamer sender also needs python3-gi). Subcommands:
                                 one JSON line per request in LOG
   pcap-replay PCAP HOST PORT    resend a capture's RTP payloads at its own pace
   pcap-wav PCAP OUT             the capture's PCMA payloads, in order, as an A-law WAV
-  lossy HOST PORT SENT          a synthetic call with 5 % loss, 2 % reordered by one packet and
-                                a 300 ms silence-suppression gap; SENT gets the truth as JSON
-  noise HOST PORT FROM FIRST N  packets FIRST..FIRST+N-1 of a loud 20 ms PCMA call, sent from
-                                local port FROM (so several runs are one source)
+  lossy HOST PORT SRC SENT WAV  a call (raw A-law SRC, looped) with 5 % loss, 2 % reordered by
+                                one packet and a 300 ms silence-suppression gap; SENT gets the
+                                truth as JSON, WAV the timeline as the receiver should hear it
+  speech HOST PORT FROM SRC FIRST N
+                                packets FIRST..FIRST+N-1 of a 20 ms PCMA call (raw A-law SRC,
+                                looped), sent from local port FROM (several runs, one source)
   gst-dtmf HOST PORT EVENT      a GStreamer rtpdtmfsrc pipeline pressing one key
   wav-data FILE                 print the data chunk's length and a hex digest of it
 """
@@ -90,12 +92,12 @@ def pcap_wav(path, out):
     write_alaw_wav(out, b"".join(p for _, p in payloads))
 
 
-# A-law bytes whose samples are loud (segments 5-7 of either sign): noise that is sound from
-# the first frame, and never the silence byte 0xD5.
-LOUD = [b for b in range(256) if ((b ^ 0x55) & 0x70) >> 4 >= 5]
+def looped(source, start, n):
+    audio = open(source, "rb").read()
+    return bytes(audio[(start + i) % len(audio)] for i in range(n))
 
 
-def lossy(host, port, sent_path):
+def lossy(host, port, source, sent_path, wav_path):
     rng = random.Random(13)
     packets = 500  # 10 s of 20 ms packets
     gap_at, gap_packets = 250, 15  # the sender goes quiet for 300 ms (timestamps jump)
@@ -106,7 +108,7 @@ def lossy(host, port, sent_path):
         if k == gap_at:
             timeline += b"\xd5" * (160 * gap_packets)
             ts = (ts + 160 * gap_packets) & 0xFFFFFFFF
-        payload = bytes(rng.choice(LOUD) for _ in range(160))
+        payload = looped(source, len(timeline), 160)
         plan.append((seq, ts, k == gap_at, payload))
         timeline += payload
         seq = (seq + 1) & 0xFFFF
@@ -138,11 +140,10 @@ def lossy(host, port, sent_path):
         delay = start + (n + 1) * 0.005 - time.monotonic()
         if delay > 0:
             time.sleep(delay)
+    heard = bytes(0xD5 if any(o <= i < o + 160 for o in silent) else b for i, b in enumerate(timeline))
+    write_alaw_wav(wav_path, heard)
     truth = {
         "timeline_samples": len(timeline),
-        "timeline_sha256": hashlib.sha256(
-            bytes(b"\xd5"[0] if any(o <= i < o + 160 for o in silent) else b for i, b in enumerate(timeline))
-        ).hexdigest(),
         "lost": len(lost),
         "reordered": len(swapped),
         "concealed_samples": 160 * (len(lost) + gap_packets),
@@ -151,14 +152,13 @@ def lossy(host, port, sent_path):
     json.dump(truth, open(sent_path, "w"))
 
 
-def noise(host, port, from_port, first, count):
+def speech(host, port, from_port, source, first, count):
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", int(from_port)))
-    rng = random.Random(int(first))
     start = time.monotonic()
     for n, k in enumerate(range(int(first), int(first) + int(count))):
         header = struct.pack(">BBHII", 0x80, 8, k & 0xFFFF, (k * 160) & 0xFFFFFFFF, 0x5EED)
-        sock.sendto(header + bytes(rng.choice(LOUD) for _ in range(160)), (host, int(port)))
+        sock.sendto(header + looped(source, k * 160, 160), (host, int(port)))
         delay = start + (n + 1) * 0.005 - time.monotonic()
         if delay > 0:
             time.sleep(delay)
@@ -213,7 +213,7 @@ if __name__ == "__main__":
         "pcap-replay": pcap_replay,
         "pcap-wav": pcap_wav,
         "lossy": lossy,
-        "noise": noise,
+        "speech": speech,
         "gst-dtmf": gst_dtmf,
         "wav-data": wav_data,
     }[command](*args)

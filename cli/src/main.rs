@@ -1,11 +1,19 @@
 //! `callrec`: records a call from a WAV file the way a host would, and prints the two events.
 //!
-//! `callrec record INPUT` feeds INPUT (a G.711 WAV, or an 8 kHz mono 16-bit PCM WAV) to the
-//! engine in 20 ms frames, as fast as the writer takes them (or paced at 20 ms with
-//! `--realtime`), applies scheduled digits, hangup and abort, treats the end of the input as a
-//! hangup, and prints the *finished* and then the *available* action_result JSON lines.
-//! Exit status: 0 whatever the reason; 2 for a bad option or an unreadable input; 1 when the
-//! engine itself cannot run (e.g. the store cannot be created).
+//! `callrec record INPUT` streams INPUT (a G.711 WAV, an 8 kHz mono 16-bit PCM WAV, or raw
+//! G.711 with `--raw`; a file, a FIFO, or `-` for standard input) to the engine in 20 ms
+//! frames, as fast as the writer takes them (or paced at 20 ms with `--realtime`), in bounded
+//! memory; applies scheduled digits, hangup and abort, treats the end of the input as a hangup,
+//! and prints the *finished* and then the *available* action_result JSON lines. SIGINT,
+//! SIGTERM and SIGHUP end the call as a hangup: the recording is finalized and both lines are
+//! printed before the exit.
+//!
+//! Exit status of `record`: 0 when the recording ended normally; 3 when its reason is `error`
+//! (the file could not be written in full: what was written is kept); 130, 143 or 129 when
+//! SIGINT, SIGTERM or SIGHUP ended it (after both lines); 2 for a bad option or an unreadable
+//! input; 1 when the engine itself cannot run (e.g. the store cannot be created).
+//! `callrec recover FILE` finalizes a crashed recording's `.part` (`--type aescbc --key --iv`
+//! for an `.aescbc.part`): 0 done, 2 bad arguments or wrong key, 1 an I/O error.
 
 #![deny(missing_docs)]
 
@@ -19,6 +27,7 @@ use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
@@ -40,9 +49,28 @@ enum Command {
     Decrypt(DecryptArgs),
     /// Record live calls over RTP: an HTTP control API, UDP ports, webhooks (see --help).
     Serve(serve::ServeArgs),
+    /// Finalize a crashed recording's orphaned `.part` (an engine start does this for plain
+    /// and aesctr ones; an aescbc `.aescbc.part` needs --type aescbc --key --iv). Prints the
+    /// finished file's path and its seconds.
+    Recover(RecoverArgs),
     /// Publish what a store's outbox still holds (e.g. after a crash or an object-store
     /// outage), printing an available line for each, then exit.
     Publish(PublishArgs),
+}
+
+#[derive(clap::Args)]
+struct RecoverArgs {
+    /// The `.part` (or `.aescbc.part`) file.
+    file: PathBuf,
+    /// The recording's cipher when it is aescbc (plain and aesctr need no key).
+    #[arg(long = "type", value_name = "aescbc", value_parser = parse_mode)]
+    mode: Option<Mode>,
+    /// The aescbc key in hex (the record action's encryption_cipher.key).
+    #[arg(long)]
+    key: Option<String>,
+    /// The aescbc initialisation vector in hex.
+    #[arg(long)]
+    iv: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -86,8 +114,12 @@ fn parse_mode(s: &str) -> Result<Mode, String> {
 
 #[derive(clap::Args)]
 struct RecordArgs {
-    /// A G.711 WAV (A-law or µ-law) or an 8 kHz mono 16-bit PCM WAV.
+    /// A G.711 WAV (A-law or µ-law), an 8 kHz mono 16-bit PCM WAV, or raw G.711 with --raw;
+    /// a file, a FIFO, or `-` for standard input. Read as a stream.
     input: PathBuf,
+    /// The input is headerless G.711 in this law (e.g. from a pipe).
+    #[arg(long, value_name = "alaw|ulaw", value_parser = parse_codec)]
+    raw: Option<Codec>,
     /// The recording store's root directory.
     #[arg(long, default_value = "recordings")]
     store: PathBuf,
@@ -167,7 +199,12 @@ struct Failure(u8, String);
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.command {
-        Command::Record(args) => record(args),
+        Command::Record(args) => match record(args) {
+            Ok(0) => Ok(()),
+            Ok(code) => return ExitCode::from(code),
+            Err(f) => Err(f),
+        },
+        Command::Recover(args) => recover(args),
         Command::Decrypt(args) => decrypt(args),
         Command::Serve(args) => serve::serve(args).map_err(|(code, m)| Failure(code, m)),
         Command::Publish(args) => publish_outbox(args),
@@ -242,10 +279,76 @@ fn publish_outbox(args: &PublishArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn record(args: &RecordArgs) -> Result<(), Failure> {
+/// The signal that ended the call (0: none yet), set by [`on_signal`].
+static SIGNALLED: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_signal(signal: libc::c_int) {
+    // Async-signal-safe: one atomic store.
+    SIGNALLED.store(signal, Ordering::SeqCst);
+}
+
+/// SIGINT, SIGTERM and SIGHUP set [`SIGNALLED`] instead of killing the process. Without
+/// SA_RESTART, so a read blocked on a FIFO or a terminal returns and the call can end.
+fn catch_hangup_signals() {
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: an all-zero sigaction is a valid value to fill in.
+        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+        action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        // SAFETY: `action.sa_mask` is a valid, writable sigset_t.
+        unsafe { libc::sigemptyset(&mut action.sa_mask) };
+        // SAFETY: a valid signal number and an initialised action whose handler only stores
+        // to an atomic; a NULL old-action pointer is allowed.
+        unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) };
+    }
+}
+
+/// `callrec recover`.
+fn recover(args: &RecoverArgs) -> Result<(), Failure> {
+    let done = match args.mode {
+        None if args.key.is_none() && args.iv.is_none() => {
+            callrec::recover::recover_part(&args.file)
+        }
+        Some(Mode::Cbc) => {
+            let (Some(key), Some(iv)) = (&args.key, &args.iv) else {
+                return Err(Failure(2, "--type aescbc needs --key and --iv".into()));
+            };
+            let spec = callrec::cipher::CipherSpec::from_hex(Mode::Cbc, key, iv).map_err(|e| {
+                Failure(
+                    2,
+                    format!(
+                        "--{}: {}",
+                        if e.field == "key" { "key" } else { "iv" },
+                        e.message
+                    ),
+                )
+            })?;
+            callrec::recover::recover_aescbc(&args.file, &spec)
+        }
+        _ => {
+            return Err(Failure(
+                2,
+                "--type: only aescbc needs a key (plain and aesctr .part files need none)".into(),
+            ))
+        }
+    };
+    match done {
+        Ok(r) => {
+            println!("{} {:.1}", r.path.display(), r.samples as f64 / 8000.0);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            Err(Failure(2, format!("{}: {e}", args.file.display())))
+        }
+        Err(e) => Err(Failure(1, format!("{}: {e}", args.file.display()))),
+    }
+}
+
+/// Records; returns the exit status (see the module docs).
+fn record(args: &RecordArgs) -> Result<u8, Failure> {
     let options = RecordOptions::from_json(&args.options)
         .map_err(|e| Failure(2, format!("--options: {e}")))?;
-    let call = input::read_call(&args.input, args.codec)
+    catch_hangup_signals();
+    let mut call = input::open(&args.input, args.codec, args.raw)
         .map_err(|e| Failure(2, format!("{}: {e}", args.input.display())))?;
     let publish = args
         .publish
@@ -289,7 +392,23 @@ fn record(args: &RecordArgs) -> Result<(), Failure> {
     let started = Instant::now();
     let mut status = Status::Waiting;
     let mut beep = [0u8; 160];
-    for (i, frame) in call.audio.chunks(frame_len).enumerate() {
+    let mut buf = [0u8; 160];
+    let signalled = || SIGNALLED.load(Ordering::SeqCst) != 0;
+    for i in 0.. {
+        if signalled() {
+            status = recorder.hangup(); // the caller (the terminal, the supervisor) hung up
+            break;
+        }
+        let n = call
+            .next_frame(&mut buf, &signalled)
+            .map_err(|e| Failure(2, format!("{}: {e}", args.input.display())))?;
+        if n == 0 {
+            if signalled() {
+                continue; // hang up at the top of the loop
+            }
+            break;
+        }
+        let frame = &buf[..n];
         let now = (i * frame_len) as u64;
         while let Some(&(at, d)) = digits.peek() {
             if at > now {
@@ -344,6 +463,7 @@ fn record(args: &RecordArgs) -> Result<(), Failure> {
     }
     let filename = recorder.filename().to_string();
     drop(recorder);
+    let mut reason = None;
 
     loop {
         let Some(event) = engine.next_event(Some(event_wait)) else {
@@ -353,13 +473,28 @@ fn record(args: &RecordArgs) -> Result<(), Failure> {
             ));
         };
         print_event(&event)?;
+        if event.result.filename == filename {
+            reason = Some(event.result.reason);
+        }
         // A file that could not be finalized gets no *available*. With publishing, recordings
         // an earlier run left in the store's outbox may be reported first.
-        let failed = event.kind == EventKind::Finished && event.result.reason == Reason::Error;
+        let failed = event.kind == EventKind::Finished
+            && event.result.reason == Reason::Error
+            && !args
+                .store
+                .join(event.result.filename.trim_start_matches('/'))
+                .exists();
         if event.result.filename == filename && (event.kind == EventKind::Available || failed) {
             break;
         }
     }
     engine.shutdown();
-    Ok(())
+    // A lost (partly written) recording is an error a script must see, signal or not.
+    if reason == Some(Reason::Error) {
+        return Ok(3);
+    }
+    Ok(match SIGNALLED.load(Ordering::SeqCst) {
+        0 => 0,
+        signal => (128 + signal) as u8,
+    })
 }

@@ -319,9 +319,11 @@ def test_repr_and_status_equality(engine):
 
 def test_feed_waits_for_the_writer_and_loses_nothing(tmp_path):
     # 10 s of audio in one call, five times the (default 2 s) ring: feed must wait for the writer.
+    # These tests record from the first sample: the fixed threshold makes the first frame sound
+    # (the adaptive detector takes a call's first frame as the line's background).
     call = sound(500)
     with callrec.Engine(tmp_path) as engine:
-        rec = engine.record({"seconds_max_duration": 3600, "milliseconds_max_silence": 600000})
+        rec = engine.record({"seconds_max_duration": 3600, "milliseconds_max_silence": 600000, "silence_threshold_db": -40})
         assert rec.feed(memoryview(call)).phase == "recording"
         rec.hangup()
         result, _ = finish(engine)
@@ -331,7 +333,7 @@ def test_feed_waits_for_the_writer_and_loses_nothing(tmp_path):
 def test_feed_timeout_says_how_much_was_fed(tmp_path):
     call = sound(500)
     with callrec.Engine(tmp_path) as engine:
-        rec = engine.record({"seconds_max_duration": 3600, "milliseconds_max_silence": 600000})
+        rec = engine.record({"seconds_max_duration": 3600, "milliseconds_max_silence": 600000, "silence_threshold_db": -40})
         with pytest.raises(TimeoutError) as caught:
             rec.feed(call, timeout=0)
         fed = caught.value.fed
@@ -348,7 +350,7 @@ def test_feed_timeout_says_how_much_was_fed(tmp_path):
 def test_close_and_shutdown_keep_a_partial_frame(tmp_path, end):
     call = sound(11)[:1700]  # sound from the first sample: the file must hold every byte
     engine = callrec.Engine(tmp_path)
-    rec = engine.record({"seconds_max_duration": 3600, "milliseconds_max_silence": 600000})
+    rec = engine.record({"seconds_max_duration": 3600, "milliseconds_max_silence": 600000, "silence_threshold_db": -40})
     for i in range(0, len(call), 170):
         rec.push(call[i : i + 170])
     if end == "close":
