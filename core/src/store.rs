@@ -89,9 +89,12 @@ impl Store {
                 PART_SUFFIX
             }
         ));
-        let file = create_private(&part_path)?;
-        if let Err(e) = try_lock(&file) {
-            let _ = std::fs::remove_file(&part_path);
+        // Created and locked under a name recovery never looks at, then renamed: a `.part`
+        // is locked from the moment it exists, so recovery can never take a live one.
+        let fresh = dir.join(format!(".{name}.new"));
+        let file = create_private(&fresh)?;
+        if let Err(e) = try_lock(&file).and_then(|_| std::fs::rename(&fresh, &part_path)) {
+            let _ = std::fs::remove_file(&fresh);
             return Err(e);
         }
         Ok((
