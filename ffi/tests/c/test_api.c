@@ -31,7 +31,9 @@ static int passed, failed;
 static uint8_t loud_cycle[12][160], quiet[160];
 #define LOUD(i) (loud_cycle[(i) % 12])
 
-/* G.711 A-law of a 16-bit sample (ITU-T G.711), for building the test audio. */
+/* G.711 A-law of a 16-bit sample (ITU-T G.711), written here so this test makes its audio (the
+ * speech-like cycle, DTMF keys) independently of callrec; equal to CPython audioop.lin2alaw for
+ * every 16-bit input. */
 static uint8_t alaw(int sample) {
     int sign = sample >= 0 ? 0x80 : 0x00;
     int magnitude = sample >= 0 ? sample : -sample - 1;
@@ -178,22 +180,6 @@ static void pause_and_resume(callrec_engine *e, const char *root) {
         EXPECT(callrec_recorder_pause(r, &st), CALLREC_RESULT_INVALID_HANDLE);
         EXPECT(callrec_recorder_resume(r, &st), CALLREC_RESULT_INVALID_HANDLE);
     }
-}
-
-/* G.711 A-law encoding of one 16-bit sample (the ITU-T G.711 segment rule), written here so
- * this test makes its DTMF input independently of callrec. */
-static uint8_t alaw(int16_t pcm) {
-    int v = pcm >> 3, mask = 0xD5;
-    if (v < 0) {
-        v = -v - 1;
-        mask = 0x55;
-    }
-    int seg = 0;
-    while (seg < 8 && v > (0x1F << seg)) seg++;
-    if (seg >= 8) return (uint8_t)(0x7F ^ mask);
-    int aval = seg << 4;
-    aval |= seg < 2 ? (v >> 1) & 0xF : (v >> seg) & 0xF;
-    return (uint8_t)(aval ^ mask);
 }
 
 /* `ms` of a key's two tones (rows 697..941 Hz, columns 1209..1633 Hz) at about -10 dBm0. */
