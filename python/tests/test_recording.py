@@ -150,7 +150,9 @@ def test_error_reason_in_a_process_with_a_file_size_limit(tmp_path):
         from conftest import sound, push_all, finish
         import callrec
         engine = callrec.Engine({str(tmp_path)!r})
-        rec = engine.record()
+        # The fixed threshold: sound from the first frame, so the file is the pushed audio
+        # from its first byte (the adaptive detector takes a call's first frame as background).
+        rec = engine.record({{"silence_threshold_db": -40}})
         resource.setrlimit(resource.RLIMIT_FSIZE, (20000, resource.RLIM_INFINITY))
         import time
         status = rec.status
