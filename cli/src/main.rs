@@ -9,7 +9,8 @@
 //! printed before the exit.
 //!
 //! Exit status of `record`: 0 when the recording ended normally; 3 when its reason is `error`
-//! (the file could not be written in full: what was written is kept); 130, 143 or 129 when
+//! (the file could not be written in full: what was written is kept; or, with `--publish`, the
+//! upload still failed after `--publish-max-age`: the local file is kept); 130, 143 or 129 when
 //! SIGINT, SIGTERM or SIGHUP ended it (after both lines); 2 for a bad option or an unreadable
 //! input; 1 when the engine itself cannot run (e.g. the store cannot be created).
 //! `callrec recover FILE` finalizes a crashed recording's `.part` (`--type aescbc --key --iv`

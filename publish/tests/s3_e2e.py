@@ -281,7 +281,8 @@ def run_checks(server):
     wrong = "not-the-secret-4242"
     code, lines = Cli(["record", str(HELLO), "--store", str(store), "--publish",
                        f"s3://{BUCKET}/badkey", "--publish-max-age", "3"], secret=wrong).finish()
-    assert code == 0 and len(lines) == 2, (code, lines)
+    # Exit 3: the recording's reason is `error` (not available), which a script must see.
+    assert code == 3 and len(lines) == 2, (code, lines)
     bad = lines[1]
     assert bad["reason"] == "error" and bad["file_available"] is False, bad
     message = bad["publish_error"]
