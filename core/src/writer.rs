@@ -422,8 +422,14 @@ pub(crate) fn run_writer(ctx: WriterContext) {
 /// A session whose finalize panicked: reported as `error` (its `.part` stays for recovery).
 fn report_panic(ctx: &WriterContext, filename: String) {
     ctx.metrics.add_write_error();
-    let _ = ctx.events.send(Event {
-        kind: EventKind::Finished,
+    let _ = ctx.events.send(panic_event(EventKind::Finished, filename));
+}
+
+/// The event that reports a recording lost to a bug (a panic) rather than to the disk: its
+/// name is what is known; every other field says "nothing usable".
+fn panic_event(kind: EventKind, filename: String) -> Event {
+    Event {
+        kind,
         result: RecordingResult {
             id: String::new(),
             filename,
@@ -436,7 +442,7 @@ fn report_panic(ctx: &WriterContext, filename: String) {
             publish_error: None,
             recovered: false,
         },
-    });
+    }
 }
 
 /// The sync thread's loop; returns when every writer has gone and the queue is empty.
@@ -463,21 +469,7 @@ pub(crate) fn run_syncer(
             // A bug, not a disk: say so for the batch rather than lose its events silently.
             for filename in names {
                 metrics.add_write_error();
-                let _ = events.send(Event {
-                    kind: EventKind::Available,
-                    result: RecordingResult {
-                        id: String::new(),
-                        filename,
-                        file_available: false,
-                        contains_sound: false,
-                        samples: 0,
-                        reason: Reason::Error,
-                        barge_in_digit: None,
-                        frames_dropped: 0,
-                        publish_error: None,
-                        recovered: false,
-                    },
-                });
+                let _ = events.send(panic_event(EventKind::Available, filename));
             }
         }
     }
