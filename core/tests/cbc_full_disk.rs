@@ -51,7 +51,7 @@ fn a_full_disk_cuts_the_last_audio_to_make_room_for_the_journal() {
     let bytes = std::fs::read(&path).unwrap();
     assert!(bytes.len() as u64 <= limit);
     assert!(
-        kept % 2 == 0 && kept < samples && kept + 4096 + 2 > samples,
+        kept.is_multiple_of(2) && kept < samples && kept + 4096 + 2 > samples,
         "{kept} samples kept of {samples}: at most one 4 KiB cut"
     );
     let mut got = Vec::new();
