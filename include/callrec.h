@@ -188,6 +188,15 @@ typedef struct {
   // `aescbc` recordings whose key and IV the engine had already used (`aesctr` reuse is
   // refused with `CALLREC_RESULT_INVALID_OPTIONS` instead).
   uint64_t cbc_key_iv_reused;
+  // Publishing (`"publish"` in the engine configuration; all four are 0 without it):
+  // recordings uploaded, verified and reported available.
+  uint64_t publish_uploaded;
+  // Upload attempts that failed (each retry counts).
+  uint64_t publish_failed_attempts;
+  // Recordings reported with reason `error` after `max_age_seconds` of failed uploads.
+  uint64_t publish_gave_up;
+  // Recordings in the outbox now (waiting for their upload or a retry).
+  uint64_t publish_pending;
 } callrec_metrics;
 
 // A recorder's status after a call.
