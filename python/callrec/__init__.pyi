@@ -21,6 +21,7 @@ __all__ = [
     "dtmf",
     "frame_energy_dbm0",
     "g711",
+    "recover_aescbc",
 ]
 
 class OptionsError(ValueError):
@@ -163,6 +164,8 @@ class Engine:
     def metrics(self) -> dict[str, int]:
         """The engine's counters, the publisher's included (publish_uploaded,
         publish_failed_attempts, publish_gave_up, publish_pending; 0 when not publishing)."""
+    def kept_orphans(self) -> list[Path]:
+        """Orphaned `.part` files this engine kept (an `.aescbc.part` needs its key)."""
     @property
     def store(self) -> Path:
         """The store's root directory."""
@@ -176,3 +179,6 @@ class Engine:
 
 def frame_energy_dbm0(frame: Buffer, codec: str = "alaw") -> float:
     """The level of a frame of G.711 audio in dBm0."""
+
+def recover_aescbc(part: str | os.PathLike[str], key: str, iv: str) -> tuple[Path, int]:
+    """Finishes a crashed aescbc recording's `.aescbc.part` with its key: (path, samples)."""
