@@ -109,15 +109,6 @@ impl Store {
     }
 }
 
-impl RecordingPaths {
-    /// Where an `aescbc` recording is re-encrypted at finalize (`<final>.cbc.part`).
-    pub fn cbc_part_path(&self) -> PathBuf {
-        let mut name = self.final_path.clone().into_os_string();
-        name.push(".cbc.part");
-        PathBuf::from(name)
-    }
-}
-
 /// The suffix of a plain or `aesctr` recording being written.
 pub const PART_SUFFIX: &str = ".part";
 /// The suffix of an `aescbc` recording being written (CTR under the derived part key).

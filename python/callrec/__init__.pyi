@@ -21,6 +21,7 @@ __all__ = [
     "dtmf",
     "frame_energy_dbm0",
     "g711",
+    "recover_aescbc",
 ]
 
 class OptionsError(ValueError):
@@ -159,6 +160,8 @@ class Engine:
         """Iterates over events as they come."""
     def metrics(self) -> dict[str, int]:
         """The engine's counters."""
+    def kept_orphans(self) -> list[Path]:
+        """Orphaned `.part` files this engine kept (an `.aescbc.part` needs its key)."""
     @property
     def store(self) -> Path:
         """The store's root directory."""
@@ -172,3 +175,6 @@ class Engine:
 
 def frame_energy_dbm0(frame: Buffer, codec: str = "alaw") -> float:
     """The level of a frame of G.711 audio in dBm0."""
+
+def recover_aescbc(part: str | os.PathLike[str], key: str, iv: str) -> tuple[Path, int]:
+    """Finishes a crashed aescbc recording's `.aescbc.part` with its key: (path, samples)."""
