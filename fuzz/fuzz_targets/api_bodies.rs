@@ -36,7 +36,10 @@ fuzz_target!(|data: &[u8]| {
                     request.media.telephone_event_payload_type
                 );
                 assert!(request.media.payload_type <= 127);
-                for page in [&request.next_page, &request.available_page].into_iter().flatten() {
+                for page in [&request.next_page, &request.available_page]
+                    .into_iter()
+                    .flatten()
+                {
                     assert!(matches!(page.scheme(), "http" | "https"), "{page}");
                 }
             }

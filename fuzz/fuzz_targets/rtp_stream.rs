@@ -26,7 +26,11 @@ struct Checker {
 impl Sink for Checker {
     fn audio(&mut self, audio: &[u8]) {
         assert!(!audio.is_empty(), "an empty push");
-        assert!(audio.len() <= MAX_PUSH_BYTES, "a push of {} bytes", audio.len());
+        assert!(
+            audio.len() <= MAX_PUSH_BYTES,
+            "a push of {} bytes",
+            audio.len()
+        );
         self.samples += audio.len() as u64;
     }
 
@@ -62,16 +66,26 @@ impl Input<'_> {
 fuzz_target!(|data: &[u8]| {
     let mut input = Input(data);
     let config = StreamConfig {
-        codec: if input.byte() & 1 == 0 { Codec::Alaw } else { Codec::Ulaw },
+        codec: if input.byte() & 1 == 0 {
+            Codec::Alaw
+        } else {
+            Codec::Ulaw
+        },
         payload_type: 8,
         telephone_event_payload_type: Some(101),
         window_samples: u32::from(input.u16() % 2401),
     };
     let mut stream = RtpStream::new(config);
     let (own, total) = (StreamStats::default(), StreamStats::default());
-    let stats = Counters { stream: &own, total: &total };
+    let stats = Counters {
+        stream: &own,
+        total: &total,
+    };
     let mut sink = Checker::default();
-    let sources: [SocketAddr; 2] = ["127.0.0.1:4000".parse().unwrap(), "127.0.0.1:4002".parse().unwrap()];
+    let sources: [SocketAddr; 2] = [
+        "127.0.0.1:4000".parse().unwrap(),
+        "127.0.0.1:4002".parse().unwrap(),
+    ];
     let mut packet = [0u8; 12 + 1500];
     while !input.0.is_empty() {
         let control = input.byte();
@@ -107,7 +121,11 @@ fuzz_target!(|data: &[u8]| {
     }
     stream.finish(&mut sink, stats);
     assert_eq!(own.samples.load(Ordering::Relaxed), sink.samples);
-    assert_eq!(own.digits.load(Ordering::Relaxed), sink.digits, "presses counted vs delivered");
+    assert_eq!(
+        own.digits.load(Ordering::Relaxed),
+        sink.digits,
+        "presses counted vs delivered"
+    );
     assert!(own.samples_concealed.load(Ordering::Relaxed) <= sink.samples);
     // The totals moved with the stream's own counters.
     for (a, b) in [

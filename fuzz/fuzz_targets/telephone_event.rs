@@ -42,7 +42,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(new_press, "the first packet is a press");
         }
         if previous_ts == Some(ts) {
-            assert!(!new_press, "a new press on the same timestamp as the last packet");
+            assert!(
+                !new_press,
+                "a new press on the same timestamp as the last packet"
+            );
         }
         previous_ts = Some(ts);
     }
