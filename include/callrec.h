@@ -196,6 +196,15 @@ typedef struct {
   // Orphaned `.part` files this engine kept rather than finalized (an `aescbc` one needs the
   // key): listed by `callrec_engine_kept_orphan`, never deleted.
   uint64_t orphans_kept;
+  // Publishing (`"publish"` in the engine configuration; all four are 0 without it):
+  // recordings uploaded, verified and reported available.
+  uint64_t publish_uploaded;
+  // Upload attempts that failed (each retry counts).
+  uint64_t publish_failed_attempts;
+  // Recordings reported with reason `error` after `max_age_seconds` of failed uploads.
+  uint64_t publish_gave_up;
+  // Recordings in the outbox now (waiting for their upload or a retry).
+  uint64_t publish_pending;
 } callrec_metrics;
 
 // A recorder's status after a call.

@@ -295,6 +295,15 @@ pub struct callrec_metrics {
     /// Orphaned `.part` files this engine kept rather than finalized (an `aescbc` one needs the
     /// key): listed by `callrec_engine_kept_orphan`, never deleted.
     pub orphans_kept: u64,
+    /// Publishing (`"publish"` in the engine configuration; all four are 0 without it):
+    /// recordings uploaded, verified and reported available.
+    pub publish_uploaded: u64,
+    /// Upload attempts that failed (each retry counts).
+    pub publish_failed_attempts: u64,
+    /// Recordings reported with reason `error` after `max_age_seconds` of failed uploads.
+    pub publish_gave_up: u64,
+    /// Recordings in the outbox now (waiting for their upload or a retry).
+    pub publish_pending: u64,
 }
 
 /// A recording engine: a store, writer threads and an events queue. Opaque: the handle is a
@@ -534,7 +543,9 @@ pub unsafe extern "C" fn callrec_engine_metrics(
     ffi_panic_boundary! {
         try_non_null!(engine);
         try_out!(metrics_out);
-        let m = try_engine!(engine).metrics();
+        let engine = try_engine!(engine);
+        let m = engine.metrics();
+        let p = engine.publish_metrics().unwrap_or_default();
         write_out!(metrics_out, callrec_metrics {
             frames_dropped: m.frames_dropped,
             bytes_written: m.bytes_written,
@@ -544,6 +555,10 @@ pub unsafe extern "C" fn callrec_engine_metrics(
             cbc_key_iv_reused: m.cbc_key_iv_reused,
             recordings_recovered: m.recordings_recovered,
             orphans_kept: m.orphans_kept,
+            publish_uploaded: p.uploaded,
+            publish_failed_attempts: p.failed_attempts,
+            publish_gave_up: p.gave_up,
+            publish_pending: p.pending,
         });
         callrec_result::Ok
     }

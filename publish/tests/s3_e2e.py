@@ -4,10 +4,13 @@ The server is started and stopped here by PID (`WEED` is its command, SeaweedFS 
 everything read back goes through boto3, an S3 client independent of callrec's, so the checks
 hold for any S3-compatible server. Prints one line per passed check and `N passed, 0 failed`.
 
-Usage: s3_e2e.py CALLREC_BIN WORKDIR [C_HOST] [PYTHON_WITH_CALLREC]
+Usage: s3_e2e.py CALLREC_BIN WORKDIR [C_HOST [PYTHON_WITH_CALLREC [C_PUBLISH_TEST]]]
 
 C_HOST is examples/c/record_file built against the C library; PYTHON_WITH_CALLREC a Python
-with the callrec wheel installed. Each runs the same publish path as its host. `callrec serve
+with the callrec wheel and pytest installed. Each runs the same publish path as its host.
+C_PUBLISH_TEST is ffi/tests/c/test_publish.c built (the C API's publish counters); the
+Python bindings' counters and `publish_error` are checked by python/tests/test_publish.py,
+run here with the server's environment. `callrec serve
 --publish` is checked with ffmpeg as the RTP sender and a webhook receiver here that looks the
 object up (with boto3) the moment recording_available_page arrives. S3_E2E_ONLY=serve runs only
 those checks (for development; scripts/test-publish runs them all).
@@ -34,6 +37,7 @@ import botocore.exceptions
 CALLREC, WORK = Path(sys.argv[1]).resolve(), Path(sys.argv[2]).resolve()
 C_HOST = sys.argv[3] if len(sys.argv) > 3 else None
 PY_HOST = sys.argv[4] if len(sys.argv) > 4 else None
+C_TEST = sys.argv[5] if len(sys.argv) > 5 else None
 ROOT = Path(__file__).resolve().parents[2]
 HELLO = ROOT / "examples" / "hello.wav"
 ACCESS, SECRET = "callrec-test", "callrec-test-secret-0123456789"
@@ -364,6 +368,26 @@ def run_checks(server):
         assert code == 0 and rest == [], (code, rest)
         check(f"{name} host: publish in the engine configuration, available after a verified upload")
 
+    # The bindings' publish counters (and Python's Result.publish_error): a verified upload, and
+    # a bad credential that gives up after the age bound.
+    if C_TEST:
+        r = subprocess.run([C_TEST, str(WORK / "c-test"), f"s3://{BUCKET}/c-test"],
+                           capture_output=True, text=True, env=env(), timeout=300)
+        print(r.stdout[-2000:], r.stderr[-2000:])
+        assert r.returncode == 0 and r.stdout.rstrip().endswith(" passed, 0 failed"), r.returncode
+        check("C API: callrec_metrics' publish counters after an upload and after giving up")
+    else:
+        print("SKIPPED: the C API publish counters (no C test given)")
+    if PY_HOST:
+        r = subprocess.run([PY_HOST, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+                            str(ROOT / "python" / "tests" / "test_publish.py")],
+                           cwd=WORK, capture_output=True, text=True, timeout=300,
+                           env={**env(), "CALLREC_TEST_S3_URL": f"s3://{BUCKET}/py-test"})
+        print(r.stdout[-2000:], r.stderr[-2000:])
+        assert r.returncode == 0 and "3 passed" in r.stdout and "skipped" not in r.stdout, \
+            "python/tests/test_publish.py failed"
+        check("Python: metrics()' publish counters and Result.publish_error (pytest)")
+
 
 class WebApp:
     """The web app behind `callrec serve`: records every webhook it gets; on
@@ -517,6 +541,16 @@ def serve_checks(server):
         assert_published(store, prefix, avail["result"])
         check("serve --publish, object store down when the call ended: recording_available_page "
               "only after it returned, object correct")
+
+        # The publisher's counters on /metrics (Prometheus text): two uploads, the outage's
+        # failed attempts, nothing given up or pending.
+        metrics = dict(line.split() for line in call("GET", "/metrics").splitlines()
+                       if line.startswith("callrec_publish_"))
+        assert metrics["callrec_publish_uploaded_total"] == "2", metrics
+        assert int(metrics["callrec_publish_failed_attempts_total"]) >= 1, metrics
+        assert metrics["callrec_publish_gave_up_total"] == "0", metrics
+        assert metrics["callrec_publish_pending"] == "0", metrics
+        check(f"serve /metrics: the publisher's counters ({metrics})")
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

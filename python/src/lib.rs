@@ -216,6 +216,13 @@ impl EventResult {
         self.result.frames_dropped
     }
 
+    /// Why publishing to the object store gave up (only in an *available* event with reason
+    /// "error" from an engine that publishes), else None. Never holds a credential.
+    #[getter]
+    fn publish_error(&self) -> Option<&str> {
+        self.result.publish_error.as_deref()
+    }
+
     /// The record action's `{"action":"record","result":{...}}` JSON.
     fn action_result_json(&self) -> String {
         self.result.action_result_json()
@@ -330,9 +337,11 @@ impl Engine {
     /// The engine's counters: frames_dropped, bytes_written, recordings_started,
     /// recordings_finished, write_errors, cbc_key_iv_reused, recordings_recovered (orphaned
     /// `.part` files of a crashed process finalized at start), orphans_kept (those kept instead:
-    /// see kept_orphans).
+    /// see kept_orphans), and the publisher's publish_uploaded, publish_failed_attempts,
+    /// publish_gave_up, publish_pending (0 when the engine does not publish).
     fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let m = self.engine.metrics();
+        let p = self.engine.publish_metrics().unwrap_or_default();
         let d = PyDict::new(py);
         d.set_item("frames_dropped", m.frames_dropped)?;
         d.set_item("bytes_written", m.bytes_written)?;
@@ -342,6 +351,10 @@ impl Engine {
         d.set_item("cbc_key_iv_reused", m.cbc_key_iv_reused)?;
         d.set_item("recordings_recovered", m.recordings_recovered)?;
         d.set_item("orphans_kept", m.orphans_kept)?;
+        d.set_item("publish_uploaded", p.uploaded)?;
+        d.set_item("publish_failed_attempts", p.failed_attempts)?;
+        d.set_item("publish_gave_up", p.gave_up)?;
+        d.set_item("publish_pending", p.pending)?;
         Ok(d)
     }
 

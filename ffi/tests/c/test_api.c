@@ -667,6 +667,10 @@ int main(int argc, char **argv) {
     callrec_metrics m;
     EXPECT(callrec_engine_metrics(e, &m), CALLREC_RESULT_OK);
     CHECK(m.recordings_started == 5 && m.recordings_finished == 5 && m.frames_dropped == 0);
+    /* Not publishing: the publisher's counters stay 0 (ffi/tests/c/test_publish.c checks them
+     * against a real S3 server in scripts/test-publish). */
+    CHECK(m.publish_uploaded == 0 && m.publish_failed_attempts == 0 && m.publish_gave_up == 0 &&
+          m.publish_pending == 0);
     EXPECT(callrec_engine_metrics(e, NULL), CALLREC_RESULT_NULL_PARAMETER);
     callrec_recorder_free(r);
 
