@@ -156,6 +156,7 @@ fn status_json(state: &AppState, record: &Record) -> Value {
             "digits": n(&s.digits),
             "ssrc_changes": n(&s.ssrc_changes),
             "timestamp_jumps": n(&s.timestamp_jumps),
+            "beep_packets_sent": n(&s.beep_packets_sent),
         },
         "action_result": result,
     })

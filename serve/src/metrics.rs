@@ -143,6 +143,13 @@ pub fn render(state: &AppState) -> String {
     );
     metric(
         &mut out,
+        "rtp_beep_packets_sent_total",
+        "counter",
+        "Beep packets sent to callers (beep_on_start).",
+        n(&rtp.beep_packets_sent),
+    );
+    metric(
+        &mut out,
         "webhooks_delivered_total",
         "counter",
         "Webhooks delivered.",

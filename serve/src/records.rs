@@ -5,6 +5,7 @@
 //! is taken from the pool and bound, the RTP window is allocated, and the finished session is
 //! handed to its receive thread. The engine's events find their record by `filename`.
 
+use crate::beep::BeepSender;
 use crate::ingest::{Command, IngestThread, Phase, Session, SessionShared};
 use crate::stream::{RtpStream, StreamConfig};
 use crate::webhook::resolve;
@@ -328,12 +329,6 @@ impl RecordRequest {
         };
         let options = RecordOptions::from_map(record)
             .map_err(|e| Refusal::bad(&format!("record.{}", e.field), e.message))?;
-        if options.beep_on_start {
-            return Err(Refusal::bad(
-                "record.beep_on_start",
-                "callrec serve receives the caller's audio only and cannot play a beep; let the media server play it",
-            ));
-        }
         let media = Media::from_json(body.get("media"))?;
         let next_page = page_url(record, "next_page", app_url)?;
         let available_page = page_url(record, "recording_available_page", app_url)?;
@@ -407,6 +402,9 @@ impl Starter<'_> {
             recorder,
             shared: shared.clone(),
             record_id: id.clone(),
+            beep: options
+                .beep_on_start
+                .then(|| BeepSender::new(media.codec, media.payload_type)),
         });
         if self.threads[thread].send(Command::Start(session)).is_err() {
             // The thread is gone (shutting down): the recorder dropped with the command stops
