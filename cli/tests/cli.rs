@@ -447,7 +447,15 @@ fn one_publishing_engine_per_store_and_a_killed_one_frees_it() {
     let path = dir.to_str().unwrap();
     let url = "s3://recordings/lock";
     let mut first = callrec_refused_s3()
-        .args(["record", &example(), "--store", path, "--publish", url, "--realtime"])
+        .args([
+            "record",
+            &example(),
+            "--store",
+            path,
+            "--publish",
+            url,
+            "--realtime",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
