@@ -28,7 +28,9 @@ use crate::convert::{self, CrashAt};
 use crate::g711::Codec;
 use crate::metrics::EngineMetrics;
 use crate::result::{Event, EventKind, Reason, RecordingResult};
-use crate::store::{try_lock, AESCBC_PART_SUFFIX, PART_SUFFIX, RECORDINGS_DIR};
+use crate::store::{
+    get_xattr, try_lock, AESCBC_PART_SUFFIX, ID_XATTR, PART_SUFFIX, RECORDINGS_DIR, SOUND_XATTR,
+};
 use crate::wav::{self, header, header_fix, HEADER_BYTES, MAX_DATA_BYTES};
 use crate::writer::{retry_transient, DirHandles};
 use crossbeam_channel::Sender;
@@ -50,6 +52,21 @@ pub struct Recovered {
     pub path: PathBuf,
     /// Audio samples (bytes) in it.
     pub samples: u64,
+    /// The record action's `id`, from the `.part`'s extended attribute ("" when the
+    /// filesystem keeps none; see [`crate::store`]).
+    pub id: String,
+    /// Whether the recording was known to contain sound when the writer last wrote to it.
+    pub contains_sound: bool,
+}
+
+/// The `id` and `contains_sound` a `.part` carries ([`crate::store::ID_XATTR`],
+/// [`crate::store::SOUND_XATTR`]).
+fn carried(file: &File) -> (String, bool) {
+    let id = get_xattr(file, ID_XATTR)
+        .and_then(|v| String::from_utf8(v).ok())
+        .unwrap_or_default();
+    let sound = get_xattr(file, SOUND_XATTR).is_some_and(|v| v == b"1");
+    (id, sound)
 }
 
 /// What the engine's recovery thread needs.
@@ -154,16 +171,17 @@ fn recover_one(ctx: &RecoveryContext, path: &Path, dirs: &mut DirHandles) {
         keep(ctx, path);
         return;
     };
+    let (id, contains_sound) = carried(&file);
     ctx.metrics.add_recovered();
     let filename = final_path
         .strip_prefix(&ctx.root)
         .map(|p| format!("/{}", p.display()))
         .unwrap_or_else(|_| final_path.display().to_string());
     let mut result = RecordingResult {
-        id: String::new(),
+        id,
         filename,
         file_available: false,
-        contains_sound: false,
+        contains_sound,
         samples,
         reason: Reason::Other,
         barge_in_digit: None,
@@ -247,9 +265,12 @@ pub fn recover_aescbc(part_path: &Path, cipher: &CipherSpec) -> io::Result<Recov
     if let Some(dir) = final_path.parent() {
         DirHandles::default().sync(dir)?;
     }
+    let (id, contains_sound) = carried(&file);
     Ok(Recovered {
         path: final_path,
         samples,
+        id,
+        contains_sound,
     })
 }
 
@@ -279,8 +300,11 @@ pub fn recover_part(part_path: &Path) -> io::Result<Recovered> {
     if let Some(dir) = final_path.parent() {
         DirHandles::default().sync(dir)?;
     }
+    let (id, contains_sound) = carried(&file);
     Ok(Recovered {
         path: final_path,
         samples,
+        id,
+        contains_sound,
     })
 }

@@ -56,6 +56,8 @@ pub(crate) struct WriterSession {
     pub(crate) paths: RecordingPaths,
     pub(crate) id: String,
     pub(crate) failed: bool,
+    /// Whether the `.part` carries [`crate::store::SOUND_XATTR`] yet (for recovery).
+    pub(crate) sound_marked: bool,
     pub(crate) plan: EncryptionPlan,
 }
 
@@ -85,6 +87,12 @@ impl WriterSession {
         match self.wav.append(&mut scratch[..n]) {
             Ok(()) => metrics.add_bytes_written(n as u64),
             Err(_) => self.fail(metrics),
+        }
+        if !self.sound_marked && self.shared.contains_sound() {
+            // Once per recording: recovery after a crash then reports contains_sound truly,
+            // even for an encrypted `.part` whose audio it cannot read. No allocation.
+            self.sound_marked = true;
+            let _ = crate::store::set_xattr(self.wav.file(), crate::store::SOUND_XATTR, b"1");
         }
     }
 
