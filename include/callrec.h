@@ -92,6 +92,9 @@ enum callrec_result
   // `callrec_recorder_feed` waited its whole timeout for the writer; `fed_out` says how
   // much of the input was taken.
   CALLREC_RESULT_TIMEOUT = 17,
+  // `callrec_recover_aescbc` refused the file: not an `.aescbc.part`, in use by a live
+  // recording, or the key and IV do not decrypt it. Nothing was changed.
+  CALLREC_RESULT_REFUSED = 18,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -188,6 +191,20 @@ typedef struct {
   // `aescbc` recordings whose key and IV the engine had already used (`aesctr` reuse is
   // refused with `CALLREC_RESULT_INVALID_OPTIONS` instead).
   uint64_t cbc_key_iv_reused;
+  // Orphaned `.part` files of a crashed process that this engine finalized at start.
+  uint64_t recordings_recovered;
+  // Orphaned `.part` files this engine kept rather than finalized (an `aescbc` one needs the
+  // key): listed by `callrec_engine_kept_orphan`, never deleted.
+  uint64_t orphans_kept;
+  // Publishing (`"publish"` in the engine configuration; all four are 0 without it):
+  // recordings uploaded, verified and reported available.
+  uint64_t publish_uploaded;
+  // Upload attempts that failed (each retry counts).
+  uint64_t publish_failed_attempts;
+  // Recordings reported with reason `error` after `max_age_seconds` of failed uploads.
+  uint64_t publish_gave_up;
+  // Recordings in the outbox now (waiting for their upload or a retry).
+  uint64_t publish_pending;
 } callrec_metrics;
 
 // A recorder's status after a call.
@@ -288,6 +305,49 @@ callrec_result callrec_engine_free(callrec_engine *engine);
 // # Safety
 // `metrics_out` must be valid for a write.
 callrec_result callrec_engine_metrics(const callrec_engine *engine, callrec_metrics *metrics_out);
+
+// Writes into `count_out` how many orphaned `.part` files the engine has kept so far (its
+// recovery thread adds to the list as it walks the store; it never shrinks). Any thread; not
+// real-time safe (takes a lock).
+//
+// # Safety
+// `count_out` must be valid for a write.
+callrec_result callrec_engine_kept_orphan_count(const callrec_engine *engine, size_t *count_out);
+
+// Copies the path of kept orphan number `index` (from 0, below
+// `callrec_engine_kept_orphan_count`) into `buf`, NUL-terminated; `len_out` gets its length
+// (also on `CALLREC_RESULT_BUFFER_TOO_SMALL`). An `.aescbc.part` is finished by
+// `callrec_recover_aescbc` with its key. An index out of range is
+// `CALLREC_RESULT_INVALID_ARGUMENT`. Any thread; not real-time safe.
+//
+// # Safety
+// `buf` must be valid for writes of `buf_len` bytes; `len_out` valid for a write.
+callrec_result callrec_engine_kept_orphan(const callrec_engine *engine,
+                                          size_t index,
+                                          char *buf,
+                                          size_t buf_len,
+                                          size_t *len_out);
+
+// Finishes a crashed `aescbc` recording's `.aescbc.part` with its key and IV (hex, as in the
+// record action's `encryption_cipher`; not NUL-terminated, pass the lengths), whatever state
+// the crash left it in (its conversion to CBC half done included): the CBC file is written in
+// place, renamed to the `.part`'s name without `.aescbc.part`, and fsynced with its directory;
+// `samples_out` gets the audio samples it holds. A file that is not an `.aescbc.part`, is being
+// recorded, or whose header the key and IV do not decrypt gives `CALLREC_RESULT_REFUSED` and is
+// left unchanged; a key or IV that is not valid hex of an AES size,
+// `CALLREC_RESULT_INVALID_ARGUMENT`; an I/O error, `CALLREC_RESULT_IO`. Any thread; takes time
+// proportional to the file (run it off real-time threads).
+//
+// # Safety
+// `part_path`, `key_hex` and `iv_hex` must be valid for reads of their lengths; `samples_out`
+// valid for a write.
+callrec_result callrec_recover_aescbc(const char *part_path,
+                                      size_t part_path_len,
+                                      const char *key_hex,
+                                      size_t key_hex_len,
+                                      const char *iv_hex,
+                                      size_t iv_hex_len,
+                                      uint64_t *samples_out);
 
 // Checks a record action's options JSON without starting a recording: writes what is wrong with
 // it (naming the field, e.g. `"seconds_max_duration: 0 is out of range (allowed 1..=86400)"`)

@@ -13,6 +13,11 @@ Standard library only (the GStreamer sender also needs python3-gi). Subcommands:
                                 packets FIRST..FIRST+N-1 of a 20 ms PCMA call (raw A-law SRC,
                                 looped), sent from local port FROM (several runs, one source)
   gst-dtmf HOST PORT EVENT      a GStreamer rtpdtmfsrc pipeline pressing one key
+  beep-call HOST PORT SRC RAW JSON
+                                a caller for beep_on_start: sends SRC (raw A-law) as 20 ms PCMA
+                                packets in real time from one socket while receiving on it;
+                                the RTP that comes back is checked packet by packet (JSON) and
+                                its payloads are written to RAW for sox
   wav-data FILE                 print the data chunk's length and a hex digest of it
 """
 import hashlib
@@ -193,6 +198,51 @@ def gst_dtmf(host, port, event):
     pipeline.set_state(Gst.State.NULL)
 
 
+def beep_call(host, port, source, raw_path, json_path):
+    import threading
+
+    audio = open(source, "rb").read()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    got = []
+    done = threading.Event()
+
+    def receive():
+        while not done.is_set():
+            try:
+                data, sender = sock.recvfrom(2048)
+            except socket.timeout:
+                continue
+            got.append((data, sender))
+
+    receiver = threading.Thread(target=receive)
+    receiver.start()
+    start = time.monotonic()
+    for k in range(len(audio) // 160):
+        header = struct.pack(">BBHII", 0x80, 8, (1000 + k) & 0xFFFF, (k * 160) & 0xFFFFFFFF, 0xCA11)
+        sock.sendto(header + audio[k * 160:(k + 1) * 160], (host, int(port)))
+        delay = start + (k + 1) * 0.020 - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    time.sleep(0.5)
+    done.set()
+    receiver.join()
+    packets = []
+    payload = b""
+    for data, sender in got:
+        v, m_pt, seq, ts, ssrc = struct.unpack(">BBHII", data[:12])
+        packets.append({
+            "from_port": sender[1], "version": v >> 6, "padding": bool(v & 0x20),
+            "extension": bool(v & 0x10), "csrc_count": v & 0x0F, "marker": bool(m_pt & 0x80),
+            "payload_type": m_pt & 0x7F, "sequence": seq, "timestamp": ts, "ssrc": ssrc,
+            "payload_bytes": len(data) - 12,
+        })
+        payload += data[12:]
+    open(raw_path, "wb").write(payload)
+    json.dump(packets, open(json_path, "w"))
+
+
 def wav_data(path):
     data = open(path, "rb").read()
     off = 12
@@ -215,5 +265,6 @@ if __name__ == "__main__":
         "lossy": lossy,
         "speech": speech,
         "gst-dtmf": gst_dtmf,
+        "beep-call": beep_call,
         "wav-data": wav_data,
     }[command](*args)

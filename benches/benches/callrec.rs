@@ -212,25 +212,62 @@ fn push(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The in-band DTMF detector on one 160-byte A-law frame of the sample call (speech), the
-/// per-frame work `push` adds with `detect_dtmf` (SpanDSP's `dtmf_rx` on the same audio is in
-/// BENCHMARKS.md's DTMF section).
+/// The in-band DTMF detector on one 20 ms frame of the sample call (speech, with its pauses),
+/// per kernel: `frame_<kernel>` from the 160 A-law bytes (decode included: what `push` adds
+/// with `detect_dtmf`, and what SpanDSP's `dtmf_rx` does after its own decode in BENCHMARKS.md's
+/// DTMF section), `frame_linear_<kernel>` from the 160 decoded samples (the analysis alone).
+/// `detector_frame` is the kernel `DtmfDetector::new` picks, on the bytes.
 fn dtmf(c: &mut Criterion) {
+    use callrec::dtmf::{DtmfDetector, DtmfKernel};
     let audio = sample_call();
     let frames: Vec<&[u8]> = audio.chunks_exact(FRAME).collect();
+    let linear: Vec<[i16; FRAME]> = frames
+        .iter()
+        .map(|f| {
+            let mut out = [0i16; FRAME];
+            decode_into(Codec::Alaw, f, &mut out);
+            out
+        })
+        .collect();
     let mut g = c.benchmark_group("dtmf");
     g.throughput(Throughput::Elements(1));
-    let mut d = callrec::dtmf::DtmfDetector::new();
-    let mut i = 0;
-    g.bench_function("detector_frame", |b| {
-        b.iter(|| {
-            let frame = frames[i % frames.len()];
-            i += 1;
-            d.process(Codec::Alaw, black_box(frame), |e| {
-                black_box(e);
-            });
-        })
-    });
+    let mut kernels: Vec<(String, DtmfKernel)> = DtmfKernel::available()
+        .into_iter()
+        .map(|k| (k.name().to_owned(), k))
+        .collect();
+    kernels.push(("detector".to_owned(), DtmfKernel::detect()));
+    for (name, kernel) in kernels {
+        let id = if name == "detector" {
+            "detector_frame".to_owned()
+        } else {
+            format!("frame_{name}")
+        };
+        let mut d = DtmfDetector::with_kernel(kernel);
+        let mut i = 0;
+        g.bench_function(id, |b| {
+            b.iter(|| {
+                let frame = frames[i % frames.len()];
+                i += 1;
+                d.process(Codec::Alaw, black_box(frame), |e| {
+                    black_box(e);
+                });
+            })
+        });
+        if name == "detector" {
+            continue;
+        }
+        let mut d = DtmfDetector::with_kernel(kernel);
+        let mut i = 0;
+        g.bench_function(format!("frame_linear_{name}"), |b| {
+            b.iter(|| {
+                let frame = &linear[i % linear.len()];
+                i += 1;
+                d.process_linear(black_box(frame), |e| {
+                    black_box(e);
+                });
+            })
+        });
+    }
     g.finish();
 }
 

@@ -7,9 +7,9 @@
 //!   header is re-encrypted in place by seeking the keystream back to 0.
 //! * **CBC** (`aescbc`): each block chains from the one before, so the header cannot be patched
 //!   in place once audio follows it. The `.part` file is therefore written in CTR mode under a
-//!   *part key* derived from the user's key (below); at finalize it is read back, decrypted,
-//!   re-encrypted in CBC with the user's key and PKCS#7 padding, and renamed. Plain audio never
-//!   reaches the disk in either mode.
+//!   *part key* derived from the user's key (below); at finalize it is converted, in place and
+//!   journaled ([`crate::convert`]), to CBC with the user's key and PKCS#7 padding, and renamed.
+//!   Plain audio never reaches the disk in either mode.
 //!
 //! **Key separation for `aescbc` `.part` files.** The `.part` must be recoverable after a crash
 //! with nothing but the user's key (an ephemeral key would die with the process), yet the
@@ -300,6 +300,27 @@ impl CipherSpec {
         }
     }
 
+    /// The CBC encryptor of this key chaining from `chain` (the IV, or the ciphertext block
+    /// before the first one it encrypts: CBC restarted mid-stream).
+    fn cbc_encryptor_from(&self, chain: &[u8; BLOCK]) -> CbcEnc {
+        let k = self.key();
+        match self.key_len {
+            16 => CbcEnc::A128(cbc::Encryptor::new_from_slices(k, chain).expect("sizes checked")),
+            24 => CbcEnc::A192(cbc::Encryptor::new_from_slices(k, chain).expect("sizes checked")),
+            _ => CbcEnc::A256(cbc::Encryptor::new_from_slices(k, chain).expect("sizes checked")),
+        }
+    }
+
+    /// The IV.
+    pub(crate) fn iv(&self) -> &[u8; BLOCK] {
+        &self.iv
+    }
+
+    /// Decrypts, in place, the start (whole blocks) of a CBC stream under this key and IV.
+    pub(crate) fn cbc_decrypt_start(&self, blocks: &mut [u8]) {
+        self.cbc_decryptor().blocks(blocks);
+    }
+
     fn cbc_decryptor(&self) -> CbcDec {
         let (k, iv) = (self.key(), &self.iv);
         match self.key_len {
@@ -444,6 +465,39 @@ pub fn ctr_to_cbc(
     let last = cbc.last(&buf[whole..held]);
     output.write_all(&last)?;
     Ok(written + whole as u64 + BLOCK as u64)
+}
+
+/// Converts one chunk of a CTR stream under `from` into CBC under `to`, in place: `buf[..n]`
+/// holds the CTR bytes at stream offset `offset` (a multiple of 16), `chain` is the CBC block
+/// before them (the IV at offset 0). Unless `last`, `n` is a multiple of 16 and the output is
+/// `n` bytes; the `last` chunk is padded (PKCS#7) and its output is `n` rounded down to a block
+/// plus one block, so `buf` must have 16 bytes of room past `n`. Returns the output length.
+/// The plaintext exists only in `buf`, between the two steps.
+pub(crate) fn ctr_chunk_to_cbc(
+    from: &CipherSpec,
+    offset: u64,
+    to: &CipherSpec,
+    chain: &[u8; BLOCK],
+    buf: &mut [u8],
+    n: usize,
+    last: bool,
+) -> usize {
+    debug_assert!(offset.is_multiple_of(BLOCK as u64) && (last || n.is_multiple_of(BLOCK)));
+    let mut ctr = from.ctr();
+    ctr.seek(offset);
+    ctr.apply(&mut buf[..n]);
+    let mut cbc = to.cbc_encryptor_from(chain);
+    let whole = n / BLOCK * BLOCK;
+    cbc.blocks(&mut buf[..whole]);
+    if !last {
+        return whole;
+    }
+    let mut tail = [0u8; BLOCK];
+    tail[..n - whole].copy_from_slice(&buf[whole..n]);
+    let block = cbc.last(&tail[..n - whole]);
+    tail.zeroize();
+    buf[whole..whole + BLOCK].copy_from_slice(&block);
+    whole + BLOCK
 }
 
 /// Decrypts a whole encrypted recording (or any `openssl enc` output of the same mode) from

@@ -7,8 +7,7 @@
 //!
 //! **Design.** The signal is cut into 5 ms *blocks* of [`BLOCK`] = 40 samples. For each block
 //! and each of the 8 DTMF frequencies one complex correlation against precomputed twiddles is
-//! taken (a single-bin DFT, 16 dot products of 40 samples that vectorise), plus the block's
-//! energy. Two consecutive blocks combine coherently into a 10 ms (80-sample) DFT bin
+//! taken (a single-bin DFT), plus the block's energy. Two consecutive blocks combine coherently into a 10 ms (80-sample) DFT bin
 //! `S(n) = C(n) + C(n-1)·e^{jω·40}`; decisions are made on *triples* of blocks (15 ms, hop
 //! 5 ms), i.e. on two overlapping 10 ms bins:
 //!
@@ -37,6 +36,24 @@
 //! pause holds ≥ 7 silent blocks and fails ≥ 9. So a ≤ 10 ms dropout never splits a digit and
 //! a 40 ms pause always separates two presses of the same key.
 //!
+//! **Cost** (DTMF ≤ 100 ns per 20 ms frame was the goal; numbers in BENCHMARKS.md):
+//!
+//! * The correlations are exact integer arithmetic: i16 samples times i16 twiddles (Q11)
+//!   summed in i32, which cannot overflow (see `TWIDDLE_ONE`). The AVX2 kernel lays the 8
+//!   frequencies across the lanes of a register: per pair of samples, the pair broadcast, one
+//!   `pmaddwd` against the cos row and one against the −sin row — 40 `pmaddwd` per block, no
+//!   horizontal sums. G.711 is decoded arithmetically 16 bytes at a time. The portable kernel
+//!   is plain Rust the compiler vectorises (`pmaddwd` reductions on SSE2). Both compute the
+//!   same integers, and the f32 decisions on them are the same IEEE operations in the same
+//!   order (no FMA), so every kernel reports exactly the same events. The kernel is chosen
+//!   once per detector ([`DtmfKernel::detect`]), not per frame.
+//! * A *quiet* block (energy far below the weakest accepted tone) cannot belong to a passing
+//!   triple (a bound, see `Tables::quiet_energy`), so its correlations are skipped: silence costs little
+//!   more than its energy.
+//! * The cheapest check (tone to total energy, on the groups' maxima) runs first; speech and
+//!   music fail it, so the other checks run only on tone-like audio. No division, logarithm
+//!   or square root anywhere per block: levels and ratios are compared as powers.
+//!
 //! **Timing.** A digit's `start` is the first sample of its first passing triple; the tone
 //! began no earlier than one block before it (a block it only partly covered may have failed)
 //! and no later than one block after. Its `end` is the last sample of its last passing triple
@@ -47,6 +64,10 @@ use crate::g711::Codec;
 
 /// Samples per analysis block (5 ms at 8 kHz).
 pub const BLOCK: usize = 40;
+/// Sample pairs per block: `pmaddwd` multiplies and adds two samples at a time.
+const PAIRS: usize = BLOCK / 2;
+/// G.711 bytes decoded at once (one 20 ms frame) on the way to the blocks.
+const CHUNK: usize = 160;
 /// Passing triples that confirm a digit (see the module docs for why 5).
 pub const CONFIRM_TRIPLES: u32 = 5;
 /// Failing triples that end a digit (see the module docs for why 6).
@@ -69,9 +90,14 @@ const REVERSE_TWIST_DB: f64 = 4.5;
 /// Each group's peak over its other tones (power ratio, 4.8 dB).
 const RELATIVE_PEAK: f32 = 3.0;
 /// Share of the triple's energy the two tones must hold.
-const TONE_TO_TOTAL: f32 = 0.65;
+const TONE_TO_TOTAL: f64 = 0.65;
 /// Largest power ratio between two blocks of a triple, per tone (12 dB).
 const BLOCK_BALANCE: f32 = 16.0;
+/// The twiddles' amplitude (cos and sin in Q11). Large enough that rounding them costs nothing
+/// the checks can see (the error is ~80 dB below a tone's bin); small enough that a block's
+/// correlation of any i16 samples fits an i32: 32768 · Σ|twiddle| stays below 2^31 (at most
+/// 0.85 of it on these frequencies; a test checks every lane).
+const TWIDDLE_ONE: f64 = 2048.0;
 
 /// A detected key press, in samples from the first sample the detector was given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,67 +125,467 @@ pub enum DtmfEvent {
     Released(ToneSpan),
 }
 
-/// Twiddles and limits, computed once per detector (no allocation; about 3 KiB inline).
+/// Which implementation decodes G.711 and computes a block's correlations and energy. Every
+/// kernel computes exactly the same integers (no rounding, no overflow), and the decisions on
+/// them are shared code, so every kernel reports exactly the same events (a test checks this
+/// on the Q.24 battery and the talk-off corpus).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DtmfKernel(KernelKind);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KernelKind {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+}
+
+impl DtmfKernel {
+    /// Plain Rust, on every CPU (the compiler vectorises it for the baseline target).
+    pub const PORTABLE: DtmfKernel = DtmfKernel(KernelKind::Portable);
+
+    /// The fastest kernel this CPU supports (AVX2 `pmaddwd` on x86_64 when present). Call it
+    /// once, off the real-time path: [`DtmfDetector::new`] does.
+    pub fn detect() -> DtmfKernel {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return DtmfKernel(KernelKind::Avx2);
+        }
+        Self::PORTABLE
+    }
+
+    /// Every kernel this CPU supports, the portable one first.
+    pub fn available() -> Vec<DtmfKernel> {
+        let detected = Self::detect();
+        if detected == Self::PORTABLE {
+            vec![Self::PORTABLE]
+        } else {
+            vec![Self::PORTABLE, detected]
+        }
+    }
+
+    /// A short name: `portable` or `avx2`.
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            KernelKind::Portable => "portable",
+            #[cfg(target_arch = "x86_64")]
+            KernelKind::Avx2 => "avx2",
+        }
+    }
+}
+
+/// The twiddles `TWIDDLE_ONE · e^{−jω_k n}` as i16, laid out for `pmaddwd`: one row per sample
+/// pair, holding for each of the 8 frequencies (lanes) the values at samples `2p` and `2p+1`.
+/// A pair of samples broadcast to all lanes times a row gives each frequency's contribution of
+/// the pair: the 8 frequencies are computed side by side, with no horizontal sums.
+#[derive(Clone, Debug)]
+#[repr(C, align(32))]
+struct Twiddles {
+    cos: [[i16; 16]; PAIRS],
+    /// `−sin`, so the imaginary part comes out with the DFT's sign.
+    neg_sin: [[i16; 16]; PAIRS],
+    /// The same values, one row per frequency (the portable kernel's layout).
+    cos_rows: [[i16; BLOCK]; 8],
+    neg_sin_rows: [[i16; BLOCK]; 8],
+}
+
+impl Twiddles {
+    fn new() -> Twiddles {
+        let mut cos = [[0i16; 16]; PAIRS];
+        let mut neg_sin = [[0i16; 16]; PAIRS];
+        for (k, &f) in FREQUENCIES_HZ.iter().enumerate() {
+            let w = std::f64::consts::TAU * f / SAMPLE_RATE;
+            for n in 0..BLOCK {
+                let (p, half) = (n / 2, n % 2);
+                cos[p][2 * k + half] = (TWIDDLE_ONE * (w * n as f64).cos()).round() as i16;
+                neg_sin[p][2 * k + half] = (-TWIDDLE_ONE * (w * n as f64).sin()).round() as i16;
+            }
+        }
+        let cos_rows = std::array::from_fn(|k| std::array::from_fn(|n| cos[n / 2][2 * k + n % 2]));
+        let neg_sin_rows =
+            std::array::from_fn(|k| std::array::from_fn(|n| neg_sin[n / 2][2 * k + n % 2]));
+        Twiddles {
+            cos,
+            neg_sin,
+            cos_rows,
+            neg_sin_rows,
+        }
+    }
+}
+
+/// One block's complex correlations with the 8 frequencies, in twiddle units.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct RawBins {
+    re: [i32; 8],
+    im: [i32; 8],
+}
+
+/// What a kernel does per block; the decisions above it are shared.
+trait BlockKernel: Copy {
+    /// Decodes `bytes` into `out` (the same length).
+    fn decode(self, codec: Codec, bytes: &[u8], out: &mut [i16]);
+    /// The sum of squares of the block (exact).
+    fn energy(self, x: &[i16; BLOCK]) -> u64;
+    /// The block's correlations (exact: no overflow, see [`TWIDDLE_ONE`]).
+    fn correlate(self, x: &[i16; BLOCK], tw: &Twiddles) -> RawBins;
+    /// [`rotate_add`]: every kernel computes it with the same IEEE operations in the same
+    /// order (no fused multiply-add), so the results are equal to the bit.
+    #[inline(always)]
+    fn rotate_add(self, a: Lanes<'_>, b: Lanes<'_>, r: Lanes<'_>) -> ([f32; 8], [f32; 8]) {
+        rotate_add(a, b, r)
+    }
+    /// The power `re² + im²` of [`rotate_add`]'s result, with the same care.
+    #[inline(always)]
+    fn rotate_add_power(self, a: Lanes<'_>, b: Lanes<'_>, r: Lanes<'_>) -> [f32; 8] {
+        let (re, im) = rotate_add(a, b, r);
+        std::array::from_fn(|j| re[j] * re[j] + im[j] * im[j])
+    }
+}
+
+/// Eight complex values as (real parts, imaginary parts).
+type Lanes<'a> = (&'a [f32; 8], &'a [f32; 8]);
+
+/// The portable kernel: loops the compiler vectorises.
+#[derive(Clone, Copy)]
+struct Portable;
+
+impl BlockKernel for Portable {
+    #[inline(always)]
+    fn decode(self, codec: Codec, bytes: &[u8], out: &mut [i16]) {
+        let table = codec.decode_table();
+        for (o, &b) in out.iter_mut().zip(bytes) {
+            *o = table[b as usize];
+        }
+    }
+
+    #[inline(always)]
+    fn energy(self, x: &[i16; BLOCK]) -> u64 {
+        // Each square is at most 2^30: an i32; the sum of 40 needs 64 bits.
+        x.iter().map(|&v| (v as i32 * v as i32) as u64).sum()
+    }
+
+    #[inline(always)]
+    fn correlate(self, x: &[i16; BLOCK], tw: &Twiddles) -> RawBins {
+        // One dot product of 40 i16 pairs per bin, against the twiddles transposed to one
+        // contiguous row per frequency: a widening multiply-add reduction the compiler turns
+        // into `pmaddwd` (SSE2) or its equivalent elsewhere.
+        #[inline(always)]
+        fn dot(x: &[i16; BLOCK], t: &[i16; BLOCK]) -> i32 {
+            x.iter().zip(t).map(|(&a, &b)| a as i32 * b as i32).sum()
+        }
+        RawBins {
+            re: std::array::from_fn(|k| dot(x, &tw.cos_rows[k])),
+            im: std::array::from_fn(|k| dot(x, &tw.neg_sin_rows[k])),
+        }
+    }
+}
+
+/// The AVX2 kernel. A value of this type is only made inside code running with AVX2 enabled
+/// ([`DtmfDetector::run_avx2`]), which is what makes its methods sound.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Avx2(());
+
+#[cfg(target_arch = "x86_64")]
+impl BlockKernel for Avx2 {
+    #[inline(always)]
+    fn decode(self, codec: Codec, bytes: &[u8], out: &mut [i16]) {
+        // SAFETY: an `Avx2` value exists only where AVX2 is enabled (see the type).
+        unsafe { x86::decode_avx2(codec, bytes, out) }
+    }
+
+    #[inline(always)]
+    fn energy(self, x: &[i16; BLOCK]) -> u64 {
+        // SAFETY: an `Avx2` value exists only where AVX2 is enabled (see the type).
+        unsafe { x86::energy_avx2(x) }
+    }
+
+    #[inline(always)]
+    fn correlate(self, x: &[i16; BLOCK], tw: &Twiddles) -> RawBins {
+        // SAFETY: an `Avx2` value exists only where AVX2 is enabled (see the type).
+        unsafe { x86::correlate_avx2(x, tw) }
+    }
+
+    #[inline(always)]
+    fn rotate_add(self, a: Lanes<'_>, b: Lanes<'_>, r: Lanes<'_>) -> ([f32; 8], [f32; 8]) {
+        // SAFETY: an `Avx2` value exists only where AVX2 is enabled (see the type).
+        let (re, im) = unsafe { x86::rotate_add_avx2(a, b, r) };
+        // SAFETY: as above.
+        unsafe { (x86::store(re), x86::store(im)) }
+    }
+
+    #[inline(always)]
+    fn rotate_add_power(self, a: Lanes<'_>, b: Lanes<'_>, r: Lanes<'_>) -> [f32; 8] {
+        // SAFETY: an `Avx2` value exists only where AVX2 is enabled (see the type).
+        unsafe { x86::rotate_add_power_avx2(a, b, r) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{Lanes, RawBins, Twiddles, BLOCK, PAIRS};
+    use crate::g711::Codec;
+    use std::arch::x86_64::*;
+
+    /// Eight f32 lanes from an array.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn load(v: &[f32; 8]) -> __m256 {
+        // SAFETY: `v` is 8 f32s = 32 readable bytes; `loadu` needs no alignment.
+        unsafe { _mm256_loadu_ps(v.as_ptr()) }
+    }
+
+    /// Eight f32 lanes into an array.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) fn store(v: __m256) -> [f32; 8] {
+        let mut out = [0f32; 8];
+        // SAFETY: `out` is 8 f32s = 32 writable bytes; `storeu` needs no alignment.
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), v) };
+        out
+    }
+
+    /// [`super::rotate_add`] on one register per part: the same operations in the same order
+    /// (multiplies, then the subtraction or addition, then the sum; no FMA), so equal to the
+    /// bit.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) fn rotate_add_avx2(a: Lanes<'_>, b: Lanes<'_>, r: Lanes<'_>) -> (__m256, __m256) {
+        let (ar, ai) = (load(a.0), load(a.1));
+        let (br, bi) = (load(b.0), load(b.1));
+        let (rr, ri) = (load(r.0), load(r.1));
+        let re = _mm256_add_ps(
+            ar,
+            _mm256_sub_ps(_mm256_mul_ps(br, rr), _mm256_mul_ps(bi, ri)),
+        );
+        let im = _mm256_add_ps(
+            ai,
+            _mm256_add_ps(_mm256_mul_ps(br, ri), _mm256_mul_ps(bi, rr)),
+        );
+        (re, im)
+    }
+
+    /// `re² + im²` of [`rotate_add_avx2`] (two multiplies, then the sum; no FMA).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) fn rotate_add_power_avx2(a: Lanes<'_>, b: Lanes<'_>, r: Lanes<'_>) -> [f32; 8] {
+        let (re, im) = rotate_add_avx2(a, b, r);
+        store(_mm256_add_ps(_mm256_mul_ps(re, re), _mm256_mul_ps(im, im)))
+    }
+
+    /// The block's correlations: per sample pair, the pair broadcast to every lane, one
+    /// `pmaddwd` against the cos row and one against the −sin row (8 frequencies side by side),
+    /// summed in two accumulators each so consecutive additions do not wait on each other.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) fn correlate_avx2(x: &[i16; BLOCK], tw: &Twiddles) -> RawBins {
+        let zero = _mm256_setzero_si256();
+        let (mut re0, mut re1, mut im0, mut im1) = (zero, zero, zero, zero);
+        let pair = |p: usize| {
+            _mm256_set1_epi32(
+                (x[2 * p] as u16 as u32 | ((x[2 * p + 1] as u16 as u32) << 16)) as i32,
+            )
+        };
+        for p in (0..PAIRS).step_by(2) {
+            let (a, b) = (pair(p), pair(p + 1));
+            // SAFETY: a twiddle row is 16 i16s = 32 readable bytes; `loadu` needs no alignment.
+            let ca = unsafe { _mm256_loadu_si256(tw.cos[p].as_ptr().cast()) };
+            // SAFETY: as above.
+            let sa = unsafe { _mm256_loadu_si256(tw.neg_sin[p].as_ptr().cast()) };
+            // SAFETY: as above.
+            let cb = unsafe { _mm256_loadu_si256(tw.cos[p + 1].as_ptr().cast()) };
+            // SAFETY: as above.
+            let sb = unsafe { _mm256_loadu_si256(tw.neg_sin[p + 1].as_ptr().cast()) };
+            re0 = _mm256_add_epi32(re0, _mm256_madd_epi16(a, ca));
+            im0 = _mm256_add_epi32(im0, _mm256_madd_epi16(a, sa));
+            re1 = _mm256_add_epi32(re1, _mm256_madd_epi16(b, cb));
+            im1 = _mm256_add_epi32(im1, _mm256_madd_epi16(b, sb));
+        }
+        let mut bins = RawBins::default();
+        // SAFETY: `bins.re` is 8 i32s = 32 writable bytes; `storeu` needs no alignment.
+        unsafe { _mm256_storeu_si256(bins.re.as_mut_ptr().cast(), _mm256_add_epi32(re0, re1)) };
+        // SAFETY: `bins.im` likewise.
+        unsafe { _mm256_storeu_si256(bins.im.as_mut_ptr().cast(), _mm256_add_epi32(im0, im1)) };
+        bins
+    }
+
+    /// The block's sum of squares: `pmaddwd` of the samples with themselves (two squares per
+    /// lane; 2·32768² = 2^31 fits when read unsigned), widened to 64-bit lanes.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) fn energy_avx2(x: &[i16; BLOCK]) -> u64 {
+        // SAFETY: samples 0..16 are 32 readable bytes; `loadu` needs no alignment.
+        let a = unsafe { _mm256_loadu_si256(x.as_ptr().cast()) };
+        // SAFETY: samples 16..32 likewise.
+        let b = unsafe { _mm256_loadu_si256(x[16..].as_ptr().cast()) };
+        // SAFETY: samples 24..40 likewise (the low half, 24..32, is counted in `b` and dropped).
+        let c = unsafe { _mm256_loadu_si256(x[24..].as_ptr().cast()) };
+        let zero = _mm256_setzero_si256();
+        let c = _mm256_blend_epi32::<0b1111_0000>(zero, c);
+        let mut acc = zero;
+        for v in [a, b, c] {
+            let pairs = _mm256_madd_epi16(v, v);
+            acc = _mm256_add_epi64(acc, _mm256_unpacklo_epi32(pairs, zero));
+            acc = _mm256_add_epi64(acc, _mm256_unpackhi_epi32(pairs, zero));
+        }
+        let halves = _mm_add_epi64(
+            _mm256_castsi256_si128(acc),
+            _mm256_extracti128_si256::<1>(acc),
+        );
+        (_mm_cvtsi128_si64(halves) as u64).wrapping_add(_mm_extract_epi64::<1>(halves) as u64)
+    }
+
+    /// G.711 decoded arithmetically, 16 bytes at a time (as `energy`'s G.711 kernel does for
+    /// the magnitude, plus the sign); the tail through the table. Equal to the table for every
+    /// byte (a test checks all 256 in both laws).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) fn decode_avx2(codec: Codec, bytes: &[u8], out: &mut [i16]) {
+        let ulaw = codec == Codec::Ulaw;
+        // A-law inverts even bits (0x55); µ-law inverts all bits.
+        let flip = _mm_set1_epi8(if ulaw { -1 } else { 0x55 });
+        // 2^shift for exponents 0..7: A-law shifts by max(e-1, 0), µ-law by e.
+        let powers = if ulaw {
+            _mm256_setr_epi8(
+                1, 2, 4, 8, 16, 32, 64, -128, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 64, -128,
+                0, 0, 0, 0, 0, 0, 0, 0,
+            )
+        } else {
+            _mm256_setr_epi8(
+                1, 1, 2, 4, 8, 16, 32, 64, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 4, 8, 16, 32, 64, 0, 0,
+                0, 0, 0, 0, 0, 0,
+            )
+        };
+        let low_nibble = _mm256_set1_epi16(0x0F);
+        let exponent_bits = _mm256_set1_epi16(0x07);
+        let zero_high_byte = _mm256_set1_epi16(0x8000u16 as i16);
+        let one = _mm256_set1_epi16(1);
+        let sign_bit = _mm256_set1_epi16(0x80);
+        let zero = _mm256_setzero_si256();
+        let n = bytes.len().min(out.len());
+        let whole = n / 16 * 16;
+        for (chunk, o) in bytes[..whole]
+            .chunks_exact(16)
+            .zip(out[..whole].chunks_exact_mut(16))
+        {
+            // SAFETY: `chunk` is 16 readable bytes; `loadu` needs no alignment.
+            let raw = unsafe { _mm_loadu_si128(chunk.as_ptr().cast()) };
+            let w = _mm256_cvtepu8_epi16(_mm_xor_si128(raw, flip));
+            let mantissa = _mm256_and_si256(w, low_nibble);
+            let exponent = _mm256_and_si256(_mm256_srli_epi16::<4>(w), exponent_bits);
+            // pshufb: index e in the low byte picks 2^shift; 0x80 in the high byte gives 0.
+            let power = _mm256_shuffle_epi8(powers, _mm256_or_si256(exponent, zero_high_byte));
+            let sign_clear = _mm256_cmpeq_epi16(_mm256_and_si256(w, sign_bit), zero);
+            let (magnitude, negative) = if ulaw {
+                // ((m << 3) + 0x84) << e, less the bias 0x84; the sign bit (inverted) set is
+                // negative.
+                let base =
+                    _mm256_add_epi16(_mm256_slli_epi16::<3>(mantissa), _mm256_set1_epi16(0x84));
+                let magnitude =
+                    _mm256_sub_epi16(_mm256_mullo_epi16(base, power), _mm256_set1_epi16(0x84));
+                (magnitude, _mm256_cmpeq_epi16(sign_clear, zero))
+            } else {
+                // (m << 4) | 8, plus 0x100 for every segment but the first, << max(e-1, 0);
+                // the sign bit (after the flip) clear is negative.
+                let segment_bit = _mm256_slli_epi16::<8>(_mm256_min_epu16(exponent, one));
+                let base = _mm256_or_si256(
+                    _mm256_or_si256(_mm256_slli_epi16::<4>(mantissa), _mm256_set1_epi16(8)),
+                    segment_bit,
+                );
+                (_mm256_mullo_epi16(base, power), sign_clear)
+            };
+            // Two's complement negation where `negative` is all ones.
+            let value = _mm256_sub_epi16(_mm256_xor_si256(magnitude, negative), negative);
+            // SAFETY: `o` is 16 i16s = 32 writable bytes; `storeu` needs no alignment.
+            unsafe { _mm256_storeu_si256(o.as_mut_ptr().cast(), value) };
+        }
+        let table = codec.decode_table();
+        for (o, &b) in out[whole..n].iter_mut().zip(&bytes[whole..n]) {
+            *o = table[b as usize];
+        }
+    }
+}
+
+/// Twiddles and limits, computed once per process (about 3 KiB).
 #[derive(Clone, Debug)]
 struct Tables {
-    /// `cos(ω_k n)` and `sin(ω_k n)` for n in one block, per frequency.
-    cos: [[f32; BLOCK]; 8],
-    sin: [[f32; BLOCK]; 8],
+    twiddles: Twiddles,
     /// `e^{jω_k·BLOCK}`: the nominal advance of a bin's phase from one block to the next.
-    advance: [(f32, f32); 8],
+    advance_re: [f32; 8],
+    advance_im: [f32; 8],
     /// `e^{jω_k·2·BLOCK}`: the same over two blocks.
-    advance2: [(f32, f32); 8],
+    advance2_re: [f32; 8],
+    advance2_im: [f32; 8],
     /// `tan` of the largest accepted phase deviation per block, per frequency.
     max_tan: [f32; 8],
-    /// Minimum coherent triple (15 ms) power per tone.
+    /// Minimum coherent triple (15 ms) power per tone, in twiddle units.
     min_power: f32,
+    /// `TONE_TO_TOTAL` times a tone's coherent triple power per unit of its energy there.
+    tone_to_total: f32,
+    /// A block with less energy than this cannot be part of a passing triple (see
+    /// [`DtmfDetector::analyse`]): its correlations are not computed.
+    quiet_energy: u64,
     normal_twist: f32,
     reverse_twist: f32,
 }
 
 impl Tables {
+    /// The one set of tables, computed by the first detector made (at a session's start, off
+    /// the real-time path; no allocation).
+    fn shared() -> &'static Tables {
+        static TABLES: std::sync::OnceLock<Tables> = std::sync::OnceLock::new();
+        TABLES.get_or_init(Tables::new)
+    }
+
     fn new() -> Tables {
-        let mut cos = [[0.0; BLOCK]; 8];
-        let mut sin = [[0.0; BLOCK]; 8];
-        let mut advance = [(0.0, 0.0); 8];
-        let mut advance2 = [(0.0, 0.0); 8];
-        let mut max_tan = [0.0; 8];
-        for (k, &f) in FREQUENCIES_HZ.iter().enumerate() {
-            let w = std::f64::consts::TAU * f / SAMPLE_RATE;
-            for n in 0..BLOCK {
-                cos[k][n] = (w * n as f64).cos() as f32;
-                sin[k][n] = (w * n as f64).sin() as f32;
-            }
-            let a = w * BLOCK as f64;
-            advance[k] = (a.cos() as f32, a.sin() as f32);
-            advance2[k] = ((2.0 * a).cos() as f32, (2.0 * a).sin() as f32);
-            let max_angle = std::f64::consts::TAU * MAX_DEVIATION * f * BLOCK as f64 / SAMPLE_RATE;
-            max_tan[k] = max_angle.tan() as f32;
-        }
-        // A sine of amplitude A gives a coherent 3-block (120-sample) power of (120·A/2)².
-        // Levels follow energy.rs: a full-scale (32768) sine is +3.14 dBm0.
-        let amplitude = 32768.0
-            * 10f64.powf((MIN_LEVEL_DBM0 - crate::energy::FULL_SCALE_SINE_DBM0 as f64) / 20.0);
-        let min_power = (3.0 * BLOCK as f64 * amplitude / 2.0).powi(2) as f32;
-        Tables {
-            cos,
-            sin,
-            advance,
-            advance2,
-            max_tan,
-            min_power,
+        let mut t = Tables {
+            twiddles: Twiddles::new(),
+            advance_re: [0.0; 8],
+            advance_im: [0.0; 8],
+            advance2_re: [0.0; 8],
+            advance2_im: [0.0; 8],
+            max_tan: [0.0; 8],
+            min_power: 0.0,
+            tone_to_total: 0.0,
+            quiet_energy: 0,
             normal_twist: 10f64.powf(NORMAL_TWIST_DB / 10.0) as f32,
             reverse_twist: 10f64.powf(REVERSE_TWIST_DB / 10.0) as f32,
+        };
+        for (k, &f) in FREQUENCIES_HZ.iter().enumerate() {
+            let w = std::f64::consts::TAU * f / SAMPLE_RATE;
+            let a = w * BLOCK as f64;
+            (t.advance_re[k], t.advance_im[k]) = (a.cos() as f32, a.sin() as f32);
+            (t.advance2_re[k], t.advance2_im[k]) = ((2.0 * a).cos() as f32, (2.0 * a).sin() as f32);
+            let max_angle = std::f64::consts::TAU * MAX_DEVIATION * f * BLOCK as f64 / SAMPLE_RATE;
+            t.max_tan[k] = max_angle.tan() as f32;
         }
+        // A sine of amplitude A gives a coherent 3-block (120-sample) power of (120·A/2)²
+        // (times TWIDDLE_ONE² in twiddle units), and has energy 120·A²/2 there: power per unit
+        // of energy 60·TWIDDLE_ONE². Levels follow energy.rs: a full-scale (32768) sine is
+        // +3.14 dBm0.
+        let amplitude = 32768.0
+            * 10f64.powf((MIN_LEVEL_DBM0 - crate::energy::FULL_SCALE_SINE_DBM0 as f64) / 20.0);
+        let min_power = (3.0 * BLOCK as f64 * amplitude / 2.0).powi(2);
+        let one2 = TWIDDLE_ONE * TWIDDLE_ONE;
+        t.min_power = (min_power * one2) as f32;
+        t.tone_to_total = (TONE_TO_TOTAL * 1.5 * BLOCK as f64 * one2) as f32;
+        // The quiet gate. A block's power in a bin is at most its energy times Σ|twiddle|²
+        // (Cauchy-Schwarz), i.e. 40·(TWIDDLE_ONE + 0.71)²·E. A passing triple has a tone of
+        // coherent power ≥ min_power, so one of its blocks holds ≥ min_power/9 in that bin
+        // (|C0 + C1 + C2|² ≤ 9·max|Ci|²) and, by the balance check, every block ≥ 1/16 of that:
+        // E ≥ min_power / (9·16·40·1.0007). Blocks under half that bound are skipped.
+        t.quiet_energy = (min_power / (2.0 * 9.0 * BLOCK_BALANCE as f64 * BLOCK as f64)) as u64;
+        t
     }
 }
 
-/// One block's analysis: the 8 complex correlations and the energy.
+/// One block's analysis: the 8 complex correlations and the energy (twiddle units, as f32).
 #[derive(Clone, Copy, Debug, Default)]
 struct BlockBins {
     re: [f32; 8],
     im: [f32; 8],
     energy: f32,
+    /// Below [`Tables::quiet_energy`]: no triple holding this block passes (`re`, `im` zero).
+    quiet: bool,
 }
 
 impl BlockBins {
@@ -191,20 +617,31 @@ enum Track {
     },
 }
 
+/// What a detector is fed.
+#[derive(Clone, Copy)]
+enum Input<'a> {
+    G711(Codec, &'a [u8]),
+    Linear(&'a [i16]),
+}
+
 /// A streaming in-band DTMF detector (8 kHz). Feed it audio of any length, any number of
 /// times; it reports [`DtmfEvent`]s through a callback. Real-time safe: no allocation, no
 /// system call; cost proportional to the input.
 #[derive(Clone, Debug)]
 pub struct DtmfDetector {
-    tables: Tables,
-    block: [f32; BLOCK],
+    kernel: DtmfKernel,
+    /// Shared by every detector (read only): one copy in the cache for thousands of sessions.
+    tables: &'static Tables,
+    /// [`Tables::quiet_energy`], here so a test can move the gate.
+    quiet_energy: u64,
+    block: [i16; BLOCK],
     filled: usize,
     /// Whole blocks analysed so far.
     blocks: u64,
-    /// The blocks before this one: `prev[1]` the last, `prev[0]` the one before it.
-    prev: [BlockBins; 2],
-    /// The 10 ms window ending with the last block.
-    prev_window: WindowBins,
+    /// The last three blocks' bins, a ring (see [`Self::ring_slots`]).
+    bins: [BlockBins; 3],
+    /// The last two 10 ms windows, a ring (see [`Self::window_slots`]).
+    windows: [WindowBins; 2],
     track: Track,
 }
 
@@ -214,38 +651,51 @@ impl Default for DtmfDetector {
     }
 }
 
-/// Dot product of two blocks with 8 independent lanes, so it vectorises without reassociating.
+/// The index of the strongest of the four bins from `base` (the last of equals).
 #[inline(always)]
-fn dot(a: &[f32; BLOCK], b: &[f32; BLOCK]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    for (ca, cb) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
-        for l in 0..8 {
-            acc[l] += ca[l] * cb[l];
+fn peak_index(power: &[f32; 8], base: usize) -> usize {
+    let mut best = base;
+    for k in base + 1..base + 4 {
+        if power[k] >= power[best] {
+            best = k;
         }
     }
-    (acc[0] + acc[4]) + (acc[1] + acc[5]) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+    best
 }
 
 impl DtmfDetector {
-    /// A detector at sample 0, with no digit in progress.
+    /// A detector at sample 0, with no digit in progress, on the fastest kernel this CPU
+    /// supports ([`DtmfKernel::detect`]). Not real-time: call it at session start.
     pub fn new() -> DtmfDetector {
+        DtmfDetector::with_kernel(DtmfKernel::detect())
+    }
+
+    /// A detector on the given kernel (every kernel reports the same events).
+    pub fn with_kernel(kernel: DtmfKernel) -> DtmfDetector {
         DtmfDetector {
-            tables: Tables::new(),
-            block: [0.0; BLOCK],
+            kernel,
+            tables: Tables::shared(),
+            quiet_energy: Tables::shared().quiet_energy,
+            block: [0; BLOCK],
             filled: 0,
             blocks: 0,
-            prev: [BlockBins::default(); 2],
-            prev_window: WindowBins::default(),
+            bins: [BlockBins::default(); 3],
+            windows: [WindowBins::default(); 2],
             track: Track::Idle,
         }
     }
 
-    /// Starts again at sample 0 with no digit in progress (keeps the tables).
+    /// The kernel this detector runs on.
+    pub fn kernel(&self) -> DtmfKernel {
+        self.kernel
+    }
+
+    /// Starts again at sample 0 with no digit in progress (keeps the tables and kernel).
     pub fn reset(&mut self) {
         self.filled = 0;
         self.blocks = 0;
-        self.prev = [BlockBins::default(); 2];
-        self.prev_window = WindowBins::default();
+        self.bins = [BlockBins::default(); 3];
+        self.windows = [WindowBins::default(); 2];
         self.track = Track::Idle;
     }
 
@@ -256,27 +706,82 @@ impl DtmfDetector {
 
     /// Feeds G.711 audio in `codec`.
     pub fn process(&mut self, codec: Codec, audio: &[u8], mut on_event: impl FnMut(DtmfEvent)) {
-        let table = codec.decode_table();
-        for &byte in audio {
-            self.block[self.filled] = table[byte as usize] as f32;
-            self.filled += 1;
-            if self.filled == BLOCK {
-                self.filled = 0;
-                self.analyse(&mut on_event);
-            }
-        }
+        self.dispatch(Input::G711(codec, audio), &mut on_event);
     }
 
     /// Feeds linear 16-bit audio.
     pub fn process_linear(&mut self, samples: &[i16], mut on_event: impl FnMut(DtmfEvent)) {
-        for &s in samples {
-            self.block[self.filled] = s as f32;
-            self.filled += 1;
-            if self.filled == BLOCK {
-                self.filled = 0;
-                self.analyse(&mut on_event);
-            }
+        self.dispatch(Input::Linear(samples), &mut on_event);
+    }
+
+    /// Runs the input on this detector's kernel (chosen at construction: no feature test here).
+    #[inline]
+    fn dispatch(&mut self, input: Input<'_>, on_event: &mut impl FnMut(DtmfEvent)) {
+        match self.kernel.0 {
+            KernelKind::Portable => self.run(Portable, input, on_event),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: a kernel holding `Avx2` is only made by `DtmfKernel::detect` after the CPU
+            // reported AVX2.
+            KernelKind::Avx2 => unsafe { self.run_avx2(input, on_event) },
         }
+    }
+
+    /// [`Self::run`] compiled for AVX2: the kernel's intrinsics inline, and the shared decision
+    /// code gets 8-lane registers.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn run_avx2(&mut self, input: Input<'_>, on_event: &mut impl FnMut(DtmfEvent)) {
+        // This function only runs with AVX2 enabled, so it may make the `Avx2` kernel value.
+        self.run(Avx2(()), input, on_event);
+    }
+
+    #[inline(always)]
+    fn run<K: BlockKernel>(
+        &mut self,
+        k: K,
+        input: Input<'_>,
+        on_event: &mut impl FnMut(DtmfEvent),
+    ) {
+        match input {
+            Input::G711(codec, audio) => {
+                let mut decoded = [0i16; CHUNK];
+                for bytes in audio.chunks(CHUNK) {
+                    let samples = &mut decoded[..bytes.len()];
+                    k.decode(codec, bytes, samples);
+                    self.feed(k, samples, on_event);
+                }
+            }
+            Input::Linear(samples) => self.feed(k, samples, on_event),
+        }
+    }
+
+    /// Cuts `samples` into blocks (whole blocks straight from the input, a partial one kept).
+    #[inline(always)]
+    fn feed<K: BlockKernel>(
+        &mut self,
+        k: K,
+        samples: &[i16],
+        on_event: &mut impl FnMut(DtmfEvent),
+    ) {
+        let mut rest = samples;
+        if self.filled > 0 {
+            let take = (BLOCK - self.filled).min(rest.len());
+            self.block[self.filled..self.filled + take].copy_from_slice(&rest[..take]);
+            self.filled += take;
+            rest = &rest[take..];
+            if self.filled < BLOCK {
+                return;
+            }
+            self.filled = 0;
+            let block = self.block;
+            self.analyse(k, &block, on_event);
+        }
+        let (blocks, tail) = rest.as_chunks::<BLOCK>();
+        for x in blocks {
+            self.analyse(k, x, on_event);
+        }
+        self.block[..tail.len()].copy_from_slice(tail);
+        self.filled = tail.len();
     }
 
     /// The end of the stream: a digit still sounding is released (at its last passing triple).
@@ -347,100 +852,79 @@ impl DtmfDetector {
         before
     }
 
-    fn analyse(&mut self, on_event: &mut impl FnMut(DtmfEvent)) {
-        let t = &self.tables;
-        let x = &self.block;
-        let mut bins = BlockBins {
-            energy: dot(x, x),
-            ..BlockBins::default()
+    /// One block: its energy; unless it is quiet, its correlations; then the triple ending
+    /// with it. A quiet block (energy under [`Tables::quiet_energy`]) cannot be part of a
+    /// passing triple (see there), so its correlations are skipped and every triple holding it
+    /// fails without being computed: silence costs little more than its energy.
+    ///
+    /// The last three blocks and two windows live in rings written in place (copying them
+    /// along each block cost more than the arithmetic).
+    #[inline(always)]
+    fn analyse<K: BlockKernel>(
+        &mut self,
+        k: K,
+        x: &[i16; BLOCK],
+        on_event: &mut impl FnMut(DtmfEvent),
+    ) {
+        let t = self.tables;
+        let energy = k.energy(x);
+        let quiet = energy < self.quiet_energy;
+        let raw = if quiet {
+            RawBins::default()
+        } else {
+            k.correlate(x, &t.twiddles)
         };
-        for k in 0..8 {
-            bins.re[k] = dot(x, &t.cos[k]);
-            bins.im[k] = -dot(x, &t.sin[k]);
-        }
+        let (cur, last, old) = Self::ring_slots(self.blocks);
+        let w_cur = Self::window_slot(self.blocks);
+        // Built in locals (not in place through the rings), so the compiler sees no aliasing
+        // and keeps the 8 lanes in vector registers.
+        let bins = BlockBins {
+            re: raw.re.map(|v| v as f32),
+            im: raw.im.map(|v| v as f32),
+            energy: energy as f32,
+            quiet,
+        };
+        let (b_last, b_old) = (&self.bins[last], &self.bins[old]);
         // S(n) = C(n) + C(n-1)·e^{jω·40}: the 80-sample DFT bin over this block and the last.
-        let last = &self.prev[1];
-        let mut window = WindowBins {
-            energy: bins.energy + last.energy,
-            ..WindowBins::default()
+        let (re, im) = k.rotate_add(
+            (&bins.re, &bins.im),
+            (&b_last.re, &b_last.im),
+            (&t.advance_re, &t.advance_im),
+        );
+        let window = WindowBins {
+            re,
+            im,
+            energy: bins.energy + b_last.energy,
         };
-        for k in 0..8 {
-            let (ar, ai) = t.advance[k];
-            window.re[k] = bins.re[k] + last.re[k] * ar - last.im[k] * ai;
-            window.im[k] = bins.im[k] + last.re[k] * ai + last.im[k] * ar;
-        }
-        let key = if self.blocks >= 2 {
-            self.triple_key(&bins, &window)
+        let key = if self.blocks >= 2 && !(quiet || b_last.quiet || b_old.quiet) {
+            let prev_window = &self.windows[1 - w_cur];
+            triple_key(k, t, [b_old, b_last, &bins], &window, prev_window)
         } else {
             None
         };
-        self.prev = [self.prev[1], bins];
-        self.prev_window = window;
+        // Field by field: a whole-struct copy moves `energy` and `quiet` as one 8-byte load of
+        // two smaller stores just made, which the CPU cannot forward (a stall per block).
+        let slot = &mut self.bins[cur];
+        (slot.re, slot.im, slot.energy, slot.quiet) = (bins.re, bins.im, bins.energy, bins.quiet);
+        let slot = &mut self.windows[w_cur];
+        (slot.re, slot.im, slot.energy) = (window.re, window.im, window.energy);
         let triple_start = self.blocks.saturating_sub(2) * BLOCK as u64;
         self.blocks += 1;
         let triple_end = self.blocks * BLOCK as u64;
         self.step(key, triple_start, triple_end, on_event);
     }
 
-    /// The key whose two tones pass every check over the triple (two blocks back, last block,
-    /// this block), given this block's bins and the 10 ms window ending with it.
-    fn triple_key(&self, cur: &BlockBins, window: &WindowBins) -> Option<u8> {
-        let t = &self.tables;
-        // Level, twist, relative peak and tone-to-total use the coherent 15 ms (120-sample)
-        // bin S(n) + C(n-2)·e^{jω·80}: its nulls are 67 Hz apart, so neither a neighbour in
-        // the same group nor the other group's tone (8 dB stronger with twist) leaks into it
-        // by more than about -26 dB.
-        let old = &self.prev[0];
-        let mut power = [0.0f32; 8];
-        for (k, p) in power.iter_mut().enumerate() {
-            let (ar, ai) = t.advance2[k];
-            let re = window.re[k] + old.re[k] * ar - old.im[k] * ai;
-            let im = window.im[k] + old.re[k] * ai + old.im[k] * ar;
-            *p = re * re + im * im;
-        }
-        let energy = window.energy + old.energy;
-        let peak = |range: std::ops::Range<usize>| {
-            let best = range
-                .clone()
-                .max_by(|&a, &b| power[a].total_cmp(&power[b]))
-                .unwrap_or(range.start);
-            let clear = range
-                .filter(|&k| k != best)
-                .all(|k| power[k] * RELATIVE_PEAK <= power[best]);
-            (best, clear)
-        };
-        let (row, row_clear) = peak(0..4);
-        let (col, col_clear) = peak(4..8);
-        let (pr, pc) = (power[row], power[col]);
-        let ok = row_clear
-            && col_clear
-            && pr >= t.min_power
-            && pc >= t.min_power
-            && pr <= pc * t.normal_twist
-            && pc <= pr * t.reverse_twist
-            // A tone's coherent 120-sample power is 60 (1.5 BLOCK) times its energy there.
-            && (pr + pc) >= TONE_TO_TOTAL * 1.5 * BLOCK as f32 * energy
-            && self.steady(cur, window, row)
-            && self.steady(cur, window, col);
-        ok.then(|| KEYS[row][col - 4])
+    /// Ring slots of (this block, the last, the one before) for block number `n`.
+    #[inline(always)]
+    fn ring_slots(n: u64) -> (usize, usize, usize) {
+        let cur = (n % 3) as usize;
+        (cur, (cur + 2) % 3, (cur + 1) % 3)
     }
 
-    /// All three blocks hold bin `k`'s tone, and its frequency is within the accepted deviation.
-    fn steady(&self, cur: &BlockBins, window: &WindowBins, k: usize) -> bool {
-        let p = [self.prev[0].power(k), self.prev[1].power(k), cur.power(k)];
-        let (lo, hi) = (p[0].min(p[1]).min(p[2]), p[0].max(p[1]).max(p[2]));
-        if lo * BLOCK_BALANCE < hi {
-            return false;
-        }
-        // Z = S(n)·conj(S(n-1))·e^{-jω·40}: its angle is the tone's phase drift over 5 ms.
-        let (sr, si) = (window.re[k], window.im[k]);
-        let (qr, qi) = (self.prev_window.re[k], self.prev_window.im[k]);
-        let zr = sr * qr + si * qi;
-        let zi = si * qr - sr * qi;
-        let (ar, ai) = self.tables.advance[k];
-        let dr = zr * ar + zi * ai;
-        let di = zi * ar - zr * ai;
-        dr > 0.0 && di.abs() <= self.tables.max_tan[k] * dr
+    /// Ring slot of the window ending with block `n` (the one before is the other slot).
+    #[inline(always)]
+    fn window_slot(n: u64) -> usize {
+        (n % 2) as usize
     }
 
     fn step(
@@ -533,6 +1017,89 @@ impl DtmfDetector {
             }
         };
     }
+}
+
+/// `a + b·r` on 8 complex lanes (real parts, imaginary parts): adds an earlier block's bins,
+/// turned by the phase advance `r`, to a later one's.
+#[inline(always)]
+fn rotate_add(a: Lanes<'_>, b: Lanes<'_>, r: Lanes<'_>) -> ([f32; 8], [f32; 8]) {
+    let (ar, ai, br, bi, rr, ri) = (a.0, a.1, b.0, b.1, r.0, r.1);
+    // Two plain element-wise maps (one per output) vectorise cleanly.
+    let re = std::array::from_fn(|j| ar[j] + (br[j] * rr[j] - bi[j] * ri[j]));
+    let im = std::array::from_fn(|j| ai[j] + (br[j] * ri[j] + bi[j] * rr[j]));
+    (re, im)
+}
+
+/// The key whose two tones pass every check over the triple `blocks` (two blocks back, the
+/// last, this one), given the 10 ms window ending with this block and the one before it.
+#[inline(always)]
+fn triple_key<K: BlockKernel>(
+    k: K,
+    t: &Tables,
+    blocks: [&BlockBins; 3],
+    window: &WindowBins,
+    prev_window: &WindowBins,
+) -> Option<u8> {
+    // Level, twist, relative peak and tone-to-total use the coherent 15 ms (120-sample)
+    // bin S(n) + C(n-2)·e^{jω·80}: its nulls are 67 Hz apart, so neither a neighbour in
+    // the same group nor the other group's tone (8 dB stronger with twist) leaks into it
+    // by more than about -26 dB.
+    let old = blocks[0];
+    let power = k.rotate_add_power(
+        (&window.re, &window.im),
+        (&old.re, &old.im),
+        (&t.advance2_re, &t.advance2_im),
+    );
+    let energy = window.energy + old.energy;
+    // Tone to total first, on the groups' maxima (branch free): speech, music and noise fail
+    // it, and it is the cheapest test.
+    let group_max = |b: usize| {
+        power[b]
+            .max(power[b + 1])
+            .max(power[b + 2].max(power[b + 3]))
+    };
+    if group_max(0) + group_max(4) < t.tone_to_total * energy {
+        return None;
+    }
+    let (row, col) = (peak_index(&power, 0), peak_index(&power, 4));
+    let (pr, pc) = (power[row], power[col]);
+    let clear = |best: usize, base: usize| {
+        (base..base + 4).all(|j| j == best || power[j] * RELATIVE_PEAK <= power[best])
+    };
+    let ok = clear(row, 0)
+        && clear(col, 4)
+        && pr >= t.min_power
+        && pc >= t.min_power
+        && pr <= pc * t.normal_twist
+        && pc <= pr * t.reverse_twist
+        && steady(t, blocks, window, prev_window, row)
+        && steady(t, blocks, window, prev_window, col);
+    ok.then(|| KEYS[row][col - 4])
+}
+
+/// All three blocks hold bin `k`'s tone, and its frequency is within the accepted deviation.
+#[inline(always)]
+fn steady(
+    t: &Tables,
+    blocks: [&BlockBins; 3],
+    window: &WindowBins,
+    prev_window: &WindowBins,
+    k: usize,
+) -> bool {
+    let p = blocks.map(|b| b.power(k));
+    let (lo, hi) = (p[0].min(p[1]).min(p[2]), p[0].max(p[1]).max(p[2]));
+    if lo * BLOCK_BALANCE < hi {
+        return false;
+    }
+    // Z = S(n)·conj(S(n-1))·e^{-jω·40}: its angle is the tone's phase drift over 5 ms.
+    let (sr, si) = (window.re[k], window.im[k]);
+    let (qr, qi) = (prev_window.re[k], prev_window.im[k]);
+    let zr = sr * qr + si * qi;
+    let zi = si * qr - sr * qi;
+    let (ar, ai) = (t.advance_re[k], t.advance_im[k]);
+    let dr = zr * ar + zi * ai;
+    let di = zi * ar - zr * ai;
+    dr > 0.0 && di.abs() <= t.max_tan[k] * dr
 }
 
 /// Every key press in a whole G.711 buffer, as [`ToneSpan`]s in samples. Convenience for
@@ -645,5 +1212,159 @@ mod tests {
         det.process_linear(&tone('7', 15, -10.0), |_| panic!("not yet confirmed"));
         assert!(det.decided_before() <= 800);
         assert!(det.decided_before() + MARGIN >= 760);
+    }
+
+    /// The committed Q.24 battery (linear) and talk-off corpus (A-law), as one A-law stream
+    /// and one linear stream.
+    fn corpus() -> (Vec<u8>, Vec<i16>) {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/dtmf");
+        let linear: Vec<i16> = std::fs::read(dir.join("battery.s16"))
+            .expect("battery")
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        let alaw = std::fs::read(dir.join("talkoff.alaw")).expect("talk-off corpus");
+        (alaw, linear)
+    }
+
+    fn events(mut d: DtmfDetector, codec: Codec, alaw: &[u8], linear: &[i16]) -> Vec<DtmfEvent> {
+        let mut out = Vec::new();
+        // Uneven pieces, so partial blocks and every path through `feed` are taken.
+        for piece in alaw.chunks(333) {
+            d.process(codec, piece, |e| out.push(e));
+        }
+        for piece in linear.chunks(160) {
+            d.process_linear(piece, |e| out.push(e));
+        }
+        d.finish(|e| out.push(e));
+        out
+    }
+
+    #[test]
+    fn every_kernel_reports_the_same_events_and_bins() {
+        let (alaw, linear) = corpus();
+        let reference = events(
+            DtmfDetector::with_kernel(DtmfKernel::PORTABLE),
+            Codec::Alaw,
+            &alaw,
+            &linear,
+        );
+        // The battery alone holds well over a hundred keys.
+        assert!(reference.len() > 200, "{}", reference.len());
+        let tables = Tables::new();
+        for kernel in DtmfKernel::available() {
+            let got = events(
+                DtmfDetector::with_kernel(kernel),
+                Codec::Alaw,
+                &alaw,
+                &linear,
+            );
+            assert_eq!(got, reference, "kernel {}", kernel.name());
+            // Bit for bit below the events too: every block's integers and lanes.
+            #[cfg(target_arch = "x86_64")]
+            if kernel.name() == "avx2" {
+                let k = Avx2(());
+                for x in linear.as_chunks::<BLOCK>().0.iter().step_by(7) {
+                    // SAFETY: `available()` lists AVX2 only when the CPU has it.
+                    let (e, c) = unsafe { avx2_block(k, x, &tables) };
+                    assert_eq!(e, Portable.energy(x));
+                    assert_eq!(c, Portable.correlate(x, &tables.twiddles));
+                    let f = (c.re.map(|v| v as f32), c.im.map(|v| v as f32));
+                    let r = (&tables.advance_re, &tables.advance_im);
+                    assert_eq!(
+                        // SAFETY: as above.
+                        unsafe { avx2_rotate(k, (&f.0, &f.1), r) },
+                        (
+                            Portable.rotate_add((&f.0, &f.1), (&f.1, &f.0), r),
+                            Portable.rotate_add_power((&f.0, &f.1), (&f.1, &f.0), r)
+                        )
+                    );
+                }
+            }
+        }
+    }
+
+    /// Runs the AVX2 kernel's block work inside code compiled for AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn avx2_block(k: Avx2, x: &[i16; BLOCK], t: &Tables) -> (u64, RawBins) {
+        (k.energy(x), k.correlate(x, &t.twiddles))
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn avx2_rotate(k: Avx2, a: Lanes<'_>, r: Lanes<'_>) -> (([f32; 8], [f32; 8]), [f32; 8]) {
+        (
+            k.rotate_add(a, (a.1, a.0), r),
+            k.rotate_add_power(a, (a.1, a.0), r),
+        )
+    }
+
+    #[test]
+    fn the_avx2_decode_equals_the_table_for_every_byte() {
+        #[cfg(target_arch = "x86_64")]
+        if DtmfKernel::detect().name() == "avx2" {
+            // Every byte value, at every position of a 16-byte vector and in the table tail.
+            let bytes: Vec<u8> = (0..=255u8).chain(0..=255u8).chain(0..7).collect();
+            for codec in [Codec::Alaw, Codec::Ulaw] {
+                let mut got = vec![0i16; bytes.len()];
+                // SAFETY: the CPU reported AVX2.
+                unsafe { x86::decode_avx2(codec, &bytes, &mut got) };
+                let want: Vec<i16> = bytes
+                    .iter()
+                    .map(|&b| codec.decode_table()[b as usize])
+                    .collect();
+                assert_eq!(got, want, "{codec:?}");
+            }
+            return;
+        }
+        eprintln!("skipped: this CPU has no AVX2");
+    }
+
+    #[test]
+    fn a_block_correlation_cannot_overflow_an_i32() {
+        let tw = Twiddles::new();
+        for lane in 0..16 {
+            for rows in [&tw.cos, &tw.neg_sin] {
+                let sum: i64 = rows.iter().map(|r| (r[lane] as i64).abs()).sum();
+                assert!(sum * 32768 < i32::MAX as i64, "lane {lane}: {sum}");
+            }
+        }
+        // And the worst case is reached without overflow: each sample ±32768 against the sign
+        // of its twiddle.
+        let worst: [i16; BLOCK] = std::array::from_fn(|n| {
+            if tw.cos[n / 2][2 * 5 + n % 2] < 0 {
+                -32768
+            } else {
+                32767
+            }
+        });
+        let c = Portable.correlate(&worst, &tw);
+        assert!(c.re[5] > 1_500_000_000, "{}", c.re[5]);
+    }
+
+    #[test]
+    fn the_quiet_gate_changes_no_event() {
+        let (alaw, linear) = corpus();
+        // Quiet-level noise and tones near the gate too: the battery at -50 dB.
+        let soft: Vec<i16> = linear.iter().map(|&v| (v as f32 * 0.003) as i16).collect();
+        for kernel in DtmfKernel::available() {
+            let gated = DtmfDetector::with_kernel(kernel);
+            let mut ungated = DtmfDetector::with_kernel(kernel);
+            ungated.quiet_energy = 0;
+            for audio in [&linear, &soft] {
+                assert_eq!(
+                    events(gated.clone(), Codec::Alaw, &alaw, audio),
+                    events(ungated.clone(), Codec::Alaw, &alaw, audio)
+                );
+            }
+            // The comparison can fail: a gate 30 dB too high loses the battery's soft keys.
+            let mut deaf = gated.clone();
+            deaf.quiet_energy *= 1000;
+            assert_ne!(
+                events(gated.clone(), Codec::Alaw, &alaw, &linear),
+                events(deaf, Codec::Alaw, &alaw, &linear)
+            );
+        }
     }
 }

@@ -574,6 +574,10 @@ impl Engine {
             })?;
         // From here the `.part` is removed on any error path, unless the writer takes it.
         let mut guard = PartGuard(Some(paths.part_path.clone()));
+        if !options.id.is_empty() {
+            // For recovery after a crash; a filesystem without user xattrs only loses that.
+            let _ = crate::store::set_xattr(&file, crate::store::ID_XATTR, options.id.as_bytes());
+        }
         let file_codec = options.format.unwrap_or(input_codec);
         let wav =
             WavFile::start(file, file_codec, plan.part_stream()).map_err(|source| Error::Io {
@@ -593,6 +597,7 @@ impl Engine {
             paths,
             id: options.id.clone(),
             failed: false,
+            sound_marked: false,
             plan,
         };
         // The lock is held only to register: shutdown cannot slip between the check and the send.

@@ -255,7 +255,8 @@ impl DelayLine {
 pub(crate) struct InBand {
     pub(crate) detector: DtmfDetector,
     pub(crate) log: WriteLog,
-    pub(crate) delay: Option<DelayLine>,
+    /// Boxed: 4 KiB that a session without masking (the default) does not carry.
+    pub(crate) delay: Option<Box<DelayLine>>,
 }
 
 impl InBand {
@@ -263,7 +264,7 @@ impl InBand {
         InBand {
             detector: DtmfDetector::new(),
             log: WriteLog::new(),
-            delay: mask.then(|| DelayLine::new(codec)),
+            delay: mask.then(|| Box::new(DelayLine::new(codec))),
         }
     }
 

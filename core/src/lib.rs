@@ -22,6 +22,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod cipher;
+pub mod convert;
 pub mod detect;
 pub mod dtmf;
 pub mod energy;

@@ -37,7 +37,7 @@ use crate::inband::{Confirmed, InBand, Released};
 use crate::metrics::EngineMetrics;
 use crate::options::{is_dtmf_digit, PauseBehavior, RecordOptions};
 use crate::result::Reason;
-use crate::session::SessionShared;
+use crate::session::{Entered, SessionShared};
 use crate::tone::ToneGenerator;
 use crate::wav;
 use rtrb::Producer;
@@ -321,7 +321,7 @@ impl Recorder {
         if input.len() > MAX_PUSH_BYTES {
             return Err(RecorderError::InputTooLong { bytes: input.len() });
         }
-        self.enter();
+        let _entered = self.enter();
         let masking = self.inband.as_ref().is_some_and(|ib| ib.delay.is_some());
         if masking {
             self.push_masked(input);
@@ -330,7 +330,6 @@ impl Recorder {
         } else {
             self.consume(input);
         }
-        self.shared.leave();
         Ok(self.current_status())
     }
 
@@ -540,19 +539,18 @@ impl Recorder {
         if !is_dtmf_digit(digit) {
             return Err(RecorderError::InvalidDigit(digit));
         }
-        self.enter();
+        let _entered = self.enter();
         if !self.is_stopped() && self.barge_in_mask & digit_bit(digit) != 0 {
             // Audio pushed before the digit is recorded (masked as needed).
             self.flush_delay();
             self.barge_in(digit);
         }
-        self.shared.leave();
         Ok(self.current_status())
     }
 
     /// The call ended: stops with `hangup`, recording any partial frame still held. Real-time safe.
     pub fn hangup(&mut self) -> Status {
-        self.enter();
+        let _entered = self.enter();
         if !self.is_stopped() {
             self.flush_delay();
         }
@@ -561,7 +559,6 @@ impl Recorder {
         if !self.is_stopped() {
             self.stop(Reason::Hangup);
         }
-        self.shared.leave();
         self.current_status()
     }
 
@@ -592,7 +589,7 @@ impl Recorder {
     }
 
     fn request_pause(&mut self, pause: bool) -> Status {
-        self.enter();
+        let _entered = self.enter();
         if self.pause_requested != pause && !self.is_stopped() {
             self.pause_requested = pause;
             // With masking, the state machine is behind the input by the delay line: the
@@ -609,7 +606,6 @@ impl Recorder {
                 self.set_paused(pause);
             }
         }
-        self.shared.leave();
         self.current_status()
     }
 
@@ -636,12 +632,16 @@ impl Recorder {
         n
     }
 
-    fn enter(&mut self) {
-        if let Some(reason) = self.shared.enter() {
+    /// Marks a push in progress until the returned guard drops (see [`crate::session`]) and
+    /// takes in a stop made elsewhere (abort, the writer, shutdown).
+    fn enter(&mut self) -> Entered {
+        let (entered, stopped) = self.shared.enter();
+        if let Some(reason) = stopped {
             if !self.is_stopped() {
                 self.phase = Phase::Stopped(reason);
             }
         }
+        entered
     }
 
     fn is_stopped(&self) -> bool {
@@ -901,12 +901,11 @@ impl Drop for Recorder {
     /// A recorder dropped while it records stops the recording with `other`; the writer keeps
     /// everything already pushed.
     fn drop(&mut self) {
-        self.enter();
+        let _entered = self.enter();
         if !self.is_stopped() {
             // With masking, what the delay line holds was pushed: it goes to the writer first.
             self.flush_delay();
         }
         self.shared.stop(Reason::Other);
-        self.shared.leave();
     }
 }

@@ -13,8 +13,8 @@
 //! * `aescbc` (`.aescbc.part`, CTR under the key derived from the user's key): needs the user's
 //!   key to become a CBC file, so the engine keeps it and reports it
 //!   ([`crate::Engine::kept_orphans`], metric `orphans_kept`); [`recover_aescbc`] (the CLI's
-//!   `callrec recover`, C `callrec_recover_aescbc`, Python `callrec.recover_aescbc`) finishes it
-//!   with the key.
+//!   `callrec recover`) finishes it with the key, whatever state a crash left it in, its
+//!   conversion to CBC half done included ([`crate::convert`]).
 //!
 //! [`crate::Engine::new`] starts recovery on its own thread (`callrec-recover`) and returns at
 //! once: a store with many days of files never delays the engine's start, and new recordings
@@ -23,22 +23,26 @@
 //! fsynced with its directory, renamed, and reported through the normal events (*finished*, then
 //! *available*) with reason `other` and `"recovered": true`.
 
-use crate::cipher::{ctr_to_cbc, CipherSpec, Mode};
+use crate::cipher::{CipherSpec, Mode};
+use crate::convert::{self, CrashAt};
 use crate::g711::Codec;
 use crate::metrics::EngineMetrics;
 use crate::result::{Event, EventKind, Reason, RecordingResult};
-use crate::store::{create_private, try_lock, AESCBC_PART_SUFFIX, PART_SUFFIX, RECORDINGS_DIR};
-use crate::wav::{self, header, header_fix, HEADER_BYTES, MAX_DATA_BYTES, OPEN_DATA_BYTES};
+use crate::store::{
+    get_xattr, try_lock, AESCBC_PART_SUFFIX, ID_XATTR, PART_SUFFIX, RECORDINGS_DIR, SOUND_XATTR,
+};
+use crate::wav::{self, header, header_fix, HEADER_BYTES, MAX_DATA_BYTES};
 use crate::writer::{retry_transient, DirHandles};
 use crossbeam_channel::Sender;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// The `.cbc.part` an `aescbc` conversion writes before renaming it to the final name.
+/// The `.cbc.part` copy an `aescbc` conversion wrote before conversion became in place
+/// ([`crate::convert`]): recovery still clears one that a crash of such a version left.
 const CBC_TEMP_SUFFIX: &str = ".cbc.part";
 
 /// A recording finalized from a `.part`.
@@ -48,6 +52,21 @@ pub struct Recovered {
     pub path: PathBuf,
     /// Audio samples (bytes) in it.
     pub samples: u64,
+    /// The record action's `id`, from the `.part`'s extended attribute ("" when the
+    /// filesystem keeps none; see [`crate::store`]).
+    pub id: String,
+    /// Whether the recording was known to contain sound when the writer last wrote to it.
+    pub contains_sound: bool,
+}
+
+/// The `id` and `contains_sound` a `.part` carries ([`crate::store::ID_XATTR`],
+/// [`crate::store::SOUND_XATTR`]).
+fn carried(file: &File) -> (String, bool) {
+    let id = get_xattr(file, ID_XATTR)
+        .and_then(|v| String::from_utf8(v).ok())
+        .unwrap_or_default();
+    let sound = get_xattr(file, SOUND_XATTR).is_some_and(|v| v == b"1");
+    (id, sound)
 }
 
 /// What the engine's recovery thread needs.
@@ -152,16 +171,17 @@ fn recover_one(ctx: &RecoveryContext, path: &Path, dirs: &mut DirHandles) {
         keep(ctx, path);
         return;
     };
+    let (id, contains_sound) = carried(&file);
     ctx.metrics.add_recovered();
     let filename = final_path
         .strip_prefix(&ctx.root)
         .map(|p| format!("/{}", p.display()))
         .unwrap_or_else(|_| final_path.display().to_string());
     let mut result = RecordingResult {
-        id: String::new(),
+        id,
         filename,
         file_available: false,
-        contains_sound: false,
+        contains_sound,
         samples,
         reason: Reason::Other,
         barge_in_digit: None,
@@ -225,10 +245,11 @@ fn fix_part(file: &File) -> io::Result<u64> {
 }
 
 /// Finalizes an `aescbc` recording's orphaned `.aescbc.part` with the user's key and IV (the
-/// record action's `encryption_cipher`): checks the key (the `.part`'s header must decrypt
-/// under the derived part key), fixes the header, converts to the user's CBC file at the final
-/// name (`<name>.wav`), fsyncs it and its directory, and removes the `.part`. A wrong key or IV
-/// changes nothing.
+/// record action's `encryption_cipher`), whatever state a crash left it in (recording, waiting
+/// for its conversion, converted in part, converted but not renamed): converts it to the user's
+/// CBC file in place ([`crate::convert`]: no second copy, no second file descriptor), renames
+/// it to the final name (`<name>.wav`) and fsyncs its directory. A wrong key or IV changes
+/// nothing (`InvalidInput`).
 pub fn recover_aescbc(part_path: &Path, cipher: &CipherSpec) -> io::Result<Recovered> {
     let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidInput, m.to_owned());
     if cipher.mode() != Mode::Cbc {
@@ -236,59 +257,20 @@ pub fn recover_aescbc(part_path: &Path, cipher: &CipherSpec) -> io::Result<Recov
     }
     let final_path = with_suffix_removed(part_path, AESCBC_PART_SUFFIX)
         .ok_or_else(|| bad("not an aescbc recording's .aescbc.part file"))?;
-    let mut file = OpenOptions::new().read(true).write(true).open(part_path)?;
+    let file = OpenOptions::new().read(true).write(true).open(part_path)?;
     try_lock(&file).map_err(|_| bad("the file is being written by a live recording"))?;
-    let part_spec = cipher.part_spec();
-    let len = file.metadata()?.len();
-    if len < HEADER_BYTES as u64 {
-        return Err(bad("shorter than a WAV header"));
-    }
-    let mut head = [0u8; HEADER_BYTES];
-    file.read_exact_at(&mut head, 0)?;
-    let mut plain_head = head;
-    part_spec.ctr().apply(&mut plain_head);
-    let open = header(Codec::Alaw, OPEN_DATA_BYTES);
-    // Everything but the format tag must be the open-ended header's.
-    if plain_head[..20] != open[..20] || plain_head[22..] != open[22..] {
-        return Err(bad(
-            "wrong key or initialisation_vector for this file (its header does not decrypt)",
-        ));
-    }
-    let mut data = (len - HEADER_BYTES as u64).min(MAX_DATA_BYTES);
-    data -= data % 2;
-    file.set_len(HEADER_BYTES as u64 + data)?;
-    for (h, f) in head.iter_mut().zip(header_fix(data as u32)) {
-        *h ^= f;
-    }
-    file.write_all_at(&head, 0)?;
-    let mut temp = final_path.clone().into_os_string();
-    temp.push(CBC_TEMP_SUFFIX);
-    let temp = PathBuf::from(temp);
-    let _ = std::fs::remove_file(&temp); // an earlier interrupted attempt
-    let mut out = create_private(&temp)?;
-    let converted = (|| {
-        file.seek(SeekFrom::Start(0))?;
-        ctr_to_cbc(
-            &part_spec,
-            &mut io::BufReader::new(&mut file),
-            cipher,
-            &mut out,
-        )?;
-        out.flush()?;
-        retry_transient(|| out.sync_all())?;
-        std::fs::rename(&temp, &final_path)
-    })();
-    if let Err(e) = converted {
-        let _ = std::fs::remove_file(&temp);
-        return Err(e);
-    }
-    std::fs::remove_file(part_path)?;
+    let samples = convert::resume(&file, &cipher.part_spec(), cipher, CrashAt::Never)?;
+    retry_transient(|| file.sync_all())?;
+    std::fs::rename(part_path, &final_path)?;
     if let Some(dir) = final_path.parent() {
         DirHandles::default().sync(dir)?;
     }
+    let (id, contains_sound) = carried(&file);
     Ok(Recovered {
         path: final_path,
-        samples: data,
+        samples,
+        id,
+        contains_sound,
     })
 }
 
@@ -318,8 +300,11 @@ pub fn recover_part(part_path: &Path) -> io::Result<Recovered> {
     if let Some(dir) = final_path.parent() {
         DirHandles::default().sync(dir)?;
     }
+    let (id, contains_sound) = carried(&file);
     Ok(Recovered {
         path: final_path,
         samples,
+        id,
+        contains_sound,
     })
 }

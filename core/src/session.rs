@@ -8,12 +8,16 @@
 //! marks itself `producer_active` (SeqCst) *before* it reads `state` (SeqCst); the writer reads
 //! `state` *before* `producer_active`. In the single SeqCst order either the push sees the stop
 //! (and writes nothing), or the writer sees the push active (and waits for the next poll). No
-//! side ever blocks, and the real-time side never waits for anything.
+//! side ever blocks, and the real-time side never waits for anything. The mark is an RAII guard
+//! ([`Entered`]): it is cleared when the guard drops, also while unwinding from a panic, so a
+//! panic in the middle of a push (caught by a host, the C ABI or Python) never leaves the writer
+//! waiting forever for a recording to settle.
 
 use crate::result::Reason;
 use crossbeam_utils::CachePadded;
 use rtrb::{Consumer, Producer, RingBuffer};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
 
 const RUNNING: u8 = 0;
 /// `keep_bytes` value meaning "keep everything" (no trimming).
@@ -73,14 +77,16 @@ impl SessionShared {
         Reason::from_code(self.state.load(Ordering::SeqCst))
     }
 
-    /// Producer side: marks a push in progress and returns the stop reason, if stopped.
-    pub(crate) fn enter(&self) -> Option<Reason> {
+    /// Producer side: marks a push in progress until the returned guard drops, and returns
+    /// the stop reason, if stopped. The guard holds its own reference (an atomic increment, no
+    /// allocation), so the recorder stays free to change itself while it lives.
+    pub(crate) fn enter(self: &Arc<Self>) -> (Entered, Option<Reason>) {
         self.producer.producer_active.store(true, Ordering::SeqCst);
-        self.stopped()
+        (Entered(Arc::clone(self)), self.stopped())
     }
 
     /// Producer side: the push is over; everything it wrote to the ring is published.
-    pub(crate) fn leave(&self) {
+    fn leave(&self) {
         self.producer.producer_active.store(false, Ordering::SeqCst);
     }
 
@@ -130,6 +136,16 @@ impl SessionShared {
     }
 }
 
+/// A push in progress (see the module docs): dropping it, normally or while unwinding, ends it.
+#[must_use = "the push ends when this guard drops"]
+pub(crate) struct Entered(Arc<SessionShared>);
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        self.0.leave();
+    }
+}
+
 /// A new audio ring of `capacity` bytes (G.711: one byte per sample).
 pub(crate) fn audio_ring(capacity: usize) -> (Producer<u8>, Consumer<u8>) {
     RingBuffer::new(capacity)
@@ -150,11 +166,24 @@ mod tests {
 
     #[test]
     fn writer_waits_for_an_active_push() {
-        let s = SessionShared::new(false);
-        assert_eq!(s.enter(), None);
+        let s = Arc::new(SessionShared::new(false));
+        let (entered, reason) = s.enter();
+        assert_eq!(reason, None);
         s.stop(Reason::Aborted);
         assert_eq!(s.settled(), None);
-        s.leave();
+        drop(entered);
         assert_eq!(s.settled(), Some(Reason::Aborted));
+    }
+
+    #[test]
+    fn a_panic_mid_push_still_ends_the_push() {
+        let s = Arc::new(SessionShared::new(false));
+        let caught = std::panic::catch_unwind(|| {
+            let (_entered, _) = s.enter();
+            panic!("a bug half-way through a push");
+        });
+        assert!(caught.is_err());
+        s.stop(Reason::Other);
+        assert_eq!(s.settled(), Some(Reason::Other), "the writer can finalize");
     }
 }

@@ -11,9 +11,19 @@
 //! it is open: the lock dies with the process, so a `.part` nobody holds locked is an orphan of a
 //! crashed process, which [`crate::recover`] may finalize, and a live one (this engine's or
 //! another process's on the same store) is never touched.
+//!
+//! A `.part` also carries what recovery cannot read from its audio, as extended attributes of
+//! the file (no second file, no second descriptor; they stay on the finished file):
+//! [`ID_XATTR`], the record action's `id` (set at session start when not empty), and
+//! [`SOUND_XATTR`], set by the writer once the recording is known to contain sound. On a
+//! filesystem without user extended attributes they are simply absent, and a recovered
+//! recording then reports `id` `""` and, unless its plain audio shows sound, `contains_sound`
+//! false.
 
+use std::ffi::CStr;
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -109,24 +119,57 @@ impl Store {
     }
 }
 
-impl RecordingPaths {
-    /// Where an `aescbc` recording is re-encrypted at finalize (`<final>.cbc.part`).
-    pub fn cbc_part_path(&self) -> PathBuf {
-        let mut name = self.final_path.clone().into_os_string();
-        name.push(".cbc.part");
-        PathBuf::from(name)
-    }
-}
-
 /// The suffix of a plain or `aesctr` recording being written.
 pub const PART_SUFFIX: &str = ".part";
 /// The suffix of an `aescbc` recording being written (CTR under the derived part key).
 pub const AESCBC_PART_SUFFIX: &str = ".aescbc.part";
 
+/// The extended attribute holding a recording's `id` (UTF-8, at most the option's 1,024 bytes).
+pub const ID_XATTR: &CStr = c"user.callrec.id";
+/// The extended attribute marking a recording that contains sound (value `1`).
+pub const SOUND_XATTR: &CStr = c"user.callrec.sound";
+
+/// Sets extended attribute `name` of `file` to `value` (one system call; no allocation).
+pub(crate) fn set_xattr(file: &File, name: &CStr, value: &[u8]) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated, `value` is valid for reads of its length, and the
+    // descriptor is open for as long as `file` is borrowed.
+    let r = unsafe {
+        libc::fsetxattr(
+            file.as_raw_fd(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Extended attribute `name` of `file`, if it has one of at most 4 KiB.
+pub(crate) fn get_xattr(file: &File, name: &CStr) -> Option<Vec<u8>> {
+    let mut value = vec![0u8; 4096];
+    // SAFETY: `name` is NUL-terminated, `value` is valid for writes of its length, and the
+    // descriptor is open for as long as `file` is borrowed.
+    let n = unsafe {
+        libc::fgetxattr(
+            file.as_raw_fd(),
+            name.as_ptr(),
+            value.as_mut_ptr().cast(),
+            value.len(),
+        )
+    };
+    let n = usize::try_from(n).ok()?;
+    value.truncate(n);
+    Some(value)
+}
+
 /// Takes the exclusive, non-blocking `flock` on `file`: an error (EWOULDBLOCK) means another
 /// open file description holds it, i.e. a live writer.
 pub fn try_lock(file: &File) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
     // SAFETY: flock on a file descriptor this `File` owns and keeps open for the call.
     let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if r == 0 {

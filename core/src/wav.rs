@@ -118,6 +118,11 @@ impl WavFile {
         Ok(())
     }
 
+    /// The file being written.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
     /// Audio bytes appended so far.
     pub fn data_bytes(&self) -> u64 {
         self.data_bytes

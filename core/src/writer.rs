@@ -12,8 +12,8 @@
 //! its name, *finished* sent; the sync thread then fsyncs the file and its directory (and any
 //! directory created for it, with its parent) and sends *available*. fsync can take milliseconds,
 //! and an `aescbc` conversion time proportional to the file, which is why neither runs on the
-//! writers: an `aescbc` recording is converted to CBC, renamed and reported *finished* by the
-//! sync thread.
+//! writers: an `aescbc` recording is converted to CBC (in place, journaled: see
+//! [`crate::convert`]), renamed and reported *finished* by the sync thread.
 //!
 //! **Nothing written is lost.** A write error (EIO, ENOSPC, EFBIG) stops the recording with
 //! `error` and finalizes the audio written before it into a valid file, reported by both events
@@ -28,7 +28,7 @@
 //! finished recording still becomes *available*. Only a failure that means the data may not be
 //! on disk is reported as `error`.
 
-use crate::cipher::{ctr_to_cbc, CipherSpec, EncryptionPlan};
+use crate::cipher::{CipherSpec, EncryptionPlan};
 use crate::g711::{transcode_into, Codec};
 use crate::metrics::EngineMetrics;
 use crate::result::{Event, EventKind, Reason, RecordingResult};
@@ -56,6 +56,8 @@ pub(crate) struct WriterSession {
     pub(crate) paths: RecordingPaths,
     pub(crate) id: String,
     pub(crate) failed: bool,
+    /// Whether the `.part` carries [`crate::store::SOUND_XATTR`] yet (for recovery).
+    pub(crate) sound_marked: bool,
     pub(crate) plan: EncryptionPlan,
 }
 
@@ -85,6 +87,12 @@ impl WriterSession {
         match self.wav.append(&mut scratch[..n]) {
             Ok(()) => metrics.add_bytes_written(n as u64),
             Err(_) => self.fail(metrics),
+        }
+        if !self.sound_marked && self.shared.contains_sound() {
+            // Once per recording: recovery after a crash then reports contains_sound truly,
+            // even for an encrypted `.part` whose audio it cannot read. No allocation.
+            self.sound_marked = true;
+            let _ = crate::store::set_xattr(self.wav.file(), crate::store::SOUND_XATTR, b"1");
         }
     }
 
@@ -129,7 +137,8 @@ impl WriterSession {
         metrics.finish_recording();
         let mut keep = shared.keep_bytes();
         if failed && plan.is_cbc() {
-            // The disk refused more: CBC's padding must fit where the `.part` already reached.
+            // The disk refused more: CBC's padding must fit where the `.part` already reached
+            // (and the conversion cuts more if its journal does not fit: crate::convert).
             keep = keep.min(
                 wav.data_bytes()
                     .saturating_sub(2 * crate::cipher::BLOCK as u64),
@@ -177,36 +186,25 @@ fn finished(events: &Sender<Event>, result: &RecordingResult) {
     });
 }
 
-/// Turns the finalized part-key CTR `.part` into the user's CBC file at its final name: decrypt
-/// and re-encrypt, streaming, into `<name>.cbc.part` (0600), rename it to the final name, then
-/// remove the `.part`. A crash at any point leaves the `.part` (recoverable with the key) until
-/// the final file exists; recovery removes a leftover `.cbc.part`.
+/// Turns the finalized part-key CTR `.part` into the user's CBC file, in place and journaled
+/// ([`crate::convert`]: no second copy, no second file descriptor, a crash at any point leaves
+/// a `.part` that `callrec recover` finishes with the key), then renames it to its final name.
 fn convert_to_cbc(
-    mut part: File,
+    part: File,
     part_spec: &CipherSpec,
     cbc: &CipherSpec,
     paths: &RecordingPaths,
-) -> io::Result<File> {
-    use std::io::{Seek, SeekFrom, Write};
-    let mut out = crate::store::create_private(&paths.cbc_part_path())?;
-    let converted = (|| {
-        part.seek(SeekFrom::Start(0))?;
-        ctr_to_cbc(
-            part_spec,
-            &mut std::io::BufReader::new(&mut part),
-            cbc,
-            &mut out,
-        )?;
-        out.flush()?;
-        retry_transient(|| out.sync_all())?;
-        std::fs::rename(paths.cbc_part_path(), &paths.final_path)
-    })();
-    if let Err(e) = converted {
-        let _ = std::fs::remove_file(paths.cbc_part_path());
-        return Err(e);
-    }
-    std::fs::remove_file(&paths.part_path)?;
-    Ok(out)
+    failed: bool,
+) -> io::Result<(File, u64)> {
+    let samples = crate::convert::convert_part(
+        &part,
+        part_spec,
+        cbc,
+        failed,
+        crate::convert::CrashAt::Never,
+    )?;
+    std::fs::rename(&paths.part_path, &paths.final_path)?;
+    Ok((part, samples))
 }
 
 /// A finished file waiting to be made durable (and for `aescbc`, converted first).
@@ -229,7 +227,13 @@ impl DirHandles {
             if self.0.len() >= 8 {
                 self.0.clear(); // a new day: yesterday's handles are done with
             }
-            let handle = retry_transient(|| File::open(dir))?;
+            let handle = File::open(dir).or_else(|e| {
+                if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+                    // At the open-file limit the kept handles are the ones to give back.
+                    self.0.clear();
+                }
+                retry_transient(|| File::open(dir))
+            })?;
             self.0.insert(dir.to_path_buf(), handle);
         }
         let handle = &self.0[dir];
@@ -271,9 +275,11 @@ fn convert(mut job: SyncJob, events: &Sender<Event>, metrics: &EngineMetrics) ->
     let Some((part_spec, cbc)) = job.convert.take() else {
         return Some(job);
     };
-    match convert_to_cbc(job.file, &part_spec, &cbc, &job.paths) {
-        Ok(f) => {
+    let failed = job.result.reason == Reason::Error;
+    match convert_to_cbc(job.file, &part_spec, &cbc, &job.paths, failed) {
+        Ok((f, samples)) => {
             job.file = f;
+            job.result.samples = samples;
             finished(events, &job.result);
             Some(job)
         }
@@ -298,17 +304,21 @@ fn sync_batch(batch: Vec<SyncJob>, events: &Sender<Event>, dirs: &mut DirHandles
         .iter()
         .map(|j| retry_transient(|| j.file.sync_all()).is_ok())
         .collect();
-    let dir_of = |job: &SyncJob| {
-        job.paths
+    // The files are closed before any directory is opened: a process at its open-file limit
+    // then still has a descriptor for the directory (no extra one is ever needed).
+    let batch: Vec<(RecordingPaths, RecordingResult)> =
+        batch.into_iter().map(|j| (j.paths, j.result)).collect();
+    let dir_of = |(paths, _): &(RecordingPaths, RecordingResult)| {
+        paths
             .final_path
             .parent()
             .unwrap_or(Path::new("."))
             .to_path_buf()
     };
-    let needed = |job: &SyncJob| -> Vec<PathBuf> {
+    let needed = |job: &(RecordingPaths, RecordingResult)| -> Vec<PathBuf> {
         std::iter::once(dir_of(job))
             .chain(
-                job.paths
+                job.0
                     .created_dirs
                     .iter()
                     .filter_map(|d| d.parent().map(Path::to_path_buf)),
@@ -325,7 +335,7 @@ fn sync_batch(batch: Vec<SyncJob>, events: &Sender<Event>, dirs: &mut DirHandles
     }
     let failed: Vec<PathBuf> = todo.into_iter().filter(|d| dirs.sync(d).is_err()).collect();
     for (job, ok) in batch.iter().zip(file_ok) {
-        let mut result = job.result.clone();
+        let mut result = job.1.clone();
         if ok && needed(job).iter().all(|d| !failed.contains(d)) {
             result.file_available = true;
         } else {

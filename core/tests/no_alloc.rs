@@ -2,8 +2,13 @@
 //! `status`, `abort` and `feed` when the ring has room never allocate, over more than 100,000
 //! frames and every phase (partial frames included), with in-band DTMF detection on (the
 //! default), masking through the delay line, and an in-band barge-in; and the writer's steady state
-//! allocates nothing per drained frame. A counting global allocator counts every allocation,
-//! per thread (the media thread) and in total (the writer, during the steady-state window).
+//! allocates nothing per drained frame. A counting global allocator counts every allocation
+//! per thread: on the media thread (a thread-local counter), and on the engine's writer and sync
+//! threads (found by name in /proc/self/task, matched by thread id in the allocator) during the
+//! steady-state window. Only those threads are under the real-time rule: the engine's recovery
+//! thread (`callrec-recover`, which walks the store once at start) may run late on a loaded
+//! machine and allocates, which made an all-process count fail intermittently ("3 allocations in
+//! the process"); it is reported, not asserted.
 //! One test in this binary, run without libtest's harness (`harness = false` in Cargo.toml), so
 //! nothing else in the process allocates alongside it: libtest's own threads would (its "has
 //! been running for over 60 seconds" notice allocates, which a slow debug run under load hits).
@@ -13,12 +18,17 @@ use callrec::{Codec, Engine, EngineConfig, Reason, RecordOptions, Recorder, Stat
 use common::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
 
 struct Counting;
 
 static ALL_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+/// Thread ids of the engine's writer and sync threads (0: an empty slot).
+static ENGINE_TIDS: [AtomicI32; 64] = [const { AtomicI32::new(0) }; 64];
+/// Whether the allocator looks up the allocating thread in ENGINE_TIDS.
+static WATCHING: AtomicBool = AtomicBool::new(false);
+static ENGINE_THREAD_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 thread_local! {
     static COUNTING: Cell<bool> = const { Cell::new(false) };
     static THIS_THREAD: Cell<u64> = const { Cell::new(0) };
@@ -26,6 +36,13 @@ thread_local! {
 
 fn note() {
     ALL_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    if WATCHING.load(Ordering::Relaxed) {
+        // SAFETY: gettid has no preconditions and cannot fail.
+        let tid = unsafe { libc::gettid() };
+        if ENGINE_TIDS.iter().any(|t| t.load(Ordering::Relaxed) == tid) {
+            ENGINE_THREAD_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
     let _ = COUNTING.try_with(|on| {
         if on.get() {
             let _ = THIS_THREAD.try_with(|n| n.set(n.get() + 1));
@@ -62,6 +79,21 @@ static GLOBAL: Counting = Counting;
 fn count_on_this_thread(on: bool) -> u64 {
     COUNTING.with(|c| c.set(on));
     THIS_THREAD.with(|n| n.get())
+}
+
+/// Records the thread ids of the engine's writer and sync threads (by their names, which the
+/// kernel keeps to 15 bytes: `callrec-writer-`, `callrec-sync-N`); returns how many.
+fn watch_engine_threads() -> usize {
+    let mut n = 0;
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.starts_with("callrec-writer") || comm.starts_with("callrec-sync") {
+            let tid: i32 = task.file_name().to_str().unwrap().parse().unwrap();
+            ENGINE_TIDS[n].store(tid, Ordering::SeqCst);
+            n += 1;
+        }
+    }
+    n
 }
 
 /// `frames` frames of a steady 1 kHz tone at about -18 dBm0 (stationary: not speech).
@@ -212,8 +244,17 @@ fn real_time_path_and_writer_steady_state_do_not_allocate() {
     while e.metrics().bytes_written == 0 {
         std::thread::sleep(Duration::from_millis(1));
     }
+    // Not real-time work: reading /proc allocates, so this thread's counting pauses for it.
+    count_on_this_thread(false);
+    let watched = watch_engine_threads();
+    count_on_this_thread(true);
+    assert!(
+        watched >= 2,
+        "the engine's writer and sync threads ({watched} found)"
+    );
 
-    // --- Steady-state window: no allocation anywhere in the process. ---
+    // --- Steady-state window: no allocation on the writer and sync threads. ---
+    WATCHING.store(true, Ordering::SeqCst);
     let all_before = ALL_ALLOCATIONS.load(Ordering::SeqCst);
     let written_before = e.metrics().bytes_written;
     for i in 0..100_000 {
@@ -260,12 +301,17 @@ fn real_time_path_and_writer_steady_state_do_not_allocate() {
     while e.metrics().bytes_written < written_before + pushed_bytes as u64 - 5 * 4096 {
         std::thread::sleep(Duration::from_millis(1));
     }
-    let all_after = ALL_ALLOCATIONS.load(Ordering::SeqCst);
+    let engine_threads = ENGINE_THREAD_ALLOCATIONS.load(Ordering::SeqCst);
+    let elsewhere = ALL_ALLOCATIONS.load(Ordering::SeqCst) - all_before - engine_threads;
     assert_eq!(
-        all_after - all_before,
-        0,
-        "allocations in the process while pushing and writing 350,000 frames"
+        engine_threads, 0,
+        "allocations on the writer and sync threads while pushing and writing 350,000 frames"
     );
+    if elsewhere > 0 {
+        // The media thread's own count is asserted below; what is left is e.g. a late
+        // recovery thread, which is not under the real-time rule.
+        eprintln!("note: {elsewhere} allocations on other threads during the window");
+    }
     // An in-band barge-in key (masked), and a hangup that flushes the delay line.
     let mut status = Status::Recording;
     for piece in hash.chunks(FRAME) {
@@ -322,6 +368,11 @@ fn real_time_path_and_writer_steady_state_do_not_allocate() {
     }
     e.shutdown();
     assert_eq!(e.metrics().frames_dropped, 0);
+    // The engine-thread counter works: finalizing (events, renames) allocates on those threads.
+    assert!(
+        ENGINE_THREAD_ALLOCATIONS.load(Ordering::SeqCst) > engine_threads,
+        "finalizing is seen allocating on the writer and sync threads"
+    );
 }
 
 fn main() {

@@ -21,6 +21,9 @@ const KEY: &str = "603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914d
 const IV: &str = "000102030405060708090a0b0c0d0e0f";
 const PUSHED: usize = 250 * FRAME; // 5 s
 const BATCH: usize = 4096;
+/// The record action's id, which the recovered results must echo (kept in the `.part`'s
+/// extended attributes).
+const ID: &str = r"call-9 \u00fc"; // a JSON escape: the id is "call-9 ü"
 
 fn options(mode: &str) -> RecordOptions {
     let cipher = match mode {
@@ -32,7 +35,7 @@ fn options(mode: &str) -> RecordOptions {
     // The fixed threshold: the pushed sound starts at the first frame, with no line before it
     // for the adaptive detector to measure it against (see `common::sound`).
     RecordOptions::from_json(&format!(
-        r#"{{"seconds_max_duration":3600,"milliseconds_max_silence":600000,"silence_threshold_db":-40{cipher}}}"#
+        r#"{{"id":"{ID}","seconds_max_duration":3600,"milliseconds_max_silence":600000,"silence_threshold_db":-40{cipher}}}"#
     ))
     .unwrap()
 }
@@ -88,13 +91,24 @@ fn record_and_kill(mode: &str, dir: &Path) -> PathBuf {
         "{}{suffix}",
         dir.join(filename.trim_start_matches('/')).display()
     ));
+    // Wait for the writer to catch up: the recording starts within the first 20 frames (the
+    // detector decides), and the last batch it cannot drain is under 4,096 bytes, so the file
+    // reaches at least this and then stops growing. (Waiting for `PUSHED - BATCH` alone, as
+    // before, never ended when the start and the undrained rest added up to more than a batch.)
     let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::metadata(&part).map_or(0, |m| m.len()) < (58 + PUSHED - BATCH) as u64 {
+    let len = || std::fs::metadata(&part).map_or(0, |m| m.len());
+    let mut last = 0;
+    loop {
         assert!(
             Instant::now() < deadline,
             "the writer never wrote the audio"
         );
-        std::thread::sleep(Duration::from_millis(10));
+        let now = len();
+        if now >= (58 + PUSHED - BATCH - 20 * FRAME) as u64 && now == last {
+            break;
+        }
+        last = now;
+        std::thread::sleep(Duration::from_millis(100));
     }
     // SAFETY: sends SIGKILL to our own child process, still alive (not yet waited for).
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGKILL) }, 0);
@@ -130,6 +144,8 @@ fn recovered_on_start(mode: &str) {
     for ev in [&finished, &available] {
         assert_eq!(ev.result.reason, Reason::Other);
         assert!(ev.result.recovered);
+        assert_eq!(ev.result.id, "call-9 \u{fc}");
+        assert!(ev.result.contains_sound, "5 s of speech-like sound");
         assert!(ev
             .result
             .action_result_json()
@@ -193,5 +209,7 @@ fn aescbc_is_kept_and_recovered_with_the_key() {
     decrypt_stream(&cbc, &mut &bytes[..], &mut plain).unwrap();
     let info = callrec::wav::parse(&plain).unwrap();
     assert_eq!(done.samples, info.data.len() as u64);
+    assert_eq!(done.id, "call-9 \u{fc}");
+    assert!(done.contains_sound);
     check_audio(&plain[info.data]);
 }

@@ -39,6 +39,7 @@ pub use dtmf::*;
 use handle::{HandleError, Table};
 use std::ffi::{c_char, CStr};
 use std::fmt;
+use std::io::ErrorKind;
 use std::time::Duration;
 
 /// Codec value: G.711 A-law.
@@ -93,11 +94,14 @@ pub enum callrec_result {
     /// `callrec_recorder_feed` waited its whole timeout for the writer; `fed_out` says how
     /// much of the input was taken.
     Timeout = 17,
+    /// `callrec_recover_aescbc` refused the file: not an `.aescbc.part`, in use by a live
+    /// recording, or the key and IV do not decrypt it. Nothing was changed.
+    Refused = 18,
 }
 
 impl callrec_result {
     /// Every code, in numeric order.
-    const ALL: [callrec_result; 18] = [
+    const ALL: [callrec_result; 19] = [
         callrec_result::Ok,
         callrec_result::NullParameter,
         callrec_result::InvalidOptions,
@@ -116,6 +120,7 @@ impl callrec_result {
         callrec_result::Busy,
         callrec_result::TooManyHandles,
         callrec_result::Timeout,
+        callrec_result::Refused,
     ];
 
     /// The one message table: what each code means, as a static C string.
@@ -145,6 +150,9 @@ impl callrec_result {
             callrec_result::Busy => c"the recorder is in use by another thread",
             callrec_result::TooManyHandles => c"too many live handles",
             callrec_result::Timeout => c"timed out waiting for the writer (ring full)",
+            callrec_result::Refused => {
+                c"refused: not an aescbc .part, in use, or the key and IV do not decrypt it"
+            }
         }
     }
 }
@@ -282,6 +290,20 @@ pub struct callrec_metrics {
     /// `aescbc` recordings whose key and IV the engine had already used (`aesctr` reuse is
     /// refused with `CALLREC_RESULT_INVALID_OPTIONS` instead).
     pub cbc_key_iv_reused: u64,
+    /// Orphaned `.part` files of a crashed process that this engine finalized at start.
+    pub recordings_recovered: u64,
+    /// Orphaned `.part` files this engine kept rather than finalized (an `aescbc` one needs the
+    /// key): listed by `callrec_engine_kept_orphan`, never deleted.
+    pub orphans_kept: u64,
+    /// Publishing (`"publish"` in the engine configuration; all four are 0 without it):
+    /// recordings uploaded, verified and reported available.
+    pub publish_uploaded: u64,
+    /// Upload attempts that failed (each retry counts).
+    pub publish_failed_attempts: u64,
+    /// Recordings reported with reason `error` after `max_age_seconds` of failed uploads.
+    pub publish_gave_up: u64,
+    /// Recordings in the outbox now (waiting for their upload or a retry).
+    pub publish_pending: u64,
 }
 
 /// A recording engine: a store, writer threads and an events queue. Opaque: the handle is a
@@ -521,7 +543,9 @@ pub unsafe extern "C" fn callrec_engine_metrics(
     ffi_panic_boundary! {
         try_non_null!(engine);
         try_out!(metrics_out);
-        let m = try_engine!(engine).metrics();
+        let engine = try_engine!(engine);
+        let m = engine.metrics();
+        let p = engine.publish_metrics().unwrap_or_default();
         write_out!(metrics_out, callrec_metrics {
             frames_dropped: m.frames_dropped,
             bytes_written: m.bytes_written,
@@ -529,8 +553,109 @@ pub unsafe extern "C" fn callrec_engine_metrics(
             recordings_finished: m.recordings_finished,
             write_errors: m.write_errors,
             cbc_key_iv_reused: m.cbc_key_iv_reused,
+            recordings_recovered: m.recordings_recovered,
+            orphans_kept: m.orphans_kept,
+            publish_uploaded: p.uploaded,
+            publish_failed_attempts: p.failed_attempts,
+            publish_gave_up: p.gave_up,
+            publish_pending: p.pending,
         });
         callrec_result::Ok
+    }
+}
+
+/// Writes into `count_out` how many orphaned `.part` files the engine has kept so far (its
+/// recovery thread adds to the list as it walks the store; it never shrinks). Any thread; not
+/// real-time safe (takes a lock).
+///
+/// # Safety
+/// `count_out` must be valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn callrec_engine_kept_orphan_count(
+    engine: *const callrec_engine,
+    count_out: *mut usize,
+) -> callrec_result {
+    ffi_panic_boundary! {
+        try_non_null!(engine);
+        try_out!(count_out);
+        let count = try_engine!(engine).kept_orphans().len();
+        write_out!(count_out, count);
+        callrec_result::Ok
+    }
+}
+
+/// Copies the path of kept orphan number `index` (from 0, below
+/// `callrec_engine_kept_orphan_count`) into `buf`, NUL-terminated; `len_out` gets its length
+/// (also on `CALLREC_RESULT_BUFFER_TOO_SMALL`). An `.aescbc.part` is finished by
+/// `callrec_recover_aescbc` with its key. An index out of range is
+/// `CALLREC_RESULT_INVALID_ARGUMENT`. Any thread; not real-time safe.
+///
+/// # Safety
+/// `buf` must be valid for writes of `buf_len` bytes; `len_out` valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn callrec_engine_kept_orphan(
+    engine: *const callrec_engine,
+    index: usize,
+    buf: *mut c_char,
+    buf_len: usize,
+    len_out: *mut usize,
+) -> callrec_result {
+    ffi_panic_boundary! {
+        try_non_null!(engine);
+        let kept = try_engine!(engine).kept_orphans();
+        let Some(path) = kept.get(index) else {
+            return callrec_result::InvalidArgument;
+        };
+        let Some(path) = path.to_str() else {
+            return callrec_result::InvalidUtf8;
+        };
+        // SAFETY: forwarded from this function's contract.
+        unsafe { copy_out(path, buf, buf_len, len_out) }
+    }
+}
+
+/// Finishes a crashed `aescbc` recording's `.aescbc.part` with its key and IV (hex, as in the
+/// record action's `encryption_cipher`; not NUL-terminated, pass the lengths), whatever state
+/// the crash left it in (its conversion to CBC half done included): the CBC file is written in
+/// place, renamed to the `.part`'s name without `.aescbc.part`, and fsynced with its directory;
+/// `samples_out` gets the audio samples it holds. A file that is not an `.aescbc.part`, is being
+/// recorded, or whose header the key and IV do not decrypt gives `CALLREC_RESULT_REFUSED` and is
+/// left unchanged; a key or IV that is not valid hex of an AES size,
+/// `CALLREC_RESULT_INVALID_ARGUMENT`; an I/O error, `CALLREC_RESULT_IO`. Any thread; takes time
+/// proportional to the file (run it off real-time threads).
+///
+/// # Safety
+/// `part_path`, `key_hex` and `iv_hex` must be valid for reads of their lengths; `samples_out`
+/// valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn callrec_recover_aescbc(
+    part_path: *const c_char,
+    part_path_len: usize,
+    key_hex: *const c_char,
+    key_hex_len: usize,
+    iv_hex: *const c_char,
+    iv_hex_len: usize,
+    samples_out: *mut u64,
+) -> callrec_result {
+    ffi_panic_boundary! {
+        try_out!(samples_out);
+        let path = try_str!(part_path, part_path_len);
+        let key = try_str!(key_hex, key_hex_len);
+        let iv = try_str!(iv_hex, iv_hex_len);
+        let Ok(spec) = callrec::cipher::CipherSpec::from_hex(callrec::cipher::Mode::Cbc, key, iv)
+        else {
+            return callrec_result::InvalidArgument;
+        };
+        match callrec::recover::recover_aescbc(std::path::Path::new(path), &spec) {
+            Ok(done) => {
+                write_out!(samples_out, done.samples);
+                callrec_result::Ok
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::InvalidInput | ErrorKind::InvalidData) => {
+                callrec_result::Refused
+            }
+            Err(_) => callrec_result::Io,
+        }
     }
 }
 

@@ -4,14 +4,21 @@ The server is started and stopped here by PID (`WEED` is its command, SeaweedFS 
 everything read back goes through boto3, an S3 client independent of callrec's, so the checks
 hold for any S3-compatible server. Prints one line per passed check and `N passed, 0 failed`.
 
-Usage: s3_e2e.py CALLREC_BIN WORKDIR [C_HOST] [PYTHON_WITH_CALLREC]
+Usage: s3_e2e.py CALLREC_BIN WORKDIR [C_HOST [PYTHON_WITH_CALLREC [C_PUBLISH_TEST]]]
 
 C_HOST is examples/c/record_file built against the C library; PYTHON_WITH_CALLREC a Python
-with the callrec wheel installed. Each runs the same publish path as its host.
+with the callrec wheel and pytest installed. Each runs the same publish path as its host.
+C_PUBLISH_TEST is ffi/tests/c/test_publish.c built (the C API's publish counters); the
+Python bindings' counters and `publish_error` are checked by python/tests/test_publish.py,
+run here with the server's environment. `callrec serve
+--publish` is checked with ffmpeg as the RTP sender and a webhook receiver here that looks the
+object up (with boto3) the moment recording_available_page arrives. S3_E2E_ONLY=serve runs only
+those checks (for development; scripts/test-publish runs them all).
 """
 
 import base64
 import hashlib
+import http.server
 import json
 import os
 import select
@@ -19,7 +26,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import boto3
@@ -28,6 +37,7 @@ import botocore.exceptions
 CALLREC, WORK = Path(sys.argv[1]).resolve(), Path(sys.argv[2]).resolve()
 C_HOST = sys.argv[3] if len(sys.argv) > 3 else None
 PY_HOST = sys.argv[4] if len(sys.argv) > 4 else None
+C_TEST = sys.argv[5] if len(sys.argv) > 5 else None
 ROOT = Path(__file__).resolve().parents[2]
 HELLO = ROOT / "examples" / "hello.wav"
 ACCESS, SECRET = "callrec-test", "callrec-test-secret-0123456789"
@@ -83,15 +93,20 @@ class Server:
              "-s3.port.iceberg=0", "-s3.port.lance=0",
              "-master.volumeSizeLimitMB=64", "-volume.max=20"],
             stdout=log, stderr=log)
-        deadline = time.monotonic() + 120
+        began = time.monotonic()
+        deadline = began + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 sys.exit(f"the S3 server exited: see {WORK / 'weed.log'}")
             try:
                 s3().list_objects_v2(Bucket=BUCKET, MaxKeys=1)
+                print(f"   (S3 server answering after {time.monotonic() - began:.1f} s)",
+                      flush=True)
                 return
             except botocore.exceptions.ClientError as e:
                 if e.response["Error"]["Code"] == "NoSuchBucket":
+                    print(f"   (S3 server answering after {time.monotonic() - began:.1f} s)",
+                          flush=True)
                     return
             except (botocore.exceptions.BotoCoreError, OSError):
                 pass
@@ -99,18 +114,19 @@ class Server:
         sys.exit("the S3 server did not answer within 120 s")
 
     def stop(self):
+        """An outage as a crash does it (SIGKILL): SeaweedFS's graceful stop takes ~25 s, and
+        nothing it holds unsynced is read again (each object is read back when published)."""
+        began = time.monotonic()
         if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            self.proc.kill()
+            self.proc.wait()
         self.proc = None
+        print(f"   (S3 server stopped in {time.monotonic() - began:.1f} s)", flush=True)
 
 
 def s3(secret=SECRET):
-    return boto3.client(
+    # A session of its own: the webhook receiver's threads make clients too.
+    return boto3.session.Session().client(
         "s3", endpoint_url=ENDPOINT, region_name="us-east-1", aws_access_key_id=ACCESS,
         aws_secret_access_key=secret,
         config=boto3.session.Config(retries={"max_attempts": 1}, connect_timeout=2,
@@ -193,7 +209,9 @@ def main():
                        input=f"s3.bucket.create -name {BUCKET}\n".encode(), check=True,
                        stdout=subprocess.DEVNULL, timeout=60)
         s3().head_bucket(Bucket=BUCKET)
-        run_checks(server)
+        if os.environ.get("S3_E2E_ONLY") != "serve":
+            run_checks(server)
+        serve_checks(server)
     finally:
         server.stop()
     print(f"{passed} passed, 0 failed")
@@ -349,6 +367,201 @@ def run_checks(server):
         code, rest = host.finish()
         assert code == 0 and rest == [], (code, rest)
         check(f"{name} host: publish in the engine configuration, available after a verified upload")
+
+    # The bindings' publish counters (and Python's Result.publish_error): a verified upload, and
+    # a bad credential that gives up after the age bound.
+    if C_TEST:
+        r = subprocess.run([C_TEST, str(WORK / "c-test"), f"s3://{BUCKET}/c-test"],
+                           capture_output=True, text=True, env=env(), timeout=300)
+        print(r.stdout[-2000:], r.stderr[-2000:])
+        assert r.returncode == 0 and r.stdout.rstrip().endswith(" passed, 0 failed"), r.returncode
+        check("C API: callrec_metrics' publish counters after an upload and after giving up")
+    else:
+        print("SKIPPED: the C API publish counters (no C test given)")
+    if PY_HOST:
+        r = subprocess.run([PY_HOST, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+                            str(ROOT / "python" / "tests" / "test_publish.py")],
+                           cwd=WORK, capture_output=True, text=True, timeout=300,
+                           env={**env(), "CALLREC_TEST_S3_URL": f"s3://{BUCKET}/py-test"})
+        print(r.stdout[-2000:], r.stderr[-2000:])
+        assert r.returncode == 0 and "3 passed" in r.stdout and "skipped" not in r.stdout, \
+            "python/tests/test_publish.py failed"
+        check("Python: metrics()' publish counters and Result.publish_error (pytest)")
+
+
+class WebApp:
+    """The web app behind `callrec serve`: records every webhook it gets; on
+    recording_available_page it first looks the object up in the S3 server, so what was there
+    at the moment the page was called is known."""
+
+    def __init__(self, prefix):
+        self.calls, self.cond = [], threading.Condition()
+        app = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                result = body["action_result"]["result"]
+                page = self.path.rsplit("/", 1)[-1]
+                call = {"page": page, "result": result, "object_present": None}
+                if page == "available":
+                    try:
+                        s3().head_object(Bucket=BUCKET, Key=key_of(prefix, result["filename"]))
+                        call["object_present"] = True
+                    except botocore.exceptions.ClientError:
+                        call["object_present"] = False
+                with app.cond:
+                    app.calls.append(call)
+                    app.cond.notify_all()
+                self.send_response(204 if page == "available" else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def of(self, filename):
+        with self.cond:
+            return [c for c in self.calls if c["result"]["filename"] == filename]
+
+    def wait(self, filename, page, timeout):
+        """The first call of `page` for the recording, waiting up to `timeout` s; None if none."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                found = [c for c in self.calls
+                         if c["result"]["filename"] == filename and c["page"] == page]
+                left = deadline - time.monotonic()
+                if found or left <= 0:
+                    return found[0] if found else None
+                self.cond.wait(left)
+
+
+def free_udp_pair():
+    """A loopback UDP port p with p + 1 free too (two recordings' RTP ports)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            p = s.getsockname()[1]
+        if p >= 65535:
+            continue
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind(("127.0.0.1", p + 1))
+        except OSError:
+            continue
+        return p
+
+
+def send_rtp(port, seconds=None):
+    """ffmpeg sends examples/hello.wav (or its first `seconds`) as 20 ms PCMA RTP, in real time."""
+    limit = ["-t", str(seconds)] if seconds else []
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-re", *limit, "-i", str(HELLO),
+                    "-af", "asetnsamples=n=160:p=0", "-c:a", "pcm_alaw", "-packetsize", "172",
+                    "-f", "rtp", f"rtp://127.0.0.1:{port}"],
+                   check=True, stdout=subprocess.DEVNULL, timeout=120)
+
+
+def serve_checks(server):
+    """`callrec serve --publish`: RTP in, next_page, then recording_available_page only once the
+    object is stored; an object store that is down delays the second page, nothing is lost."""
+    prefix, store = "serve", WORK / "store-serve"
+    app = WebApp(prefix)
+    (api_port,) = free_ports(1)
+    rtp = free_udp_pair()
+    token = base64.b16encode(os.urandom(12)).decode()
+    (WORK / "serve-token").write_text(token + "\n")
+    api = f"http://127.0.0.1:{api_port}"
+
+    def call(method, path, body=None):
+        request = urllib.request.Request(
+            api + path, method=method, data=json.dumps(body).encode() if body else None,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            text = answer.read()
+            return json.loads(text) if answer.headers.get_content_type() == "application/json" \
+                else text.decode()
+
+    def start_record(record_id):
+        pages = {"next_page": {"url": "next"}, "recording_available_page": {"url": "available"}}
+        answer = call("POST", "/v1/records", {"record": {"id": record_id, **pages},
+                                              "media": {"codec": "alaw", "payload_type": 8}})
+        return answer["record_id"], answer["rtp"]["port"], answer["filename"]
+
+    log = open(WORK / "serve.log", "ab")
+    proc = subprocess.Popen(
+        [str(CALLREC), "serve", "--listen", f"127.0.0.1:{api_port}", "--rtp-ports",
+         f"{rtp}-{rtp + 1}", "--store", str(store), "--app-url",
+         f"http://127.0.0.1:{app.port}/app/", "--token-file", str(WORK / "serve-token"),
+         "--publish", f"s3://{BUCKET}/{prefix}", "--rtp-timeout-ms", "3000",
+         "--webhook-backoff-ms", "100"], env=env(), stdout=log, stderr=log)
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(api + "/v1/health", timeout=1).read()
+                break
+            except OSError:
+                assert proc.poll() is None, f"serve exited: see {WORK / 'serve.log'}"
+                time.sleep(0.1)
+
+        # A whole call: next_page (file_available false), then recording_available_page with
+        # the object already in the store, byte-equal to the store's file, with the metadata.
+        _, port, filename = start_record("serve-1")
+        send_rtp(port)
+        nxt = app.wait(filename, "next", 60)
+        assert nxt and nxt["result"]["file_available"] is False, nxt
+        avail = app.wait(filename, "available", 120)
+        assert avail, "no recording_available_page"
+        assert avail["object_present"] is True, "recording_available_page before the object"
+        assert avail["result"]["file_available"] is True, avail
+        assert app.of(filename).index(nxt) < app.of(filename).index(avail)
+        meta = assert_published(store, prefix, avail["result"])
+        assert meta["id"] == "serve-1" and avail["result"]["reason"] == "silence", (meta, avail)
+        check("serve --publish: RTP from ffmpeg; next_page, then recording_available_page with "
+              "the object stored, byte-equal, metadata")
+
+        # The object store is down when the call ends: next_page at once, the available page
+        # only after the store is back, then with the object in place.
+        server.stop()
+        record_id, port, filename = start_record("serve-outage")
+        send_rtp(port, seconds=2)
+        call("POST", f"/v1/records/{record_id}/hangup")
+        nxt = app.wait(filename, "next", 60)
+        assert nxt and nxt["result"]["reason"] == "hangup", nxt
+        assert nxt["result"]["file_available"] is False, nxt
+        assert app.wait(filename, "available", 5) is None, "available while the store was down"
+        server.start()
+        avail = app.wait(filename, "available", 120)
+        assert avail and avail["object_present"] is True, avail
+        assert avail["result"]["file_available"] is True, avail
+        assert_published(store, prefix, avail["result"])
+        check("serve --publish, object store down when the call ended: recording_available_page "
+              "only after it returned, object correct")
+
+        # The publisher's counters on /metrics (Prometheus text): two uploads, the outage's
+        # failed attempts, nothing given up or pending.
+        metrics = dict(line.split() for line in call("GET", "/metrics").splitlines()
+                       if line.startswith("callrec_publish_"))
+        assert metrics["callrec_publish_uploaded_total"] == "2", metrics
+        assert int(metrics["callrec_publish_failed_attempts_total"]) >= 1, metrics
+        assert metrics["callrec_publish_gave_up_total"] == "0", metrics
+        assert metrics["callrec_publish_pending"] == "0", metrics
+        check(f"serve /metrics: the publisher's counters ({metrics})")
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        code = proc.wait(120)
+    assert code == 0, f"serve exited {code}: see {WORK / 'serve.log'}"
+    pages = {}
+    for c in app.calls:
+        pages.setdefault(c["result"]["filename"], []).append(c["page"])
+    assert all(p == ["next", "available"] for p in pages.values()) and len(pages) == 2, pages
+    app.server.shutdown()
+    check("serve --publish: SIGTERM exits 0; each recording got each page exactly once")
 
 
 if __name__ == "__main__":

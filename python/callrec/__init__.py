@@ -31,6 +31,7 @@ from ._callrec import (
     Status,
     __version__,
     frame_energy_dbm0,
+    recover_aescbc,
 )
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "dtmf",
     "frame_energy_dbm0",
     "g711",
+    "recover_aescbc",
 ]
 
 

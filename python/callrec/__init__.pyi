@@ -21,6 +21,7 @@ __all__ = [
     "dtmf",
     "frame_energy_dbm0",
     "g711",
+    "recover_aescbc",
 ]
 
 class OptionsError(ValueError):
@@ -79,6 +80,9 @@ class Result:
     @property
     def frames_dropped(self) -> int:
         """Frames lost because the writer fell behind (0 on a healthy system)."""
+    @property
+    def publish_error(self) -> str | None:
+        """Why publishing gave up (an available event with reason "error"), else None."""
     def action_result_json(self) -> str:
         """The record action's {"action":"record","result":{...}} JSON."""
     def to_dict(self) -> dict[str, Any]:
@@ -158,7 +162,10 @@ class Engine:
     def events(self, timeout: float | None = None) -> Events:
         """Iterates over events as they come."""
     def metrics(self) -> dict[str, int]:
-        """The engine's counters."""
+        """The engine's counters, the publisher's included (publish_uploaded,
+        publish_failed_attempts, publish_gave_up, publish_pending; 0 when not publishing)."""
+    def kept_orphans(self) -> list[Path]:
+        """Orphaned `.part` files this engine kept (an `.aescbc.part` needs its key)."""
     @property
     def store(self) -> Path:
         """The store's root directory."""
@@ -172,3 +179,6 @@ class Engine:
 
 def frame_energy_dbm0(frame: Buffer, codec: str = "alaw") -> float:
     """The level of a frame of G.711 audio in dBm0."""
+
+def recover_aescbc(part: str | os.PathLike[str], key: str, iv: str) -> tuple[Path, int]:
+    """Finishes a crashed aescbc recording's `.aescbc.part` with its key: (path, samples)."""

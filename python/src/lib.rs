@@ -216,6 +216,13 @@ impl EventResult {
         self.result.frames_dropped
     }
 
+    /// Why publishing to the object store gave up (only in an *available* event with reason
+    /// "error" from an engine that publishes), else None. Never holds a credential.
+    #[getter]
+    fn publish_error(&self) -> Option<&str> {
+        self.result.publish_error.as_deref()
+    }
+
     /// The record action's `{"action":"record","result":{...}}` JSON.
     fn action_result_json(&self) -> String {
         self.result.action_result_json()
@@ -328,9 +335,13 @@ impl Engine {
     }
 
     /// The engine's counters: frames_dropped, bytes_written, recordings_started,
-    /// recordings_finished, write_errors, cbc_key_iv_reused.
+    /// recordings_finished, write_errors, cbc_key_iv_reused, recordings_recovered (orphaned
+    /// `.part` files of a crashed process finalized at start), orphans_kept (those kept instead:
+    /// see kept_orphans), and the publisher's publish_uploaded, publish_failed_attempts,
+    /// publish_gave_up, publish_pending (0 when the engine does not publish).
     fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let m = self.engine.metrics();
+        let p = self.engine.publish_metrics().unwrap_or_default();
         let d = PyDict::new(py);
         d.set_item("frames_dropped", m.frames_dropped)?;
         d.set_item("bytes_written", m.bytes_written)?;
@@ -338,7 +349,20 @@ impl Engine {
         d.set_item("recordings_finished", m.recordings_finished)?;
         d.set_item("write_errors", m.write_errors)?;
         d.set_item("cbc_key_iv_reused", m.cbc_key_iv_reused)?;
+        d.set_item("recordings_recovered", m.recordings_recovered)?;
+        d.set_item("orphans_kept", m.orphans_kept)?;
+        d.set_item("publish_uploaded", p.uploaded)?;
+        d.set_item("publish_failed_attempts", p.failed_attempts)?;
+        d.set_item("publish_gave_up", p.gave_up)?;
+        d.set_item("publish_pending", p.pending)?;
         Ok(d)
+    }
+
+    /// The orphaned `.part` files of a crashed process that this engine kept rather than
+    /// finalized (an `.aescbc.part` needs its key: `callrec.recover_aescbc`). The engine's
+    /// recovery thread adds to the list as it walks the store.
+    fn kept_orphans(&self) -> Vec<std::path::PathBuf> {
+        self.engine.kept_orphans()
     }
 
     /// The store's root directory.
@@ -688,6 +712,36 @@ impl Recorder {
     }
 }
 
+/// Finishes a crashed `aescbc` recording's `.aescbc.part` with its key and IV (hex, as in the
+/// record action), whatever state the crash left it in: converts it to the CBC file in place,
+/// renames it (the name without `.aescbc.part`) and fsyncs it. Returns `(path, samples)`.
+/// ValueError for a bad key or IV, a file that is not an `.aescbc.part`, one being recorded, or
+/// a key and IV that do not decrypt it (the file is then unchanged); OSError for an I/O error.
+/// Releases the GIL while it works.
+#[pyfunction]
+fn recover_aescbc(
+    py: Python<'_>,
+    part: std::path::PathBuf,
+    key: &str,
+    iv: &str,
+) -> PyResult<(std::path::PathBuf, u64)> {
+    let spec = callrec::cipher::CipherSpec::from_hex(callrec::cipher::Mode::Cbc, key, iv)
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let done = py.detach(|| callrec::recover::recover_aescbc(&part, &spec));
+    match done {
+        Ok(r) => Ok((r.path, r.samples)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
+            ) =>
+        {
+            Err(PyValueError::new_err(format!("{}: {e}", part.display())))
+        }
+        Err(e) => Err(PyOSError::new_err(format!("{}: {e}", part.display()))),
+    }
+}
+
 /// Decodes G.711 bytes to 16-bit little-endian PCM bytes (two per sample).
 #[pyfunction]
 #[pyo3(signature = (data, codec = "alaw"))]
@@ -843,6 +897,7 @@ fn _callrec(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(g711_transcode, m)?)?;
     m.add_function(wrap_pyfunction!(frame_energy_dbm0, m)?)?;
     m.add_function(wrap_pyfunction!(dtmf_detect, m)?)?;
+    m.add_function(wrap_pyfunction!(recover_aescbc, m)?)?;
     m.add_class::<DtmfDetector>()?;
     m.add_function(wrap_pyfunction!(_shutdown_all, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -362,3 +362,67 @@ def test_close_and_shutdown_keep_a_partial_frame(tmp_path, end):
     result, _ = finish(engine)
     assert result.reason == "other" and audio_of(engine, result) == call
     engine.shutdown()
+
+
+def test_a_crashed_aescbc_recording_is_kept_listed_and_recovered_with_the_key(tmp_path):
+    """A recording process killed with SIGKILL (a real crash) leaves an `.aescbc.part`: the next
+    engine keeps and lists it (kept_orphans, metrics), recover_aescbc refuses a wrong key and
+    changes nothing, and with the right key makes the CBC file that openssl decrypts to a run
+    of the pushed audio."""
+    import os
+    import signal
+    import time
+
+    key = "603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4"
+    iv = "000102030405060708090a0b0c0d0e0f"
+    store = tmp_path / "store"
+    audio = quiet(10) + sound(90, start=10)
+    script = f"""
+import pathlib, sys, time, callrec
+engine = callrec.Engine({str(store)!r})
+rec = engine.record({{"milliseconds_max_silence": 600000, "encryption_cipher":
+    {{"type": "aescbc", "key": {key!r}, "initialisation_vector": {iv!r}}}}})
+rec.feed(pathlib.Path({str(tmp_path / "audio")!r}).read_bytes())
+part = pathlib.Path({str(store)!r} + rec.filename + ".aescbc.part")
+while part.stat().st_size < 58 + 4096:  # until the writer has written a batch
+    time.sleep(0.01)
+print("ready", flush=True)
+time.sleep(3600)
+"""
+    (tmp_path / "audio").write_bytes(audio)
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL
+
+    with callrec.Engine(store) as engine:
+        deadline = time.monotonic() + 60  # a bound on the wait, not a timing check
+        while not engine.kept_orphans() and time.monotonic() < deadline:
+            time.sleep(0.01)  # the engine's recovery thread is walking the store
+        kept = engine.kept_orphans()
+        assert len(kept) == 1 and kept[0].name.endswith(".wav.aescbc.part")
+        assert engine.metrics()["orphans_kept"] == 1
+        assert engine.metrics()["recordings_recovered"] == 0
+    part = kept[0]
+    before = part.read_bytes()
+    with pytest.raises(ValueError, match="key"):
+        callrec.recover_aescbc(part, key.replace("6", "7"), iv)
+    with pytest.raises(ValueError, match="key"):
+        callrec.recover_aescbc(part, "xyz", iv)
+    with pytest.raises(ValueError, match="aescbc"):
+        callrec.recover_aescbc(tmp_path / "audio", key, iv)
+    assert part.read_bytes() == before
+    path, samples = callrec.recover_aescbc(os.fspath(part), key, iv)
+    assert path == part.with_name(part.name[: -len(".aescbc.part")]) and not part.exists()
+    assert 4096 <= samples <= len(audio)
+    plain = tmp_path / "plain.wav"
+    subprocess.run(
+        ["openssl", "enc", "-d", "-aes-256-cbc", "-K", key, "-iv", iv, "-in", path, "-out", plain],
+        check=True,
+    )
+    tag, got = wav_audio(plain)
+    assert tag == 6 and len(got) == samples and got in audio
+

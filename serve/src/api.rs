@@ -7,7 +7,7 @@
 
 use crate::ingest::Command;
 use crate::metrics;
-use crate::records::{phase_name, Record, Refusal, Starter};
+use crate::records::{parse_digit, phase_name, Record, Refusal, Starter};
 use crate::server::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
@@ -156,6 +156,7 @@ fn status_json(state: &AppState, record: &Record) -> Value {
             "digits": n(&s.digits),
             "ssrc_changes": n(&s.ssrc_changes),
             "timestamp_jumps": n(&s.timestamp_jumps),
+            "beep_packets_sent": n(&s.beep_packets_sent),
         },
         "action_result": result,
     })
@@ -229,23 +230,6 @@ async fn action(
         Json(json!({"record_id": id, "action": action})),
     )
         .into_response())
-}
-
-fn parse_digit(body: &[u8]) -> Result<char, Refusal> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| Refusal::bad("body", format!("not valid JSON: {e}")))?;
-    let digit = value
-        .as_object()
-        .filter(|m| m.len() == 1)
-        .and_then(|m| m.get("digit"))
-        .ok_or_else(|| Refusal::bad("digit", "the body must be {\"digit\": \"#\"}"))?;
-    let mut chars = digit.as_str().unwrap_or("").chars();
-    match (chars.next(), chars.next()) {
-        (Some(d), None) if callrec::options::is_dtmf_digit(d.to_ascii_uppercase()) => {
-            Ok(d.to_ascii_uppercase())
-        }
-        _ => Err(Refusal::bad("digit", "must be one of 0-9, *, #, A-D")),
-    }
 }
 
 /// True when `path` is exactly a store name: `YYYY/MM/DD/HH_MM_SS_<16 hex>.<5 digits>.wav`.

@@ -8,7 +8,13 @@
 //! built (socket bound, recorder started, window allocated) over a channel that is read after
 //! each wake; stopping a session (its recorder stopped, the control API's hangup, inactivity,
 //! shutdown) releases what its window holds, hangs up, and hands the port back.
+//!
+//! A session with `beep_on_start` also sends: once its first packet latches the caller's
+//! address, the thread keeps it on a short list of beeping sessions (allocated for every port at
+//! start, so adding to it never allocates), cuts its poll timeout to the next packet's deadline,
+//! and sends what is due ([`BeepSender`]) until the core's beep has been pulled in full.
 
+use crate::beep::{BeepSender, BeepState};
 use crate::playout::Sink;
 use crate::stream::{Accepted, Counters, RtpStream, StreamStats};
 use callrec::{Recorder, Status};
@@ -106,6 +112,8 @@ pub struct Session {
     pub shared: Arc<SessionShared>,
     /// The record id, for logs.
     pub record_id: String,
+    /// The beep to send the caller once its first packet shows where it is (`beep_on_start`).
+    pub beep: Option<BeepSender>,
 }
 
 /// Timeouts of the receive side.
@@ -147,6 +155,8 @@ struct Live {
     session: Box<Session>,
     last_packet: Option<Instant>,
     started: Instant,
+    /// When the next beep packet is due (None: no beep playing).
+    beep_due: Option<Instant>,
 }
 
 /// A recorder as the window's sink: what the receive thread pushes into.
@@ -190,6 +200,8 @@ impl IngestThread {
                 commands: rx,
                 first_port,
                 live: (0..ports).map(|_| None).collect(),
+                // Each session is in it at most once: pushing never reallocates.
+                beeping: Vec::with_capacity(ports),
                 timeouts,
                 totals,
                 freed,
@@ -232,6 +244,8 @@ struct ReceiveLoop {
     commands: Receiver<Command>,
     first_port: u16,
     live: Vec<Option<Live>>,
+    /// Keys of the sessions whose beep is playing.
+    beeping: Vec<usize>,
     timeouts: Timeouts,
     totals: Arc<StreamStats>,
     freed: Sender<u16>,
@@ -246,7 +260,11 @@ impl ReceiveLoop {
         let mut last_sweep = Instant::now();
         loop {
             events.clear();
-            if let Err(e) = self.poller.wait(&mut events, Some(TICK)) {
+            // Wake for the next beep packet if it is due before the tick.
+            let timeout = self.next_beep().map_or(TICK, |due| {
+                due.saturating_duration_since(Instant::now()).min(TICK)
+            });
+            if let Err(e) = self.poller.wait(&mut events, Some(timeout)) {
                 tracing::error!(error = %e, "RTP poll failed");
                 std::thread::sleep(TICK);
             }
@@ -268,9 +286,69 @@ impl ReceiveLoop {
                     }
                 }
             }
+            if !self.beeping.is_empty() {
+                self.beep(Instant::now());
+            }
             if now.duration_since(last_sweep) >= TICK {
                 last_sweep = now;
                 self.sweep(now);
+            }
+        }
+    }
+
+    /// The earliest deadline of a playing beep.
+    fn next_beep(&self) -> Option<Instant> {
+        self.beeping
+            .iter()
+            .filter_map(|&key| self.live[key].as_ref()?.beep_due)
+            .min()
+    }
+
+    /// Sends the beep packets due at `now`; a finished beep leaves the list.
+    fn beep(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.beeping.len() {
+            let key = self.beeping[i];
+            let playing = match self.live[key].as_mut() {
+                Some(live) if live.beep_due.is_some_and(|due| due <= now) => {
+                    Self::send_beep(live, &self.totals, now)
+                }
+                Some(live) => live.beep_due.is_some(),
+                None => false,
+            };
+            if playing {
+                i += 1;
+            } else {
+                self.beeping.swap_remove(i);
+            }
+        }
+    }
+
+    /// Sends what is due of one session's beep; false once it is over.
+    fn send_beep(live: &mut Live, totals: &StreamStats, now: Instant) -> bool {
+        let session = &mut *live.session;
+        let (Some(beep), Some(to)) = (session.beep.as_mut(), session.stream.source()) else {
+            live.beep_due = None;
+            return false;
+        };
+        let before = beep.packets_sent();
+        let state = beep.send_due(now, &mut session.recorder, &session.socket, to);
+        Counters {
+            stream: &session.shared.stats,
+            total: totals,
+        }
+        .add(|s| &s.beep_packets_sent, beep.packets_sent() - before);
+        match state {
+            BeepState::NextAt(due) => {
+                live.beep_due = Some(due);
+                true
+            }
+            BeepState::Done => {
+                tracing::debug!(record_id = %session.record_id, packets = beep.packets_sent(),
+                    errors = beep.send_errors(), "beep sent");
+                live.beep_due = None;
+                session.beep = None;
+                false
             }
         }
     }
@@ -301,6 +379,11 @@ impl ReceiveLoop {
             counters,
         );
         if accepted == Accepted::Yes {
+            if live.last_packet.is_none() && session.beep.is_some() {
+                // The caller's address is known: the beep starts now (the first packet at once).
+                live.beep_due = Some(now);
+                self.beeping.push(key);
+            }
             live.last_packet = Some(now);
         }
         let status = session.recorder.status();
@@ -344,6 +427,7 @@ impl ReceiveLoop {
                     session,
                     last_packet: None,
                     started: now,
+                    beep_due: None,
                 });
                 self.count += 1;
             }
@@ -431,6 +515,9 @@ impl ReceiveLoop {
             return;
         };
         self.count -= 1;
+        if live.beep_due.is_some() {
+            self.beeping.retain(|&k| k != key);
+        }
         let session = &mut *live.session;
         let counters = Counters {
             stream: &session.shared.stats,

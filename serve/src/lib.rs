@@ -9,12 +9,13 @@
 //!
 //! The RTP path, from the socket in: [`ingest`] → [`stream`] (source, SSRC, payload types,
 //! using [`sequence`] and [`telephone_event`]) → [`playout`] (jitter window, loss as silence)
-//! → the recorder.
+//! → the recorder. With `beep_on_start`, [`beep`] sends the core's beep back to the caller.
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod api;
+pub mod beep;
 pub mod config;
 pub mod ingest;
 pub mod metrics;

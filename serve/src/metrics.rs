@@ -143,6 +143,13 @@ pub fn render(state: &AppState) -> String {
     );
     metric(
         &mut out,
+        "rtp_beep_packets_sent_total",
+        "counter",
+        "Beep packets sent to callers (beep_on_start).",
+        n(&rtp.beep_packets_sent),
+    );
+    metric(
+        &mut out,
         "webhooks_delivered_total",
         "counter",
         "Webhooks delivered.",
@@ -162,5 +169,36 @@ pub fn render(state: &AppState) -> String {
         "Webhooks that gave up after every retry.",
         n(&web.failures),
     );
+    // The publisher's counters, only when the server publishes (--publish).
+    if let Some(p) = state.engine.publish_metrics() {
+        metric(
+            &mut out,
+            "publish_uploaded_total",
+            "counter",
+            "Recordings uploaded to the object store and verified there.",
+            p.uploaded,
+        );
+        metric(
+            &mut out,
+            "publish_failed_attempts_total",
+            "counter",
+            "Upload attempts that failed (each retry counts).",
+            p.failed_attempts,
+        );
+        metric(
+            &mut out,
+            "publish_gave_up_total",
+            "counter",
+            "Recordings reported with reason error after --publish-max-age of failed uploads.",
+            p.gave_up,
+        );
+        metric(
+            &mut out,
+            "publish_pending",
+            "gauge",
+            "Recordings in the outbox waiting for their upload or a retry.",
+            p.pending,
+        );
+    }
     out
 }

@@ -5,6 +5,7 @@
 //! is taken from the pool and bound, the RTP window is allocated, and the finished session is
 //! handed to its receive thread. The engine's events find their record by `filename`.
 
+use crate::beep::BeepSender;
 use crate::ingest::{Command, IngestThread, Phase, Session, SessionShared};
 use crate::stream::{RtpStream, StreamConfig};
 use crate::webhook::resolve;
@@ -115,11 +116,21 @@ fn payload_type_of(value: &Value, field: &str) -> Result<u8, Refusal> {
         .ok_or_else(|| Refusal::bad(field, "must be an RTP payload type, 0 to 127"))
 }
 
-/// A key as it may appear in a message: at most 64 characters, control characters escaped.
+/// A key as it may appear in a field name: bounded, control characters escaped.
 fn printable(key: &str) -> String {
-    let short: String = key.chars().take(64).collect();
-    let quoted = serde_json::to_string(&short).unwrap_or_default();
-    quoted[1..quoted.len() - 1].to_string()
+    callrec::json::printable(key, callrec::json::QUOTE_CHARS)
+}
+
+/// Parses a request body as strict JSON: a key given twice anywhere is refused (DESIGN §1), as
+/// the core does for options.
+fn parse_body(body: &[u8]) -> Result<Value, Refusal> {
+    let text = std::str::from_utf8(body).map_err(|_| Refusal::bad("body", "is not valid UTF-8"))?;
+    callrec::json::parse(text).map_err(|e| match e {
+        callrec::json::JsonError::Duplicate(key) => {
+            Refusal::bad("body", format!("the key {key} is given twice"))
+        }
+        callrec::json::JsonError::Syntax(m) => Refusal::bad("body", format!("not valid JSON: {m}")),
+    })
 }
 
 /// One recording as the control API sees it.
@@ -282,11 +293,24 @@ fn page_url(
     }
 }
 
-impl Starter<'_> {
-    /// Parses a POST body and starts its recording; the record is returned for the table.
-    pub fn start(&self, body: &[u8]) -> Result<Record, Refusal> {
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|e| Refusal::bad("body", format!("not valid JSON: {e}")))?;
+/// A `POST /v1/records` body, parsed and validated: nothing is started yet.
+#[derive(Debug)]
+pub struct RecordRequest {
+    /// The record action's options, validated by the core.
+    pub options: RecordOptions,
+    /// The call's media.
+    pub media: Media,
+    /// Where *finished* is POSTed, resolved.
+    pub next_page: Option<Url>,
+    /// Where *available* is POSTed, resolved.
+    pub available_page: Option<Url>,
+}
+
+impl RecordRequest {
+    /// Parses a POST body (`{"record": {...}, "media": {...}}`); relative page URLs resolve
+    /// against `app_url`. A refusal names the field at fault.
+    pub fn parse(body: &[u8], app_url: Option<&Url>) -> Result<RecordRequest, Refusal> {
+        let value = parse_body(body)?;
         let Value::Object(body) = value else {
             return Err(Refusal::bad("body", "must be a JSON object"));
         };
@@ -305,16 +329,44 @@ impl Starter<'_> {
         };
         let options = RecordOptions::from_map(record)
             .map_err(|e| Refusal::bad(&format!("record.{}", e.field), e.message))?;
-        if options.beep_on_start {
-            return Err(Refusal::bad(
-                "record.beep_on_start",
-                "callrec serve receives the caller's audio only and cannot play a beep; let the media server play it",
-            ));
-        }
         let media = Media::from_json(body.get("media"))?;
-        let next_page = page_url(record, "next_page", self.app_url)?;
-        let available_page = page_url(record, "recording_available_page", self.app_url)?;
+        let next_page = page_url(record, "next_page", app_url)?;
+        let available_page = page_url(record, "recording_available_page", app_url)?;
+        Ok(RecordRequest {
+            options,
+            media,
+            next_page,
+            available_page,
+        })
+    }
+}
 
+/// Parses the body of `POST /v1/records/{id}/digit` (`{"digit": "#"}`): the digit, upper case.
+pub fn parse_digit(body: &[u8]) -> Result<char, Refusal> {
+    let value = parse_body(body)?;
+    let digit = value
+        .as_object()
+        .filter(|m| m.len() == 1)
+        .and_then(|m| m.get("digit"))
+        .ok_or_else(|| Refusal::bad("digit", "the body must be {\"digit\": \"#\"}"))?;
+    let mut chars = digit.as_str().unwrap_or("").chars();
+    match (chars.next(), chars.next()) {
+        (Some(d), None) if callrec::options::is_dtmf_digit(d.to_ascii_uppercase()) => {
+            Ok(d.to_ascii_uppercase())
+        }
+        _ => Err(Refusal::bad("digit", "must be one of 0-9, *, #, A-D")),
+    }
+}
+
+impl Starter<'_> {
+    /// Parses a POST body and starts its recording; the record is returned for the table.
+    pub fn start(&self, body: &[u8]) -> Result<Record, Refusal> {
+        let RecordRequest {
+            options,
+            media,
+            next_page,
+            available_page,
+        } = RecordRequest::parse(body, self.app_url)?;
         let (port, socket) = self.ports.bind(self.rtp_address)?;
         let started = self.engine.record(&options, media.codec);
         let (recorder, handle) = match started {
@@ -350,6 +402,9 @@ impl Starter<'_> {
             recorder,
             shared: shared.clone(),
             record_id: id.clone(),
+            beep: options
+                .beep_on_start
+                .then(|| BeepSender::new(media.codec, media.payload_type)),
         });
         if self.threads[thread].send(Command::Start(session)).is_err() {
             // The thread is gone (shutting down): the recorder dropped with the command stops

@@ -56,6 +56,8 @@ pub struct StreamStats {
     pub ssrc_changes: AtomicU64,
     /// Times the timeline restarted on a timestamp jump.
     pub timestamp_jumps: AtomicU64,
+    /// Beep packets sent to the caller (`beep_on_start`).
+    pub beep_packets_sent: AtomicU64,
 }
 
 /// A stream's own counters and the server's totals, updated together.
@@ -68,7 +70,8 @@ pub struct Counters<'a> {
 }
 
 impl Counters<'_> {
-    fn add(&self, field: fn(&StreamStats) -> &AtomicU64, n: u64) {
+    /// Adds `n` to a counter of the stream and of the totals.
+    pub fn add(&self, field: fn(&StreamStats) -> &AtomicU64, n: u64) {
         field(self.stream).fetch_add(n, Ordering::Relaxed);
         field(self.total).fetch_add(n, Ordering::Relaxed);
     }
@@ -179,6 +182,11 @@ impl RtpStream {
         }
         self.publish(stats);
         Accepted::Yes
+    }
+
+    /// The call's source address, once its first packet latched it.
+    pub fn source(&self) -> Option<SocketAddr> {
+        self.source
     }
 
     /// The call ended: releases everything held.

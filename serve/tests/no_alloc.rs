@@ -1,10 +1,13 @@
 //! The receive path allocates nothing per packet: `recv_from` on a real UDP socket, RTP
 //! parsing, sequence tracking, the jitter window, RFC 4733 presses and the pushes into a live
 //! `Recorder`, over 100,000 packets with loss, reordering, duplicates, foreign packets, an SSRC
-//! change and telephone-events. A counting global allocator counts this thread's allocations.
+//! change and telephone-events; then a 5-second `beep_on_start` beep sent back as 250 RTP packets
+//! (`BeepSender`: playout, RTP header, `send_to`). A counting global allocator counts this
+//! thread's allocations.
 //! One test in this binary so nothing else allocates alongside it.
 
 use callrec::{Codec, Engine, EngineConfig};
+use callrec_serve::beep::{BeepSender, BeepState, PACKET_INTERVAL};
 use callrec_serve::ingest::RecorderSink;
 use callrec_serve::stream::{Counters, RtpStream, StreamConfig, StreamStats};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -102,6 +105,19 @@ fn the_receive_path_allocates_nothing_per_packet() {
         stream.datagram(from, &buf[..n], &mut RecorderSink(recorder), c);
     };
 
+    // The beep's recorder, sender and caller (set up on the control side, before counting).
+    let (mut beeping, _beep_handle) = engine
+        .record_json(
+            r#"{"beep_on_start":true,"beep_milliseconds":5000}"#,
+            Codec::Alaw,
+        )
+        .unwrap();
+    let mut beep = BeepSender::new(Codec::Alaw, 8);
+    let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let caller_address = caller.local_addr().unwrap();
+    caller.set_nonblocking(true).unwrap();
+    let beep_start = std::time::Instant::now();
+
     COUNTING.with(|c| c.set(true));
     for k in 0u32..100_000 {
         let ssrc = if k < 50_000 { 0x1234 } else { 0x5678 };
@@ -153,6 +169,17 @@ fn the_receive_path_allocates_nothing_per_packet() {
         total: &total,
     };
     stream.finish(&mut RecorderSink(&mut recorder), c);
+    let mut wake = 0;
+    while let BeepState::NextAt(_) = beep.send_due(
+        beep_start + PACKET_INTERVAL * wake,
+        &mut beeping,
+        &receiver,
+        caller_address,
+    ) {
+        wake += 1;
+        // Loopback delivers at once; drain the caller's buffer as the caller would.
+        while caller.recv_from(&mut buf).is_ok() {}
+    }
     COUNTING.with(|c| c.set(false));
     let allocations = THIS_THREAD.with(|n| n.get());
     assert_eq!(
@@ -171,6 +198,9 @@ fn the_receive_path_allocates_nothing_per_packet() {
     assert_eq!(n(&ours.digits), 2000);
     assert_eq!(n(&ours.ssrc_changes), 1);
     assert_eq!(n(&ours.samples), 100_000 * 160);
+    assert_eq!(beep.packets_sent(), 250, "5 s of beep in 20 ms packets");
+    assert_eq!(beep.send_errors(), 0);
+    drop(beeping);
     recorder.hangup();
     drop(recorder);
     engine.shutdown();

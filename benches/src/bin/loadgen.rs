@@ -6,8 +6,13 @@
 //! ```text
 //! loadgen --channels N --seconds S [--cipher aesctr|aescbc] [--store DIR] [--realtime]
 //!         [--writers W] [--poll-ms MS] [--csv FILE] [--sweep [--max-channels M] [--plot FILE.svg]]
+//!         [--dtmf on|off]
 //! loadgen --churn CALLS_PER_S --channels N --seconds S [--publish s3://B/P [--upload-concurrency K]]
+//!         [--dtmf on|off]
 //! ```
+//!
+//! * `--dtmf` sets every session's in-band DTMF detection (`detect_dtmf`): `on` (the default,
+//!   as the engine's) or `off`, to measure what the detector costs in channels per core.
 //!
 //! * With `--churn` N calls are up at once, in real time, and calls end and new ones start at
 //!   CALLS_PER_S (each call lasts N / CALLS_PER_S seconds; the first ones are staggered so
@@ -51,13 +56,16 @@ struct Args {
     churn: Option<f64>,
     publish: Option<String>,
     upload_concurrency: Option<usize>,
+    /// In-band DTMF detection in every session (`detect_dtmf`).
+    dtmf: bool,
 }
 
 fn usage(problem: &str) -> ! {
     eprintln!("loadgen: {problem}");
     eprintln!(
         "usage: loadgen --channels N --seconds S [--cipher aesctr|aescbc] [--store DIR] \
-         [--realtime] [--writers W] [--csv FILE] [--sweep [--max-channels M] [--plot FILE.svg]]"
+         [--realtime] [--writers W] [--csv FILE] [--sweep [--max-channels M] [--plot FILE.svg]] \
+         [--dtmf on|off]"
     );
     std::process::exit(2)
 }
@@ -78,6 +86,7 @@ fn parse_args() -> Args {
         churn: None,
         publish: None,
         upload_concurrency: None,
+        dtmf: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -110,6 +119,13 @@ fn parse_args() -> Args {
             "--churn" => a.churn = Some(number(value())),
             "--publish" => a.publish = Some(value()),
             "--upload-concurrency" => a.upload_concurrency = Some(number(value()) as usize),
+            "--dtmf" => {
+                a.dtmf = match value().as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => usage("--dtmf must be on or off"),
+                }
+            }
             other => usage(&format!("unknown argument {other}")),
         }
     }
@@ -126,6 +142,7 @@ struct Run {
     seconds: f64,
     realtime: bool,
     cipher: String,
+    dtmf: bool,
     wall_seconds: f64,
     cpu_seconds: f64,
     audio_seconds: f64,
@@ -155,10 +172,10 @@ impl Run {
     }
     const CSV_HEADER: &'static str = "channels,seconds,realtime,cipher,wall_s,cpu_s,audio_s,\
         audio_s_per_cpu_s,channels_per_core,cpu_us_per_channel_s,frames_dropped,late_ticks,\
-        push_p50_ns,push_p99_ns,push_p999_ns,push_max_ns,peak_rss_kib,rss_per_session_bytes";
+        push_p50_ns,push_p99_ns,push_p999_ns,push_max_ns,peak_rss_kib,rss_per_session_bytes,dtmf";
     fn csv(&self) -> String {
         format!(
-            "{},{},{},{},{:.3},{:.3},{:.1},{:.1},{:.0},{:.2},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{:.3},{:.3},{:.1},{:.1},{:.0},{:.2},{},{},{},{},{},{},{},{},{}",
             self.channels,
             self.seconds,
             self.realtime,
@@ -176,7 +193,8 @@ impl Run {
             self.p999_ns,
             self.max_ns,
             self.peak_rss_kib,
-            self.rss_per_session_bytes
+            self.rss_per_session_bytes,
+            if self.dtmf { "on" } else { "off" }
         )
     }
 }
@@ -264,7 +282,8 @@ fn run_once(args: &Args, channels: usize, audio: &[u8]) -> Result<Run, String> {
     let mut recorders: Vec<Recorder> = Vec::with_capacity(channels);
     for _ in 0..channels {
         // Options per call: each encrypted call has its own IV, as a host must give.
-        let options = endless_options(args.cipher.as_deref());
+        let mut options = endless_options(args.cipher.as_deref());
+        options.detect_dtmf = args.dtmf;
         match engine.record(&options, Codec::Alaw) {
             Ok((rec, _)) => recorders.push(rec),
             Err(e) => {
@@ -327,6 +346,7 @@ fn run_once(args: &Args, channels: usize, audio: &[u8]) -> Result<Run, String> {
         seconds: args.seconds,
         realtime: args.realtime,
         cipher: args.cipher.clone().unwrap_or_else(|| "none".into()),
+        dtmf: args.dtmf,
         wall_seconds,
         cpu_seconds,
         audio_seconds: (channels * total_ticks) as f64 * 0.02,
@@ -343,12 +363,13 @@ fn run_once(args: &Args, channels: usize, audio: &[u8]) -> Result<Run, String> {
 
 fn report(r: &Run) {
     println!(
-        "channels {:>6}  {}  cipher {:<6}  audio/cpu {:>9.1} s/s  => {:>7.0} channels/core  \
+        "channels {:>6}  {}  cipher {:<6}  dtmf {:<3}  audio/cpu {:>9.1} s/s  => {:>7.0} channels/core  \
          cpu {:>6.2} us/channel-s  dropped {}  late ticks {}  push p50 {} ns p99 {} ns \
          p99.9 {} ns max {} ns  peak RSS {} MiB  RSS/session {} B  {}",
         r.channels,
         if r.realtime { "realtime" } else { "fast    " },
         r.cipher,
+        if r.dtmf { "on" } else { "off" },
         r.audio_per_cpu(),
         r.channels_per_core(),
         r.cpu_us_per_channel_second(),
@@ -630,10 +651,11 @@ mod churn {
             ..EngineConfig::default()
         };
         let engine = callrec_publish::start_engine(&dir, config).map_err(|e| e.to_string())?;
-        let options = callrec::RecordOptions::from_json(
+        let mut options = callrec::RecordOptions::from_json(
             r#"{"seconds_max_duration":86400,"milliseconds_max_silence":3600000}"#,
         )
         .expect("valid options");
+        options.detect_dtmf = args.dtmf;
 
         // The event reader: timestamps each event as it arrives.
         let counting = Arc::new(AtomicBool::new(true));
