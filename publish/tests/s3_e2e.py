@@ -91,7 +91,9 @@ class Server:
              f"-master.port={MASTER}", f"-volume.port={VOLUME}", f"-filer.port={FILER}",
              "-s3", f"-s3.port={S3}", f"-s3.config={WORK / 's3.json'}",
              "-s3.port.iceberg=0", "-s3.port.lance=0",
-             "-master.volumeSizeLimitMB=64", "-volume.max=20"],
+             "-master.volumeSizeLimitMB=64", "-volume.max=20",
+             # One master: a restart need not wait 10 s for a raft election.
+             "-master.electionTimeout=1s"],
             stdout=log, stderr=log)
         began = time.monotonic()
         deadline = began + 120
