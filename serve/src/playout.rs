@@ -125,14 +125,30 @@ impl Playout {
             Slot::Passed => return Placed::Late,
         };
         let mut fresh = false;
-        let base = self.head.wrapping_add(first);
-        for (i, &b) in payload[skip as usize..len as usize].iter().enumerate() {
-            let at = base.wrapping_add(i as u32) as usize % RING_SAMPLES;
-            if !self.has(at) {
+        let base = self.head.wrapping_add(first) as usize % RING_SAMPLES;
+        let mut audio = &payload[skip as usize..len as usize];
+        let mut at = base;
+        // At most two contiguous spans of the ring (the second after it wraps).
+        while !audio.is_empty() {
+            let n = audio.len().min(RING_SAMPLES - at);
+            let (span, rest) = audio.split_at(n);
+            let held = self.count_held(at, n);
+            if held == 0 {
+                // The usual case, a packet whose samples are all new: one copy.
+                self.ring[at..at + n].copy_from_slice(span);
+                self.mark(at, n, true);
                 fresh = true;
-                self.ring[at] = b;
-                self.have[at / 64] |= 1 << (at % 64);
+            } else if held < n {
+                for (i, &b) in span.iter().enumerate() {
+                    if !self.has(at + i) {
+                        fresh = true;
+                        self.ring[at + i] = b;
+                        self.have[(at + i) / 64] |= 1 << ((at + i) % 64);
+                    }
+                }
             }
+            audio = rest;
+            at = 0;
         }
         self.pending = self.pending.max(first + len - skip);
         self.release_beyond_window(sink);
@@ -226,6 +242,36 @@ impl Playout {
         self.have[at / 64] & (1 << (at % 64)) != 0
     }
 
+    /// The mask of the bits of `have[word]` that fall in ring indexes `at..at + n`.
+    fn word_mask(word: usize, at: usize, n: usize) -> u64 {
+        let lo = (word * 64).max(at) - word * 64;
+        let hi = ((word + 1) * 64).min(at + n) - word * 64;
+        if hi - lo == 64 {
+            u64::MAX
+        } else {
+            ((1u64 << (hi - lo)) - 1) << lo
+        }
+    }
+
+    /// How many of ring indexes `at..at + n` (no wrap) hold a received sample.
+    fn count_held(&self, at: usize, n: usize) -> usize {
+        (at / 64..(at + n).div_ceil(64))
+            .map(|w| (self.have[w] & Self::word_mask(w, at, n)).count_ones() as usize)
+            .sum()
+    }
+
+    /// Marks ring indexes `at..at + n` (no wrap) as held or not.
+    fn mark(&mut self, at: usize, n: usize, held: bool) {
+        for w in at / 64..(at + n).div_ceil(64) {
+            let mask = Self::word_mask(w, at, n);
+            if held {
+                self.have[w] |= mask;
+            } else {
+                self.have[w] &= !mask;
+            }
+        }
+    }
+
     fn release_beyond_window(&mut self, sink: &mut impl Sink) {
         if self.pending > self.window {
             self.release(self.pending - self.window, sink);
@@ -248,22 +294,18 @@ impl Playout {
             }
             let at = self.head as usize % RING_SAMPLES;
             let chunk = (chunk as usize).min(RING_SAMPLES - at).min(MAX_PUSH_BYTES);
-            for i in at..at + chunk {
-                if !self.has(i) {
-                    self.ring[i] = self.silence;
-                    self.concealed_samples += 1;
+            let held = self.count_held(at, chunk);
+            if held == 0 {
+                self.ring[at..at + chunk].fill(self.silence);
+            } else if held < chunk {
+                for i in at..at + chunk {
+                    if !self.has(i) {
+                        self.ring[i] = self.silence;
+                    }
                 }
             }
-            for word in at / 64..(at + chunk).div_ceil(64) {
-                let lo = (word * 64).max(at) - word * 64;
-                let hi = ((word + 1) * 64).min(at + chunk) - word * 64;
-                let mask = if hi - lo == 64 {
-                    u64::MAX
-                } else {
-                    ((1u64 << (hi - lo)) - 1) << lo
-                };
-                self.have[word] &= !mask;
-            }
+            self.concealed_samples += (chunk - held) as u64;
+            self.mark(at, chunk, false);
             sink.audio(&self.ring[at..at + chunk]);
             let chunk = chunk as u32;
             self.head = self.head.wrapping_add(chunk);
