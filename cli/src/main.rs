@@ -465,17 +465,39 @@ fn record(args: &RecordArgs) -> Result<u8, Failure> {
     let filename = recorder.filename().to_string();
     drop(recorder);
     let mut reason = None;
+    let publishing = engine.publish_metrics().is_some();
+    let mut finished = false;
+    let deadline = Instant::now() + event_wait;
 
     loop {
-        let Some(event) = engine.next_event(Some(event_wait)) else {
-            return Err(Failure(
-                1,
-                format!("the engine sent no event within {} s", event_wait.as_secs()),
-            ));
+        // Signalled while the upload waits (the object store may be down for up to max_age):
+        // the engine's shutdown gives it one more attempt and otherwise keeps it in the store's
+        // outbox for `callrec publish` or the next engine, so a supervisor's stop is not held
+        // up; what the shutdown produced is printed.
+        if publishing && finished && signalled() {
+            engine.shutdown();
+            while let Some(event) = engine.next_event(Some(Duration::ZERO)) {
+                print_event(&event)?;
+                if event.result.filename == filename {
+                    reason = Some(event.result.reason);
+                }
+            }
+            break;
+        }
+        // A short wait, so that a signal is seen while no event comes.
+        let Some(event) = engine.next_event(Some(Duration::from_millis(100))) else {
+            if Instant::now() >= deadline {
+                return Err(Failure(
+                    1,
+                    format!("the engine sent no event within {} s", event_wait.as_secs()),
+                ));
+            }
+            continue;
         };
         print_event(&event)?;
         if event.result.filename == filename {
             reason = Some(event.result.reason);
+            finished |= event.kind == EventKind::Finished;
         }
         // A file that could not be finalized gets no *available*. With publishing, recordings
         // an earlier run left in the store's outbox may be reported first.

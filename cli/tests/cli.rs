@@ -4,7 +4,8 @@ use callrec::g711::{encode_into, Codec};
 use callrec::wav;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 fn store(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("callrec-cli-{}-{name}", std::process::id()));
@@ -421,4 +422,132 @@ fn record_encrypted_then_decrypt_with_the_cli_and_openssl() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("encryption_cipher.key"));
+}
+
+/// `callrec` with the S3 environment of an object store that refuses every connection (a closed
+/// loopback port): enough for a publishing engine to start; every upload fails.
+fn callrec_refused_s3() -> Command {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_callrec"));
+    cmd.env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "cli-test")
+        .env("AWS_SECRET_ACCESS_KEY", "cli-test-secret-0123456789");
+    cmd
+}
+
+#[test]
+fn one_publishing_engine_per_store_and_a_killed_one_frees_it() {
+    let dir = store("publish-lock");
+    let path = dir.to_str().unwrap();
+    let url = "s3://recordings/lock";
+    let mut first = callrec_refused_s3()
+        .args([
+            "record",
+            &example(),
+            "--store",
+            path,
+            "--publish",
+            url,
+            "--realtime",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The first holds the store once its lock file names it.
+    let lock = dir.join(".callrec-outbox").join("lock");
+    let holder = format!("pid {},", first.id());
+    let held = (0..1200).any(|_| {
+        let named = std::fs::read_to_string(&lock).is_ok_and(|t| t.contains(&holder));
+        if !named {
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        named
+    });
+    assert!(held, "the first engine never took the store's lock");
+    // A second publishing engine (here the outbox flush) is refused: exit 1, the store and the
+    // holder named, the secret never.
+    let out = callrec_refused_s3()
+        .args(["publish", "--store", path, "--publish", url])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(path) && err.contains(&holder), "{err}");
+    assert!(err.contains("one engine per store"), "{err}");
+    assert!(!err.contains("cli-test-secret"), "{err}");
+    // kill -9: the lock dies with the process, and the next engine takes the store. Its upload
+    // is refused until the age bound: exit 3 (not available), not a start failure.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let out = callrec_refused_s3()
+        .args([
+            "record",
+            &example(),
+            "--store",
+            path,
+            "--publish",
+            url,
+            "--publish-max-age",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("already publishing"), "{err}");
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sigterm_while_the_upload_waits_exits_and_leaves_the_recording_in_the_outbox() {
+    use std::io::{BufRead, BufReader, Read};
+    let dir = store("publish-sigterm");
+    let path = dir.to_str().unwrap();
+    let mut cli = callrec_refused_s3()
+        .args([
+            "record",
+            &example(),
+            "--store",
+            path,
+            "--publish",
+            "s3://recordings/term",
+            "--realtime",
+            "--hangup-at",
+            "0.5",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(cli.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let finished: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(finished["result"]["reason"], "hangup");
+    assert_eq!(finished["result"]["file_available"], false);
+    // The object store refuses every upload, and max_age is an hour: without the signal the
+    // CLI would wait for it. SIGTERM ends the wait after the shutdown's last attempt.
+    let killed = Command::new("kill")
+        .args(["-TERM", &cli.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    let status = cli.wait().unwrap();
+    assert_eq!(status.code(), Some(143), "{rest}");
+    assert_eq!(rest, "", "no available line: the upload never succeeded");
+    // Nothing lost: the recording waits in the store's outbox for the next engine.
+    let name = finished["result"]["filename"].as_str().unwrap();
+    let journal = std::fs::read_to_string(dir.join(".callrec-outbox").join("journal")).unwrap();
+    assert!(journal.contains(name), "{journal}");
+    assert!(dir.join(name.trim_start_matches('/')).is_file());
+    let _ = std::fs::remove_dir_all(&dir);
 }

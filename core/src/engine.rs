@@ -423,10 +423,15 @@ impl Engine {
                 let (intake, thread) =
                     crate::publish::spawn(&store_root, p, sink, event_tx, pm.clone()).map_err(
                         |source| Error::Io {
-                            context: format!(
-                                "cannot open the publish outbox in {}",
-                                store_root.display()
-                            ),
+                            // Another engine publishes from this store: the message says so.
+                            context: if source.kind() == std::io::ErrorKind::ResourceBusy {
+                                "publish".into()
+                            } else {
+                                format!(
+                                    "cannot open the publish outbox in {}",
+                                    store_root.display()
+                                )
+                            },
                             source,
                         },
                     )?;

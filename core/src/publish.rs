@@ -33,7 +33,13 @@
 //! was already reported by the run that wrote it. On shutdown, every recording waiting gets at
 //! least one attempt; those still failing stay in the outbox for the next engine on the store.
 //!
-//! One engine per store at a time (the journal has a single writer).
+//! One engine publishes from a store at a time: the journal has a single writer. The publisher
+//! takes an exclusive lock (`flock`) on `<store>/.callrec-outbox/lock` before it reads the
+//! journal and holds it until its thread ends (shutdown); the file names the holder (process id,
+//! program, host) so that a second engine's error can say who has the store. The lock dies with
+//! its process, so a crashed engine never blocks the next one. Engines that do not publish do not
+//! take it: several processes may record into one store (each `.part` is locked on its own, see
+//! [`crate::store`]).
 
 use crate::result::{Event, EventKind, Reason, RecordingResult};
 use crossbeam_channel::{select, Receiver, Sender};
@@ -271,22 +277,82 @@ fn unix_ms(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// The lock file inside the outbox directory (see the module docs).
+pub const LOCK_FILE: &str = "lock";
+/// The holder description read from a lock file is cut to this many characters.
+const MAX_HOLDER_CHARS: usize = 200;
+
+/// Takes the store's outbox lock: the open lock file, locked exclusively until it is closed.
+/// When another engine holds it, the error (kind `ResourceBusy`) names the store and the holder.
+fn lock_outbox(store_root: &Path, dir: &Path) -> io::Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = io::Read::read_to_string(&mut file, &mut holder);
+            let holder = clean_message(holder.trim());
+            let holder: String = holder.chars().take(MAX_HOLDER_CHARS).collect();
+            let holder = if holder.is_empty() {
+                "another engine".to_string()
+            } else {
+                format!("another engine ({holder})")
+            };
+            return Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                format!(
+                    "the store {} is already publishing from {holder}: one engine per store \
+                     publishes (its outbox has a single writer)",
+                    store_root.display()
+                ),
+            ));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(e),
+    }
+    // Ours: say who holds it, for the next engine's message (best effort: the lock itself is
+    // what excludes, not this text).
+    let program = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let holder = format!(
+        "pid {}, {program}, host {}\n",
+        std::process::id(),
+        host.trim()
+    );
+    file.set_len(0)?;
+    io::Write::write_all(&mut &file, holder.as_bytes())?;
+    Ok(file)
+}
+
 /// The outbox journal: one JSON line per record, `add` (fsynced before *finished*) and `done`.
 struct Journal {
     dir: PathBuf,
     file: File,
     len: u64,
+    /// The store's outbox lock, held as long as the journal is open.
+    _lock: File,
 }
 
 impl Journal {
-    /// Opens the store's journal, returning the recordings not yet done (in finish order) and
-    /// rewriting the journal to hold only them. A torn last line (a crash mid-append) is ignored.
+    /// Takes the store's outbox lock, opens the journal, returns the recordings not yet done
+    /// (in finish order) and rewrites the journal to hold only them. A torn last line (a crash
+    /// mid-append) is ignored.
     fn open(store_root: &Path) -> io::Result<(Journal, Vec<(RecordingResult, SystemTime)>)> {
         let dir = store_root.join(OUTBOX_DIR);
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&dir)?;
+        let lock = lock_outbox(store_root, &dir)?;
         let path = dir.join("journal");
         let mut pending: Vec<(RecordingResult, SystemTime)> = Vec::new();
         match File::open(&path) {
@@ -344,6 +410,7 @@ impl Journal {
                 dir,
                 file,
                 len: text.len() as u64,
+                _lock: lock,
             },
             pending,
         ))

@@ -85,11 +85,11 @@ impl ObjectSink for MemorySink {
     }
 }
 
-fn publishing(
+fn try_publishing(
     dir: &Path,
     sink: &Arc<MemorySink>,
     configure: impl FnOnce(&mut PublishConfig),
-) -> Engine {
+) -> Result<Engine, callrec::Error> {
     let mut publish = PublishConfig::new("s3://recordings/calls");
     configure(&mut publish);
     Engine::with_object_sink(
@@ -102,7 +102,14 @@ fn publishing(
         },
         sink.clone(),
     )
-    .unwrap()
+}
+
+fn publishing(
+    dir: &Path,
+    sink: &Arc<MemorySink>,
+    configure: impl FnOnce(&mut PublishConfig),
+) -> Engine {
+    try_publishing(dir, sink, configure).unwrap()
 }
 
 /// Records one short call with sound and hangs up; returns its filename.
@@ -319,6 +326,49 @@ fn a_new_engine_resumes_the_outbox_and_reports_each_recording_once() {
     third.shutdown();
     assert!(third.next_event(Some(Duration::ZERO)).is_none());
     assert_eq!(up.puts.load(Ordering::SeqCst), 3);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn one_engine_publishes_from_a_store_at_a_time() {
+    let dir = store("publish-lock");
+    let sink = Arc::new(MemorySink::default());
+    let first = publishing(&dir, &sink, |_| {});
+    // A second publishing engine on the store is refused: the message names the store and the
+    // holder (this process), and nothing of it started.
+    let e = try_publishing(&dir, &sink, |_| {}).unwrap_err();
+    let message = e.to_string();
+    assert!(
+        matches!(&e, callrec::Error::Io { source, .. }
+            if source.kind() == std::io::ErrorKind::ResourceBusy),
+        "{message}"
+    );
+    assert!(message.contains(&dir.display().to_string()), "{message}");
+    assert!(
+        message.contains(&format!("pid {},", std::process::id())),
+        "{message}"
+    );
+    assert!(message.contains("one engine per store"), "{message}");
+    // Engines that do not publish still record into the store beside it.
+    let plain = Engine::new(&dir, EngineConfig::default()).unwrap();
+    let plain_name = record_call(&plain, "plain");
+    assert_eq!(next(&plain).kind, EventKind::Finished);
+    let plain_available = next(&plain);
+    assert!(plain_available.result.file_available);
+    assert_eq!(plain_available.result.filename, plain_name);
+    plain.shutdown();
+    // The first engine is untouched by the refused one: it publishes as before.
+    let filename = record_call(&first, "first");
+    assert_eq!(next(&first).kind, EventKind::Finished);
+    let available = next(&first);
+    assert!(available.result.file_available);
+    assert!(sink.objects.lock().unwrap().contains_key(&key(&filename)));
+    assert!(!sink.objects.lock().unwrap().contains_key(&key(&plain_name)));
+    // Once it has shut down, the store is free for the next engine.
+    first.shutdown();
+    let next_engine = publishing(&dir, &sink, |_| {});
+    next_engine.shutdown();
+    assert!(next_engine.next_event(Some(Duration::ZERO)).is_none());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

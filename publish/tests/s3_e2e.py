@@ -384,7 +384,7 @@ def run_checks(server):
                            cwd=WORK, capture_output=True, text=True, timeout=300,
                            env={**env(), "CALLREC_TEST_S3_URL": f"s3://{BUCKET}/py-test"})
         print(r.stdout[-2000:], r.stderr[-2000:])
-        assert r.returncode == 0 and "3 passed" in r.stdout and "skipped" not in r.stdout, \
+        assert r.returncode == 0 and "4 passed" in r.stdout and "skipped" not in r.stdout, \
             "python/tests/test_publish.py failed"
         check("Python: metrics()' publish counters and Result.publish_error (pytest)")
 

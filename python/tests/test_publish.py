@@ -49,12 +49,17 @@ def test_not_publishing_counts_nothing(tmp_path):
         assert all(m[k] == 0 for k in PUBLISH_KEYS), m
 
 
-def test_a_refused_store_gives_up_after_max_age_and_counts(tmp_path, monkeypatch):
+@pytest.fixture
+def refused_s3(monkeypatch):
+    """The S3 environment of an object store that refuses every connection."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed_port()}")
     monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "python-test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+
+
+def test_a_refused_store_gives_up_after_max_age_and_counts(tmp_path, refused_s3):
     store = tmp_path / "store"
     publish = {"url": "s3://recordings/py", "max_age_seconds": 1}
     with callrec.Engine(store, publish=publish) as engine:
@@ -70,6 +75,20 @@ def test_a_refused_store_gives_up_after_max_age_and_counts(tmp_path, monkeypatch
         assert m["publish_failed_attempts"] >= 1, m
         assert (m["publish_gave_up"], m["publish_pending"], m["publish_uploaded"]) == (1, 0, 0), m
     assert (store / available.filename.lstrip("/")).is_file(), "the local file must be kept"
+
+
+def test_one_publishing_engine_per_store(tmp_path, refused_s3):
+    store = tmp_path / "store"
+    with callrec.Engine(store, publish="s3://recordings/py"):
+        with pytest.raises(OSError, match="already publishing") as refused:
+            callrec.Engine(store, publish="s3://recordings/py")
+        assert str(store) in str(refused.value) and f"pid {os.getpid()}," in str(refused.value)
+        assert SECRET not in str(refused.value)
+        with callrec.Engine(store):  # an engine that does not publish may share the store
+            pass
+    # Closed: the store is free again.
+    with callrec.Engine(store, publish="s3://recordings/py"):
+        pass
 
 
 @pytest.mark.skipif(not os.environ.get("CALLREC_TEST_S3_URL"),
