@@ -8,79 +8,110 @@
 //!
 //! # Why this design
 //!
-//! The previous detector kept one exponentially smoothed floor that rose towards any frame not
-//! 9 dB above it, and was capped at −40 dBm0 at the start. That made three failures (issue 11):
-//! speech at ≤ 10 dB SNR pulled the floor up until speech was "silence" (premature stops);
-//! steady noise or hum louder than the cap was "sound" for seconds; and a single click was a
-//! sound frame, restarting the silence timer. Tuning its constants trades one failure for
-//! another, so the estimate and the decision are rebuilt:
+//! The first detector kept one exponentially smoothed floor that rose towards any frame not
+//! 9 dB above it, capped at −40 dBm0 at the start: speech at ≤ 10 dB SNR pulled the floor up
+//! (premature stops), steady noise or hum was "sound" for seconds, and a click restarted the
+//! silence timer (issue 11). Its successor measured the background as the *minimum* frame level
+//! over 2.6 s with a margin learnt only on frames judged noise; that never stopped in brown noise
+//! and babble, whose frame levels swing 10 dB above their minimum, because those swings were
+//! judged speech and so never taught the margin. Hence:
 //!
-//! * **Background by minimum statistics** (Martin 2001, simplified): per channel, the floor is
-//!   the minimum frame level over the last [`MIN_WINDOW_FRAMES`] frames (≈ 2.6 s), kept as eight
-//!   sub-window minima so it costs O(1) per frame. Speech always has gaps between syllables and
-//!   words that drop to the background, so speech cannot pull a minimum up; it follows a drop at
-//!   once and a rise within the window. The first frame sets the floor, so noise or hum present
-//!   from the start of the call is background from the first frame.
-//! * **Stationarity learns a stepped floor fast**: when a channel's level has stayed within
-//!   [`FLAT_RANGE_DB`] (widened by the noise's own spread) for [`FLAT_FRAMES`] frames (0.5 s),
-//!   that level is background at once. Speech never holds still that long (syllables modulate its
-//!   level by 10–30 dB at about 4 Hz); steady noise, hum and a tone do.
-//! * **Two channels**: the broadband level, and the level of `x[n] − x[n−2]` (a band-pass peaking
-//!   at 2 kHz, −20 dB at 60 Hz). A frame stands out if either channel stands out, so speech over
-//!   white noise is found in the broadband channel and speech over hum, brown or pink noise in
-//!   the band channel, where that noise is 10–25 dB weaker.
-//! * **Margins that follow the noise**: each channel tracks the mean excess of noise frames over
-//!   its floor (`spread`; ≈ 1.5 dB for white noise, more for babble or brown noise). A frame must
-//!   exceed the floor by [`ONSET_MIN_DB`] or [`ONSET_SPREADS`] × spread to start a talkspurt,
-//!   and by the lower [`CONTINUE_MIN_DB`] / [`CONTINUE_SPREADS`] × spread to continue one
-//!   (hysteresis: weak word endings are kept without letting noise start speech).
+//! * **Background = the quietest 160 ms of the last 5 s** (minimum statistics on short-term
+//!   means, after Martin 2001): per channel the frame levels are averaged over sub-windows of
+//!   [`SUB_WINDOW_FRAMES`]; the background *level* is the lowest sub-window mean of the last
+//!   [`SUB_WINDOWS`] (5.1 s), and its *deviation* is that sub-window's standard deviation. Speech
+//!   has a pause of 160 ms somewhere in any 5 s (between phrases, before stops), so it cannot
+//!   pull either up; noise of any kind, babble included, sets both. Every frame teaches the
+//!   background: no judgement of "noise" gates the learning, so noise that looks like speech is
+//!   learnt as well as noise that does not. During a talkspurt a rough estimate (deviation over
+//!   [`STEADY_DEVIATION_DB`]) rises no faster than [`RISE_IN_SPEECH_DB`] (2 dB/s): a monologue
+//!   with no pause for 5 s would otherwise make its own quietest stretch the background once the
+//!   last real pause leaves the window; noise that rose under the speech is steady and is taken
+//!   at once. The *floor* (the lowest frame of the window) is kept
+//!   too: `level − floor` (the background's *roughness*) says how far the noise dips below its
+//!   typical level (≈ 1.5 dB for white noise, 6–10 dB for brown noise's broadband level).
+//! * **Margins follow the noise's own deviation**: a frame starts a talkspurt when a channel
+//!   exceeds its background by [`ONSET_MIN_DB`] or [`ONSET_DEVS`] deviations, and continues one
+//!   above the lower [`CONTINUE_MIN_DB`] / [`CONTINUE_DEVS`] (hysteresis: weak word endings are
+//!   kept without letting noise start speech). Babble (deviation ≈ 3 dB) gets a margin of ≈ 9–12
+//!   dB, white noise (≈ 0.5 dB) the minimum ones.
+//! * **Two channels, the rough one discounted**: the broadband level, and the level of
+//!   `x[n] − x[n−2]` (a band-pass peaking at 2 kHz, −20 dB at 60 Hz). A frame stands out if either
+//!   channel stands out: speech over white noise shows in the broadband channel, over hum, brown
+//!   or pink noise in the band channel, where that noise is 10–25 dB weaker *and steadier*.
+//!   Low-frequency noise makes the broadband level heavy-tailed (a few cycles of 20–100 Hz per
+//!   frame: ±5 dB frame to frame), which one short sub-window's deviation underestimates; so the
+//!   broadband deviation is at least its roughness in excess of the band channel's
+//!   ([`BROAD_ROUGHNESS_SHARE`]). For noise that is rough in both channels alike (babble) or in
+//!   neither (white noise, hum) this adds nothing.
+//! * **A stepped floor or a steady sound is learnt in 0.5 s**: when a channel's level has stayed
+//!   within [`FLAT_RANGE_DB`] (+ [`FLAT_RANGE_DEVS`] of its own deviations, at most
+//!   [`FLAT_RANGE_MAX_DB`]) for [`FLAT_FRAMES`] frames, that
+//!   run is the background at once, forgetting any quieter past. Speech never holds still that
+//!   long (syllables move its level by 10–30 dB at about 4 Hz); steady noise, hum and tones do.
 //! * **A talkspurt must be confirmed**: [`CONFIRM_FRAMES`] (60 ms) frames standing out, none of
 //!   them a click (≥ [`IMPULSE_SHARE`] of the frame's energy in 4 ms, after a frame that did not
-//!   stand out: the end of a syllable can be as concentrated, but it follows speech),
-//!   and a level or tilt change of at least [`VARIATION_DB`] (or [`VARIATION_SPREADS`] × the spread) among them (speech moves; a noise
-//!   step, hum or a dial tone does not). A click lasts one or two frames: it never confirms, so
-//!   it neither starts a recording nor resets the silence timer, and `contains_sound` stays false.
-//!   A candidate that has not moved after [`MAX_PENDING_FRAMES`] is not speech.
-//! * **Silence is timed from the last frame that stood out**: after a talkspurt, frames that
-//!   stand out within [`HANGOVER_FRAMES`] continue it without a new confirmation (speech with
-//!   short gaps), but the hangover itself is silence, so the stop lands `max_silence` after the
-//!   last speech, not after the hangover.
+//!   stand out: the end of a syllable can be as concentrated, but it follows speech), and, after
+//!   its first frame, a level or tilt change of at least [`VARIATION_DB`] (or
+//!   [`VARIATION_DEVS`] deviations of the steadier channel): speech moves; a noise step, hum or a dial tone does not (the
+//!   first frame is left out because a step's first frame is only partly stepped). A click lasts
+//!   one or two frames: it never confirms, so it neither starts a recording nor resets the
+//!   silence timer. A candidate that has not moved after [`MAX_PENDING_FRAMES`] is not speech.
+//! * **Silence is timed from the last frame that stood out, plus [`END_HANGOVER_FRAMES`] in
+//!   noise**: a word's last 50–150 ms (its energy falling 20–40 dB from its peak) sink under the
+//!   noise, so what stands out of a word ends early; 60 ms of hangover puts the stop back where
+//!   the word ended. On a quiet line (the talkspurt's peak [`TAIL_HIDDEN_DB`] or more above the
+//!   background) nothing is hidden and silence starts at the last frame that stood out. Within [`HANGOVER_FRAMES`] of the last speech frame, standing out continues the
+//!   talkspurt without a new confirmation (speech with short gaps).
 //! * **A timer that runs out waits for a pending verdict** ([`SoundDetector::is_pending`]): a
 //!   word that starts just as the silence limit is reached is not cut by the confirmation delay.
 //! * **The beep teaches the background**: while the beep plays the caller's audio is not judged,
-//!   but it feeds the background estimate ([`SoundDetector::learn_background`]), so a caller who
-//!   speaks as soon as the beep ends is measured against the line, not against their own voice.
-//!   (Without a beep, the first frame sets the background: a call that is speech from its very
-//!   first frame is heard from its first pause between syllables, within the pre-roll mostly.)
+//!   but it feeds the background ([`SoundDetector::learn_background`]), so a caller who speaks as
+//!   soon as the beep ends is measured against the line, not against their own voice. (Without
+//!   a beep, the first frame starts the background: a call that is speech from its very first
+//!   frame is heard from its first pause between syllables, within the pre-roll mostly.)
 //! * [`ABSOLUTE_FLOOR_DBM0`]: nothing quieter is speech (A-law idle is −66 dBm0); speech at
 //!   −55 dBFS (≈ −49 dBm0) is well above it.
 //!
 //! `contains_sound` becomes true once a confirmed talkspurt has [`MIN_SPEECH_FRAMES`] speech
-//! frames. With `silence_threshold_db` (the fixed override) a frame is speech when its broadband
-//! level is above the threshold, with no confirmation, exactly as before.
+//! frames whose broadband level spans at least [`SPEECH_RANGE_DB`] (syllables do within 100 ms;
+//! a noise step that got through confirmation does not, and is background 0.5 s later). With
+//! `silence_threshold_db` (the fixed override) a frame is speech when its broadband level is
+//! above the threshold, with no confirmation, exactly as before.
 //!
-//! Cost: O(1) per frame on top of the features, no allocation; all state is fixed-size arrays.
+//! Cost: O(1) per frame on top of the features (the lowest sub-window is searched once per
+//! sub-window, not per frame), no allocation; all state is fixed-size arrays.
 
 use crate::features::FrameFeatures;
 
-/// Frames per sub-window of the minimum tracker (320 ms).
-pub const SUB_WINDOW_FRAMES: u32 = 16;
-/// Sub-windows kept; the floor is the minimum over all of them and the current one.
-pub const SUB_WINDOWS: usize = 8;
-/// Window of the minimum statistics, in frames (≈ 2.6 s).
-pub const MIN_WINDOW_FRAMES: u32 = SUB_WINDOW_FRAMES * (SUB_WINDOWS as u32 + 1);
+/// Frames per sub-window of the background tracker (160 ms).
+pub const SUB_WINDOW_FRAMES: u32 = 8;
+/// Completed sub-windows kept: the background is the quietest of them (5.1 s).
+pub const SUB_WINDOWS: usize = 32;
+/// Frames the sub-window in progress needs before it can be the quietest one (80 ms).
+pub const PARTIAL_MIN_FRAMES: u32 = 4;
 /// Frames a channel must stay flat to become background at once (500 ms).
 pub const FLAT_FRAMES: u32 = 25;
-/// Level range (dB) that counts as flat, before widening by the noise's spread.
+/// Level range (dB) that counts as flat, before widening by the background's deviation.
 pub const FLAT_RANGE_DB: f32 = 4.0;
-/// Margin over the floor to start a talkspurt, in dB, before the noise's spread is added.
-pub const ONSET_MIN_DB: f32 = 5.0;
-/// Spreads added to the onset margin.
-pub const ONSET_SPREADS: f32 = 2.0;
-/// Margin over the floor to continue a talkspurt, in dB, before the noise's spread is added.
-pub const CONTINUE_MIN_DB: f32 = 3.0;
-/// Spreads added to the continuation margin.
-pub const CONTINUE_SPREADS: f32 = 1.5;
+/// Background deviations added to the flat range.
+pub const FLAT_RANGE_DEVS: f32 = 2.0;
+/// The flat range never exceeds this (dB): speech moves by more within 0.5 s.
+pub const FLAT_RANGE_MAX_DB: f32 = 10.0;
+/// The smallest margin over the background that starts a talkspurt, in dB.
+pub const ONSET_MIN_DB: f32 = 6.0;
+/// The margin that starts a talkspurt, in background deviations.
+pub const ONSET_DEVS: f32 = 4.0;
+/// The smallest margin over the background that continues a talkspurt, in dB.
+pub const CONTINUE_MIN_DB: f32 = 3.5;
+/// The margin that continues a talkspurt, in background deviations.
+pub const CONTINUE_DEVS: f32 = 3.0;
+/// A sub-window's deviation is capped here (dB): a sub-window with speech in it is never the
+/// quietest for long, and must not leave huge margins behind when it is.
+pub const DEVIATION_MAX_DB: f32 = 5.0;
+/// The share of the broadband roughness in excess of the band channel's that the broadband
+/// deviation is at least (see the module docs: low-frequency noise).
+pub const BROAD_ROUGHNESS_SHARE: f32 = 1.0;
 /// No frame at or below this level is speech, in dBm0.
 pub const ABSOLUTE_FLOOR_DBM0: f32 = -62.0;
 /// A frame with this share of its energy in 4 ms, after a frame that did not stand out, is a
@@ -88,24 +119,39 @@ pub const ABSOLUTE_FLOOR_DBM0: f32 = -62.0;
 pub const IMPULSE_SHARE: f32 = 0.7;
 /// Frames that must stand out before a talkspurt is speech (60 ms).
 pub const CONFIRM_FRAMES: u32 = 3;
-/// Level or tilt change a confirming talkspurt must show, in dB.
+/// Level or tilt change a confirming talkspurt must show after its first frame, in dB.
 pub const VARIATION_DB: f32 = 3.0;
-/// The variation a confirming talkspurt must show, in units of the broadband noise spread.
-pub const VARIATION_SPREADS: f32 = 2.5;
+/// The variation a confirming talkspurt must show, in deviations of the steadier channel.
+pub const VARIATION_DEVS: f32 = 2.0;
 /// A candidate talkspurt still without variation after this many frames is not speech (300 ms).
 pub const MAX_PENDING_FRAMES: u32 = 15;
 /// Frames after the last speech frame within which standing out continues the talkspurt (200 ms).
 pub const HANGOVER_FRAMES: u32 = 10;
+/// Frames after the last frame that stood out that are still speech (60 ms): the faint end of
+/// a word that the noise hides.
+pub const END_HANGOVER_FRAMES: u32 = 3;
+/// A talkspurt whose loudest frame is less than this above the broadband background (dB) has
+/// had the faint end of its last word hidden by the noise (a word's energy falls 40 dB from its
+/// peak as it ends; its last 5 dB are too brief to matter): only then does [`END_HANGOVER_FRAMES`] apply.
+pub const TAIL_HIDDEN_DB: f32 = 35.0;
 /// Speech frames a talkspurt needs for `contains_sound` (100 ms).
 pub const MIN_SPEECH_FRAMES: u32 = 5;
+/// The broadband level range (dB) a talkspurt must span for `contains_sound`.
+pub const SPEECH_RANGE_DB: f32 = 8.0;
 /// The most frames a [`Verdict::Speech`] onset can lie in the past.
 pub const MAX_ONSET_DELAY_FRAMES: usize = MAX_PENDING_FRAMES as usize;
 
-const SPREAD_INITIAL_DB: f32 = 1.0;
-/// The spread is a running mean over its first 1/SPREAD_RATE noise frames, then an exponential
-/// average with that time constant (1 s).
-const SPREAD_RATE: f32 = 0.02;
-const SPREAD_MAX_DB: f32 = 12.0;
+/// How much the background level and deviation may rise per frame during a talkspurt (dB;
+/// 2 dB/s): only a flat run (a stepped floor) raises it faster then.
+pub const RISE_IN_SPEECH_DB: f32 = 0.04;
+/// A background candidate with no more deviation than this (dB) is steady noise, never the
+/// quietest stretch of a monologue: it may rise at once during a talkspurt.
+pub const STEADY_DEVIATION_DB: f32 = 2.0;
+/// A channel's background deviation before it has been measured (dB).
+const DEVIATION_INITIAL_DB: f32 = 0.5;
+/// A flat run raises the background only when it is this much louder (dB): below that, the
+/// sub-window statistics already follow it.
+const FLAT_RAISE_DB: f32 = 0.5;
 
 /// The decision for one frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,87 +173,185 @@ impl Verdict {
     }
 }
 
+/// Mean and standard deviation of `n` levels from their sum and sum of squares.
+#[inline]
+fn mean_and_deviation(n: u32, sum: f32, squares: f32) -> (f32, f32) {
+    let mean = sum / n as f32;
+    (mean, (squares / n as f32 - mean * mean).max(0.0).sqrt())
+}
+
 /// The background estimate of one channel (broadband or speech band).
 #[derive(Clone, Debug)]
 struct Background {
-    sub_minima: [f32; SUB_WINDOWS],
-    /// The minimum of `sub_minima` (recomputed when a sub-window completes).
-    past_min: f32,
+    /// Completed sub-windows: mean, deviation and lowest level (a ring; `filled` are valid).
+    sub_mean: [f32; SUB_WINDOWS],
+    sub_deviation: [f32; SUB_WINDOWS],
+    sub_min: [f32; SUB_WINDOWS],
+    filled: usize,
     next_sub: usize,
-    current_min: f32,
+    /// The quietest completed sub-window (mean, deviation) and the lowest completed level.
+    quietest: (f32, f32),
+    completed_floor: f32,
+    /// The sub-window in progress.
     in_current: u32,
-    floor: f32,
-    spread: f32,
-    noise_frames: u32,
+    current_sum: f32,
+    current_squares: f32,
+    current_min: f32,
+    /// The flat run.
     run_lo: f32,
     run_hi: f32,
     run_len: u32,
+    run_sum: f32,
+    run_squares: f32,
+    /// The estimate: background level, its deviation, and the lowest level in the window.
+    level: f32,
+    deviation: f32,
+    floor: f32,
 }
 
 impl Background {
     fn new(first: f32) -> Background {
         Background {
-            sub_minima: [first; SUB_WINDOWS],
-            past_min: first,
+            sub_mean: [first; SUB_WINDOWS],
+            sub_deviation: [DEVIATION_INITIAL_DB; SUB_WINDOWS],
+            sub_min: [first; SUB_WINDOWS],
+            filled: 0,
             next_sub: 0,
-            current_min: first,
+            quietest: (first, DEVIATION_INITIAL_DB),
+            completed_floor: first,
             in_current: 0,
-            floor: first,
-            spread: SPREAD_INITIAL_DB,
-            noise_frames: 0,
+            current_sum: 0.0,
+            current_squares: 0.0,
+            current_min: first,
             run_lo: first,
             run_hi: first,
             run_len: 0,
+            run_sum: 0.0,
+            run_squares: 0.0,
+            level: first,
+            deviation: DEVIATION_INITIAL_DB,
+            floor: first,
         }
     }
 
-    fn onset(&self) -> f32 {
-        self.floor + ONSET_MIN_DB + ONSET_SPREADS * self.spread
+    /// How far the background dips below its level (dB).
+    fn roughness(&self) -> f32 {
+        self.level - self.floor
     }
 
-    fn continuation(&self) -> f32 {
-        self.floor + CONTINUE_MIN_DB + CONTINUE_SPREADS * self.spread
+    fn onset(&self, deviation: f32) -> f32 {
+        self.level + ONSET_MIN_DB.max(ONSET_DEVS * deviation)
     }
 
-    /// Takes one frame's level; `noise` says the frame was judged background (it then teaches
-    /// the spread).
-    fn update(&mut self, level: f32, noise: bool) {
-        self.current_min = self.current_min.min(level);
+    fn continuation(&self, deviation: f32) -> f32 {
+        self.level + CONTINUE_MIN_DB.max(CONTINUE_DEVS * deviation)
+    }
+
+    /// Recomputes the quietest completed sub-window and the lowest completed level.
+    fn rescan(&mut self) {
+        let mut quietest = (f32::INFINITY, DEVIATION_INITIAL_DB);
+        let mut floor = f32::INFINITY;
+        for i in 0..self.filled {
+            if self.sub_mean[i] < quietest.0 {
+                quietest = (self.sub_mean[i], self.sub_deviation[i]);
+            }
+            floor = floor.min(self.sub_min[i]);
+        }
+        self.quietest = quietest;
+        self.completed_floor = floor;
+    }
+
+    /// Sets `level`, `deviation` and `floor` from the completed sub-windows and, once it has
+    /// [`PARTIAL_MIN_FRAMES`] (or nothing is completed yet), the one in progress.
+    /// `in_speech` (a talkspurt is going on) limits how fast the estimate may rise.
+    fn estimate(&mut self, in_speech: bool) {
+        let (mut level, mut deviation) = self.quietest;
+        let mut floor = self.completed_floor;
+        if self.in_current > 0 {
+            floor = floor.min(self.current_min);
+            if self.in_current >= PARTIAL_MIN_FRAMES || self.filled == 0 {
+                let (mean, dev) =
+                    mean_and_deviation(self.in_current, self.current_sum, self.current_squares);
+                let dev = dev.min(DEVIATION_MAX_DB);
+                if mean < level {
+                    (level, deviation) = (mean, dev);
+                }
+            }
+        }
+        if level.is_finite() {
+            if in_speech && deviation > STEADY_DEVIATION_DB {
+                // The quiet sub-window that set the background may age out of the window in a
+                // long stretch of speech without a pause; the next quietest is then speech,
+                // which is rough. (A steady one is noise that rose: it is taken at once.)
+                level = level.min(self.level + RISE_IN_SPEECH_DB);
+                deviation = deviation.min(self.deviation + RISE_IN_SPEECH_DB);
+            }
+            self.level = level;
+            self.deviation = deviation;
+            self.floor = floor;
+        }
+    }
+
+    /// Takes one frame's level; `in_speech` says a talkspurt is going on.
+    fn update(&mut self, level: f32, in_speech: bool) {
         self.in_current += 1;
+        self.current_sum += level;
+        self.current_squares += level * level;
+        self.current_min = if self.in_current == 1 {
+            level
+        } else {
+            self.current_min.min(level)
+        };
         if self.in_current == SUB_WINDOW_FRAMES {
-            self.sub_minima[self.next_sub] = self.current_min;
-            self.next_sub = (self.next_sub + 1) % SUB_WINDOWS;
-            self.current_min = level;
+            let (mean, dev) =
+                mean_and_deviation(self.in_current, self.current_sum, self.current_squares);
+            let i = self.next_sub;
+            self.sub_mean[i] = mean;
+            self.sub_deviation[i] = dev.min(DEVIATION_MAX_DB);
+            self.sub_min[i] = self.current_min;
+            self.next_sub = (i + 1) % SUB_WINDOWS;
+            self.filled = (self.filled + 1).min(SUB_WINDOWS);
             self.in_current = 0;
-            self.past_min = self.sub_minima.iter().fold(f32::INFINITY, |m, &x| m.min(x));
+            self.current_sum = 0.0;
+            self.current_squares = 0.0;
+            self.rescan();
         }
         let lo = self.run_lo.min(level);
         let hi = self.run_hi.max(level);
-        if hi - lo > FLAT_RANGE_DB + self.spread {
+        if hi - lo > (FLAT_RANGE_DB + FLAT_RANGE_DEVS * self.deviation).min(FLAT_RANGE_MAX_DB) {
             self.run_lo = level;
             self.run_hi = level;
             self.run_len = 1;
+            self.run_sum = level;
+            self.run_squares = level * level;
         } else {
             self.run_lo = lo;
             self.run_hi = hi;
             self.run_len += 1;
+            self.run_sum += level;
+            self.run_squares += level * level;
         }
-        let mut floor = self.past_min.min(self.current_min);
-        if self.run_len >= FLAT_FRAMES && self.run_lo > floor {
-            // A steady level for 0.5 s is background now: forget the quieter past.
-            floor = self.run_lo;
-            for m in &mut self.sub_minima {
-                *m = m.max(floor);
+        self.estimate(in_speech);
+        if self.run_len >= FLAT_FRAMES {
+            let (mean, dev) = mean_and_deviation(self.run_len, self.run_sum, self.run_squares);
+            if mean > self.level + FLAT_RAISE_DB {
+                // A steady level for 0.5 s is background now: forget the quieter past.
+                for i in 0..self.filled {
+                    if self.sub_mean[i] < mean {
+                        self.sub_mean[i] = mean;
+                        self.sub_deviation[i] = dev.min(DEVIATION_MAX_DB);
+                    }
+                    self.sub_min[i] = self.sub_min[i].max(self.run_lo);
+                }
+                if self.in_current > 0 && self.current_sum < mean * self.in_current as f32 {
+                    let n = self.in_current as f32;
+                    self.current_sum = mean * n;
+                    self.current_squares = n * (dev * dev + mean * mean);
+                }
+                self.current_min = self.current_min.max(self.run_lo);
+                self.rescan();
+                self.estimate(false);
             }
-            self.past_min = self.past_min.max(floor);
-            self.current_min = self.current_min.max(floor);
-        }
-        self.floor = floor;
-        if noise {
-            let excess = (level - floor).clamp(0.0, SPREAD_MAX_DB);
-            self.noise_frames = self.noise_frames.saturating_add(1);
-            let rate = SPREAD_RATE.max(1.0 / self.noise_frames as f32);
-            self.spread += rate * (excess - self.spread);
         }
     }
 }
@@ -216,7 +360,7 @@ impl Background {
 enum Spurt {
     /// No talkspurt.
     Idle,
-    /// Frames stand out but are not confirmed yet.
+    /// Frames stand out but are not confirmed yet; the ranges leave out the first frame.
     Pending {
         frames: u32,
         level_lo: f32,
@@ -226,8 +370,14 @@ enum Spurt {
     },
     /// Frames stand out without moving: steady noise or a tone, not speech.
     Steady,
-    /// A confirmed talkspurt; `quiet` frames since its last speech frame.
-    Speech { quiet: u32, speech_frames: u32 },
+    /// A confirmed talkspurt; `quiet` frames since its last speech frame; the broadband level
+    /// range of its frames.
+    Speech {
+        quiet: u32,
+        speech_frames: u32,
+        level_lo: f32,
+        level_hi: f32,
+    },
 }
 
 /// The per-session sound detector. Real-time safe: no allocation, O(1) per frame.
@@ -284,24 +434,37 @@ impl SoundDetector {
         }
     }
 
+    /// The deviations the decision uses: the band channel's own, and the broadband one at
+    /// least its roughness in excess of the band channel's.
+    fn deviations(broad: &Background, band: &Background) -> (f32, f32) {
+        let excess = broad.roughness() - band.roughness();
+        (
+            broad.deviation.max(BROAD_ROUGHNESS_SHARE * excess),
+            band.deviation,
+        )
+    }
+
     fn adaptive(&mut self, f: &FrameFeatures) -> Verdict {
         let [broad, band] = self
             .channels
             .get_or_insert_with(|| [Background::new(f.level_dbm0), Background::new(f.band_db)]);
+        let (broad_dev, band_dev) = Self::deviations(broad, band);
         let click = f.peak_block_share >= IMPULSE_SHARE && !self.stood_out;
         let audible = f.level_dbm0 > ABSOLUTE_FLOOR_DBM0 && !click;
-        let onset = audible && (f.level_dbm0 > broad.onset() || f.band_db > band.onset());
-        let stands_out =
-            audible && (f.level_dbm0 > broad.continuation() || f.band_db > band.continuation());
+        let onset =
+            audible && (f.level_dbm0 > broad.onset(broad_dev) || f.band_db > band.onset(band_dev));
+        let stands_out = audible
+            && (f.level_dbm0 > broad.continuation(broad_dev)
+                || f.band_db > band.continuation(band_dev));
 
         let (spurt, verdict) = match self.spurt {
             Spurt::Idle if onset => (
                 Spurt::Pending {
                     frames: 1,
-                    level_lo: f.level_dbm0,
-                    level_hi: f.level_dbm0,
-                    tilt_lo: f.tilt_db,
-                    tilt_hi: f.tilt_db,
+                    level_lo: f32::INFINITY,
+                    level_hi: f32::NEG_INFINITY,
+                    tilt_lo: f32::INFINITY,
+                    tilt_hi: f32::NEG_INFINITY,
                 },
                 Verdict::Silence,
             ),
@@ -315,13 +478,15 @@ impl SoundDetector {
                 let frames = frames + 1;
                 let (level_lo, level_hi) = (level_lo.min(f.level_dbm0), level_hi.max(f.level_dbm0));
                 let (tilt_lo, tilt_hi) = (tilt_lo.min(f.tilt_db), tilt_hi.max(f.tilt_db));
-                let enough = VARIATION_DB.max(VARIATION_SPREADS * broad.spread);
+                let enough = VARIATION_DB.max(VARIATION_DEVS * broad_dev.min(band_dev));
                 let moved = level_hi - level_lo >= enough || tilt_hi - tilt_lo >= enough;
                 if frames >= CONFIRM_FRAMES && moved {
                     (
                         Spurt::Speech {
                             quiet: 0,
                             speech_frames: frames,
+                            level_lo,
+                            level_hi,
                         },
                         Verdict::Speech {
                             onset_frames_ago: frames - 1,
@@ -343,10 +508,17 @@ impl SoundDetector {
                 }
             }
             Spurt::Steady if stands_out => (Spurt::Steady, Verdict::Silence),
-            Spurt::Speech { speech_frames, .. } if stands_out => (
+            Spurt::Speech {
+                speech_frames,
+                level_lo,
+                level_hi,
+                ..
+            } if stands_out => (
                 Spurt::Speech {
                     quiet: 0,
                     speech_frames: speech_frames + 1,
+                    level_lo: level_lo.min(f.level_dbm0),
+                    level_hi: level_hi.max(f.level_dbm0),
                 },
                 Verdict::Speech {
                     onset_frames_ago: 0,
@@ -355,24 +527,40 @@ impl SoundDetector {
             Spurt::Speech {
                 quiet,
                 speech_frames,
+                level_lo,
+                level_hi,
             } if quiet < HANGOVER_FRAMES => (
                 Spurt::Speech {
                     quiet: quiet + 1,
                     speech_frames,
+                    level_lo,
+                    level_hi,
                 },
-                Verdict::Silence,
+                if quiet < END_HANGOVER_FRAMES && level_hi - broad.level < TAIL_HIDDEN_DB {
+                    Verdict::Speech {
+                        onset_frames_ago: 0,
+                    }
+                } else {
+                    Verdict::Silence
+                },
             ),
             _ => (Spurt::Idle, Verdict::Silence),
         };
-        if let Spurt::Speech { speech_frames, .. } = spurt {
-            if speech_frames >= MIN_SPEECH_FRAMES {
+        if let Spurt::Speech {
+            speech_frames,
+            level_lo,
+            level_hi,
+            ..
+        } = spurt
+        {
+            if speech_frames >= MIN_SPEECH_FRAMES && level_hi - level_lo >= SPEECH_RANGE_DB {
                 self.speech_heard = true;
             }
         }
         self.stood_out = stands_out;
-        let noise = matches!(spurt, Spurt::Idle | Spurt::Steady) && !onset;
-        broad.update(f.level_dbm0, noise);
-        band.update(f.band_db, noise);
+        let in_speech = matches!(spurt, Spurt::Speech { .. });
+        broad.update(f.level_dbm0, in_speech);
+        band.update(f.band_db, in_speech);
         self.spurt = spurt;
         verdict
     }
@@ -386,11 +574,8 @@ impl SoundDetector {
         }
         match &mut self.channels {
             Some([broad, band]) => {
-                // Only frames that would not start a talkspurt teach the spread (the beep's own
-                // echo must not widen the margins).
-                let noise = f.level_dbm0 <= broad.onset() && f.band_db <= band.onset();
-                broad.update(f.level_dbm0, noise);
-                band.update(f.band_db, noise);
+                broad.update(f.level_dbm0, false);
+                band.update(f.band_db, false);
             }
             None => {
                 self.channels = Some([Background::new(f.level_dbm0), Background::new(f.band_db)])
@@ -410,9 +595,10 @@ impl SoundDetector {
         self.speech_heard
     }
 
-    /// The broadband background estimate in dBm0 (None before the first adaptive frame).
+    /// The broadband background level in dBm0: the mean of the quietest recent 160 ms (None
+    /// before the first adaptive frame).
     pub fn noise_floor_dbm0(&self) -> Option<f32> {
-        self.channels.as_ref().map(|c| c[0].floor)
+        self.channels.as_ref().map(|c| c[0].level)
     }
 }
 
@@ -444,7 +630,8 @@ mod tests {
         for _ in 0..50 {
             assert_eq!(d.classify(&frame(-62.0, -3.0)), Verdict::Silence);
         }
-        let levels = [-30.0, -24.0, -20.0, -22.0, -21.0, -25.0];
+        // A syllable: its level moves by 8 dB or more, as speech does within 100 ms.
+        let levels = [-30.0, -24.0, -20.0, -22.0, -21.0, -25.0, -29.0, -23.0];
         let verdicts: Vec<Verdict> = levels
             .iter()
             .map(|&l| d.classify(&frame(l, -3.0)))
@@ -462,9 +649,33 @@ mod tests {
                 onset_frames_ago: 0
             }));
         assert!(d.contains_sound());
-        // The floor did not move during speech, so quiet is silence again at once.
+        // The background did not move during speech, so quiet is silence again at once (on a
+        // line this quiet no end of a word hides under the noise: no end hangover).
         assert_eq!(d.classify(&frame(-61.0, -3.0)), Verdict::Silence);
         assert!(d.noise_floor_dbm0().unwrap() <= -62.0);
+    }
+
+    #[test]
+    fn in_noise_the_end_of_a_word_is_given_a_hangover() {
+        let mut d = SoundDetector::new(None);
+        let mut state = 5;
+        for _ in 0..100 {
+            d.classify(&frame(-40.0 + 0.3 * jitter(&mut state), -3.0));
+        }
+        // A syllable 15 dB over the noise: its faint end may be under the noise.
+        for l in [-34.0, -30.0, -25.0, -27.0, -29.0, -33.0, -26.0] {
+            d.classify(&frame(l, -3.0));
+        }
+        assert!(d.contains_sound());
+        for _ in 0..END_HANGOVER_FRAMES {
+            assert!(d
+                .classify(&frame(-40.0 + 0.3 * jitter(&mut state), -3.0))
+                .is_speech());
+        }
+        assert_eq!(
+            d.classify(&frame(-40.0 + 0.3 * jitter(&mut state), -3.0)),
+            Verdict::Silence
+        );
     }
 
     #[test]
@@ -500,9 +711,13 @@ mod tests {
             assert_eq!(d.classify(&frame(-25.0 + jitter, -3.0)), Verdict::Silence);
         }
         assert!(!d.contains_sound());
-        // Speech 10 dB over it is found.
+        // Speech 13 dB over it is found (speech adds to the noise: no frame is quieter than it).
         let found = (0..50)
-            .filter(|&i| d.classify(&syllable(-12.0, i)).is_speech())
+            .filter(|&i| {
+                let s = syllable(-12.0, i);
+                d.classify(&frame(s.level_dbm0.max(-25.0), -3.0))
+                    .is_speech()
+            })
             .count();
         assert!(found > 20, "{found}");
     }
@@ -539,7 +754,68 @@ mod tests {
             }
         }
         assert_eq!(peaks_found, 82);
-        assert!(d.noise_floor_dbm0().unwrap() <= -40.0);
+        // The background is the mean of the quietest 160 ms: these syllables leave only 120 ms
+        // at the noise between them, so it sits a little above it, never near the peaks.
+        let floor = d.noise_floor_dbm0().unwrap();
+        assert!(floor <= -38.0, "{floor}");
+    }
+
+    /// A deterministic pseudo-random sequence in [-1, 1).
+    fn jitter(state: &mut u32) -> f32 {
+        *state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (*state >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+    }
+
+    #[test]
+    fn rough_broadband_noise_with_a_steady_speech_band_is_background() {
+        // Brown noise: the broadband level swings ±5 dB frame to frame, the speech band holds
+        // within ±0.3 dB 25 dB lower.
+        let mut d = SoundDetector::new(None);
+        let mut state = 7;
+        let noise = |state: &mut u32| {
+            let level = -30.0 + 5.0 * jitter(state);
+            FrameFeatures {
+                level_dbm0: level,
+                band_db: -55.0 + 0.3 * jitter(state),
+                tilt_db: -15.0,
+                peak_block_share: 0.3,
+            }
+        };
+        for _ in 0..100 {
+            d.classify(&noise(&mut state));
+        }
+        let mut speech_frames = 0;
+        for _ in 0..1000 {
+            speech_frames += d.classify(&noise(&mut state)).is_speech() as u32;
+        }
+        assert_eq!(speech_frames, 0);
+        // Syllables 15 dB over the band's noise are speech, seen in the band channel.
+        let found = (0..100)
+            .filter(|&i| {
+                let mut f = noise(&mut state);
+                f.band_db = f.band_db.max(syllable(-40.0, i).level_dbm0);
+                f.tilt_db = f.band_db - f.level_dbm0;
+                d.classify(&f).is_speech()
+            })
+            .count();
+        assert!(found > 40, "{found}");
+    }
+
+    #[test]
+    fn a_noise_step_is_never_sound() {
+        let mut d = SoundDetector::new(None);
+        let mut state = 3;
+        for _ in 0..150 {
+            d.classify(&frame(-50.0 + 0.8 * jitter(&mut state), -3.0));
+        }
+        // The step's first frame is only partly stepped.
+        d.classify(&frame(-41.0, -3.0));
+        for _ in 0..300 {
+            d.classify(&frame(-35.0 + 0.8 * jitter(&mut state), -3.0));
+        }
+        assert!(!d.contains_sound());
+        let floor = d.noise_floor_dbm0().unwrap();
+        assert!((floor + 35.0).abs() < 1.0, "{floor}");
     }
 
     #[test]

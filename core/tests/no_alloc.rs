@@ -345,11 +345,14 @@ fn real_time_path_and_writer_steady_state_do_not_allocate() {
         aborted.push(&cycle[..FRAME]),
         Ok(Status::Stopped(Reason::Aborted))
     );
-    for i in 0..60 {
-        status = short.push(&cycle[(i % 50) * FRAME..][..FRAME]).unwrap();
+    // Half a second of the quiet line, then sound: the detector measures the sound against
+    // the line (a tone that is sound from the session's first frame and never pauses is
+    // background to the detector), and the 1 s limit is reached 1 s after the pre-roll.
+    for i in 0..80 {
+        status = short.push(&cycle[(75 + i) * FRAME..][..FRAME]).unwrap();
     }
     assert_eq!(status, Status::Stopped(Reason::Duration));
-    pushed += 100 + 60 + 2 + 60 + 5;
+    pushed += 100 + 60 + 2 + 80 + 5;
     let on_this_thread = count_on_this_thread(false);
     // --- Counting ends. ---
 

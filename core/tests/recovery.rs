@@ -32,8 +32,10 @@ fn options(mode: &str) -> RecordOptions {
             r#","encryption_cipher":{{"type":"{m}","key":"{KEY}","initialisation_vector":"{IV}"}}"#
         ),
     };
+    // The fixed threshold: the pushed sound starts at the first frame, with no line before it
+    // for the adaptive detector to measure it against (see `common::sound`).
     RecordOptions::from_json(&format!(
-        r#"{{"id":"{ID}","seconds_max_duration":3600,"milliseconds_max_silence":600000{cipher}}}"#
+        r#"{{"id":"{ID}","seconds_max_duration":3600,"milliseconds_max_silence":600000,"silence_threshold_db":-40{cipher}}}"#
     ))
     .unwrap()
 }
