@@ -177,7 +177,14 @@ impl Verdict {
 #[inline]
 fn mean_and_deviation(n: u32, sum: f32, squares: f32) -> (f32, f32) {
     let mean = sum / n as f32;
-    (mean, (squares / n as f32 - mean * mean).max(0.0).sqrt())
+    (mean, deviation_of(n, mean, squares))
+}
+
+/// The standard deviation of `n` levels of mean `mean` from their sum of squares (computed
+/// only when needed: the square root is most of the per-frame cost of the statistics).
+#[inline]
+fn deviation_of(n: u32, mean: f32, squares: f32) -> f32 {
+    (squares / n as f32 - mean * mean).max(0.0).sqrt()
 }
 
 /// The background estimate of one channel (broadband or speech band).
@@ -270,11 +277,10 @@ impl Background {
         if self.in_current > 0 {
             floor = floor.min(self.current_min);
             if self.in_current >= PARTIAL_MIN_FRAMES || self.filled == 0 {
-                let (mean, dev) =
-                    mean_and_deviation(self.in_current, self.current_sum, self.current_squares);
-                let dev = dev.min(DEVIATION_MAX_DB);
+                let mean = self.current_sum / self.in_current as f32;
                 if mean < level {
-                    (level, deviation) = (mean, dev);
+                    let dev = deviation_of(self.in_current, mean, self.current_squares);
+                    (level, deviation) = (mean, dev.min(DEVIATION_MAX_DB));
                 }
             }
         }
@@ -333,8 +339,9 @@ impl Background {
         }
         self.estimate(in_speech);
         if self.run_len >= FLAT_FRAMES {
-            let (mean, dev) = mean_and_deviation(self.run_len, self.run_sum, self.run_squares);
+            let mean = self.run_sum / self.run_len as f32;
             if mean > self.level + FLAT_RAISE_DB {
+                let dev = deviation_of(self.run_len, mean, self.run_squares);
                 // A steady level for 0.5 s is background now: forget the quieter past.
                 for i in 0..self.filled {
                     if self.sub_mean[i] < mean {

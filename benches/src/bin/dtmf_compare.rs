@@ -6,12 +6,14 @@
 //! battery_passed 151/151     cases whose digits are exactly the expected ones (A-law)
 //! talkoff_speech 0           keys reported in the speech pieces
 //! talkoff_music 7            keys reported in the music pieces
-//! ns_per_frame 180.2         median over passes of the time per 160-sample A-law frame
+//! ns_per_frame 80.2          median over passes of the time per 160-sample A-law frame
+//! ns_per_frame_portable 350  the same on the portable kernel (when another was picked)
+//! kernel avx2                the kernel `DtmfDetector::new` picks here
 //! ```
 //!
 //! Run: `cargo run --release -p callrec-benches --bin dtmf_compare`.
 
-use callrec::dtmf::{detect, DtmfDetector};
+use callrec::dtmf::{detect, DtmfDetector, DtmfKernel};
 use callrec::g711::{encode_into, Codec};
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -68,21 +70,29 @@ fn main() {
         println!("talkoff_{kind} {found}");
     }
 
-    // Speed: the whole talk-off corpus in 160-sample frames, 21 passes, median.
+    // Speed: the whole talk-off corpus in 160-sample frames, 21 passes, median; on the kernel
+    // `DtmfDetector::new` picks, then on the portable one.
     let frames = talkoff.len() / 160;
-    let mut per_frame: Vec<f64> = (0..21)
-        .map(|_| {
-            let mut d = DtmfDetector::new();
-            let mut events = 0usize;
-            let start = Instant::now();
-            for frame in talkoff.chunks_exact(160) {
-                d.process(Codec::Alaw, black_box(frame), |_| events += 1);
-            }
-            let ns = start.elapsed().as_nanos() as f64 / frames as f64;
-            black_box(events);
-            ns
-        })
-        .collect();
-    per_frame.sort_by(f64::total_cmp);
-    println!("ns_per_frame {:.1}", per_frame[per_frame.len() / 2]);
+    let mut kernels = vec![("ns_per_frame", DtmfKernel::detect())];
+    if DtmfKernel::detect() != DtmfKernel::PORTABLE {
+        kernels.push(("ns_per_frame_portable", DtmfKernel::PORTABLE));
+    }
+    for (name, kernel) in kernels {
+        let mut per_frame: Vec<f64> = (0..21)
+            .map(|_| {
+                let mut d = DtmfDetector::with_kernel(kernel);
+                let mut events = 0usize;
+                let start = Instant::now();
+                for frame in talkoff.chunks_exact(160) {
+                    d.process(Codec::Alaw, black_box(frame), |_| events += 1);
+                }
+                let ns = start.elapsed().as_nanos() as f64 / frames as f64;
+                black_box(events);
+                ns
+            })
+            .collect();
+        per_frame.sort_by(f64::total_cmp);
+        println!("{name} {:.1}", per_frame[per_frame.len() / 2]);
+    }
+    println!("kernel {}", DtmfKernel::detect().name());
 }
