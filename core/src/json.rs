@@ -46,15 +46,26 @@ pub fn parse(json: &str) -> Result<Value, JsonError> {
 }
 
 /// `s` made safe for an error message: control characters (and invisible or reordering
-/// characters) escaped (`\u{1b}`, `\n`, ...), and cut to `max_chars` characters with `...` when longer.
+/// characters) escaped (`\u{1b}`, `\n`, ...), and cut with `...` so that the result, escapes
+/// included, is at most `max_chars` characters plus the `...` (a run of escaped characters
+/// must not multiply the bound by six).
 pub fn printable(s: &str, max_chars: usize) -> String {
     let mut out = String::new();
-    for (n, c) in s.chars().enumerate() {
-        if n == max_chars {
+    let mut used = 0;
+    for c in s.chars() {
+        let escaped =
+            c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202e}' | '\u{200b}');
+        let width = if escaped {
+            c.escape_default().count()
+        } else {
+            1
+        };
+        if used + width > max_chars {
             out.push_str("...");
             break;
         }
-        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202e}' | '\u{200b}') {
+        used += width;
+        if escaped {
             out.extend(c.escape_default());
         } else {
             out.push(c);
@@ -167,6 +178,15 @@ mod tests {
     fn printable_escapes_and_bounds() {
         assert_eq!(printable("a\u{1b}[31mb\n", 40), "a\\u{1b}[31mb\\n");
         assert_eq!(printable(&"x".repeat(100), 5), "xxxxx...");
+        // Escapes count at their printed width (the serve fuzzer's 210-character field name).
+        let escaped = printable(&"\u{7f}".repeat(100), 40);
+        assert_eq!(escaped, format!("{}...", "\\u{7f}".repeat(6)));
+        assert!(
+            printable(&format!("ab{}", "\u{1b}".repeat(50)), 40)
+                .chars()
+                .count()
+                <= 43
+        );
         let e = parse(&format!(
             "{{\"{}\":1,\"{}\":2}}",
             "k".repeat(500),
