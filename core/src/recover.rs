@@ -257,21 +257,9 @@ pub fn recover_aescbc(part_path: &Path, cipher: &CipherSpec) -> io::Result<Recov
     }
     let final_path = with_suffix_removed(part_path, AESCBC_PART_SUFFIX)
         .ok_or_else(|| bad("not an aescbc recording's .aescbc.part file"))?;
-    let file = OpenOptions::new().read(true).write(true).open(part_path)?;
-    try_lock(&file).map_err(|_| bad("the file is being written by a live recording"))?;
+    let file = open_orphan(part_path)?;
     let samples = convert::resume(&file, &cipher.part_spec(), cipher, CrashAt::Never)?;
-    retry_transient(|| file.sync_all())?;
-    std::fs::rename(part_path, &final_path)?;
-    if let Some(dir) = final_path.parent() {
-        DirHandles::default().sync(dir)?;
-    }
-    let (id, contains_sound) = carried(&file);
-    Ok(Recovered {
-        path: final_path,
-        samples,
-        id,
-        contains_sound,
-    })
+    commit_orphan(&file, part_path, final_path, samples)
 }
 
 /// Finalizes one orphaned plain or `aesctr` `.part` (no key needed) at its final name, fsynced
@@ -287,6 +275,14 @@ pub fn recover_part(part_path: &Path) -> io::Result<Recovered> {
                 "not a plain or aesctr recording's .part file (an .aescbc.part needs the key)",
             )
         })?;
+    let file = open_orphan(part_path)?;
+    let samples = fix_part(&file)?;
+    commit_orphan(&file, part_path, final_path, samples)
+}
+
+/// Opens an orphaned `.part` for finishing, refusing one a live recording still holds (its
+/// writer keeps an exclusive lock on it).
+fn open_orphan(part_path: &Path) -> io::Result<File> {
     let file = OpenOptions::new().read(true).write(true).open(part_path)?;
     try_lock(&file).map_err(|_| {
         io::Error::new(
@@ -294,13 +290,23 @@ pub fn recover_part(part_path: &Path) -> io::Result<Recovered> {
             "the file is being written by a live recording",
         )
     })?;
-    let samples = fix_part(&file)?;
+    Ok(file)
+}
+
+/// The last steps of finishing an orphan, whatever its cipher: the file made durable, renamed to
+/// its final name, that name made durable, and the result the `.part` carried read back.
+fn commit_orphan(
+    file: &File,
+    part_path: &Path,
+    final_path: PathBuf,
+    samples: u64,
+) -> io::Result<Recovered> {
     retry_transient(|| file.sync_all())?;
     std::fs::rename(part_path, &final_path)?;
     if let Some(dir) = final_path.parent() {
         DirHandles::default().sync(dir)?;
     }
-    let (id, contains_sound) = carried(&file);
+    let (id, contains_sound) = carried(file);
     Ok(Recovered {
         path: final_path,
         samples,
