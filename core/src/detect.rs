@@ -1,7 +1,8 @@
 //! Sound / silence decision per 20 ms frame (DESIGN §4): is the caller speaking?
 //!
 //! Input per frame: the [`FrameFeatures`] of [`crate::features`] (broadband level, a 2 kHz
-//! speech-band level that ignores hum and rumble, spectral tilt, impulsiveness). Output per
+//! speech-band level that ignores hum and rumble, impulsiveness; the spectral tilt is not used
+//! by the decision, see confirmation below). Output per
 //! frame: a [`Verdict`], *speech* or *silence*, plus, on the frame where a talkspurt is
 //! confirmed, how many frames earlier it began (the recorder's pre-roll reaches back that far, so
 //! the onset is never clipped).
@@ -27,7 +28,9 @@
 //!   [`STEADY_DEVIATION_DB`]) rises no faster than [`RISE_IN_SPEECH_DB`] (2 dB/s): a monologue
 //!   with no pause for 5 s would otherwise make its own quietest stretch the background once the
 //!   last real pause leaves the window; noise that rose under the speech is steady and is taken
-//!   at once. The *floor* (the lowest frame of the window) is kept
+//!   at once. (Until the window is full nothing has aged out of it, so the limit does not apply:
+//!   the first frame's level, which may be a dip of the noise, gives way to the first measured
+//!   sub-window at once.) The *floor* (the lowest frame of the window) is kept
 //!   too: `level − floor` (the background's *roughness*) says how far the noise dips below its
 //!   typical level (≈ 1.5 dB for white noise, 6–10 dB for brown noise's broadband level).
 //! * **Margins follow the noise's own deviation**: a frame starts a talkspurt when a channel
@@ -52,11 +55,22 @@
 //! * **A talkspurt must be confirmed**: [`CONFIRM_FRAMES`] (60 ms) frames standing out, none of
 //!   them a click (≥ [`IMPULSE_SHARE`] of the frame's energy in 4 ms, after a frame that did not
 //!   stand out: the end of a syllable can be as concentrated, but it follows speech), and, after
-//!   its first frame, a level or tilt change of at least [`VARIATION_DB`] (or
-//!   [`VARIATION_DEVS`] deviations of the steadier channel): speech moves; a noise step, hum or a dial tone does not (the
-//!   first frame is left out because a step's first frame is only partly stepped). A click lasts
-//!   one or two frames: it never confirms, so it neither starts a recording nor resets the
-//!   silence timer. A candidate that has not moved after [`MAX_PENDING_FRAMES`] is not speech.
+//!   its first frame, a change of the *speech band's* level of at least [`VARIATION_DB`] (or
+//!   [`VARIATION_DEVS`] of that channel's background deviations): speech moves; a noise step,
+//!   hum or a dial tone does not (the first frame is left out because a step's first frame is
+//!   only partly stepped). The band channel is the judge because it is the steady one in
+//!   low-frequency noise: the broadband level and the spectral tilt of pink noise wobble by
+//!   3–4 dB from frame to frame (a few cycles of its loudest frequencies per frame), so a step of
+//!   pink noise "moved" there within 15 frames and started a recording, while its band level
+//!   holds within 2 dB; speech moves the band as much as the broadband level (the band is at
+//!   −2 dB at 500 Hz, where vowels are). A click lasts one or two frames: it never confirms, so
+//!   it neither starts a recording nor resets the silence timer.
+//! * **A candidate that has not moved after [`MAX_PENDING_FRAMES`] (300 ms) is a new steady
+//!   level, background at once**: each channel flat for at least [`ADOPT_RUN_FRAMES`] of it takes
+//!   its flat run as the background, as the 0.5 s flat rule would. Waiting for that rule was not
+//!   enough: a caller who speaks within 0.5 s of a step breaks the flat run, the step's frames
+//!   kept standing out against the old background as "steady", and the speech, standing out
+//!   no more than they did, was never confirmed (a premature stop).
 //! * **Silence is timed from the last frame that stood out, plus [`END_HANGOVER_FRAMES`] in
 //!   noise**: a word's last 50–150 ms (its energy falling 20–40 dB from its peak) sink under the
 //!   noise, so what stands out of a word ends early; 60 ms of hangover puts the stop back where
@@ -75,7 +89,10 @@
 //!
 //! `contains_sound` becomes true once a confirmed talkspurt has [`MIN_SPEECH_FRAMES`] speech
 //! frames whose broadband level spans at least [`SPEECH_RANGE_DB`] (syllables do within 100 ms;
-//! a noise step that got through confirmation does not, and is background 0.5 s later). With
+//! a noise step that got through confirmation does not, and is background 0.5 s later). Only
+//! frames judged against a measured background count (one completed sub-window,
+//! [`ESTABLISHED_SUB_WINDOWS`]): before that the background is the first frame's level, and when
+//! a call opens on a dip of babble, the babble that follows stands out of it like a voice. With
 //! `silence_threshold_db` (the fixed override) a frame is speech when its broadband level is
 //! above the threshold, with no confirmation, exactly as before.
 //!
@@ -119,10 +136,13 @@ pub const ABSOLUTE_FLOOR_DBM0: f32 = -62.0;
 pub const IMPULSE_SHARE: f32 = 0.7;
 /// Frames that must stand out before a talkspurt is speech (60 ms).
 pub const CONFIRM_FRAMES: u32 = 3;
-/// Level or tilt change a confirming talkspurt must show after its first frame, in dB.
+/// Speech-band level change a confirming talkspurt must show after its first frame, in dB.
 pub const VARIATION_DB: f32 = 3.0;
-/// The variation a confirming talkspurt must show, in deviations of the steadier channel.
+/// The variation a confirming talkspurt must show, in deviations of the speech band's background.
 pub const VARIATION_DEVS: f32 = 2.0;
+/// A candidate that never moved becomes a channel's background at once when that channel has
+/// been flat for at least this many frames (100 ms) of it.
+pub const ADOPT_RUN_FRAMES: u32 = 5;
 /// A candidate talkspurt still without variation after this many frames is not speech (300 ms).
 pub const MAX_PENDING_FRAMES: u32 = 15;
 /// Frames after the last speech frame within which standing out continues the talkspurt (200 ms).
@@ -134,6 +154,9 @@ pub const END_HANGOVER_FRAMES: u32 = 3;
 /// had the faint end of its last word hidden by the noise (a word's energy falls 40 dB from its
 /// peak as it ends; its last 5 dB are too brief to matter): only then does [`END_HANGOVER_FRAMES`] apply.
 pub const TAIL_HIDDEN_DB: f32 = 35.0;
+/// Completed sub-windows the background needs before speech frames count towards
+/// `contains_sound` (before that it is the first frame's level, which may be a dip of the noise).
+pub const ESTABLISHED_SUB_WINDOWS: usize = 1;
 /// Speech frames a talkspurt needs for `contains_sound` (100 ms).
 pub const MIN_SPEECH_FRAMES: u32 = 5;
 /// The broadband level range (dB) a talkspurt must span for `contains_sound`.
@@ -285,10 +308,12 @@ impl Background {
             }
         }
         if level.is_finite() {
-            if in_speech && deviation > STEADY_DEVIATION_DB {
+            if in_speech && deviation > STEADY_DEVIATION_DB && self.filled == SUB_WINDOWS {
                 // The quiet sub-window that set the background may age out of the window in a
                 // long stretch of speech without a pause; the next quietest is then speech,
                 // which is rough. (A steady one is noise that rose: it is taken at once.)
+                // Before the window is full nothing has aged out: a rise then is the first
+                // frame's level giving way to the first measured sub-window, taken at once.
                 level = level.min(self.level + RISE_IN_SPEECH_DB);
                 deviation = deviation.min(self.deviation + RISE_IN_SPEECH_DB);
             }
@@ -339,27 +364,34 @@ impl Background {
         }
         self.estimate(in_speech);
         if self.run_len >= FLAT_FRAMES {
-            let mean = self.run_sum / self.run_len as f32;
-            if mean > self.level + FLAT_RAISE_DB {
-                let dev = deviation_of(self.run_len, mean, self.run_squares);
-                // A steady level for 0.5 s is background now: forget the quieter past.
-                for i in 0..self.filled {
-                    if self.sub_mean[i] < mean {
-                        self.sub_mean[i] = mean;
-                        self.sub_deviation[i] = dev.min(DEVIATION_MAX_DB);
-                    }
-                    self.sub_min[i] = self.sub_min[i].max(self.run_lo);
-                }
-                if self.in_current > 0 && self.current_sum < mean * self.in_current as f32 {
-                    let n = self.in_current as f32;
-                    self.current_sum = mean * n;
-                    self.current_squares = n * (dev * dev + mean * mean);
-                }
-                self.current_min = self.current_min.max(self.run_lo);
-                self.rescan();
-                self.estimate(false);
-            }
+            // A steady level for 0.5 s is background now.
+            self.take_run();
         }
+    }
+
+    /// Makes the flat run the background at once when it is louder than the estimate,
+    /// forgetting any quieter past.
+    fn take_run(&mut self) {
+        let mean = self.run_sum / self.run_len as f32;
+        if mean <= self.level + FLAT_RAISE_DB {
+            return;
+        }
+        let dev = deviation_of(self.run_len, mean, self.run_squares);
+        for i in 0..self.filled {
+            if self.sub_mean[i] < mean {
+                self.sub_mean[i] = mean;
+                self.sub_deviation[i] = dev.min(DEVIATION_MAX_DB);
+            }
+            self.sub_min[i] = self.sub_min[i].max(self.run_lo);
+        }
+        if self.in_current > 0 && self.current_sum < mean * self.in_current as f32 {
+            let n = self.in_current as f32;
+            self.current_sum = mean * n;
+            self.current_squares = n * (dev * dev + mean * mean);
+        }
+        self.current_min = self.current_min.max(self.run_lo);
+        self.rescan();
+        self.estimate(false);
     }
 }
 
@@ -372,8 +404,8 @@ enum Spurt {
         frames: u32,
         level_lo: f32,
         level_hi: f32,
-        tilt_lo: f32,
-        tilt_hi: f32,
+        band_lo: f32,
+        band_hi: f32,
     },
     /// Frames stand out without moving: steady noise or a tone, not speech.
     Steady,
@@ -456,6 +488,7 @@ impl SoundDetector {
             .channels
             .get_or_insert_with(|| [Background::new(f.level_dbm0), Background::new(f.band_db)]);
         let (broad_dev, band_dev) = Self::deviations(broad, band);
+        let established = broad.filled >= ESTABLISHED_SUB_WINDOWS;
         let click = f.peak_block_share >= IMPULSE_SHARE && !self.stood_out;
         let audible = f.level_dbm0 > ABSOLUTE_FLOOR_DBM0 && !click;
         let onset =
@@ -464,14 +497,15 @@ impl SoundDetector {
             && (f.level_dbm0 > broad.continuation(broad_dev)
                 || f.band_db > band.continuation(band_dev));
 
+        let mut adopt = false;
         let (spurt, verdict) = match self.spurt {
             Spurt::Idle if onset => (
                 Spurt::Pending {
                     frames: 1,
                     level_lo: f32::INFINITY,
                     level_hi: f32::NEG_INFINITY,
-                    tilt_lo: f32::INFINITY,
-                    tilt_hi: f32::NEG_INFINITY,
+                    band_lo: f32::INFINITY,
+                    band_hi: f32::NEG_INFINITY,
                 },
                 Verdict::Silence,
             ),
@@ -479,19 +513,24 @@ impl SoundDetector {
                 frames,
                 level_lo,
                 level_hi,
-                tilt_lo,
-                tilt_hi,
+                band_lo,
+                band_hi,
             } if stands_out => {
                 let frames = frames + 1;
                 let (level_lo, level_hi) = (level_lo.min(f.level_dbm0), level_hi.max(f.level_dbm0));
-                let (tilt_lo, tilt_hi) = (tilt_lo.min(f.tilt_db), tilt_hi.max(f.tilt_db));
-                let enough = VARIATION_DB.max(VARIATION_DEVS * broad_dev.min(band_dev));
-                let moved = level_hi - level_lo >= enough || tilt_hi - tilt_lo >= enough;
+                let (band_lo, band_hi) = (band_lo.min(f.band_db), band_hi.max(f.band_db));
+                let moved = band_hi - band_lo >= VARIATION_DB.max(VARIATION_DEVS * band_dev);
                 if frames >= CONFIRM_FRAMES && moved {
+                    // Only frames judged against a measured background count for contains_sound.
+                    let (speech_frames, level_lo, level_hi) = if established {
+                        (frames, level_lo, level_hi)
+                    } else {
+                        (0, f32::INFINITY, f32::NEG_INFINITY)
+                    };
                     (
                         Spurt::Speech {
                             quiet: 0,
-                            speech_frames: frames,
+                            speech_frames,
                             level_lo,
                             level_hi,
                         },
@@ -500,6 +539,9 @@ impl SoundDetector {
                         },
                     )
                 } else if frames >= MAX_PENDING_FRAMES {
+                    // A new steady level (a stepped floor, a tone): background now, so that
+                    // speech starting on it is judged against it (see the module docs).
+                    adopt = true;
                     (Spurt::Steady, Verdict::Silence)
                 } else {
                     (
@@ -507,8 +549,8 @@ impl SoundDetector {
                             frames,
                             level_lo,
                             level_hi,
-                            tilt_lo,
-                            tilt_hi,
+                            band_lo,
+                            band_hi,
                         },
                         Verdict::Silence,
                     )
@@ -521,11 +563,20 @@ impl SoundDetector {
                 level_hi,
                 ..
             } if stands_out => (
-                Spurt::Speech {
-                    quiet: 0,
-                    speech_frames: speech_frames + 1,
-                    level_lo: level_lo.min(f.level_dbm0),
-                    level_hi: level_hi.max(f.level_dbm0),
+                if established {
+                    Spurt::Speech {
+                        quiet: 0,
+                        speech_frames: speech_frames + 1,
+                        level_lo: level_lo.min(f.level_dbm0),
+                        level_hi: level_hi.max(f.level_dbm0),
+                    }
+                } else {
+                    Spurt::Speech {
+                        quiet: 0,
+                        speech_frames,
+                        level_lo,
+                        level_hi,
+                    }
                 },
                 Verdict::Speech {
                     onset_frames_ago: 0,
@@ -568,6 +619,13 @@ impl SoundDetector {
         let in_speech = matches!(spurt, Spurt::Speech { .. });
         broad.update(f.level_dbm0, in_speech);
         band.update(f.band_db, in_speech);
+        if adopt {
+            for channel in [broad, band] {
+                if channel.run_len >= ADOPT_RUN_FRAMES {
+                    channel.take_run();
+                }
+            }
+        }
         self.spurt = spurt;
         verdict
     }
@@ -823,6 +881,77 @@ mod tests {
         assert!(!d.contains_sound());
         let floor = d.noise_floor_dbm0().unwrap();
         assert!((floor + 35.0).abs() < 1.0, "{floor}");
+    }
+
+    /// Pink-like noise at `level`: the broadband level wobbles by ±2 dB frame to frame (its
+    /// loudest, lowest frequencies make few cycles per frame), the speech band by ±0.5 dB.
+    fn pink(level: f32, state: &mut u32) -> FrameFeatures {
+        let broad = level + 2.0 * jitter(state);
+        let band = level - 1.0 + 0.5 * jitter(state);
+        FrameFeatures {
+            level_dbm0: broad,
+            band_db: band,
+            tilt_db: band - broad,
+            peak_block_share: 0.3,
+        }
+    }
+
+    #[test]
+    fn a_step_of_pink_noise_never_starts_a_recording() {
+        let mut d = SoundDetector::new(None);
+        let mut state = 11;
+        for _ in 0..150 {
+            assert_eq!(d.classify(&pink(-50.0, &mut state)), Verdict::Silence);
+        }
+        // The step's first frame is only partly stepped; then the broadband level wobbles by
+        // 4 dB within the 300 ms a candidate may take to move, the speech band does not.
+        assert_eq!(d.classify(&pink(-40.0, &mut state)), Verdict::Silence);
+        for _ in 0..400 {
+            assert_eq!(d.classify(&pink(-35.0, &mut state)), Verdict::Silence);
+        }
+        assert!(!d.contains_sound());
+        let floor = d.noise_floor_dbm0().unwrap();
+        assert!((floor + 35.0).abs() < 1.5, "{floor}");
+    }
+
+    #[test]
+    fn speech_soon_after_a_noise_step_is_heard() {
+        let mut d = SoundDetector::new(None);
+        let mut state = 5;
+        for _ in 0..150 {
+            d.classify(&pink(-50.0, &mut state));
+        }
+        d.classify(&pink(-40.0, &mut state));
+        // The caller speaks 400 ms after the step, before the 0.5 s flat rule would have made
+        // the new level background: the step was a steady candidate, background since 300 ms.
+        for _ in 0..20 {
+            assert_eq!(d.classify(&pink(-35.0, &mut state)), Verdict::Silence);
+        }
+        let found = (0..100)
+            .filter(|&i| {
+                let mut f = pink(-35.0, &mut state);
+                let s = syllable(-15.0, i).level_dbm0;
+                f.level_dbm0 = f.level_dbm0.max(s);
+                f.band_db = f.band_db.max(s - 1.0);
+                d.classify(&f).is_speech()
+            })
+            .count();
+        assert!(found > 40, "{found}");
+        assert!(d.contains_sound());
+    }
+
+    #[test]
+    fn babble_that_opens_on_a_dip_is_not_sound() {
+        // The first frame (where the background starts) is a dip 15 dB under babble whose
+        // frame levels then swing by ±5 dB: judged against that frame, the babble stood out
+        // like a voice until the first measured sub-window replaced it.
+        let mut d = SoundDetector::new(None);
+        d.classify(&frame(-45.0, -2.0));
+        let mut state = 17;
+        for _ in 0..400 {
+            d.classify(&frame(-30.0 + 5.0 * jitter(&mut state), -2.0));
+        }
+        assert!(!d.contains_sound());
     }
 
     #[test]
