@@ -63,8 +63,14 @@
 //!   3–4 dB from frame to frame (a few cycles of its loudest frequencies per frame), so a step of
 //!   pink noise "moved" there within 15 frames and started a recording, while its band level
 //!   holds within 2 dB; speech moves the band as much as the broadband level (the band is at
-//!   −2 dB at 500 Hz, where vowels are). A click lasts one or two frames: it never confirms, so
-//!   it neither starts a recording nor resets the silence timer.
+//!   −2 dB at 500 Hz, where vowels are). Within [`RECENT_SPEECH_FRAMES`] (1 s) of the last speech
+//!   frame the movement needed is [`VARIATION_DB`] alone, however rough the noise: the caller is
+//!   mid-turn, and in babble (deviation 3–5 dB, more where a sub-window holds one of its dips)
+//!   two deviations were more than a word 10 dB over the babble moves above the continuation
+//!   margin, so words after a short pause went unconfirmed until the silence limit cut the
+//!   caller off; the margins, not the movement, keep the babble itself out. A click lasts one or
+//!   two frames: it never confirms, so it neither starts a recording nor resets the silence
+//!   timer.
 //! * **A candidate that has not moved after [`MAX_PENDING_FRAMES`] (300 ms) is a new steady
 //!   level, background at once**: each channel flat for at least [`ADOPT_RUN_FRAMES`] of it takes
 //!   its flat run as the background, as the 0.5 s flat rule would. Waiting for that rule was not
@@ -143,6 +149,9 @@ pub const VARIATION_DEVS: f32 = 2.0;
 /// A candidate that never moved becomes a channel's background at once when that channel has
 /// been flat for at least this many frames (100 ms) of it.
 pub const ADOPT_RUN_FRAMES: u32 = 5;
+/// Within this many frames (1 s) of the last speech frame a candidate needs only
+/// [`VARIATION_DB`] of movement, however rough the noise (see the module docs).
+pub const RECENT_SPEECH_FRAMES: u32 = 50;
 /// A candidate talkspurt still without variation after this many frames is not speech (300 ms).
 pub const MAX_PENDING_FRAMES: u32 = 15;
 /// Frames after the last speech frame within which standing out continues the talkspurt (200 ms).
@@ -429,6 +438,8 @@ pub struct SoundDetector {
     fixed_hangover_left: u32,
     fixed_spurt_frames: u32,
     speech_heard: bool,
+    /// Frames since the last speech verdict (saturating).
+    since_speech: u32,
 }
 
 impl SoundDetector {
@@ -442,6 +453,7 @@ impl SoundDetector {
             fixed_hangover_left: 0,
             fixed_spurt_frames: 0,
             speech_heard: false,
+            since_speech: u32::MAX,
         }
     }
 
@@ -519,7 +531,12 @@ impl SoundDetector {
                 let frames = frames + 1;
                 let (level_lo, level_hi) = (level_lo.min(f.level_dbm0), level_hi.max(f.level_dbm0));
                 let (band_lo, band_hi) = (band_lo.min(f.band_db), band_hi.max(f.band_db));
-                let moved = band_hi - band_lo >= VARIATION_DB.max(VARIATION_DEVS * band_dev);
+                let enough = if self.since_speech < RECENT_SPEECH_FRAMES {
+                    VARIATION_DB
+                } else {
+                    VARIATION_DB.max(VARIATION_DEVS * band_dev)
+                };
+                let moved = band_hi - band_lo >= enough;
                 if frames >= CONFIRM_FRAMES && moved {
                     // Only frames judged against a measured background count for contains_sound.
                     let (speech_frames, level_lo, level_hi) = if established {
@@ -617,6 +634,11 @@ impl SoundDetector {
         }
         self.stood_out = stands_out;
         let in_speech = matches!(spurt, Spurt::Speech { .. });
+        self.since_speech = if verdict.is_speech() {
+            0
+        } else {
+            self.since_speech.saturating_add(1)
+        };
         broad.update(f.level_dbm0, in_speech);
         band.update(f.band_db, in_speech);
         if adopt {
@@ -952,6 +974,51 @@ mod tests {
             d.classify(&frame(-30.0 + 5.0 * jitter(&mut state), -2.0));
         }
         assert!(!d.contains_sound());
+    }
+
+    /// Rough noise (babble-like: both channels swing by ±5 dB frame to frame) at −30 dBm0.
+    fn rough(state: &mut u32) -> FrameFeatures {
+        frame(-30.0 + 5.0 * jitter(state), -2.0)
+    }
+
+    /// A weak word: it stands out of the rough noise but moves by only 4 dB, less than the
+    /// noise's own two deviations.
+    const WEAK_WORD: [f32; 6] = [-16.0, -14.0, -15.0, -17.0, -18.0, -16.0];
+
+    #[test]
+    fn in_rough_noise_a_weak_word_soon_after_speech_is_speech() {
+        let mut d = SoundDetector::new(None);
+        let mut state = 23;
+        for _ in 0..300 {
+            d.classify(&rough(&mut state));
+        }
+        // A clear word, then 400 ms of noise, then the weak word: the caller is mid-turn.
+        for l in [-20.0, -12.0, -6.0, -8.0, -14.0, -7.0, -5.0, -11.0] {
+            d.classify(&frame(l, -2.0));
+        }
+        assert!(d.contains_sound());
+        for _ in 0..20 {
+            d.classify(&rough(&mut state));
+        }
+        let heard = WEAK_WORD
+            .iter()
+            .filter(|&&l| d.classify(&frame(l, -2.0)).is_speech())
+            .count();
+        assert!(heard >= 3, "{heard}");
+    }
+
+    #[test]
+    fn in_rough_noise_a_weak_word_out_of_the_blue_is_not_speech() {
+        // The same word with no speech in the last second: it moves less than the noise's
+        // two deviations, as a swell of the noise would.
+        let mut d = SoundDetector::new(None);
+        let mut state = 23;
+        for _ in 0..300 {
+            d.classify(&rough(&mut state));
+        }
+        for &l in &WEAK_WORD {
+            assert_eq!(d.classify(&frame(l, -2.0)), Verdict::Silence);
+        }
     }
 
     #[test]
