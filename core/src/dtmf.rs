@@ -290,7 +290,7 @@ impl BlockKernel for Avx2 {
     #[inline(always)]
     fn decode(self, codec: Codec, bytes: &[u8], out: &mut [i16]) {
         // SAFETY: an `Avx2` value exists only where AVX2 is enabled (see the type).
-        unsafe { x86::decode_avx2(codec, bytes, out) }
+        unsafe { crate::g711::avx2::decode_into(codec, bytes, out) }
     }
 
     #[inline(always)]
@@ -323,7 +323,6 @@ impl BlockKernel for Avx2 {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{Lanes, RawBins, Twiddles, BLOCK, PAIRS};
-    use crate::g711::Codec;
     use std::arch::x86_64::*;
 
     /// Eight f32 lanes from an array.
@@ -433,76 +432,6 @@ mod x86 {
         );
         (_mm_cvtsi128_si64(halves) as u64).wrapping_add(_mm_extract_epi64::<1>(halves) as u64)
     }
-
-    /// G.711 decoded arithmetically, 16 bytes at a time (as `energy`'s G.711 kernel does for
-    /// the magnitude, plus the sign); the tail through the table. Equal to the table for every
-    /// byte (a test checks all 256 in both laws).
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    pub(super) fn decode_avx2(codec: Codec, bytes: &[u8], out: &mut [i16]) {
-        let ulaw = codec == Codec::Ulaw;
-        // A-law inverts even bits (0x55); µ-law inverts all bits.
-        let flip = _mm_set1_epi8(if ulaw { -1 } else { 0x55 });
-        // 2^shift for exponents 0..7: A-law shifts by max(e-1, 0), µ-law by e.
-        let powers = if ulaw {
-            _mm256_setr_epi8(
-                1, 2, 4, 8, 16, 32, 64, -128, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 64, -128,
-                0, 0, 0, 0, 0, 0, 0, 0,
-            )
-        } else {
-            _mm256_setr_epi8(
-                1, 1, 2, 4, 8, 16, 32, 64, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 4, 8, 16, 32, 64, 0, 0,
-                0, 0, 0, 0, 0, 0,
-            )
-        };
-        let low_nibble = _mm256_set1_epi16(0x0F);
-        let exponent_bits = _mm256_set1_epi16(0x07);
-        let zero_high_byte = _mm256_set1_epi16(0x8000u16 as i16);
-        let one = _mm256_set1_epi16(1);
-        let sign_bit = _mm256_set1_epi16(0x80);
-        let zero = _mm256_setzero_si256();
-        let n = bytes.len().min(out.len());
-        let whole = n / 16 * 16;
-        for (chunk, o) in bytes[..whole]
-            .chunks_exact(16)
-            .zip(out[..whole].chunks_exact_mut(16))
-        {
-            // SAFETY: `chunk` is 16 readable bytes; `loadu` needs no alignment.
-            let raw = unsafe { _mm_loadu_si128(chunk.as_ptr().cast()) };
-            let w = _mm256_cvtepu8_epi16(_mm_xor_si128(raw, flip));
-            let mantissa = _mm256_and_si256(w, low_nibble);
-            let exponent = _mm256_and_si256(_mm256_srli_epi16::<4>(w), exponent_bits);
-            // pshufb: index e in the low byte picks 2^shift; 0x80 in the high byte gives 0.
-            let power = _mm256_shuffle_epi8(powers, _mm256_or_si256(exponent, zero_high_byte));
-            let sign_clear = _mm256_cmpeq_epi16(_mm256_and_si256(w, sign_bit), zero);
-            let (magnitude, negative) = if ulaw {
-                // ((m << 3) + 0x84) << e, less the bias 0x84; the sign bit (inverted) set is
-                // negative.
-                let base =
-                    _mm256_add_epi16(_mm256_slli_epi16::<3>(mantissa), _mm256_set1_epi16(0x84));
-                let magnitude =
-                    _mm256_sub_epi16(_mm256_mullo_epi16(base, power), _mm256_set1_epi16(0x84));
-                (magnitude, _mm256_cmpeq_epi16(sign_clear, zero))
-            } else {
-                // (m << 4) | 8, plus 0x100 for every segment but the first, << max(e-1, 0);
-                // the sign bit (after the flip) clear is negative.
-                let segment_bit = _mm256_slli_epi16::<8>(_mm256_min_epu16(exponent, one));
-                let base = _mm256_or_si256(
-                    _mm256_or_si256(_mm256_slli_epi16::<4>(mantissa), _mm256_set1_epi16(8)),
-                    segment_bit,
-                );
-                (_mm256_mullo_epi16(base, power), sign_clear)
-            };
-            // Two's complement negation where `negative` is all ones.
-            let value = _mm256_sub_epi16(_mm256_xor_si256(magnitude, negative), negative);
-            // SAFETY: `o` is 16 i16s = 32 writable bytes; `storeu` needs no alignment.
-            unsafe { _mm256_storeu_si256(o.as_mut_ptr().cast(), value) };
-        }
-        let table = codec.decode_table();
-        for (o, &b) in out[whole..n].iter_mut().zip(&bytes[whole..n]) {
-            *o = table[b as usize];
-        }
-    }
 }
 
 /// Twiddles and limits, computed once per process (about 3 KiB).
@@ -580,6 +509,7 @@ impl Tables {
 
 /// One block's analysis: the 8 complex correlations and the energy (twiddle units, as f32).
 #[derive(Clone, Copy, Debug, Default)]
+#[repr(align(32))]
 struct BlockBins {
     re: [f32; 8],
     im: [f32; 8],
@@ -596,6 +526,7 @@ impl BlockBins {
 
 /// The coherent 10 ms bins over two consecutive blocks, and their energy.
 #[derive(Clone, Copy, Debug, Default)]
+#[repr(align(32))]
 struct WindowBins {
     re: [f32; 8],
     im: [f32; 8],
@@ -1298,27 +1229,6 @@ mod tests {
             k.rotate_add(a, (a.1, a.0), r),
             k.rotate_add_power(a, (a.1, a.0), r),
         )
-    }
-
-    #[test]
-    fn the_avx2_decode_equals_the_table_for_every_byte() {
-        #[cfg(target_arch = "x86_64")]
-        if DtmfKernel::detect().name() == "avx2" {
-            // Every byte value, at every position of a 16-byte vector and in the table tail.
-            let bytes: Vec<u8> = (0..=255u8).chain(0..=255u8).chain(0..7).collect();
-            for codec in [Codec::Alaw, Codec::Ulaw] {
-                let mut got = vec![0i16; bytes.len()];
-                // SAFETY: the CPU reported AVX2.
-                unsafe { x86::decode_avx2(codec, &bytes, &mut got) };
-                let want: Vec<i16> = bytes
-                    .iter()
-                    .map(|&b| codec.decode_table()[b as usize])
-                    .collect();
-                assert_eq!(got, want, "{codec:?}");
-            }
-            return;
-        }
-        eprintln!("skipped: this CPU has no AVX2");
     }
 
     #[test]

@@ -209,33 +209,14 @@ mod x86 {
     use crate::g711::Codec;
     use std::arch::x86_64::*;
 
-    /// The sum of squares of G.711 bytes, decoded arithmetically 16 at a time (no table):
-    /// only the magnitude matters for energy, and it is `base × 2^shift (− bias)`, where the
-    /// base comes from the mantissa and the power of two from the exponent via `pshufb`.
+    /// The sum of squares of G.711 bytes, decoded arithmetically 16 at a time (no table, see
+    /// [`crate::g711::avx2`]): only the magnitudes matter for energy.
     ///
     /// # Safety
     /// The CPU must support AVX2.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn g711_sum_of_squares_avx2(codec: Codec, bytes: &[u8]) -> u64 {
-        let ulaw = codec == Codec::Ulaw;
-        // A-law inverts even bits (0x55); µ-law inverts all bits.
-        let flip = _mm_set1_epi8(if ulaw { -1 } else { 0x55 });
-        // 2^shift for exponents 0..7: A-law shifts by max(e-1, 0), µ-law by e.
-        let powers = if ulaw {
-            _mm256_setr_epi8(
-                1, 2, 4, 8, 16, 32, 64, -128, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 64, -128,
-                0, 0, 0, 0, 0, 0, 0, 0,
-            )
-        } else {
-            _mm256_setr_epi8(
-                1, 1, 2, 4, 8, 16, 32, 64, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 4, 8, 16, 32, 64, 0, 0,
-                0, 0, 0, 0, 0, 0,
-            )
-        };
-        let low_nibble = _mm256_set1_epi16(0x0F);
-        let exponent_bits = _mm256_set1_epi16(0x07);
-        let zero_high_byte = _mm256_set1_epi16(0x8000u16 as i16);
-        let one = _mm256_set1_epi16(1);
+        let decoder = crate::g711::avx2::Decoder::new(codec);
         let zero = _mm256_setzero_si256();
         let mut acc = _mm256_setzero_si256();
         let chunks = bytes.chunks_exact(16);
@@ -243,25 +224,7 @@ mod x86 {
         for chunk in chunks {
             // SAFETY: `chunk` is 16 readable bytes; `loadu` has no alignment need.
             let raw = unsafe { _mm_loadu_si128(chunk.as_ptr().cast()) };
-            let w = _mm256_cvtepu8_epi16(_mm_xor_si128(raw, flip));
-            let mantissa = _mm256_and_si256(w, low_nibble);
-            let exponent = _mm256_and_si256(_mm256_srli_epi16::<4>(w), exponent_bits);
-            // pshufb: index e in the low byte picks 2^shift; 0x80 in the high byte gives 0.
-            let power = _mm256_shuffle_epi8(powers, _mm256_or_si256(exponent, zero_high_byte));
-            let magnitude = if ulaw {
-                // ((m << 3) + 0x84) << e, less the bias 0x84.
-                let base =
-                    _mm256_add_epi16(_mm256_slli_epi16::<3>(mantissa), _mm256_set1_epi16(0x84));
-                _mm256_sub_epi16(_mm256_mullo_epi16(base, power), _mm256_set1_epi16(0x84))
-            } else {
-                // (m << 4) | 8, plus 0x100 for every segment but the first, << max(e-1, 0).
-                let segment_bit = _mm256_slli_epi16::<8>(_mm256_min_epu16(exponent, one));
-                let base = _mm256_or_si256(
-                    _mm256_or_si256(_mm256_slli_epi16::<4>(mantissa), _mm256_set1_epi16(8)),
-                    segment_bit,
-                );
-                _mm256_mullo_epi16(base, power)
-            };
+            let (_, magnitude) = decoder.magnitudes(raw);
             // Magnitudes are at most 32,256, so two squares fit a positive i32.
             let pairs = _mm256_madd_epi16(magnitude, magnitude);
             acc = _mm256_add_epi64(acc, _mm256_unpacklo_epi32(pairs, zero));

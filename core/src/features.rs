@@ -19,12 +19,21 @@
 //!   3–10 ms apart, or a syllable that starts or ends inside the frame, rarely puts more than
 //!   ~0.7 there.
 //!
-//! Everything is O(frame), allocation free and branch free over the samples (the loops
-//! vectorise); the filters run inside the frame (no state), so a frame's features depend only
-//! on its own bytes.
+//! **How.** The frame is decoded once to 16-bit samples (arithmetically, 16 at a time, with
+//! AVX2; by table elsewhere), and the samples are then also what the DTMF detector reads, so
+//! the recorder decodes each frame once for both. All four features come from integer sums
+//! of squares taken in pairs, exactly as `pmaddwd` takes them: each 2 ms block's energy and
+//! the energies of the two differences (each difference saturated to 16 bits, which only a
+//! near-full-scale tone at the Nyquist frequency reaches). Each pair's sum is kept in units of
+//! 16 (`>> 4`): that is exact for G.711 (every decoded A-law value is a multiple of 8, every
+//! µ-law value a multiple of 4), so the broadband energy is exactly the frame's sum of squares,
+//! and it lets ten pairs per lane accumulate in 32 bits. The AVX2 kernel and the portable
+//! code compute the same integers (a test checks), so every machine sees the same features.
+//! Then three fast logarithms.
+//!
+//! Everything is O(frame) and allocation free; the filters run inside the frame (no state),
+//! so a frame's features depend only on its own bytes.
 
-#[cfg(test)]
-use crate::energy::level_dbm0;
 use crate::energy::EnergyKernel;
 use crate::g711::Codec;
 
@@ -50,30 +59,23 @@ pub struct FrameFeatures {
     pub peak_block_share: f32,
 }
 
-const fn f32_table(decode: &[i16; 256]) -> [f32; 256] {
-    let mut t = [0f32; 256];
-    let mut i = 0;
-    while i < 256 {
-        t[i] = decode[i] as f32;
-        i += 1;
+/// Decodes one G.711 frame to linear samples: the AVX2 arithmetic decode when `kernel` is the
+/// AVX2 kernel, the table otherwise (the same values). Real-time safe.
+#[inline]
+pub fn decode_frame(
+    kernel: EnergyKernel,
+    codec: Codec,
+    frame: &[u8; FRAME_SAMPLES],
+    out: &mut [i16; FRAME_SAMPLES],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if kernel.is_avx2() {
+        // SAFETY: an AVX2 kernel is only made after the CPU reported AVX2.
+        unsafe { crate::g711::avx2::decode_into(codec, frame, out) };
+        return;
     }
-    t
-}
-
-static ALAW_F32: [f32; 256] = f32_table(&crate::g711::ALAW_TO_LINEAR);
-static ULAW_F32: [f32; 256] = f32_table(&crate::g711::ULAW_TO_LINEAR);
-
-/// Decodes one G.711 frame to linear samples as `f32` (the form the float features and a DTMF
-/// filter bank work on), one table lookup a sample. Real-time safe.
-#[inline(always)]
-pub fn decode_frame_f32(codec: Codec, frame: &[u8; FRAME_SAMPLES], out: &mut [f32; FRAME_SAMPLES]) {
-    let table = match codec {
-        Codec::Alaw => &ALAW_F32,
-        Codec::Ulaw => &ULAW_F32,
-    };
-    for (o, &b) in out.iter_mut().zip(frame.iter()) {
-        *o = table[b as usize];
-    }
+    let _ = kernel;
+    crate::g711::decode_into(codec, frame, out);
 }
 
 /// `10·log10(energy / 160)` on the dBm0 scale of [`crate::energy::level_dbm0`], from an `f32`
@@ -108,85 +110,106 @@ pub fn level_of_frame_energy(sum_of_squares: u64) -> f32 {
     fast_level_db(sum_of_squares as f32)
 }
 
+/// The integer sums the features come from, each pair of squares in units of 16 (see the
+/// module docs: exact for G.711).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Sums {
+    /// Each 2 ms block's energy (at most 8 · 2^27: fits).
+    blocks: [u32; BLOCKS],
+    /// Σ sat(x[n] − x[n−1])² over n = 2..160.
+    diff1: u64,
+    /// Σ sat(x[n] − x[n−2])² over n = 2..160.
+    diff2: u64,
+}
+
+/// `(a² + b²) >> 4` as `pmaddwd` then a logical shift compute it: two squares of −32768 make
+/// 2^31, which a `u32` holds.
+#[inline(always)]
+fn pair(a: i16, b: i16) -> u32 {
+    ((a as i32 * a as i32) as u32 + (b as i32 * b as i32) as u32) >> 4
+}
+
+impl Sums {
+    /// The portable computation (the reference the AVX2 kernel equals).
+    #[inline]
+    fn portable(x: &[i16; FRAME_SAMPLES]) -> Sums {
+        let blocks = std::array::from_fn(|b| {
+            let block = &x[b * BLOCK_SAMPLES..(b + 1) * BLOCK_SAMPLES];
+            block.chunks_exact(2).map(|p| pair(p[0], p[1])).sum()
+        });
+        let (mut diff1, mut diff2) = (0u64, 0u64);
+        // Pairs (n, n+1) for even n from 2, as the vector kernel pairs its lanes.
+        for n in (2..FRAME_SAMPLES).step_by(2) {
+            let d1 = |i: usize| x[i].saturating_sub(x[i - 1]);
+            let d2 = |i: usize| x[i].saturating_sub(x[i - 2]);
+            diff1 += u64::from(pair(d1(n), d1(n + 1)));
+            diff2 += u64::from(pair(d2(n), d2(n + 1)));
+        }
+        Sums {
+            blocks,
+            diff1,
+            diff2,
+        }
+    }
+
+    #[inline(always)]
+    fn of(kernel: EnergyKernel, x: &[i16; FRAME_SAMPLES]) -> Sums {
+        #[cfg(target_arch = "x86_64")]
+        if kernel.is_avx2() {
+            // SAFETY: an AVX2 kernel is only made after the CPU reported AVX2.
+            return unsafe { x86::sums(x) };
+        }
+        let _ = kernel;
+        Sums::portable(x)
+    }
+
+    #[inline(always)]
+    fn features(self) -> FrameFeatures {
+        let total: u64 = self.blocks.iter().map(|&b| u64::from(b)).sum();
+        let energy = total << 4;
+        let peak = self
+            .blocks
+            .windows(2)
+            .map(|pair| u64::from(pair[0]) + u64::from(pair[1]))
+            .max()
+            .unwrap_or(0);
+        FrameFeatures {
+            level_dbm0: level_of_frame_energy(energy),
+            band_db: fast_level_db((self.diff2 << 4) as f32),
+            tilt_db: if energy == 0 {
+                0.0
+            } else {
+                fast_level_db((self.diff1 << 4) as f32) - fast_level_db(energy as f32)
+            },
+            peak_block_share: if total > 0 {
+                peak as f32 / total as f32
+            } else {
+                0.0
+            },
+        }
+    }
+}
+
 impl FrameFeatures {
-    /// Decodes one frame into `samples` (for a detector that sits beside this one, e.g. DTMF)
-    /// and analyses it: `kernel` computes the exact broadband energy from the bytes and, when it
-    /// is the AVX2 kernel, the whole analysis runs compiled for AVX2. Real-time safe.
+    /// Analyses one frame already decoded to linear samples (by [`decode_frame`]). For G.711
+    /// input the broadband level is exactly [`crate::energy::frame_level_dbm0`]'s; other
+    /// linear input loses under 16 per pair of squares. Real-time safe.
+    #[inline]
+    pub fn of_samples(kernel: EnergyKernel, samples: &[i16; FRAME_SAMPLES]) -> FrameFeatures {
+        Sums::of(kernel, samples).features()
+    }
+
+    /// Decodes one frame into `samples` (for a detector that sits beside this one: DTMF) and
+    /// analyses it. Real-time safe.
     #[inline]
     pub fn decode_and_analyse(
         kernel: EnergyKernel,
         codec: Codec,
         frame: &[u8; FRAME_SAMPLES],
-        samples: &mut [f32; FRAME_SAMPLES],
+        samples: &mut [i16; FRAME_SAMPLES],
     ) -> FrameFeatures {
-        #[cfg(target_arch = "x86_64")]
-        if kernel.is_avx2() {
-            // SAFETY: an AVX2 kernel is only made after the CPU reported AVX2.
-            return unsafe { decode_and_analyse_avx2(kernel, codec, frame, samples) };
-        }
-        decode_frame_f32(codec, frame, samples);
-        FrameFeatures::analyse(kernel, codec, frame, samples)
-    }
-
-    /// Analyses one frame: `kernel` computes the exact broadband energy from the bytes, the rest
-    /// comes from `samples`, the same frame decoded by [`decode_frame_f32`]. Real-time safe.
-    ///
-    /// One pass over the samples in chunks of eight, each sum in eight independent lanes so the
-    /// compiler keeps them in vector registers (a float sum is not reassociated on its own).
-    #[inline(always)]
-    pub fn analyse(
-        kernel: EnergyKernel,
-        codec: Codec,
-        frame: &[u8; FRAME_SAMPLES],
-        samples: &[f32; FRAME_SAMPLES],
-    ) -> FrameFeatures {
-        let energy = kernel.g711_sum_of_squares(codec, frame);
-        // Lanes of: each block's squares, x[n] − x[n−1], x[n] − x[n−2]. The differences start
-        // at n = 2 (the first two samples have no predecessor inside the frame). Indexing a
-        // fixed-size array with bounded indices lets the compiler drop the bounds checks.
-        let s = samples;
-        let mut blocks = [[0f32; 8]; BLOCKS];
-        for (b, block) in blocks.iter_mut().enumerate() {
-            for half in 0..BLOCK_SAMPLES / 8 {
-                let base = b * BLOCK_SAMPLES + half * 8;
-                for j in 0..8 {
-                    block[j] += s[base + j] * s[base + j];
-                }
-            }
-        }
-        let mut diff1 = [0f32; 8];
-        let mut diff2 = [0f32; 8];
-        const CHUNKS: usize = (FRAME_SAMPLES - 2) / 8;
-        for c in 0..CHUNKS {
-            let base = 2 + c * 8;
-            for j in 0..8 {
-                let d1 = s[base + j] - s[base + j - 1];
-                let d2 = s[base + j] - s[base + j - 2];
-                diff1[j] += d1 * d1;
-                diff2[j] += d2 * d2;
-            }
-        }
-        let mut d1: f32 = diff1.iter().sum();
-        let mut d2: f32 = diff2.iter().sum();
-        for i in 2 + CHUNKS * 8..FRAME_SAMPLES {
-            d1 += (s[i] - s[i - 1]) * (s[i] - s[i - 1]);
-            d2 += (s[i] - s[i - 2]) * (s[i] - s[i - 2]);
-        }
-        let block_energy = blocks.map(|lanes| lanes.iter().sum::<f32>());
-        let total: f32 = block_energy.iter().sum();
-        let peak = block_energy
-            .windows(2)
-            .fold(0f32, |m, pair| m.max(pair[0] + pair[1]));
-        FrameFeatures {
-            level_dbm0: level_of_frame_energy(energy),
-            band_db: fast_level_db(d2),
-            tilt_db: if energy == 0 {
-                0.0
-            } else {
-                fast_level_db(d1) - fast_level_db(total)
-            },
-            peak_block_share: if total > 0.0 { peak / total } else { 0.0 },
-        }
+        decode_frame(kernel, codec, frame, samples);
+        FrameFeatures::of_samples(kernel, samples)
     }
 
     /// Decodes and analyses one frame (for callers that do not need the decoded samples).
@@ -197,32 +220,185 @@ impl FrameFeatures {
         codec: Codec,
         frame: &[u8; FRAME_SAMPLES],
     ) -> FrameFeatures {
-        let mut samples = [0f32; FRAME_SAMPLES];
+        let mut samples = [0i16; FRAME_SAMPLES];
         FrameFeatures::decode_and_analyse(kernel, codec, frame, &mut samples)
     }
 }
 
-/// The same decode and analysis compiled for AVX2: the portable code (so both paths compute
-/// the same thing), with the eight-lane sums in one register. (An AVX2 gather for the decode was
-/// tried: slower than eight scalar lookups on the benchmark machine.)
-///
-/// # Safety
-/// The CPU must support AVX2.
+/// The sums with AVX2: each 16-sample vector's pairs by `pmaddwd`, the differences from loads
+/// one and two samples back, ten pairs per 32-bit lane (ten times 2^27 fits).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn decode_and_analyse_avx2(
-    kernel: EnergyKernel,
-    codec: Codec,
-    frame: &[u8; FRAME_SAMPLES],
-    samples: &mut [f32; FRAME_SAMPLES],
-) -> FrameFeatures {
-    decode_frame_f32(codec, frame, samples);
-    FrameFeatures::analyse(kernel, codec, frame, samples)
+mod x86 {
+    use super::{Sums, BLOCKS, BLOCK_SAMPLES, FRAME_SAMPLES};
+    use std::arch::x86_64::*;
+
+    /// The 16 samples from `at`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn load(x: &[i16; FRAME_SAMPLES], at: usize) -> __m256i {
+        let v: &[i16; 16] = x[at..at + 16].try_into().expect("16 samples");
+        // SAFETY: `v` is 16 readable i16s (32 bytes); `loadu` needs no alignment.
+        unsafe { _mm256_loadu_si256(v.as_ptr().cast()) }
+    }
+
+    /// `(a² + b²) >> 4` of each pair of lanes (see [`super::pair`]).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn pairs(v: __m256i) -> __m256i {
+        _mm256_srli_epi32::<4>(_mm256_madd_epi16(v, v))
+    }
+
+    /// The four lane sums of `a`, `b`, `c`, `d` (each under 2^31).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn sum4(a: __m256i, b: __m256i, c: __m256i, d: __m256i) -> [u32; 4] {
+        let h = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+        let s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
+        let mut out = [0u32; 4];
+        // SAFETY: `out` is 16 writable bytes; `storeu` needs no alignment.
+        unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), s) };
+        out
+    }
+
+    /// The sum of the eight 32-bit lanes of `v`, widened.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn sum_wide(v: __m256i) -> u64 {
+        let wide = _mm256_add_epi64(
+            _mm256_cvtepu32_epi64(_mm256_castsi256_si128(v)),
+            _mm256_cvtepu32_epi64(_mm256_extracti128_si256::<1>(v)),
+        );
+        let s = _mm_add_epi64(
+            _mm256_castsi256_si128(wide),
+            _mm256_extracti128_si256::<1>(wide),
+        );
+        (_mm_cvtsi128_si64(s) as u64).wrapping_add(_mm_extract_epi64::<1>(s) as u64)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) fn sums(x: &[i16; FRAME_SAMPLES]) -> Sums {
+        let b: [__m256i; BLOCKS] = std::array::from_fn(|i| pairs(load(x, i * BLOCK_SAMPLES)));
+        let zero = _mm256_setzero_si256();
+        let [b0, b1, b2, b3] = sum4(b[0], b[1], b[2], b[3]);
+        let [b4, b5, b6, b7] = sum4(b[4], b[5], b[6], b[7]);
+        let [b8, b9, _, _] = sum4(b[8], b[9], zero, zero);
+        // Differences for n = 2..146 in nine vectors, then n = 144..160 with its first pair
+        // (n = 144, 145, already counted) masked off.
+        let (mut acc1, mut acc2) = (zero, zero);
+        for c in 0..10 {
+            let n = if c < 9 {
+                2 + 16 * c
+            } else {
+                FRAME_SAMPLES - 16
+            };
+            let now = load(x, n);
+            let mut p1 = pairs(_mm256_subs_epi16(now, load(x, n - 1)));
+            let mut p2 = pairs(_mm256_subs_epi16(now, load(x, n - 2)));
+            if c == 9 {
+                p1 = _mm256_blend_epi32::<1>(p1, zero);
+                p2 = _mm256_blend_epi32::<1>(p2, zero);
+            }
+            acc1 = _mm256_add_epi32(acc1, p1);
+            acc2 = _mm256_add_epi32(acc2, p2);
+        }
+        Sums {
+            blocks: [b0, b1, b2, b3, b4, b5, b6, b7, b8, b9],
+            diff1: sum_wide(acc1),
+            diff2: sum_wide(acc2),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::energy::level_dbm0;
+
+    /// Frames of every kind the kernels must agree on: noise at several levels, full-scale
+    /// extremes (−32768, alternating signs: the saturated differences), silence, ramps.
+    fn linear_frames() -> Vec<[i16; FRAME_SAMPLES]> {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut frames = vec![
+            [0; FRAME_SAMPLES],
+            [i16::MIN; FRAME_SAMPLES],
+            [i16::MAX; FRAME_SAMPLES],
+            std::array::from_fn(|i| if i % 2 == 0 { i16::MIN } else { i16::MAX }),
+            std::array::from_fn(|i| if i % 3 == 0 { i16::MIN } else { i16::MAX }),
+            std::array::from_fn(|i| (i as i16 - 80) * 400),
+        ];
+        for shift in [0, 4, 8, 12, 15] {
+            for _ in 0..20 {
+                frames.push(std::array::from_fn(|_| (next() as i16) >> shift));
+            }
+        }
+        frames
+    }
+
+    #[test]
+    fn every_kernel_computes_the_same_sums() {
+        for kernel in EnergyKernel::available() {
+            for x in linear_frames() {
+                assert_eq!(
+                    Sums::of(kernel, &x),
+                    Sums::portable(&x),
+                    "{}",
+                    kernel.name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn decoding_then_analysing_equals_the_table_decode_and_the_portable_sums() {
+        for kernel in EnergyKernel::available() {
+            for codec in [Codec::Alaw, Codec::Ulaw] {
+                for x in linear_frames() {
+                    let bytes = x.map(|v| codec.encode(v));
+                    let mut decoded = [0i16; FRAME_SAMPLES];
+                    let f = FrameFeatures::decode_and_analyse(kernel, codec, &bytes, &mut decoded);
+                    let table: [i16; FRAME_SAMPLES] = bytes.map(|b| codec.decode(b));
+                    assert_eq!(decoded, table);
+                    assert_eq!(f, FrameFeatures::of_samples(EnergyKernel::SCALAR, &table));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_sums_are_the_definitions() {
+        // Exact (no units of 16) on samples that are multiples of 4, as G.711's are.
+        for x in linear_frames() {
+            let x: [i16; FRAME_SAMPLES] = x.map(|v| v & !3);
+            let s = Sums::portable(&x);
+            let sq = |v: i16| (v as i64 * v as i64) as u64;
+            for b in 0..BLOCKS {
+                let want: u64 = x[b * 16..(b + 1) * 16].iter().map(|&v| sq(v)).sum();
+                assert_eq!(u64::from(s.blocks[b]) << 4, want);
+            }
+            let d1: u64 = (2..FRAME_SAMPLES)
+                .map(|n| sq(x[n].saturating_sub(x[n - 1])))
+                .sum();
+            let d2: u64 = (2..FRAME_SAMPLES)
+                .map(|n| sq(x[n].saturating_sub(x[n - 2])))
+                .sum();
+            // A saturated difference (±32767, not a multiple of 4) loses under 16 a pair.
+            let saturated = (2..FRAME_SAMPLES).any(|n| {
+                x[n].checked_sub(x[n - 1]).is_none() || x[n].checked_sub(x[n - 2]).is_none()
+            });
+            if saturated {
+                assert!(d1 - (s.diff1 << 4) < 16 * 80 && d2 - (s.diff2 << 4) < 16 * 80);
+            } else {
+                assert_eq!((s.diff1 << 4, s.diff2 << 4), (d1, d2));
+            }
+        }
+    }
 
     fn frame_of(codec: Codec, f: impl Fn(usize) -> f64) -> [u8; FRAME_SAMPLES] {
         std::array::from_fn(|i| codec.encode(f(i) as i16))

@@ -4,7 +4,10 @@
 //! **Where the tone is removed.** The writer is left as it is; everything happens on the
 //! real-time side, before audio enters the ring:
 //!
-//! * *Barge-in tone cut* (`mask_dtmf` off): audio flows to the ring undelayed. When a barge-in
+//! * *Barge-in tone cut* (`mask_dtmf` off): audio flows to the ring undelayed, and the
+//!   detector runs on the state machine's own 20 ms frames (a partial frame when one is
+//!   flushed), on the samples the sound detector's analysis decoded: each frame is decoded
+//!   once for both, and the detector's sample count is the pipeline's. When a barge-in
 //!   digit is confirmed (about 40 ms into the tone), the recording stops and the session's
 //!   keep point (the one `trim_trailing_silence` uses) is set to the ring offset where the tone
 //!   began, so the finalized file ends there. [`WriteLog`] remembers where the last few writes
@@ -146,10 +149,12 @@ impl DelayLine {
 
     /// Takes in `audio` (the caller keeps `audio.len() <= room()`).
     pub(crate) fn put(&mut self, audio: &[u8]) {
-        for &b in audio {
-            self.buf[(self.head + self.len) % DELAY_SAMPLES] = b;
-            self.len += 1;
-        }
+        // At most two contiguous runs: to the end of the buffer, then from its start.
+        let at = (self.head + self.len) % DELAY_SAMPLES;
+        let first = audio.len().min(DELAY_SAMPLES - at);
+        self.buf[at..at + first].copy_from_slice(&audio[..first]);
+        self.buf[..audio.len() - first].copy_from_slice(&audio[first..]);
+        self.len += audio.len();
     }
 
     /// A confirmed tone from `from`; it lasts until [`DelayLine::tone_ended`].
@@ -213,12 +218,16 @@ impl DelayLine {
             return None;
         }
         let n = ((stop - self.start) as usize).min(piece.len());
-        for (i, out) in piece[..n].iter_mut().enumerate() {
-            *out = if self.masked(self.start + i as u64) {
-                self.silence
-            } else {
-                self.buf[(self.head + i) % DELAY_SAMPLES]
-            };
+        let first = n.min(DELAY_SAMPLES - self.head);
+        piece[..first].copy_from_slice(&self.buf[self.head..self.head + first]);
+        piece[first..n].copy_from_slice(&self.buf[..n - first]);
+        // Then silence over every masked span's part of this piece.
+        let (from, to) = (self.start, self.start + n as u64);
+        for &(span_from, span_to) in &self.spans[..self.spans_len] {
+            let (a, b) = (span_from.max(from), span_to.min(to));
+            if a < b {
+                piece[(a - from) as usize..(b - from) as usize].fill(self.silence);
+            }
         }
         self.head = (self.head + n) % DELAY_SAMPLES;
         self.len -= n;
@@ -229,12 +238,6 @@ impl DelayLine {
 
     fn due_toggle(&self, until: u64) -> bool {
         self.toggles_len > 0 && self.toggles[0].0 <= self.start && self.start <= until
-    }
-
-    fn masked(&self, at: u64) -> bool {
-        self.spans[..self.spans_len]
-            .iter()
-            .any(|&(from, to)| from <= at && at < to)
     }
 
     fn forget_passed_spans(&mut self) {
@@ -268,26 +271,52 @@ impl InBand {
         }
     }
 
-    /// Runs the detector over `audio`; returns the first digit confirmed in it, if any (a
-    /// second confirmation inside one ≤ 20 ms piece is impossible: confirming takes 40 ms).
-    /// With masking, tone starts and ends become masked spans.
+    /// True when the detector runs on the recorder's own frames (no masking: the audio is not
+    /// delayed, so the frame the sound detector decodes is decoded once for both).
+    pub(crate) fn on_frames(&self) -> bool {
+        self.delay.is_none()
+    }
+
+    /// Runs the detector over G.711 `audio`; returns the first digit confirmed in it, if any
+    /// (a second confirmation inside one ≤ 20 ms piece is impossible: confirming takes
+    /// 40 ms). With masking, tone starts and ends become masked spans.
     pub(crate) fn detect(&mut self, codec: Codec, audio: &[u8]) -> Option<Confirmed> {
         let mut confirmed = None;
         let delay = &mut self.delay;
-        self.detector.process(codec, audio, |e| match e {
-            DtmfEvent::Pressed { digit, start } => {
-                if let Some(d) = delay.as_mut() {
-                    d.tone_started(start.saturating_sub(MARGIN));
-                }
-                confirmed.get_or_insert(Confirmed { digit, start });
-            }
-            DtmfEvent::Released(span) => {
-                if let Some(d) = delay.as_mut() {
-                    d.tone_ended(span.end + MARGIN);
-                }
-            }
-        });
+        self.detector
+            .process(codec, audio, |e| on_event(delay, &mut confirmed, e));
         confirmed
+    }
+
+    /// [`InBand::detect`] on audio already decoded to linear samples.
+    pub(crate) fn detect_linear(&mut self, samples: &[i16]) -> Option<Confirmed> {
+        let mut confirmed = None;
+        let delay = &mut self.delay;
+        self.detector
+            .process_linear(samples, |e| on_event(delay, &mut confirmed, e));
+        confirmed
+    }
+}
+
+/// What the recorder takes from one detector event: the first confirmed digit; with masking,
+/// the tone's span (one [`MARGIN`] wider either side).
+fn on_event(
+    delay: &mut Option<Box<DelayLine>>,
+    confirmed: &mut Option<Confirmed>,
+    event: DtmfEvent,
+) {
+    match event {
+        DtmfEvent::Pressed { digit, start } => {
+            if let Some(d) = delay.as_mut() {
+                d.tone_started(start.saturating_sub(MARGIN));
+            }
+            confirmed.get_or_insert(Confirmed { digit, start });
+        }
+        DtmfEvent::Released(span) => {
+            if let Some(d) = delay.as_mut() {
+                d.tone_ended(span.end + MARGIN);
+            }
+        }
     }
 }
 

@@ -22,6 +22,9 @@
 //! pushed so far: a hangup, an abort from another thread, dropping the recorder, closing it
 //! through C or Python, or an engine shutdown all keep the partial frame.
 //!
+//! **One decode per frame.** Each whole frame is decoded once ([`decode_frame`]); the sound
+//! detector's features and, without masking, in-band DTMF both read those samples.
+//!
 //! **In-band DTMF** (`detect_dtmf`, `mask_dtmf`): see the `inband` module for how a barge-in
 //! tone is cut from the file and how masking keeps every tone off the disk (a short delay line
 //! in front of this state machine; the only audio an asynchronous abort can lose).
@@ -31,7 +34,7 @@
 
 use crate::detect::{SoundDetector, Verdict, MAX_ONSET_DELAY_FRAMES};
 use crate::energy::EnergyKernel;
-use crate::features::FrameFeatures;
+use crate::features::{decode_frame, FrameFeatures};
 use crate::g711::Codec;
 use crate::inband::{Confirmed, InBand, Released};
 use crate::metrics::EngineMetrics;
@@ -322,33 +325,14 @@ impl Recorder {
             return Err(RecorderError::InputTooLong { bytes: input.len() });
         }
         let _entered = self.enter();
-        let masking = self.inband.as_ref().is_some_and(|ib| ib.delay.is_some());
+        let masking = self.inband.as_ref().is_some_and(|ib| !ib.on_frames());
         if masking {
             self.push_masked(input);
-        } else if self.inband.is_some() {
-            self.push_detected(input);
         } else {
+            // Without masking, in-band detection runs on the state machine's frames.
             self.consume(input);
         }
         Ok(self.current_status())
-    }
-
-    /// In-band detection without masking: the audio goes straight on; a confirmed barge-in
-    /// digit stops the recording and cuts the file back to where its tone began.
-    fn push_detected(&mut self, input: &[u8]) {
-        for piece in input.chunks(FRAME_SAMPLES) {
-            if self.is_stopped() {
-                return;
-            }
-            let confirmed = match self.inband.as_mut() {
-                Some(ib) => ib.detect(self.codec, piece),
-                None => None,
-            };
-            self.consume(piece);
-            if let Some(c) = confirmed {
-                self.in_band_digit(c);
-            }
-        }
     }
 
     /// Masking: the audio goes through the delay line and reaches the state machine only once
@@ -635,7 +619,9 @@ impl Recorder {
     /// Marks a push in progress until the returned guard drops (see [`crate::session`]) and
     /// takes in a stop made elsewhere (abort, the writer, shutdown).
     fn enter(&mut self) -> Entered {
-        let (entered, stopped) = self.shared.enter();
+        // SAFETY: the guard is dropped before the method that made it returns, and the
+        // recorder's own `Arc` (never replaced) keeps the state alive until then.
+        let (entered, stopped) = unsafe { self.shared.enter() };
         if let Some(reason) = stopped {
             if !self.is_stopped() {
                 self.phase = Phase::Stopped(reason);
@@ -667,6 +653,18 @@ impl Recorder {
     /// Ends a held partial frame (at hangup, pause, resume): what the writer does not have yet
     /// goes to it, and the next push starts a new frame.
     fn flush_carry(&mut self) {
+        // In-band DTMF sees every sample the state machine passes, a partial frame too (its
+        // sample count is the pipeline's, which the tone cut relies on).
+        if self.carry_len > 0 && !self.is_stopped() {
+            let partial = self.carry;
+            let confirmed = match self.inband.as_mut() {
+                Some(ib) if ib.on_frames() => ib.detect(self.codec, &partial[..self.carry_len]),
+                _ => None,
+            };
+            if let Some(c) = confirmed {
+                self.in_band_digit(c);
+            }
+        }
         self.send_partial_frame();
         self.pipeline_at += self.carry_len as u64;
         self.carry_len = 0;
@@ -718,21 +716,33 @@ impl Recorder {
         }
     }
 
+    /// One whole frame of input: decoded once for the sound detector and in-band DTMF (without
+    /// masking; a barge-in digit confirmed in it stops the recording after the frame is taken,
+    /// and the file is cut back to where its tone began).
     fn frame(&mut self, frame: &[u8; FRAME_SAMPLES]) {
-        self.frame_at_pipeline(frame);
+        let mut samples = [0i16; FRAME_SAMPLES];
+        decode_frame(self.energy, self.codec, frame, &mut samples);
+        let confirmed = match self.inband.as_mut() {
+            Some(ib) if ib.on_frames() => ib.detect_linear(&samples),
+            _ => None,
+        };
+        self.frame_at_pipeline(frame, &samples);
         self.pipeline_at += FRAME_SAMPLES as u64;
+        if let Some(c) = confirmed {
+            self.in_band_digit(c);
+        }
     }
 
-    fn frame_at_pipeline(&mut self, frame: &[u8; FRAME_SAMPLES]) {
+    fn frame_at_pipeline(&mut self, frame: &[u8; FRAME_SAMPLES], samples: &[i16; FRAME_SAMPLES]) {
         if self.paused && matches!(self.phase, Phase::Waiting | Phase::Recording) {
             self.paused_frame();
             return;
         }
         match self.phase {
             Phase::Stopped(_) => {}
-            Phase::Beep => self.learn_background(frame),
+            Phase::Beep => self.learn_background(samples),
             Phase::EchoGuard { left } => {
-                self.learn_background(frame);
+                self.learn_background(samples);
                 let left = left.saturating_sub(FRAME_SAMPLES as u64);
                 self.phase = if left == 0 {
                     Phase::Waiting
@@ -741,7 +751,7 @@ impl Recorder {
                 };
             }
             Phase::Waiting => {
-                if let Verdict::Speech { onset_frames_ago } = self.analyse(frame) {
+                if let Verdict::Speech { onset_frames_ago } = self.analyse(samples) {
                     self.phase = Phase::Recording;
                     self.start_recording(frame, onset_frames_ago as usize);
                 } else {
@@ -755,14 +765,14 @@ impl Recorder {
                 }
             }
             Phase::Recording => {
-                let sound = self.analyse(frame).is_speech();
+                let sound = self.analyse(samples).is_speech();
                 self.record_frame(frame, sound);
             }
         }
     }
 
-    fn analyse(&mut self, frame: &[u8; FRAME_SAMPLES]) -> Verdict {
-        let features = FrameFeatures::of_frame(self.energy, self.codec, frame);
+    fn analyse(&mut self, samples: &[i16; FRAME_SAMPLES]) -> Verdict {
+        let features = FrameFeatures::of_samples(self.energy, samples);
         let verdict = self.detector.classify(&features);
         if !self.speech_published && self.detector.contains_sound() {
             self.speech_published = true;
@@ -773,8 +783,8 @@ impl Recorder {
 
     /// The caller's audio while the beep plays is not judged, but it shows the detector the
     /// line's background before the caller speaks.
-    fn learn_background(&mut self, frame: &[u8; FRAME_SAMPLES]) {
-        let features = FrameFeatures::of_frame(self.energy, self.codec, frame);
+    fn learn_background(&mut self, samples: &[i16; FRAME_SAMPLES]) {
+        let features = FrameFeatures::of_samples(self.energy, samples);
         self.detector.learn_background(&features);
     }
 

@@ -78,16 +78,25 @@ impl SessionShared {
     }
 
     /// Producer side: marks a push in progress until the returned guard drops, and returns
-    /// the stop reason, if stopped. The guard holds its own reference (an atomic increment, no
-    /// allocation), so the recorder stays free to change itself while it lives.
-    pub(crate) fn enter(self: &Arc<Self>) -> (Entered, Option<Reason>) {
+    /// the stop reason, if stopped. The guard does not borrow `self`, so the recorder stays
+    /// free to change itself while it lives.
+    ///
+    /// # Safety
+    /// The guard holds a plain pointer to `self` (no reference count: two atomic read-modify-
+    /// writes a push saved), so the caller must keep an `Arc` of `self` alive until the guard
+    /// drops.
+    pub(crate) unsafe fn enter(self: &Arc<Self>) -> (Entered, Option<Reason>) {
         self.producer.producer_active.store(true, Ordering::SeqCst);
-        (Entered(Arc::clone(self)), self.stopped())
+        (Entered(Arc::as_ptr(self)), self.stopped())
     }
 
-    /// Producer side: the push is over; everything it wrote to the ring is published.
+    /// Producer side: the push is over; everything it wrote to the ring is published (a
+    /// release store suffices: the writer's SeqCst load that sees `false` then sees the ring
+    /// writes before it; only the store that *starts* a push must be ordered before a load).
     fn leave(&self) {
-        self.producer.producer_active.store(false, Ordering::SeqCst);
+        self.producer
+            .producer_active
+            .store(false, Ordering::Release);
     }
 
     /// Writer side: the stop reason once the recording stopped *and* no push is in progress, so
@@ -138,11 +147,14 @@ impl SessionShared {
 
 /// A push in progress (see the module docs): dropping it, normally or while unwinding, ends it.
 #[must_use = "the push ends when this guard drops"]
-pub(crate) struct Entered(Arc<SessionShared>);
+pub(crate) struct Entered(*const SessionShared);
 
 impl Drop for Entered {
     fn drop(&mut self) {
-        self.0.leave();
+        // SAFETY: `SessionShared::enter`'s caller keeps an `Arc` of the state alive until this
+        // guard drops, so the pointer is valid and the state is shared (read-only access).
+        let shared = unsafe { &*self.0 };
+        shared.leave();
     }
 }
 
@@ -167,7 +179,8 @@ mod tests {
     #[test]
     fn writer_waits_for_an_active_push() {
         let s = Arc::new(SessionShared::new(false));
-        let (entered, reason) = s.enter();
+        // SAFETY: `s` outlives the guard.
+        let (entered, reason) = unsafe { s.enter() };
         assert_eq!(reason, None);
         s.stop(Reason::Aborted);
         assert_eq!(s.settled(), None);
@@ -179,7 +192,8 @@ mod tests {
     fn a_panic_mid_push_still_ends_the_push() {
         let s = Arc::new(SessionShared::new(false));
         let caught = std::panic::catch_unwind(|| {
-            let (_entered, _) = s.enter();
+            // SAFETY: `s` outlives the guard.
+            let (_entered, _) = unsafe { s.enter() };
             panic!("a bug half-way through a push");
         });
         assert!(caught.is_err());
