@@ -93,7 +93,9 @@ fn dtmf_tone(codec: Codec, digit: u8, samples: usize) -> Vec<u8> {
         b'9' => (852.0, 1477.0),
         _ => (941.0, 1477.0), // '#'
     };
-    let amplitude = 32768.0 * 10f64.powf((-10.0 - 3.14) / 20.0);
+    // 3.14 dBm0 is a full-scale sine (G.711).
+    let amplitude =
+        32768.0 * 10f64.powf((-10.0 - callrec::energy::FULL_SCALE_SINE_DBM0 as f64) / 20.0);
     (0..samples)
         .map(|n| {
             let t = n as f64 / 8000.0;
