@@ -75,7 +75,7 @@ pub fn decode_frame(
         return;
     }
     let _ = kernel;
-    crate::g711::decode_into(codec, frame, out);
+    crate::g711::decode_by_table(codec, frame, out);
 }
 
 /// `10·log10(energy / 160)` on the dBm0 scale of [`crate::energy::level_dbm0`], from an `f32`

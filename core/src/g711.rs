@@ -74,7 +74,19 @@ impl Codec {
 }
 
 /// Decodes `input` (of law `codec`) into `out`; `out` must be at least as long as `input`.
+/// With AVX2 (checked per call: a cached flag), 16 bytes at a time (see [`avx2`]).
 pub fn decode_into(codec: Codec, input: &[u8], out: &mut [i16]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU reported AVX2.
+        unsafe { avx2::decode_into(codec, input, out) };
+        return;
+    }
+    decode_by_table(codec, input, out);
+}
+
+/// [`decode_into`] one table load per byte, on any CPU.
+pub(crate) fn decode_by_table(codec: Codec, input: &[u8], out: &mut [i16]) {
     let table = codec.decode_table();
     for (o, &b) in out.iter_mut().zip(input) {
         *o = table[b as usize];

@@ -64,3 +64,20 @@ proptest! {
         prop_assert_eq!(e.to_string(), "encryption_cipher.key: must be a string, not an object");
     }
 }
+
+/// The sequences' in-band key presses are real ones: a `#` (a barge-in digit in every decoded
+/// option set) stops the call with `bargein`, with masking and without, and the invariants
+/// (the file a span of the input, tone bytes silence when masked) still hold.
+#[test]
+fn in_band_key_presses_in_a_sequence_barge_in_with_and_without_masking() {
+    let (engine, dir) = shared();
+    for head in [0x00u8, 0x04] {
+        let (options, codec, ops) = sequence::decode(&[head, 0x00, 0xE0]);
+        assert!(
+            matches!(&ops[..], [sequence::Op::Push(tone)] if tone.len() == 480),
+            "{ops:?}"
+        );
+        let reason = sequence::check(engine, dir, &options, codec, &ops);
+        assert_eq!(reason, callrec::Reason::Bargein, "{options}");
+    }
+}

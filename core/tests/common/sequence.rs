@@ -10,6 +10,8 @@
 //! * the file's audio equals a span of the input, starting on a 20 ms frame boundary
 //!   (nothing invented, reordered or lost inside the span);
 //! * after a hangup the span ends where the input ended (nothing pushed is lost);
+//! * with `mask_dtmf` (one of the decoded options), the same with a detected tone's bytes
+//!   allowed to be G.711 silence;
 //! * pause/resume never break the first three (the span checks apply to unpaused calls).
 #![allow(dead_code)]
 
@@ -45,16 +47,22 @@ pub fn decode(data: &[u8]) -> (String, Codec, Vec<Op>) {
         Codec::Ulaw
     };
     let options = format!(
-        r##"{{"barge_in_digits":"#5","milliseconds_max_silence":{},"seconds_max_duration":{},"format":"{}","pause_behavior":"{}"}}"##,
+        r##"{{"barge_in_digits":"#5","milliseconds_max_silence":{},"seconds_max_duration":{},"format":"{}","pause_behavior":"{}","mask_dtmf":{}}}"##,
         200 + 100 * u32::from(pick(1) & 7),
         1 + (pick(1) >> 3) % 3,
         codec.name(),
-        if pick(0) & 2 == 0 { "skip" } else { "silence" }
+        if pick(0) & 2 == 0 { "skip" } else { "silence" },
+        pick(0) & 4 != 0
     );
     let mut ops = Vec::new();
     while let Some((&op, tail)) = rest.split_first() {
         rest = tail;
         match op % 10 {
+            0..=4 if op >= 0xE0 => {
+                // A key press in-band: 60 ms of a DTMF pair (a barge-in digit or not).
+                let digit = [b'#', b'5', b'1', b'9'][usize::from(op >> 1) % 4];
+                ops.push(Op::Push(dtmf_tone(codec, digit, 480)));
+            }
             0..=4 => {
                 let n = (usize::from(op) * 37 % 1200).min(rest.len());
                 let (audio, tail) = rest.split_at(n);
@@ -77,6 +85,27 @@ pub fn decode(data: &[u8]) -> (String, Codec, Vec<Op>) {
     (options, codec, ops)
 }
 
+/// `samples` of the key's two tones at −10 dBm0 each, in `codec`.
+fn dtmf_tone(codec: Codec, digit: u8, samples: usize) -> Vec<u8> {
+    let (low, high) = match digit {
+        b'1' => (697.0, 1209.0),
+        b'5' => (770.0, 1336.0),
+        b'9' => (852.0, 1477.0),
+        _ => (941.0, 1477.0), // '#'
+    };
+    // 3.14 dBm0 is a full-scale sine (G.711).
+    let amplitude =
+        32768.0 * 10f64.powf((-10.0 - callrec::energy::FULL_SCALE_SINE_DBM0 as f64) / 20.0);
+    (0..samples)
+        .map(|n| {
+            let t = n as f64 / 8000.0;
+            let x =
+                (std::f64::consts::TAU * low * t).sin() + (std::f64::consts::TAU * high * t).sin();
+            codec.encode((amplitude * x) as i16)
+        })
+        .collect()
+}
+
 fn after(status: Status, stopped: &mut Option<Reason>) {
     match (*stopped, status) {
         (Some(r), s) => assert_eq!(s, Status::Stopped(r), "a stopped recorder stays stopped"),
@@ -85,8 +114,9 @@ fn after(status: Status, stopped: &mut Option<Reason>) {
     }
 }
 
-/// Runs `ops` on a new recorder of `engine` and checks every invariant (panics on a breach).
-pub fn check(engine: &Engine, store: &Path, options: &str, codec: Codec, ops: &[Op]) {
+/// Runs `ops` on a new recorder of `engine` and checks every invariant (panics on a breach);
+/// returns the reason it stopped.
+pub fn check(engine: &Engine, store: &Path, options: &str, codec: Codec, ops: &[Op]) -> Reason {
     let (mut rec, handle) = engine.record_json(options, codec).expect("valid options");
     let filename = rec.filename().to_owned();
     let mut input = Vec::new(); // everything pushed before the stop
@@ -153,17 +183,25 @@ pub fn check(engine: &Engine, store: &Path, options: &str, codec: Codec, ops: &[
     );
     assert!(audio.len() <= input.len(), "nothing invented");
     if audio.is_empty() || paused_ever {
-        return;
+        return reason;
     }
+    // With `mask_dtmf`, a detected tone (and its margin) is silence in the file.
+    let masking = options.contains(r#""mask_dtmf":true"#);
+    let silence = codec.silence();
+    let matches = |span: &[u8]| {
+        span.iter()
+            .zip(audio)
+            .all(|(&i, &a)| i == a || (masking && a == silence))
+    };
     if hung_up && reason == Reason::Hangup {
-        assert_eq!(
-            audio,
-            &input[input.len() - audio.len()..],
+        assert!(
+            matches(&input[input.len() - audio.len()..]),
             "after a hangup the file ends with the last byte pushed"
         );
     }
     let span_found = (0..=input.len() - audio.len())
         .step_by(160)
-        .any(|start| &input[start..start + audio.len()] == audio);
+        .any(|start| matches(&input[start..start + audio.len()]));
     assert!(span_found, "the file is a frame-aligned span of the input");
+    reason
 }

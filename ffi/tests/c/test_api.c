@@ -15,19 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int passed, failed;
-
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        if (cond) {                                                              \
-            passed++;                                                            \
-        } else {                                                                 \
-            failed++;                                                            \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                        \
-    } while (0)
-
-#define EXPECT(call, want) CHECK((call) == (want))
+#include "check.h"
 
 /* Speech-like sound: twelve 20 ms frames of a 1 kHz square wave in A-law whose level rises and
  * falls by 14 dB over the 240 ms cycle like syllables (a steady tone is background to the

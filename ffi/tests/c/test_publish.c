@@ -11,19 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int passed, failed;
-
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        if (cond) {                                                              \
-            passed++;                                                            \
-        } else {                                                                 \
-            failed++;                                                            \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                        \
-    } while (0)
-
-#define EXPECT(call, want) CHECK((call) == (want))
+#include "check.h"
 
 /* Starts an engine on `store` with `config`; NULL (and the error printed) if it cannot. */
 static callrec_engine *start(const char *store, const char *config) {
