@@ -137,7 +137,9 @@ fn analysis(c: &mut Criterion) {
 fn recording(engine: &Engine, options: &RecordOptions, frames: &[&[u8]]) -> (Recorder, usize) {
     while let Some(event) = engine.next_event(Some(Duration::ZERO)) {
         if event.kind == EventKind::Finished {
-            let file = engine.store_root().join(event.result.filename.trim_start_matches('/'));
+            let file = engine
+                .store_root()
+                .join(event.result.filename.trim_start_matches('/'));
             let _ = std::fs::remove_file(file);
         }
     }
