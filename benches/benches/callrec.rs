@@ -81,7 +81,7 @@ fn analysis(c: &mut Criterion) {
             d.classify(black_box(f))
         })
     });
-    // The features alone: decode, exact SIMD energy, band-pass, tilt, impulsiveness.
+    // The features alone: decode, exact SIMD energy, band-pass, impulsiveness.
     g.bench_function("features", |b| {
         let mut i = 0;
         b.iter(|| {

@@ -1,8 +1,8 @@
 //! Sound / silence decision per 20 ms frame (DESIGN §4): is the caller speaking?
 //!
 //! Input per frame: the [`FrameFeatures`] of [`crate::features`] (broadband level, a 2 kHz
-//! speech-band level that ignores hum and rumble, impulsiveness; the spectral tilt is not used
-//! by the decision, see confirmation below). Output per
+//! speech-band level that ignores hum and rumble, impulsiveness; a spectral tilt was tried and
+//! is not used, see confirmation below). Output per
 //! frame: a [`Verdict`], *speech* or *silence*, plus, on the frame where a talkspurt is
 //! confirmed, how many frames earlier it began (the recorder's pre-roll reaches back that far, so
 //! the onset is never clipped).
@@ -697,7 +697,6 @@ mod tests {
         FrameFeatures {
             level_dbm0: level,
             band_db: level + tilt,
-            tilt_db: tilt,
             peak_block_share: 0.25,
         }
     }
@@ -864,7 +863,6 @@ mod tests {
             FrameFeatures {
                 level_dbm0: level,
                 band_db: -55.0 + 0.3 * jitter(state),
-                tilt_db: -15.0,
                 peak_block_share: 0.3,
             }
         };
@@ -881,7 +879,6 @@ mod tests {
             .filter(|&i| {
                 let mut f = noise(&mut state);
                 f.band_db = f.band_db.max(syllable(-40.0, i).level_dbm0);
-                f.tilt_db = f.band_db - f.level_dbm0;
                 d.classify(&f).is_speech()
             })
             .count();
@@ -913,7 +910,6 @@ mod tests {
         FrameFeatures {
             level_dbm0: broad,
             band_db: band,
-            tilt_db: band - broad,
             peak_block_share: 0.3,
         }
     }

@@ -10,9 +10,6 @@
 //!   formant region of speech and throws away mains hum and most of the power of brown (and
 //!   much of pink) noise, so speech over hum or rumble stands far higher above the background in
 //!   this band than in the broadband level.
-//! * **Tilt**: the energy of `x[n] − x[n−1]` against the broadband energy, in dB: a cheap
-//!   spectral centroid (and, like the zero-crossing rate, it tells voiced from unvoiced sound).
-//!   Speech swings it from frame to frame; steady noise and tones hold it still.
 //! * **Impulsiveness**: the largest share of the frame's energy in two adjacent 2 ms blocks.
 //!   A click or pop (≤ 5 ms) puts at least three quarters of a frame's energy there; steady
 //!   sound spreads it over all ten blocks (2/10), and even voiced speech, whose pitch pulses are
@@ -21,15 +18,16 @@
 //!
 //! **How.** The frame is decoded once to 16-bit samples (arithmetically, 16 at a time, with
 //! AVX2; by table elsewhere), and the samples are then also what the DTMF detector reads, so
-//! the recorder decodes each frame once for both. All four features come from integer sums
+//! the recorder decodes each frame once for both. All three features come from integer sums
 //! of squares taken in pairs, exactly as `pmaddwd` takes them: each 2 ms block's energy and
-//! the energies of the two differences (each difference saturated to 16 bits, which only a
-//! near-full-scale tone at the Nyquist frequency reaches). Each pair's sum is kept in units of
+//! the energy of the band-pass difference (saturated to 16 bits, which only a near-full-scale
+//! tone near the Nyquist frequency reaches). Each pair's sum is kept in units of
 //! 16 (`>> 4`): that is exact for G.711 (every decoded A-law value is a multiple of 8, every
 //! µ-law value a multiple of 4), so the broadband energy is exactly the frame's sum of squares,
 //! and it lets ten pairs per lane accumulate in 32 bits. The AVX2 kernel and the portable
 //! code compute the same integers (a test checks), so every machine sees the same features.
-//! Then three fast logarithms.
+//! Then two fast logarithms. (A spectral tilt, `x[n] − x[n−1]` against the broadband energy,
+//! was computed here too; the detector stopped using it, so it went.)
 //!
 //! Everything is O(frame) and allocation free; the filters run inside the frame (no state),
 //! so a frame's features depend only on its own bytes.
@@ -51,9 +49,6 @@ pub struct FrameFeatures {
     pub level_dbm0: f32,
     /// Level of the 2 kHz band-pass `x[n] − x[n−2]`, in dB on the same scale.
     pub band_db: f32,
-    /// Energy of `x[n] − x[n−1]` over the broadband energy, in dB (−∞..+6): high for hiss and
-    /// fricatives, low for hum and voiced sound.
-    pub tilt_db: f32,
     /// The largest share of the frame energy in two adjacent 2 ms blocks (1/5 for steady
     /// sound, near 1 for a click).
     pub peak_block_share: f32,
@@ -116,10 +111,8 @@ pub fn level_of_frame_energy(sum_of_squares: u64) -> f32 {
 struct Sums {
     /// Each 2 ms block's energy (at most 8 · 2^27: fits).
     blocks: [u32; BLOCKS],
-    /// Σ sat(x[n] − x[n−1])² over n = 2..160.
-    diff1: u64,
     /// Σ sat(x[n] − x[n−2])² over n = 2..160.
-    diff2: u64,
+    band: u64,
 }
 
 /// `(a² + b²) >> 4` as `pmaddwd` then a logical shift compute it: two squares of −32768 make
@@ -137,19 +130,13 @@ impl Sums {
             let block = &x[b * BLOCK_SAMPLES..(b + 1) * BLOCK_SAMPLES];
             block.chunks_exact(2).map(|p| pair(p[0], p[1])).sum()
         });
-        let (mut diff1, mut diff2) = (0u64, 0u64);
+        let mut band = 0u64;
         // Pairs (n, n+1) for even n from 2, as the vector kernel pairs its lanes.
         for n in (2..FRAME_SAMPLES).step_by(2) {
-            let d1 = |i: usize| x[i].saturating_sub(x[i - 1]);
-            let d2 = |i: usize| x[i].saturating_sub(x[i - 2]);
-            diff1 += u64::from(pair(d1(n), d1(n + 1)));
-            diff2 += u64::from(pair(d2(n), d2(n + 1)));
+            let d = |i: usize| x[i].saturating_sub(x[i - 2]);
+            band += u64::from(pair(d(n), d(n + 1)));
         }
-        Sums {
-            blocks,
-            diff1,
-            diff2,
-        }
+        Sums { blocks, band }
     }
 
     #[inline(always)]
@@ -175,12 +162,7 @@ impl Sums {
             .unwrap_or(0);
         FrameFeatures {
             level_dbm0: level_of_frame_energy(energy),
-            band_db: fast_level_db((self.diff2 << 4) as f32),
-            tilt_db: if energy == 0 {
-                0.0
-            } else {
-                fast_level_db((self.diff1 << 4) as f32) - fast_level_db(energy as f32)
-            },
+            band_db: fast_level_db((self.band << 4) as f32),
             peak_block_share: if total > 0 {
                 peak as f32 / total as f32
             } else {
@@ -225,8 +207,8 @@ impl FrameFeatures {
     }
 }
 
-/// The sums with AVX2: each 16-sample vector's pairs by `pmaddwd`, the differences from loads
-/// one and two samples back, ten pairs per 32-bit lane (ten times 2^27 fits).
+/// The sums with AVX2: each 16-sample vector's pairs by `pmaddwd`, the differences from a load
+/// two samples back, ten pairs per 32-bit lane (ten times 2^27 fits).
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{Sums, BLOCKS, BLOCK_SAMPLES, FRAME_SAMPLES};
@@ -283,29 +265,24 @@ mod x86 {
         let [b0, b1, b2, b3] = sum4(b[0], b[1], b[2], b[3]);
         let [b4, b5, b6, b7] = sum4(b[4], b[5], b[6], b[7]);
         let [b8, b9, _, _] = sum4(b[8], b[9], zero, zero);
-        // Differences for n = 2..146 in nine vectors, then n = 144..160 with its first pair
+        // x[n] − x[n−2] for n = 2..146 in nine vectors, then n = 144..160 with its first pair
         // (n = 144, 145, already counted) masked off.
-        let (mut acc1, mut acc2) = (zero, zero);
+        let mut band = zero;
         for c in 0..10 {
             let n = if c < 9 {
                 2 + 16 * c
             } else {
                 FRAME_SAMPLES - 16
             };
-            let now = load(x, n);
-            let mut p1 = pairs(_mm256_subs_epi16(now, load(x, n - 1)));
-            let mut p2 = pairs(_mm256_subs_epi16(now, load(x, n - 2)));
+            let mut p = pairs(_mm256_subs_epi16(load(x, n), load(x, n - 2)));
             if c == 9 {
-                p1 = _mm256_blend_epi32::<1>(p1, zero);
-                p2 = _mm256_blend_epi32::<1>(p2, zero);
+                p = _mm256_blend_epi32::<1>(p, zero);
             }
-            acc1 = _mm256_add_epi32(acc1, p1);
-            acc2 = _mm256_add_epi32(acc2, p2);
+            band = _mm256_add_epi32(band, p);
         }
         Sums {
             blocks: [b0, b1, b2, b3, b4, b5, b6, b7, b8, b9],
-            diff1: sum_wide(acc1),
-            diff2: sum_wide(acc2),
+            band: sum_wide(band),
         }
     }
 }
@@ -382,20 +359,15 @@ mod tests {
                 let want: u64 = x[b * 16..(b + 1) * 16].iter().map(|&v| sq(v)).sum();
                 assert_eq!(u64::from(s.blocks[b]) << 4, want);
             }
-            let d1: u64 = (2..FRAME_SAMPLES)
-                .map(|n| sq(x[n].saturating_sub(x[n - 1])))
-                .sum();
-            let d2: u64 = (2..FRAME_SAMPLES)
+            let band: u64 = (2..FRAME_SAMPLES)
                 .map(|n| sq(x[n].saturating_sub(x[n - 2])))
                 .sum();
             // A saturated difference (±32767, not a multiple of 4) loses under 16 a pair.
-            let saturated = (2..FRAME_SAMPLES).any(|n| {
-                x[n].checked_sub(x[n - 1]).is_none() || x[n].checked_sub(x[n - 2]).is_none()
-            });
+            let saturated = (2..FRAME_SAMPLES).any(|n| x[n].checked_sub(x[n - 2]).is_none());
             if saturated {
-                assert!(d1 - (s.diff1 << 4) < 16 * 80 && d2 - (s.diff2 << 4) < 16 * 80);
+                assert!(band - (s.band << 4) < 16 * 80);
             } else {
-                assert_eq!((s.diff1 << 4, s.diff2 << 4), (d1, d2));
+                assert_eq!(s.band << 4, band);
             }
         }
     }
@@ -420,11 +392,6 @@ mod tests {
         assert!((hum.band_db - hum.level_dbm0 + 20.5).abs() < 1.5, "{hum:?}");
         assert!((mid.band_db - mid.level_dbm0 - 3.0).abs() < 0.5, "{mid:?}");
         assert!((hum.level_dbm0 - mid.level_dbm0).abs() < 0.2);
-        // Tilt: |1 − z^-1|² at 60 Hz is −26.5 dB, at 1 kHz −2.3 dB.
-        assert!(
-            hum.tilt_db < -20.0 && (mid.tilt_db + 2.3).abs() < 0.5,
-            "{mid:?}"
-        );
     }
 
     #[test]
