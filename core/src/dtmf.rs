@@ -509,7 +509,6 @@ impl Tables {
 
 /// One block's analysis: the 8 complex correlations and the energy (twiddle units, as f32).
 #[derive(Clone, Copy, Debug, Default)]
-#[repr(align(32))]
 struct BlockBins {
     re: [f32; 8],
     im: [f32; 8],
@@ -526,7 +525,6 @@ impl BlockBins {
 
 /// The coherent 10 ms bins over two consecutive blocks, and their energy.
 #[derive(Clone, Copy, Debug, Default)]
-#[repr(align(32))]
 struct WindowBins {
     re: [f32; 8],
     im: [f32; 8],

@@ -831,6 +831,16 @@ struct DtmfDetector {
     detector: callrec::dtmf::DtmfDetector,
 }
 
+// A pyclass lives in memory from Python's allocator, which aligns to 16 bytes only: a field
+// that needs more (e.g. `#[repr(align(32))]` for AVX) would be misaligned, and the compiler's
+// aligned loads would crash. Every type held by value in a pyclass here must stay ≤ 16.
+const _: () = assert!(std::mem::align_of::<DtmfDetector>() <= 16);
+const _: () = assert!(std::mem::align_of::<Recorder>() <= 16);
+const _: () = assert!(std::mem::align_of::<EventResult>() <= 16);
+const _: () = assert!(std::mem::align_of::<Status>() <= 16);
+const _: () = assert!(std::mem::align_of::<Engine>() <= 16);
+const _: () = assert!(std::mem::align_of::<Events>() <= 16);
+
 type DtmfEventTuple = (&'static str, String, f64, Option<f64>);
 
 fn dtmf_event(e: callrec::dtmf::DtmfEvent) -> DtmfEventTuple {
