@@ -62,15 +62,15 @@ def pairs(path):
     return {k: v for k, v in (line.split()[:2] for line in p.read_text().splitlines() if line.strip())}
 
 
-def push_verdict(plain, aesctr):
-    """Both runs push through the same code (encryption happens on the writer); the second
-    differs only by what the writer does meanwhile, so the verdict names both."""
-    worst = max(plain, aesctr)
-    if worst <= 150:
+def push_verdict(runs, goal):
+    """The runs push through the same code path (encryption happens on the writer; waiting
+    skips the ring); the verdict names the worst."""
+    worst = max(runs)
+    if worst <= goal:
         return "met"
-    if min(plain, aesctr) <= 150:
-        return f"met in one run, missed by {worst - 150:.0f} ns in the other (the same push code; the writer's work differs)"
-    return f"missed by {worst - 150:.0f} ns ({worst / 150:.2f}×)"
+    if min(runs) <= goal:
+        return f"met in one run, missed by {worst - goal:.0f} ns in another (the writer's work differs)"
+    return f"missed by {worst - goal:.0f} ns ({worst / goal:.2f}×)"
 
 
 def main():
@@ -104,11 +104,20 @@ def main():
     p("## Goals\n")
     p("| goal | measured | verdict |")
     p("|---|---|---|")
+    # Since issue 12 a push also runs in-band DTMF detection by default (`detect_dtmf`); the
+    # 150 ns goal predates it and is measured without it, and issue 12 set 250 ns with it.
     push = med.get("push/recording")
+    bare = med.get("push/recording_no_dtmf")
+    if bare:
+        p(f"| `Recorder::push` of one 20 ms frame ≤ 150 ns median, in-band DTMF off | {fmt_ns(bare)} (recording) | "
+          f"{push_verdict([bare], 150)} |")
     if push:
-        p(f"| `Recorder::push` of one 20 ms frame ≤ 150 ns median | {fmt_ns(push)} (recording, plain); "
-          f"{fmt_ns(med.get('push/recording_aesctr', 0))} (recording, aesctr); {fmt_ns(med.get('push/waiting', 0))} (waiting) | "
-          f"{push_verdict(push, med.get('push/recording_aesctr', push))} |")
+        aes = med.get("push/recording_aesctr", push)
+        waiting = med.get("push/waiting", push)
+        p(f"| `Recorder::push` ≤ 250 ns median with in-band DTMF on (the default; issue 12) | {fmt_ns(push)} (recording, plain); "
+          f"{fmt_ns(aes)} (recording, aesctr); {fmt_ns(waiting)} (waiting for sound); "
+          f"{fmt_ns(med.get('push/recording_mask_dtmf', 0))} with `mask_dtmf` (no goal) | "
+          f"{push_verdict([push, aes, waiting], 250)} |")
     frame = med.get("analysis/frame")
     if frame and "frame" in spandsp:
         ratio = spandsp["frame"] / frame
@@ -221,14 +230,18 @@ def main():
     # ---- analysis
     p("## Analysis\n")
     if push and frame:
-        ring = push - med.get("push/waiting", push)
-        p(f"* **Where a push's time goes.** The per-frame analysis (energy straight from the G.711 bytes — AVX2 decodes the magnitudes "
-          f"arithmetically 16 at a time, {med.get('energy/g711_avx2', 0):.0f} ns against {med.get('energy/g711_table', 0):.0f} ns for a table of squares "
-          f"and {med.get('g711/decode_frame', 0):.0f} ns for a decode alone — then dBm0 and the adaptive decision) "
-          f"is {frame:.0f} ns; waiting for sound costs {fmt_ns(med.get('push/waiting', 0))} a push (analysis plus the two SeqCst stores of the "
-          f"stop handshake); recording adds {ring:.0f} ns for the 160-byte copy into the ring, whose cache lines the writer on the other core "
-          f"has just read. A stopped or beeping recorder costs {fmt_ns(med.get('push/stopped', 0))}. Under load (thousands of sessions) the "
-          "median rises because each push touches a recorder and ring that have left the cache since its previous frame 20 ms ago.")
+        bare = med.get("push/recording_no_dtmf", push)
+        with_dtmf = med.get("analysis/frame_with_dtmf", frame)
+        p(f"* **Where a push's time goes.** Each frame is decoded once (AVX2 decodes G.711 arithmetically 16 bytes at a time; "
+          f"{med.get('g711/decode_frame', 0):.0f} ns for `g711/decode_frame`), and those samples serve the sound detector and in-band "
+          f"DTMF. The features (block energies and the band-pass energy as `pmaddwd` pair sums, two fast logarithms) and the "
+          f"decision take {frame:.0f} ns (`analysis/frame`), {with_dtmf:.0f} ns with DTMF on the same samples "
+          f"(`analysis/frame_with_dtmf`). A recording push costs {fmt_ns(bare)} with DTMF off and {fmt_ns(push)} with it on: "
+          f"the rest is the 160-byte copy into the ring, whose cache lines the writer on the other core has just read, the stop "
+          f"handshake's SeqCst store, and the writer copying into the page cache meanwhile. Waiting for sound costs "
+          f"{fmt_ns(med.get('push/waiting', 0))}; a stopped recorder {fmt_ns(med.get('push/stopped', 0))}. Under load (thousands "
+          "of sessions) the median rises because each push touches a recorder and ring that have left the cache since its previous "
+          "frame 20 ms ago.")
     p("* **The physical limit.** A channel is 8,000 bytes/s. 20,000 channels are 160 MB/s through the rings, AES and the page cache; "
       + (f"AES-256-CTR alone runs at {ratios[-1][1] / 1e9:.1f} GB/s, i.e. {ratios[-1][1] / 8000 / 1e3:,.0f}k channels per core, " if ratios else "")
       + "so the writer's cost per channel is dominated by `write(2)` calls (one per 4 KiB batch, ~2 per channel-second) and page-cache copies, "
