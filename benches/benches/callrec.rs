@@ -203,10 +203,6 @@ fn push(c: &mut Criterion) {
         },
     )
     .expect("engine");
-    // The media thread on one core, the engine's writer and sync threads on the others, as a
-    // host deploys it: otherwise the scheduler sometimes runs the writer (copying ~800 MB/s
-    // into the page cache here) on the pushing thread's core, and a run's median doubles.
-    let pinned = pin_apart();
     let mut g = c.benchmark_group("push");
     g.throughput(Throughput::Elements(1));
 
@@ -272,52 +268,7 @@ fn push(c: &mut Criterion) {
     drop(rec);
     g.finish();
     engine.shutdown();
-    if pinned {
-        unpin();
-    }
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// The CPUs this process may use, as a set for `sched_setaffinity`.
-fn cpu_set(cpus: impl Iterator<Item = usize>) -> libc::cpu_set_t {
-    // SAFETY: `cpu_set_t` is plain bits; all zero is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    for cpu in cpus {
-        // SAFETY: `set` is a valid `cpu_set_t`; `CPU_SET` bounds-checks `cpu` itself.
-        unsafe { libc::CPU_SET(cpu, &mut set) };
-    }
-    set
-}
-
-/// Pins this thread to CPU 0 and every other thread of the process (the engine's) to the other
-/// CPUs. False (and nothing changed) on a single-CPU machine.
-fn pin_apart() -> bool {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cpus < 2 {
-        return false;
-    }
-    // SAFETY: `gettid` has no preconditions.
-    let me = unsafe { libc::gettid() };
-    let tasks = std::fs::read_dir("/proc/self/task").expect("/proc/self/task");
-    for tid in tasks.filter_map(|t| t.ok()?.file_name().to_str()?.parse::<libc::pid_t>().ok()) {
-        let set = if tid == me {
-            cpu_set(0..1)
-        } else {
-            cpu_set(1..cpus)
-        };
-        // SAFETY: `set` is a valid `cpu_set_t` of the size given; a thread that has exited in
-        // the meantime makes the call fail, which is ignored.
-        unsafe { libc::sched_setaffinity(tid, std::mem::size_of_val(&set), &set) };
-    }
-    true
-}
-
-/// Lets this thread run on every CPU again (for the benchmarks after `push`).
-fn unpin() {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let set = cpu_set(0..cpus);
-    // SAFETY: `set` is a valid `cpu_set_t` of the size given; 0 is this thread.
-    unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
 }
 
 /// The in-band DTMF detector on one 20 ms frame of the sample call (speech, with its pauses),
