@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod barrier;
 pub mod cipher;
 pub mod convert;
 pub mod detect;

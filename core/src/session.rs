@@ -5,14 +5,18 @@
 //! leaves `RUNNING`; a compare-and-swap decides the reason, so the first stop wins whoever makes
 //! it (the recorder, an abort from any thread, the writer on an I/O error, engine shutdown).
 //! The writer may finalize only once no push is half-way through writing the ring. The recorder
-//! marks itself `producer_active` (SeqCst) *before* it reads `state` (SeqCst); the writer reads
-//! `state` *before* `producer_active`. In the single SeqCst order either the push sees the stop
-//! (and writes nothing), or the writer sees the push active (and waits for the next poll). No
+//! marks itself `producer_active` *before* it reads `state`; the writer reads `state` *before*
+//! `producer_active`. Each side has a barrier between its two accesses, and the pair orders like
+//! two SeqCst fences, so either the push sees the stop (and writes nothing), or the writer sees
+//! the push active (and waits for the next poll). The push's barrier is the light half of an
+//! asymmetric pair ([`crate::barrier`]: a compiler fence), the writer's the heavy half (a
+//! `membarrier(2)` call, made only for a recording that has stopped). No
 //! side ever blocks, and the real-time side never waits for anything. The mark is an RAII guard
 //! ([`Entered`]): it is cleared when the guard drops, also while unwinding from a panic, so a
 //! panic in the middle of a push (caught by a host, the C ABI or Python) never leaves the writer
 //! waiting forever for a recording to settle.
 
+use crate::barrier;
 use crate::result::Reason;
 use crossbeam_utils::CachePadded;
 use rtrb::{Consumer, Producer, RingBuffer};
@@ -47,6 +51,8 @@ struct ProducerSide {
 
 impl SessionShared {
     pub(crate) fn new(trim_trailing_silence: bool) -> SessionShared {
+        // Before this session's recorder exists, so its pushes see the barriers chosen.
+        barrier::init();
         SessionShared {
             state: CachePadded::new(AtomicU8::new(RUNNING)),
             producer: CachePadded::new(ProducerSide {
@@ -86,12 +92,13 @@ impl SessionShared {
     /// writes a push saved), so the caller must keep an `Arc` of `self` alive until the guard
     /// drops.
     pub(crate) unsafe fn enter(self: &Arc<Self>) -> (Entered, Option<Reason>) {
-        self.producer.producer_active.store(true, Ordering::SeqCst);
+        self.producer.producer_active.store(true, Ordering::Relaxed);
+        barrier::light();
         (Entered(Arc::as_ptr(self)), self.stopped())
     }
 
     /// Producer side: the push is over; everything it wrote to the ring is published (a
-    /// release store suffices: the writer's SeqCst load that sees `false` then sees the ring
+    /// release store suffices: the writer's acquire load that sees `false` then sees the ring
     /// writes before it; only the store that *starts* a push must be ordered before a load).
     fn leave(&self) {
         self.producer
@@ -103,7 +110,13 @@ impl SessionShared {
     /// the ring holds everything the recording will ever get.
     pub(crate) fn settled(&self) -> Option<Reason> {
         let reason = self.stopped()?;
-        (!self.producer.producer_active.load(Ordering::SeqCst)).then_some(reason)
+        if !barrier::heavy() {
+            // Impossible once registered (see `barrier::heavy`); if it ever happened, a push
+            // might be half-way through, so the recording waits (the next poll tries again)
+            // rather than lose its end.
+            return None;
+        }
+        (!self.producer.producer_active.load(Ordering::Acquire)).then_some(reason)
     }
 
     pub(crate) fn set_contains_sound(&self) {
