@@ -982,11 +982,10 @@ fn triple_key<K: BlockKernel>(
     let energy = window.energy + old.energy;
     // Tone to total first, on the groups' maxima (branch free): speech, music and noise fail
     // it, and it is the cheapest test.
-    let group_max = |b: usize| {
-        power[b]
-            .max(power[b + 1])
-            .max(power[b + 2].max(power[b + 3]))
-    };
+    // Powers are finite, never NaN (squares of exact integers, far inside f32's range), so a
+    // plain comparison is the maximum: `f32::max` adds NaN handling to this chain.
+    let max = |a: f32, b: f32| if a > b { a } else { b };
+    let group_max = |b: usize| max(max(power[b], power[b + 1]), max(power[b + 2], power[b + 3]));
     if group_max(0) + group_max(4) < t.tone_to_total * energy {
         return None;
     }
