@@ -230,6 +230,13 @@ impl Ports {
                     })?;
                     return Ok((port, socket));
                 }
+                Err(e) if crate::limits::is_out_of_descriptors(&e) => {
+                    // Not the port's fault: it stays free, first in line, and no other port
+                    // is tried (each would fail the same way).
+                    free.push_front(port);
+                    tracing::warn!(error = %e, "cannot bind an RTP port: out of file descriptors");
+                    return Err(crate::api::out_of_descriptors());
+                }
                 Err(e) => {
                     tracing::warn!(port, error = %e, "RTP port unavailable; skipping it");
                     free.push_back(port);
@@ -378,6 +385,11 @@ impl Starter<'_> {
                         Refusal::bad(&format!("record.{}", e.field), e.message)
                     }
                     callrec::Error::ShutDown => Refusal::status(503, "the server is shutting down"),
+                    callrec::Error::Io { source, .. }
+                        if crate::limits::is_out_of_descriptors(&source) =>
+                    {
+                        crate::api::out_of_descriptors()
+                    }
                     e => {
                         tracing::error!(error = %e, "cannot start a recording");
                         Refusal::status(500, "cannot start the recording (see the server log)")
