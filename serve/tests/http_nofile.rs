@@ -191,3 +191,42 @@ fn out_of_descriptors_is_a_503_that_says_so_and_the_pool_stays_true() {
     // The server still answers.
     assert_eq!(server.get("/v1/health", &[]).status, 200);
 }
+
+#[test]
+fn emfile_while_binding_a_port_is_a_503_naming_descriptors_and_loses_no_port() {
+    let _turn = setup();
+    let first = 20_000 + (std::process::id() % 20_000) as u16;
+    let (_freed_tx, freed_rx) = crossbeam_channel::unbounded();
+    let ports = callrec_serve::records::Ports::new(first, first + 49, 1, freed_rx);
+    let warns_before = log_text().matches("RTP port unavailable").count();
+    // Use up every descriptor the process may open.
+    let mut held = Vec::new();
+    loop {
+        match std::fs::File::open("/dev/null") {
+            Ok(f) => held.push(f),
+            Err(e) => {
+                assert!(callrec_serve::limits::is_out_of_descriptors(&e), "{e}");
+                break;
+            }
+        }
+    }
+    let refused = ports.bind(std::net::IpAddr::from([127, 0, 0, 1]));
+    drop(held);
+    let refused = refused.expect_err("no descriptor is left to bind with");
+    assert_eq!(refused.status, 503);
+    assert!(
+        refused.message.contains("file descriptors"),
+        "{}",
+        refused.message
+    );
+    assert_eq!(ports.free_count(), 50);
+    assert_eq!(
+        log_text().matches("RTP port unavailable").count(),
+        warns_before
+    );
+    // With descriptors back, the same pool binds.
+    let (port, _socket) = ports
+        .bind(std::net::IpAddr::from([127, 0, 0, 1]))
+        .expect("binds");
+    assert!((first..first + 50).contains(&port));
+}
