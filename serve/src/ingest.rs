@@ -9,6 +9,10 @@
 //! each wake; stopping a session (its recorder stopped, the control API's hangup, inactivity,
 //! shutdown) releases what its window holds, hangs up, and hands the port back.
 //!
+//! A gap in the call (DTX, comfort noise, a long key press) is silence the window releases no
+//! faster than the recorder's ring can take ([`Sink::room`]); each tick drains what is still
+//! owed, so a gap never drops a frame.
+//!
 //! A session with `beep_on_start` also sends: once its first packet latches the caller's
 //! address, the thread keeps it on a short list of beeping sessions (allocated for every port at
 //! start, so adding to it never allocates), cuts its poll timeout to the next packet's deadline,
@@ -29,6 +33,11 @@ use std::time::{Duration, Instant};
 
 /// How often a thread wakes without packets, to check inactivity and stops from other threads.
 const TICK: Duration = Duration::from_millis(20);
+/// The most a push writes to the recorder's ring beyond its input: the pre-roll (with the
+/// detector's onset delay) and a held partial frame, written when recording starts.
+const PUSH_OVERHEAD: usize =
+    (callrec::recorder::PREROLL_FRAMES + callrec::detect::MAX_ONSET_DELAY_FRAMES + 1)
+        * callrec::recorder::FRAME_SAMPLES;
 /// The largest datagram read (anything longer is truncated and fails to parse as ours).
 const MAX_DATAGRAM: usize = 2048;
 
@@ -170,6 +179,10 @@ impl Sink for RecorderSink<'_> {
     fn digit(&mut self, digit: char) {
         // Only DTMF digits reach here (the event code was mapped).
         let _ = self.0.digit(digit);
+    }
+    fn room(&self) -> usize {
+        // A push may also write the pre-roll and a held partial frame when recording starts.
+        self.0.ring_free_bytes().saturating_sub(PUSH_OVERHEAD)
     }
 }
 
@@ -498,6 +511,17 @@ impl ReceiveLoop {
                 self.end(key, Ended::Inactive);
             } else if let Status::Stopped(_) = live.session.recorder.status() {
                 self.end(key, Ended::Stopped);
+            } else {
+                // A gap's silence the recorder's ring could not take at once goes on flowing
+                // as the writer drains it, packets or not.
+                let session = &mut *live.session;
+                let counters = Counters {
+                    stream: &session.shared.stats,
+                    total: &self.totals,
+                };
+                session
+                    .stream
+                    .drain(&mut RecorderSink(&mut session.recorder), counters);
             }
         }
     }
