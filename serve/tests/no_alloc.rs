@@ -278,7 +278,11 @@ fn the_receive_path_allocates_nothing_per_packet() {
     assert_eq!(n(&ours.ssrc_changes), 1);
     assert_eq!(n(&ours.timestamp_jumps), 0);
     assert_eq!(n(&ours.samples), 101_000 * 160);
-    assert_eq!(engine.metrics().frames_dropped, 0, "the gap dropped no frame");
+    assert_eq!(
+        engine.metrics().frames_dropped,
+        0,
+        "the gap dropped no frame"
+    );
     assert_eq!(beep.packets_sent(), 250, "5 s of beep in 20 ms packets");
     assert_eq!(beep.send_errors(), 0);
     drop(beeping);
