@@ -491,3 +491,103 @@ fn an_event_of_duration_65535_never_drops_a_frame() {
     assert_eq!(r.stats.n(|s| &s.packets_late), 0);
     assert_eq!(r.stats.n(|s| &s.packets_lost), 0);
 }
+
+#[test]
+fn a_4_s_dtx_gap_through_a_receive_thread_drops_no_frame() {
+    // Reproduction 3 on a real socket and receive thread, paced as a phone sends (20 ms packets,
+    // then 4 s of nothing): the thread's tick drains the gap's silence as the ring frees.
+    use callrec_serve::ingest::Timeouts;
+    use callrec_serve::ingest::{Command as IngestCommand, IngestThread, Session, SessionShared};
+    use std::net::UdpSocket;
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    let dir = std::env::temp_dir().join(format!(
+        "callrec-serve-timeline-socket-{}",
+        std::process::id()
+    ));
+    let engine = Engine::new(&dir, EngineConfig::default()).unwrap();
+    let (recorder, _handle) = engine
+        .record_json(
+            r#"{"silence_threshold_db":-50,"milliseconds_max_silence":60000}"#,
+            Codec::Alaw,
+        )
+        .unwrap();
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let to = socket.local_addr().unwrap();
+    let totals = Arc::new(StreamStats::default());
+    let (freed, _freed_rx) = crossbeam_channel::unbounded();
+    let thread = IngestThread::start(
+        "timeline-test".into(),
+        to.port(),
+        1,
+        Timeouts {
+            inactivity: Duration::from_secs(30),
+            first_packet: Duration::from_secs(30),
+        },
+        totals.clone(),
+        freed,
+    )
+    .unwrap();
+    let shared = Arc::new(SessionShared::default());
+    thread
+        .send(IngestCommand::Start(Box::new(Session {
+            socket,
+            port: to.port(),
+            stream: stream(),
+            recorder,
+            shared: shared.clone(),
+            record_id: "timeline".into(),
+            beep: None,
+        })))
+        .unwrap();
+    let cn = rtp(13, false, 0, TS0.wrapping_add(125 * 160), &[40]);
+    let (datagrams, total) = gap_call(32_000, &[cn]);
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let start = Instant::now();
+    let mut due = Duration::ZERO;
+    for (i, d) in datagrams.iter().enumerate() {
+        // Packet i is due at its own time (the comfort noise with the last packet before the gap).
+        if i == 126 {
+            due += Duration::from_secs(4);
+        }
+        if let Some(wait) = due.checked_sub(start.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        sender.send_to(d, to).unwrap();
+        if i != 125 {
+            due += Duration::from_millis(20);
+        }
+    }
+    // Let the thread read the last packets (a wait for a counter, not a timed assertion).
+    for _ in 0..5000 {
+        if shared.stats.packets.load(Ordering::Relaxed) == datagrams.len() as u64 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    thread.send(IngestCommand::Hangup(to.port())).unwrap();
+    let result = loop {
+        let e = engine
+            .next_event(Some(Duration::from_secs(30)))
+            .expect("the recording finishes");
+        if e.kind == EventKind::Finished {
+            break e.result;
+        }
+    };
+    thread.shutdown();
+    engine.shutdown();
+    let audio = sox_alaw(&dir.join(result.filename.trim_start_matches('/')));
+    let _ = std::fs::remove_dir_all(&dir);
+    let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    assert_eq!(n(&shared.stats.packets), 251);
+    assert_eq!(result.frames_dropped, 0);
+    assert_eq!(result.samples, total as u64, "9.0 s");
+    assert_eq!(audio, expected(total, &[(125 * 160, 125 * 160 + 32_000)]));
+    // What `GET /v1/records/{id}` reports as `seconds` (samples / 8000) agrees with the file.
+    assert_eq!(n(&shared.stats.samples), total as u64);
+    assert_eq!(n(&shared.stats.samples_concealed), 32_000);
+    assert_eq!(n(&shared.stats.packets_late), 0);
+    assert_eq!(n(&shared.stats.packets_lost), 0);
+}
