@@ -581,9 +581,9 @@ fn a_4_s_dtx_gap_through_a_receive_thread_drops_no_frame() {
     let audio = sox_alaw(&dir.join(result.filename.trim_start_matches('/')));
     let _ = std::fs::remove_dir_all(&dir);
     let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    assert_eq!(n(&shared.stats.packets), 251);
     assert_eq!(result.frames_dropped, 0);
     assert_eq!(result.samples, total as u64, "9.0 s");
+    assert_eq!(n(&shared.stats.packets), 251);
     assert_eq!(audio, expected(total, &[(125 * 160, 125 * 160 + 32_000)]));
     // What `GET /v1/records/{id}` reports as `seconds` (samples / 8000) agrees with the file.
     assert_eq!(n(&shared.stats.samples), total as u64);
