@@ -387,10 +387,13 @@ fn a_hung_up_calls_port_rests_and_the_next_record_hears_why() {
     let mut caller_a = Caller::new(0x00);
     caller_a.send(a.port, 10, 160, Duration::from_millis(2));
     host.hangup(&a);
-    let _flowing = Flowing::start(caller_a, a.port);
     let (result, _) = host.file(&a);
     assert_eq!(result.samples, 1600);
+    // A's media goes on after its record ended.
+    let _flowing = Flowing::start(caller_a, a.port);
+    let deadline = Instant::now() + CAP;
     let refused = loop {
+        assert!(Instant::now() < deadline, "the pair never came back");
         let refused = host
             .start(&format!(r#"{{"record":{OPTIONS}}}"#))
             .unwrap_err();
@@ -419,8 +422,9 @@ fn the_next_call_on_a_port_holds_none_of_the_previous_calls_audio() {
     let mut caller_a = Caller::new(0x00);
     caller_a.send(a.port, 10, 160, Duration::from_millis(2));
     host.hangup(&a);
+    assert_eq!(host.file(&a).0.samples, 1600);
+    // A's media goes on after its record ended, through the quarantine and B's call.
     let flowing = Flowing::start(caller_a, a.port);
-    host.file(&a);
     let b = loop {
         match host.start(&format!(r#"{{"record":{OPTIONS}}}"#)) {
             Ok(b) => break b,
