@@ -2,11 +2,11 @@
 //!
 //! Each thread owns a `polling` poller (epoll on Linux, level-triggered) and the sessions
 //! assigned to it, indexed by port pair: the even RTP port's socket and the RTCP socket on the
-//! next port are both polled. A wake reads a ready socket until it is empty or [`BURST`]
-//! datagrams were read (level-triggered: what is left wakes the next poll at once, so one busy
-//! port cannot starve the others), so a flood from a foreign address costs one `recv_from` and
-//! one address comparison per packet and never leaves the call's own packets to overflow the
-//! socket's buffer. Datagrams are read whole, up to 64 KiB (any UDP payload), into one buffer
+//! next port are both polled. A wake reads a ready RTP socket until the call's own packet, an
+//! empty socket or [`BURST`] datagrams (level-triggered: what is left wakes the next poll at
+//! once, so one busy port cannot starve the others): a flood from a foreign address costs one
+//! `recv_from` and one address comparison per packet, without a poll per packet, and the call's
+//! packets, one per packet time, cost no second `recv_from` that would find the socket empty. Datagrams are read whole, up to 64 KiB (any UDP payload), into one buffer
 //! the thread allocates when it starts; each is parsed in place and its timeline pushed straight
 //! into the session's [`Recorder`]: no async runtime, no lock and no allocation between the
 //! socket and the push. What arrives on the RTCP port is counted (`rtcp_packets`) and dropped. Sessions arrive from the control API fully
@@ -432,6 +432,12 @@ impl ReceiveLoop {
                 .store(Phase::from_status(status) as u8, Ordering::Relaxed);
             if let Status::Stopped(_) = status {
                 self.end(slot, Ended::Stopped);
+                return;
+            }
+            if accepted == Accepted::Yes {
+                // The call's own packets come one per packet time: reading on would almost
+                // always cost a `recv_from` that finds the socket empty (level-triggered, a
+                // second packet already there wakes the next poll at once).
                 return;
             }
         }
