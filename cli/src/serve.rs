@@ -15,7 +15,7 @@ use std::time::Duration;
     about = "Record live calls over RTP: an HTTP control API, one UDP port per recording, webhooks to the web app",
     long_about = "Record live calls over RTP. POST /v1/records with {\"record\": {...record action...}, \
 \"media\": {\"codec\": \"alaw\", \"payload_type\": 8, \"telephone_event_payload_type\": 101}} answers 201 with \
-the UDP port to send the call's RTP to; the finished and available results are POSTed to the record's \
+the UDP port to send the call's RTP to (and its RTCP port, the next one); the finished and available results are POSTed to the record's \
 next_page and recording_available_page URLs. SIGTERM or SIGINT finalizes every recording (reason other), \
 delivers its webhooks and exits. The bearer token is read from --token-file or the CALLREC_TOKEN \
 environment variable; logs go to standard error (RUST_LOG sets the level, default info)."
@@ -24,7 +24,8 @@ pub struct ServeArgs {
     /// Address and port of the HTTP control API. Beyond loopback a token is required.
     #[arg(long, default_value = "127.0.0.1:8090", value_name = "ADDR:PORT")]
     listen: SocketAddr,
-    /// UDP ports for RTP, one per recording, as FIRST-LAST.
+    /// UDP ports for RTP as FIRST-LAST: each recording takes an even port at random for RTP and
+    /// the next for RTCP.
     #[arg(long, default_value = "40000-40999", value_name = "FIRST-LAST", value_parser = parse_ports)]
     rtp_ports: (u16, u16),
     /// Address the RTP sockets bind to (default: the --listen address).
@@ -34,6 +35,10 @@ pub struct ServeArgs {
     /// the public address when behind NAT.
     #[arg(long, value_name = "HOST")]
     rtp_advertise: Option<String>,
+    /// After a call ends, its ports rest this long before another recording may draw them, in
+    /// ms (media still flowing from the finished call never reaches the next one's file).
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    rtp_port_quarantine_ms: u64,
     /// Receive threads (each serves a block of the ports).
     #[arg(long, default_value_t = 1, value_name = "N")]
     rtp_threads: usize,
@@ -132,6 +137,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), (u8, String)> {
         rtp_advertise: args.rtp_advertise.clone(),
         rtp_ports: args.rtp_ports,
         rtp_threads: args.rtp_threads,
+        rtp_quarantine: Duration::from_millis(args.rtp_port_quarantine_ms),
         jitter_ms: args.jitter_ms,
         store: args.store.clone(),
         app_url: args.app_url.clone(),

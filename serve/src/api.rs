@@ -115,7 +115,7 @@ async fn create(
     let (id, port, filename) = created;
     let body = json!({
         "record_id": id,
-        "rtp": {"host": rtp_host(&state), "port": port},
+        "rtp": {"host": rtp_host(&state), "port": port, "rtcp_port": port + 1},
         "filename": filename,
     });
     Ok((
@@ -144,6 +144,7 @@ fn status_json(state: &AppState, record: &Record) -> Value {
         "rtp": {
             "host": rtp_host(state),
             "port": record.port,
+            "rtcp_port": record.port + 1,
             "packets": n(&s.packets),
             "packets_lost": n(&s.packets_lost),
             "packets_late": n(&s.packets_late),
@@ -151,6 +152,7 @@ fn status_json(state: &AppState, record: &Record) -> Value {
             "packets_duplicate": n(&s.packets_duplicate),
             "packets_foreign": n(&s.packets_foreign),
             "packets_invalid": n(&s.packets_invalid),
+            "rtcp_packets": n(&s.rtcp_packets),
             "samples": samples,
             "samples_concealed": n(&s.samples_concealed),
             "digits": n(&s.digits),

@@ -109,21 +109,21 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     );
     let (first, last) = config.rtp_ports;
     let (freed_tx, freed_rx) = crossbeam_channel::unbounded();
-    let ports = Ports::new(first, last, config.rtp_threads, freed_rx);
+    let ports = Ports::new(
+        first,
+        last,
+        config.rtp_threads,
+        config.rtp_quarantine,
+        freed_rx,
+    );
     let rtp_totals = Arc::new(StreamStats::default());
     let mut threads = Vec::new();
-    let count = (last - first) as usize + 1;
-    for n in 0..config.rtp_threads {
-        let start = n * ports.per_thread();
-        if start >= count {
-            break;
-        }
-        let block = ports.per_thread().min(count - start);
+    for (n, (first_port, pairs)) in ports.blocks().into_iter().enumerate() {
         threads.push(
             IngestThread::start(
                 format!("callrec-rtp-{n}"),
-                first + start as u16,
-                block,
+                first_port,
+                pairs,
                 config.timeouts,
                 rtp_totals.clone(),
                 freed_tx.clone(),

@@ -1,7 +1,12 @@
 //! One recording's RTP stream: who may send, which payload types mean what, and the counters.
 //!
-//! The first source address heard is the call's; packets from any other address are ignored
-//! and counted (a stray or spoofed sender cannot inject audio). Packets are parsed with
+//! Who may send (DESIGN §11): the source the request names (`media.source`), or else the first
+//! source whose packet is valid RTP of the negotiated payload types (version 2, the audio payload
+//! type with audio in it, or a telephone-event), is the call's; packets from any other address
+//! are ignored and counted as foreign before anything else is looked at (the cheap reject a
+//! flood meets). A stray header, a wrong payload type or RTCP never latches, and the previous
+//! call's source on the same port is never latched. RTCP multiplexed on the RTP port (RFC 5761:
+//! packet types 200-204) is counted as RTCP and otherwise ignored. Packets are parsed with
 //! `rtp-types`. The audio payload type goes to the [`Playout`] window, the telephone-event
 //! payload type to the [`PressTracker`] and then the window (so a digit lands at its place in
 //! the timeline). RFC 3389 comfort noise (payload type 13) is part of the call: it keeps the
@@ -18,7 +23,7 @@ use crate::sequence::{SeqClass, SequenceTracker};
 use crate::telephone_event::{PressTracker, TelephoneEvent};
 use callrec::Codec;
 use rtp_types::RtpPacket;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// RFC 3389 comfort noise's static payload type (RFC 3551).
@@ -35,6 +40,32 @@ pub struct StreamConfig {
     pub telephone_event_payload_type: Option<u8>,
     /// The jitter window in samples.
     pub window_samples: u32,
+}
+
+/// The only sender a record accepts (`media.source`): an address, and a port if one was named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SourceFilter {
+    /// The sender's IP address.
+    pub ip: IpAddr,
+    /// The sender's UDP port (any, if not named).
+    pub port: Option<u16>,
+}
+
+impl SourceFilter {
+    /// True if `from` is this sender (an IPv4 sender seen on an IPv6 socket counts too).
+    pub fn matches(&self, from: SocketAddr) -> bool {
+        let ip = match from.ip() {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        ip == self.ip && self.port.is_none_or(|p| p == from.port())
+    }
+}
+
+/// True for an RTCP packet (RFC 5761 §4: version 2, packet type 200 to 204 where RTP keeps its
+/// payload type and marker bit).
+pub fn is_rtcp(datagram: &[u8]) -> bool {
+    datagram.len() >= 8 && datagram[0] >> 6 == 2 && (200..=204).contains(&datagram[1])
 }
 
 /// A stream's counters: written by its receive thread, read by the control API and metrics.
@@ -59,6 +90,8 @@ pub struct StreamStats {
     /// Packets that are not RTP or carry an unexpected payload type, and audio packets that
     /// jumped off the timeline without the packets after them confirming the jump (ignored).
     pub packets_invalid: AtomicU64,
+    /// RTCP packets: on the RTCP port (RTP port + 1), or multiplexed on the RTP port (ignored).
+    pub rtcp_packets: AtomicU64,
     /// Samples of the call's timeline given to the recorder.
     pub samples: AtomicU64,
     /// Samples given as silence because no packet carried them (loss, gaps, events' spans).
@@ -112,6 +145,10 @@ pub enum Accepted {
 pub struct RtpStream {
     config: StreamConfig,
     source: Option<SocketAddr>,
+    /// Only this sender may be latched (`media.source`).
+    allowed: Option<SourceFilter>,
+    /// Never latched without `allowed` naming it: the previous call's source on this port.
+    refused: Option<SocketAddr>,
     ssrc: Option<u32>,
     sequence: SequenceTracker,
     presses: PressTracker,
@@ -126,11 +163,34 @@ impl RtpStream {
         RtpStream {
             config,
             source: None,
+            allowed: None,
+            refused: None,
             ssrc: None,
             sequence: SequenceTracker::default(),
             presses: PressTracker::default(),
             playout: Playout::new(config.window_samples, config.codec.silence()),
             discarded_counted: 0,
+        }
+    }
+
+    /// Accepts only `allowed` (`media.source`) if given; otherwise never latches `refused` (the
+    /// previous call's source on this port).
+    pub fn accepting(
+        mut self,
+        allowed: Option<SourceFilter>,
+        refused: Option<SocketAddr>,
+    ) -> RtpStream {
+        self.allowed = allowed;
+        self.refused = refused.filter(|r| allowed.is_none_or(|a| !a.matches(*r)));
+        self
+    }
+
+    /// True if a datagram from `from` is to be looked at: the latched source, or before
+    /// latching, a sender that may be latched. The cheap early reject of a foreign flood.
+    pub fn may_send(&self, from: SocketAddr) -> bool {
+        match self.source {
+            Some(source) => source == from,
+            None => self.allowed.is_none_or(|a| a.matches(from)) && self.refused != Some(from),
         }
     }
 
@@ -142,12 +202,13 @@ impl RtpStream {
         sink: &mut impl Sink,
         stats: Counters<'_>,
     ) -> Accepted {
-        match self.source {
-            Some(source) if source != from => {
-                stats.add(|s| &s.packets_foreign, 1);
-                return Accepted::No;
-            }
-            _ => {}
+        if !self.may_send(from) {
+            stats.add(|s| &s.packets_foreign, 1);
+            return Accepted::No;
+        }
+        if is_rtcp(datagram) {
+            stats.add(|s| &s.rtcp_packets, 1);
+            return Accepted::No;
         }
         let Ok(packet) = RtpPacket::parse(datagram) else {
             stats.add(|s| &s.packets_invalid, 1);
@@ -160,7 +221,20 @@ impl RtpStream {
             stats.add(|s| &s.packets_invalid, 1);
             return Accepted::No;
         }
-        self.source = Some(from);
+        if self.source.is_none() {
+            // Latching takes a packet that carries what the call negotiated: audio, or a
+            // telephone-event that parses. A bare header or a truncated event does not.
+            let carries = if is_event {
+                TelephoneEvent::parse(packet.payload()).is_some()
+            } else {
+                !packet.payload().is_empty()
+            };
+            if !carries {
+                stats.add(|s| &s.packets_invalid, 1);
+                return Accepted::No;
+            }
+            self.source = Some(from);
+        }
         stats.add(|s| &s.packets, 1);
         let class = if self.ssrc != Some(packet.ssrc()) {
             if self.ssrc.is_some() {
