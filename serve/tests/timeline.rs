@@ -513,8 +513,20 @@ fn a_4_s_dtx_gap_through_a_receive_thread_drops_no_frame() {
             Codec::Alaw,
         )
         .unwrap();
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // An even RTP port with the next one bound for RTCP, as the port pool hands them out.
+    let (socket, rtcp) = (0..1000)
+        .find_map(|_| {
+            let socket = UdpSocket::bind("127.0.0.1:0").ok()?;
+            let port = socket.local_addr().ok()?.port();
+            if port % 2 != 0 || port == u16::MAX {
+                return None;
+            }
+            let rtcp = UdpSocket::bind(("127.0.0.1", port + 1)).ok()?;
+            Some((socket, rtcp))
+        })
+        .expect("a free even port pair");
     socket.set_nonblocking(true).unwrap();
+    rtcp.set_nonblocking(true).unwrap();
     let to = socket.local_addr().unwrap();
     let totals = Arc::new(StreamStats::default());
     let (freed, _freed_rx) = crossbeam_channel::unbounded();
@@ -534,6 +546,7 @@ fn a_4_s_dtx_gap_through_a_receive_thread_drops_no_frame() {
     thread
         .send(IngestCommand::Start(Box::new(Session {
             socket,
+            rtcp,
             port: to.port(),
             stream: stream(),
             recorder,
