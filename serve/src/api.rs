@@ -103,7 +103,12 @@ async fn create(
         // The table is held while the recording starts, so its events find it.
         let mut table = state.table();
         let record = starter.start(&body)?;
-        let answer = (record.id.clone(), record.port, record.filename.clone());
+        let answer = (
+            record.id.clone(),
+            record.port,
+            record.filename.clone(),
+            record.offer,
+        );
         table
             .by_filename
             .insert(record.filename.clone(), record.id.clone());
@@ -112,12 +117,25 @@ async fn create(
     })
     .await
     .map_err(|_| Refusal::status(500, "the request failed"))??;
-    let (id, port, filename) = created;
-    let body = json!({
+    let (id, port, filename, offer) = created;
+    let host = rtp_host(&state);
+    let mut body = json!({
         "record_id": id,
-        "rtp": {"host": rtp_host(&state), "port": port, "rtcp_port": port + 1},
+        "rtp": {"host": host, "port": port, "rtcp_port": port + 1},
         "filename": filename,
     });
+    if let Some(offer) = offer {
+        // RTCP goes to the port after the RTP port (RFC 3550's convention, said explicitly
+        // with a=rtcp so that no media server guesses).
+        let session_id = u64::from_str_radix(&id[..15], 16).unwrap_or(0);
+        body["sdp"] = Value::String(crate::sdp::answer(
+            &offer,
+            &host,
+            port,
+            port.checked_add(1),
+            session_id,
+        ));
+    }
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/v1/records/{id}"))],

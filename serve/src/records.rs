@@ -61,10 +61,14 @@ pub struct Media {
     /// The only source accepted (`media.source`: "address" or "address:port"); absent, the
     /// first source sending valid RTP of these payload types is latched.
     pub source: Option<SourceFilter>,
+    /// The SDP offer the media came from (`media.sdp`), to be answered in the 201.
+    pub offer: Option<crate::sdp::Offer>,
 }
 
 impl Media {
-    /// Parses `media` (absent: PCMA on payload type 8, telephone-events on 101).
+    /// Parses `media` (absent: PCMA on payload type 8, telephone-events on 101). `media.sdp`,
+    /// an SDP offer, gives the codec and payload types instead of `codec`, `payload_type` and
+    /// `telephone_event_payload_type`.
     pub fn from_json(value: Option<&Value>) -> Result<Media, Refusal> {
         let empty = Map::new();
         let map = match value {
@@ -76,6 +80,7 @@ impl Media {
         let mut payload_type = None;
         let mut event_pt = Some(101);
         let mut source = None;
+        let mut offer = None;
         for (key, value) in map {
             let field = format!("media.{}", printable(key));
             match key.as_str() {
@@ -93,8 +98,32 @@ impl Media {
                     }
                 }
                 "source" => source = Some(source_of(value, &field)?),
+                "sdp" => {
+                    let text = value
+                        .as_str()
+                        .ok_or_else(|| Refusal::bad(&field, "must be an SDP offer (a string)"))?;
+                    offer =
+                        Some(crate::sdp::parse_offer(text).map_err(|e| Refusal::bad(&field, e))?);
+                }
                 _ => return Err(Refusal::bad(&field, "is not a media property")),
             }
+        }
+        if let Some(offer) = offer {
+            for key in ["codec", "payload_type", "telephone_event_payload_type"] {
+                if map.contains_key(key) {
+                    return Err(Refusal::bad(
+                        &format!("media.{key}"),
+                        "is taken from media.sdp (give one or the other)",
+                    ));
+                }
+            }
+            return Ok(Media {
+                codec: offer.codec,
+                payload_type: offer.payload_type,
+                telephone_event_payload_type: offer.telephone_event_payload_type,
+                source,
+                offer: Some(offer),
+            });
         }
         let payload_type = payload_type.unwrap_or(match codec {
             Codec::Alaw => 8,
@@ -111,6 +140,7 @@ impl Media {
             payload_type,
             telephone_event_payload_type: event_pt,
             source,
+            offer: None,
         })
     }
 }
@@ -187,6 +217,8 @@ pub struct Record {
     pub reason: Option<Reason>,
     /// The last webhook delivery of this record (the next one waits for it).
     pub delivery: Option<tokio::task::JoinHandle<()>>,
+    /// The SDP offer of the request, answered in the 201 (`media.sdp`).
+    pub offer: Option<crate::sdp::Offer>,
 }
 
 /// Every record, by id and by filename.
@@ -592,6 +624,7 @@ impl Starter<'_> {
             available: None,
             reason: None,
             delivery: None,
+            offer: media.offer,
         })
     }
 }
