@@ -7,6 +7,7 @@
 
 use crate::beep::BeepSender;
 use crate::ingest::{Command, IngestThread, Phase, Session, SessionShared};
+use crate::openapi::RecordPhase;
 use crate::stream::{RtpStream, StreamConfig};
 use crate::webhook::resolve;
 use callrec::{Codec, Engine, Reason, RecordOptions, RecorderHandle};
@@ -437,15 +438,18 @@ fn new_record_id() -> String {
 }
 
 /// The phase as the API reports it: the RTP side's, then finished and available.
-pub fn phase_name(record: &Record) -> &'static str {
+pub fn phase_name(record: &Record) -> RecordPhase {
     if record.available.is_some() {
-        "available"
+        RecordPhase::Available
     } else if record.finished.is_some() {
-        "finished"
+        RecordPhase::Finished
     } else {
         match record.shared.phase() {
-            Phase::Stopped => "stopping",
-            p => p.as_str(),
+            Phase::Starting => RecordPhase::Starting,
+            Phase::Beeping => RecordPhase::Beeping,
+            Phase::Waiting => RecordPhase::Waiting,
+            Phase::Recording => RecordPhase::Recording,
+            Phase::Stopped => RecordPhase::Stopping,
         }
     }
 }
