@@ -131,6 +131,7 @@ fn rtp_host(state: &AppState) -> String {
         (status = 400, description = "A bad request property, named in `field`", body = ErrorBody),
         (status = 401, description = "A valid bearer token is required", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 409, description = "Refused for what the server already did: an `aesctr` key and IV used before (`field` names it)", body = ErrorBody),
         (status = 413, description = "The body is over `--body-limit`", body = ErrorBody),
         (status = 500, description = "The file could not be created (see the server log)", body = ErrorBody),
         (status = 503, description = "No RTP port is free, or the server is shutting down", body = ErrorBody),
@@ -340,12 +341,15 @@ pub fn is_recording_path(path: &str) -> bool {
 
 #[utoipa::path(
     get,
-    path = "/rest_api/recordings/{path}",
+    path = "/rest_api/recordings/{year}/{month}/{day}/{name}",
     tag = "records",
     summary = "Download a finished recording (the `filename` a record was created with)",
     params(
-        ("path" = String, Path, description = "`YYYY/MM/DD/HH_MM_SS_<16 hex>.<5 digits>.wav`",
-            pattern = r"^[0-9]{4}/[0-9]{2}/[0-9]{2}/[0-9]{2}_[0-9]{2}_[0-9]{2}_[0-9a-f]{16}\.[0-9]{5}\.wav$"),
+        ("year" = String, Path, description = "`YYYY`", pattern = "^[0-9]{4}$"),
+        ("month" = String, Path, description = "`MM`", pattern = "^[0-9]{2}$"),
+        ("day" = String, Path, description = "`DD`", pattern = "^[0-9]{2}$"),
+        ("name" = String, Path, description = "`HH_MM_SS_<16 hex>.<5 digits>.wav`",
+            pattern = r"^[0-9]{2}_[0-9]{2}_[0-9]{2}_[0-9a-f]{16}\.[0-9]{5}\.wav$"),
         ("Range" = Option<String>, Header, description = "A byte range (RFC 9110)"),
     ),
     responses(

@@ -18,6 +18,10 @@ use std::sync::LazyLock;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
+/// The download route as documented: the store name's segments (the router has one wildcard
+/// route, `/rest_api/recordings/{*path}`; a path parameter cannot hold a `/`).
+pub const DOWNLOAD: &str = "/rest_api/recordings/{year}/{month}/{day}/{name}";
+
 /// The name of the bearer security scheme in the document.
 pub const BEARER: &str = "bearer";
 
@@ -359,7 +363,7 @@ impl Modify for Security {
         api::download,
         api::metrics_text
     ),
-    components(schemas(ErrorBody, CreateRequest, DigitRequest)),
+    components(schemas(ErrorBody, CreateRequest, DigitRequest, ControlAction)),
     modifiers(&Security),
     tags(
         (name = "records", description = "Start, watch and control recordings"),
@@ -514,6 +518,9 @@ mod tests {
         // The digit's documentation is its own path (it has a body); the router serves it with
         // the `{action}` route.
         assert!(documented.remove(&("post".into(), "/v1/records/{id}/digit".into())));
+        // The download's one wildcard route is documented as the store name's four segments.
+        assert!(documented.remove(&("get".into(), DOWNLOAD.into())));
+        documented.insert(("get".into(), "/rest_api/recordings/{path}".into()));
         assert_eq!(
             routes, documented,
             "the router's routes (left) and the document's operations (right) differ"
@@ -537,7 +544,11 @@ mod tests {
         ] {
             let op = (expected.0.to_string(), expected.1.to_string());
             assert!(routes.contains(&op), "the scan missed {op:?}");
-            assert!(doc.contains(&op), "not documented: {op:?}");
+            let documented_as = match expected.1 {
+                "/rest_api/recordings/{path}" => ("get".to_string(), DOWNLOAD.to_string()),
+                _ => op.clone(),
+            };
+            assert!(doc.contains(&documented_as), "not documented: {op:?}");
         }
     }
 
@@ -567,6 +578,38 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    fn refs(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (key, v) in map {
+                    match v {
+                        Value::String(r) if key == "$ref" => out.push(r.clone()),
+                        v => refs(v, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let doc = document();
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        assert!(all.len() > 20);
+        for r in all {
+            let name = r
+                .strip_prefix("#/components/schemas/")
+                .expect("a schema ref");
+            assert!(
+                doc["components"]["schemas"][name].is_object(),
+                "{r} resolves to nothing"
+            );
         }
     }
 
@@ -622,6 +665,33 @@ mod tests {
             assert_eq!(value, expected);
             let parsed: ErrorBody = serde_json::from_value(value).unwrap();
             assert_eq!(parsed.error, expected["error"]);
+        }
+    }
+
+    #[test]
+    fn an_integer_written_with_a_zero_fraction_is_that_integer() {
+        // JSON Schema's `integer` (and JSON itself) makes 79.0 the integer 79: the document's
+        // integers must be the parser's.
+        let body = br#"{"record": {"seconds_max_duration": 60.0, "beep_milliseconds": 20.0},
+            "media": {"payload_type": 79.0, "telephone_event_payload_type": 6.0}}"#;
+        let parsed = crate::records::RecordRequest::parse(body, None)
+            .unwrap_or_else(|e| panic!("{:?}: {}", e.field, e.message));
+        assert_eq!(parsed.options.seconds_max_duration, 60);
+        assert_eq!(parsed.options.beep_milliseconds, 20);
+        assert_eq!(parsed.media.payload_type, 79);
+        assert_eq!(parsed.media.telephone_event_payload_type, Some(6));
+        for bad in [
+            r#"{"record": {}, "media": {"payload_type": 79.5}}"#,
+            r#"{"record": {}, "media": {"payload_type": 128.0}}"#,
+            r#"{"record": {"seconds_max_duration": 1.5}}"#,
+        ] {
+            assert_eq!(
+                crate::records::RecordRequest::parse(bad.as_bytes(), None)
+                    .map(|_| ())
+                    .map_err(|e| e.status),
+                Err(400),
+                "{bad}"
+            );
         }
     }
 
