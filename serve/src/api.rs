@@ -350,15 +350,14 @@ pub fn is_recording_path(path: &str) -> bool {
         ("day" = String, Path, description = "`DD`", pattern = "^[0-9]{2}$"),
         ("name" = String, Path, description = "`HH_MM_SS_<16 hex>.<5 digits>.wav`",
             pattern = r"^[0-9]{2}_[0-9]{2}_[0-9]{2}_[0-9a-f]{16}\.[0-9]{5}\.wav$"),
-        ("Range" = Option<String>, Header, description = "A byte range (RFC 9110)"),
     ),
     responses(
         (status = 200, description = "The WAV file", body = Vec<u8>, content_type = "audio/wav"),
-        (status = 206, description = "The requested range of it", body = Vec<u8>, content_type = "audio/wav"),
+        (status = 206, description = "The range a `Range: bytes=...` header asked for (RFC 9110)", body = Vec<u8>, content_type = "audio/wav"),
         (status = 401, description = "A valid bearer token is required", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 404, description = "No such recording, or not finished yet", body = ErrorBody),
-        (status = 416, description = "The range is not satisfiable"),
+        (status = 416, description = "The `Range` header cannot be satisfied (or is malformed)"),
         (status = 500, description = "The recording could not be read", body = ErrorBody),
     ),
     security(("bearer" = []))
