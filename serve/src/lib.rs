@@ -21,6 +21,7 @@ pub mod beep;
 pub mod config;
 pub mod ingest;
 pub mod metrics;
+pub mod openapi;
 pub mod playout;
 pub mod records;
 pub mod sdp;

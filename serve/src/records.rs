@@ -7,6 +7,7 @@
 
 use crate::beep::BeepSender;
 use crate::ingest::{Command, IngestThread, Phase, Session, SessionShared};
+use crate::openapi::RecordPhase;
 use crate::stream::{RtpStream, SourceFilter, StreamConfig};
 use crate::webhook::resolve;
 use callrec::{Codec, Engine, Reason, RecordOptions, RecorderHandle};
@@ -166,8 +167,11 @@ fn source_of(value: &Value, field: &str) -> Result<SourceFilter, Refusal> {
 }
 
 fn payload_type_of(value: &Value, field: &str) -> Result<u8, Refusal> {
+    // A whole number written with a fraction (`8.0`) is that integer, as in JSON Schema.
+    let whole = |f: f64| (f.fract() == 0.0 && (0.0..=127.0).contains(&f)).then_some(f as u64);
     value
         .as_u64()
+        .or_else(|| value.as_f64().and_then(whole))
         .filter(|&pt| pt <= 127)
         .map(|pt| pt as u8)
         .ok_or_else(|| Refusal::bad(field, "must be an RTP payload type, 0 to 127"))
@@ -571,9 +575,14 @@ impl Starter<'_> {
                 drop((socket, rtcp));
                 self.ports.give_back(port);
                 return Err(match e {
-                    callrec::Error::Options(e) => {
-                        Refusal::bad(&format!("record.{}", e.field), e.message)
-                    }
+                    // The options passed the core's validation in `parse`: what the engine
+                    // refuses now depends on what it already did (an aesctr key and IV used
+                    // before), a conflict with the server's state, not a malformed request.
+                    callrec::Error::Options(e) => Refusal {
+                        status: 409,
+                        field: Some(format!("record.{}", e.field)),
+                        message: e.message,
+                    },
                     callrec::Error::ShutDown => Refusal::status(503, "the server is shutting down"),
                     e => {
                         tracing::error!(error = %e, "cannot start a recording");
@@ -637,15 +646,18 @@ fn new_record_id() -> String {
 }
 
 /// The phase as the API reports it: the RTP side's, then finished and available.
-pub fn phase_name(record: &Record) -> &'static str {
+pub fn phase_name(record: &Record) -> RecordPhase {
     if record.available.is_some() {
-        "available"
+        RecordPhase::Available
     } else if record.finished.is_some() {
-        "finished"
+        RecordPhase::Finished
     } else {
         match record.shared.phase() {
-            Phase::Stopped => "stopping",
-            p => p.as_str(),
+            Phase::Starting => RecordPhase::Starting,
+            Phase::Beeping => RecordPhase::Beeping,
+            Phase::Waiting => RecordPhase::Waiting,
+            Phase::Recording => RecordPhase::Recording,
+            Phase::Stopped => RecordPhase::Stopping,
         }
     }
 }
