@@ -341,12 +341,18 @@ pub struct MediaRequest {
     pub telephone_event_payload_type: Option<u8>,
     /// The only RTP sender accepted: an IP address, or `address:port`. Absent, the first
     /// source that sends valid RTP of these payload types is latched.
-    #[schema(nullable = false, pattern = r"^(127\.0\.0\.[0-9]{1,2}|192\.0\.2\.[0-9]{1,2})(:[1-9][0-9]{3})?$")]
+    #[schema(
+        nullable = false,
+        pattern = r"^(127\.0\.0\.[0-9]{1,2}|192\.0\.2\.[0-9]{1,2})(:[1-9][0-9]{3})?$"
+    )]
     pub source: Option<String>,
     /// The media server's SDP offer, instead of `codec` and the payload types: the answer comes
     /// back in the 201's `sdp`. The document describes a small family of offers; any offer with
     /// an RTP/AVP audio stream carrying PCMA or PCMU is accepted.
-    #[schema(nullable = false, pattern = r"^v=0\r\no=- [1-9][0-9]{0,8} 1 IN IP4 127\.0\.0\.1\r\ns=-\r\nc=IN IP4 127\.0\.0\.1\r\nt=0 0\r\nm=audio [1-9][0-9]{3} RTP/AVP (0|8)( 101)?\r\n(a=rtpmap:101 telephone-event/8000\r\n)?$")]
+    #[schema(
+        nullable = false,
+        pattern = r"^v=0\r\no=- [1-9][0-9]{0,8} 1 IN IP4 127\.0\.0\.1\r\ns=-\r\nc=IN IP4 127\.0\.0\.1\r\nt=0 0\r\nm=audio [1-9][0-9]{3} RTP/AVP (0|8)( 101)?\r\n(a=rtpmap:101 telephone-event/8000\r\n)?$"
+    )]
     pub sdp: Option<String>,
 }
 
