@@ -19,6 +19,7 @@ pub mod beep;
 pub mod config;
 pub mod ingest;
 pub mod metrics;
+pub mod outbox;
 pub mod playout;
 pub mod records;
 pub mod sequence;
