@@ -200,24 +200,10 @@ impl AppState {
                         }
                     }
                 }
-                (None, _) => {
-                    let final_path = root.join(entry.filename.trim_start_matches('/'));
-                    let part = |suffix: &str| {
-                        let mut p = final_path.clone().into_os_string();
-                        p.push(suffix);
-                        std::path::PathBuf::from(p).exists()
-                    };
-                    let orphan = part(callrec::store::PART_SUFFIX)
-                        || part(callrec::store::AESCBC_PART_SUFFIX);
-                    if !orphan && !publishing {
-                        // Renamed, but the crash came before its result reached the outbox:
-                        // no engine will report it again.
-                        self.webhooks.stats.failures.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(filename = %entry.filename, "a recording of an earlier run finished but its result was not saved; no webhook can be sent (kept in the outbox)");
-                    } else {
-                        waiting += 1;
-                    }
-                }
+                // Recovered from its `.part` (or published) by the engine, which reports it.
+                // (The engine's recovery runs from its start, so the `.part` may already be
+                // gone: whether it was there cannot tell a lost result from a recovered one.)
+                (None, _) => waiting += 1,
                 _ => {}
             }
         }
