@@ -308,6 +308,25 @@ impl Outbox {
         }
     }
 
+    /// Gives up `page` for good (its event will never come); removes the entry when nothing
+    /// else is left.
+    pub fn drop_page(&self, filename: &str, page: Page) {
+        let mut entries = self.entries();
+        let Some(entry) = entries.get_mut(filename) else {
+            return;
+        };
+        entry.page_mut(page).url = None;
+        let saved = if entry.done() {
+            entries.remove(filename);
+            self.remove(filename)
+        } else {
+            self.write(entry)
+        };
+        if let Err(e) = saved {
+            tracing::error!(filename, error = %e, "cannot update the webhook outbox");
+        }
+    }
+
     /// The entry of `filename`, if any.
     pub fn get(&self, filename: &str) -> Option<Entry> {
         self.entries().get(filename).cloned()
@@ -435,6 +454,27 @@ mod tests {
         outbox.set_result(FILE, Page::Next, FINISHED);
         outbox.delivered(FILE, Page::Next);
         assert!(outbox.is_empty());
+        fs::remove_dir_all(&store).expect("cleanup");
+    }
+
+    #[test]
+    fn a_dropped_page_removes_an_entry_with_nothing_else_left() {
+        let store = temp_store("drop");
+        let (outbox, _) = Outbox::open(&store).expect("open");
+        outbox
+            .add(Entry::new(
+                FILE,
+                "r1",
+                Some("http://a/n"),
+                Some("http://a/v"),
+            ))
+            .expect("add");
+        outbox.set_result(FILE, Page::Next, FINISHED);
+        outbox.delivered(FILE, Page::Next);
+        assert_eq!(Outbox::open(&store).expect("reopen").1.len(), 1);
+        outbox.drop_page(FILE, Page::Available);
+        assert!(outbox.is_empty());
+        assert!(Outbox::open(&store).expect("reopen").1.is_empty());
         fs::remove_dir_all(&store).expect("cleanup");
     }
 

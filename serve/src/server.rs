@@ -176,6 +176,10 @@ impl AppState {
             }
             let finished = entry.next_page.result.as_deref();
             match (finished, entry.recording_available_page.result.as_deref()) {
+                (Some(finished), None) if finished.contains("\"reason\":\"error\"") => {
+                    // A file that could not be finalized gets no *available*, now or later.
+                    self.outbox.drop_page(&entry.filename, Page::Available);
+                }
                 (Some(finished), None) if !publishing => {
                     // Finished before the crash, but its *available* never came and no engine
                     // will report it: make the file durable and report it ourselves.
