@@ -75,6 +75,15 @@ pub struct ServeArgs {
     /// The longest wait between webhook attempts, in ms.
     #[arg(long, default_value_t = 30_000, value_name = "MS")]
     webhook_max_backoff_ms: u64,
+    /// Allow webhooks to private and loopback addresses (10/8, 172.16/12, 192.168/16,
+    /// 100.64/10, fc00::/7, 127/8, ::1). Link-local (169.254/16, fe80::/10), unspecified,
+    /// multicast and broadcast stay refused unless named by --webhook-allow-host.
+    #[arg(long)]
+    webhook_allow_private: bool,
+    /// Allow webhooks to HOST (a name or an address) whatever it resolves to; repeatable. The
+    /// --app-url host is always allowed.
+    #[arg(long, value_name = "HOST")]
+    webhook_allow_host: Vec<String>,
     /// Engine writer threads.
     #[arg(long, default_value_t = 1, value_name = "N")]
     writers: usize,
@@ -151,6 +160,8 @@ pub fn serve(args: &ServeArgs) -> Result<(), (u8, String)> {
     config.webhook.attempts = args.webhook_attempts;
     config.webhook.first_backoff = Duration::from_millis(args.webhook_backoff_ms);
     config.webhook.max_backoff = Duration::from_millis(args.webhook_max_backoff_ms);
+    config.webhook.allow_private = args.webhook_allow_private;
+    config.webhook.allow_hosts = args.webhook_allow_host.clone();
     config.engine.writers = args.writers;
     if let Some(url) = &args.publish {
         let mut publish = callrec::PublishConfig::new(url.as_str());

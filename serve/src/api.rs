@@ -154,6 +154,8 @@ async fn create(
             rtp_address: state.config.rtp_address,
             window_samples: state.config.jitter_ms * 8,
             app_url: state.config.app_url.as_ref(),
+            destinations: &state.webhooks.destinations,
+            outbox: &state.outbox,
         };
         // The table is held while the recording starts, so its events find it.
         let mut table = state.table();

@@ -123,6 +123,7 @@ impl ServeConfig {
         if self.webhook.attempts == 0 || self.webhook.attempts > 100 {
             return Err("--webhook-attempts: must be 1..=100".into());
         }
+        crate::webhook::Destinations::new(&self.webhook, self.app_url.as_ref())?;
         if let Some(u) = &self.app_url {
             if !matches!(u.scheme(), "http" | "https") {
                 return Err("--app-url: must be an http or https URL".into());

@@ -22,6 +22,7 @@ pub mod config;
 pub mod ingest;
 pub mod metrics;
 pub mod openapi;
+pub mod outbox;
 pub mod playout;
 pub mod records;
 pub mod sdp;

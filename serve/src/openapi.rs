@@ -704,7 +704,7 @@ mod tests {
         // integers must be the parser's.
         let body = br#"{"record": {"seconds_max_duration": 60.0, "beep_milliseconds": 20.0},
             "media": {"payload_type": 79.0, "telephone_event_payload_type": 6.0}}"#;
-        let parsed = crate::records::RecordRequest::parse(body, None)
+        let parsed = crate::records::RecordRequest::parse(body, None, &Default::default())
             .unwrap_or_else(|e| panic!("{:?}: {}", e.field, e.message));
         assert_eq!(parsed.options.seconds_max_duration, 60);
         assert_eq!(parsed.options.beep_milliseconds, 20);
@@ -716,7 +716,7 @@ mod tests {
             r#"{"record": {"seconds_max_duration": 1.5}}"#,
         ] {
             assert_eq!(
-                crate::records::RecordRequest::parse(bad.as_bytes(), None)
+                crate::records::RecordRequest::parse(bad.as_bytes(), None, &Default::default())
                     .map(|_| ())
                     .map_err(|e| e.status),
                 Err(400),
@@ -744,7 +744,10 @@ mod tests {
                 "telephone_event_payload_type": null}}),
         ] {
             let text = body.to_string();
-            crate::records::RecordRequest::parse(text.as_bytes(), Some(&url))
+            // The app's own origin (`--app-url`, here on loopback) is always an allowed destination.
+            let allowed = crate::webhook::Destinations::new(&Default::default(), Some(&url))
+                .expect("the app's origin is allowed");
+            crate::records::RecordRequest::parse(text.as_bytes(), Some(&url), &allowed)
                 .unwrap_or_else(|e| panic!("{text}: {}", e.message));
             let typed: Result<CreateRequest, _> = serde_json::from_value(body);
             assert!(typed.is_ok(), "{text}: {typed:?}");

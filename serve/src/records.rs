@@ -3,13 +3,16 @@
 //! Starting a recording happens here, on the control side, because it allocates and makes
 //! system calls: the options are validated by the core, the engine creates the file, a UDP port
 //! is taken from the pool and bound, the RTP window is allocated, and the finished session is
-//! handed to its receive thread. The engine's events find their record by `filename`.
+//! handed to its receive thread. The engine's events find their record by `filename`. A record
+//! with a page to call is written to the durable webhook outbox ([`crate::outbox`]) before the
+//! API answers, so a crash cannot lose where its results go.
 
 use crate::beep::BeepSender;
 use crate::ingest::{Command, IngestThread, Phase, Session, SessionShared};
 use crate::openapi::RecordPhase;
+use crate::outbox::{Entry, Outbox};
 use crate::stream::{RtpStream, SourceFilter, StreamConfig};
-use crate::webhook::resolve;
+use crate::webhook::{resolve, Destinations};
 use callrec::{Codec, Engine, Reason, RecordOptions, RecorderHandle};
 use crossbeam_channel::Receiver;
 use serde_json::{Map, Value};
@@ -219,8 +222,6 @@ pub struct Record {
     pub available: Option<String>,
     /// The stop reason, once finished.
     pub reason: Option<Reason>,
-    /// The last webhook delivery of this record (the next one waits for it).
-    pub delivery: Option<tokio::task::JoinHandle<()>>,
     /// The SDP offer of the request, answered in the 201 (`media.sdp`).
     pub offer: Option<crate::sdp::Offer>,
 }
@@ -464,6 +465,10 @@ pub struct Starter<'a> {
     pub window_samples: u32,
     /// The app's base URL.
     pub app_url: Option<&'a Url>,
+    /// Where webhooks may go.
+    pub destinations: &'a Destinations,
+    /// The durable webhook outbox: a record with a page is in it before the API answers.
+    pub outbox: &'a Outbox,
 }
 
 /// Reads a page object's `url` (`{"url": ...}`), resolved.
@@ -471,13 +476,14 @@ fn page_url(
     record: &Map<String, Value>,
     page: &str,
     app_url: Option<&Url>,
+    destinations: &Destinations,
 ) -> Result<Option<Url>, Refusal> {
     let field = format!("record.{page}.url");
     match record.get(page) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(m)) => match m.get("url") {
             Some(Value::String(u)) => resolve(app_url, u)
-                .map(Some)
+                .and_then(|url| destinations.check(&url).map(|()| Some(url)))
                 .map_err(|e| Refusal::bad(&field, e)),
             _ => Err(Refusal::bad(&field, "must be a string")),
         },
@@ -503,8 +509,14 @@ pub struct RecordRequest {
 
 impl RecordRequest {
     /// Parses a POST body (`{"record": {...}, "media": {...}}`); relative page URLs resolve
-    /// against `app_url`. A refusal names the field at fault.
-    pub fn parse(body: &[u8], app_url: Option<&Url>) -> Result<RecordRequest, Refusal> {
+    /// against `app_url`, and a page whose destination is refused (a literal private, loopback,
+    /// link-local... address, see [`Destinations::check`]) is refused. A refusal names the field
+    /// at fault.
+    pub fn parse(
+        body: &[u8],
+        app_url: Option<&Url>,
+        destinations: &Destinations,
+    ) -> Result<RecordRequest, Refusal> {
         let value = parse_body(body)?;
         let Value::Object(body) = value else {
             return Err(Refusal::bad("body", "must be a JSON object"));
@@ -525,8 +537,8 @@ impl RecordRequest {
         let options = RecordOptions::from_map(record)
             .map_err(|e| Refusal::bad(&format!("record.{}", e.field), e.message))?;
         let media = Media::from_json(body.get("media"))?;
-        let next_page = page_url(record, "next_page", app_url)?;
-        let available_page = page_url(record, "recording_available_page", app_url)?;
+        let next_page = page_url(record, "next_page", app_url, destinations)?;
+        let available_page = page_url(record, "recording_available_page", app_url, destinations)?;
         Ok(RecordRequest {
             options,
             media,
@@ -561,7 +573,7 @@ impl Starter<'_> {
             media,
             next_page,
             available_page,
-        } = RecordRequest::parse(body, self.app_url)?;
+        } = RecordRequest::parse(body, self.app_url, self.destinations)?;
         let BoundPair {
             port,
             rtp: socket,
@@ -594,6 +606,26 @@ impl Starter<'_> {
         let id = new_record_id();
         let shared = Arc::new(SessionShared::default());
         let filename = recorder.filename().to_string();
+        if next_page.is_some() || available_page.is_some() {
+            // Durable before the 201: after a crash, the restarted serve still knows the pages.
+            let entry = Entry::new(
+                &filename,
+                &id,
+                next_page.as_ref().map(Url::as_str),
+                available_page.as_ref().map(Url::as_str),
+            );
+            if let Err(e) = self.outbox.add(entry) {
+                tracing::error!(%filename, error = %e, "cannot save the webhook outbox entry");
+                // The recorder, dropped here, stops the recording (`other`); no page is called.
+                drop(recorder);
+                let _ = self.outbox.discard(&filename);
+                self.ports.give_back(port);
+                return Err(Refusal::status(
+                    500,
+                    "cannot save the record's webhooks (see the server log)",
+                ));
+            }
+        }
         let stream = RtpStream::new(StreamConfig {
             codec: media.codec,
             payload_type: media.payload_type,
@@ -632,7 +664,6 @@ impl Starter<'_> {
             finished: None,
             available: None,
             reason: None,
-            delivery: None,
             offer: media.offer,
         })
     }

@@ -462,7 +462,7 @@ mod tests {
         );
         assert_eq!(media.offer, Some(parse_offer(RTPENGINE_96).unwrap()));
         let body = json!({"record": {"id": "x"}, "media": {"sdp": SIPP_UAC}}).to_string();
-        let request = RecordRequest::parse(body.as_bytes(), None).unwrap();
+        let request = RecordRequest::parse(body.as_bytes(), None, &Default::default()).unwrap();
         assert_eq!(
             (
                 request.media.codec,

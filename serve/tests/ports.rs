@@ -115,6 +115,7 @@ struct Host {
     threads: Vec<IngestThread>,
     dir: PathBuf,
     events: Mutex<HashMap<(String, bool), RecordingResult>>,
+    outbox: callrec_serve::outbox::Outbox,
 }
 
 impl Host {
@@ -153,6 +154,7 @@ impl Host {
             engine,
             ports,
             threads,
+            outbox: callrec_serve::outbox::Outbox::open(&dir).unwrap().0,
             dir,
             events: Mutex::new(HashMap::new()),
         }
@@ -166,6 +168,8 @@ impl Host {
             rtp_address: "127.0.0.1".parse().unwrap(),
             window_samples: 480,
             app_url: None,
+            destinations: &Default::default(),
+            outbox: &self.outbox,
         }
         .start(body.as_bytes())
     }
