@@ -154,8 +154,9 @@ fn out_of_descriptors_is_a_503_that_says_so_and_the_pool_stays_true() {
     let _turn = setup();
     let ports = 200;
     let server = Server::start(ports, |_| {});
-    assert_eq!(rtp_ports_free(&server), u64::from(ports));
-    let warns_before = log_text().matches("RTP port unavailable").count();
+    let pairs = u64::from(ports / 2);
+    assert_eq!(rtp_ports_free(&server), pairs);
+    let warns_before = log_text().matches("RTP port pair unavailable").count();
     let body = br#"{"record": {"seconds_max_duration": 3600}}"#;
     let mut started = 0u64;
     let refused = loop {
@@ -165,7 +166,7 @@ fn out_of_descriptors_is_a_503_that_says_so_and_the_pool_stays_true() {
         }
         started += 1;
         assert!(
-            started < u64::from(ports),
+            started < pairs,
             "every port was taken: no descriptor limit met"
         );
     };
@@ -183,9 +184,9 @@ fn out_of_descriptors_is_a_503_that_says_so_and_the_pool_stays_true() {
         let reply = server.request("POST", "/v1/records", &[&Server::auth()], body);
         assert_eq!(reply.status, 503);
     }
-    assert_eq!(rtp_ports_free(&server), u64::from(ports) - started);
+    assert_eq!(rtp_ports_free(&server), pairs - started);
     assert_eq!(
-        log_text().matches("RTP port unavailable").count(),
+        log_text().matches("RTP port pair unavailable").count(),
         warns_before
     );
     // The server still answers.
@@ -195,10 +196,16 @@ fn out_of_descriptors_is_a_503_that_says_so_and_the_pool_stays_true() {
 #[test]
 fn emfile_while_binding_a_port_is_a_503_naming_descriptors_and_loses_no_port() {
     let _turn = setup();
-    let first = 20_000 + (std::process::id() % 20_000) as u16;
+    let first = 20_000 + (std::process::id() % 10_000) as u16 * 2;
     let (_freed_tx, freed_rx) = crossbeam_channel::unbounded();
-    let ports = callrec_serve::records::Ports::new(first, first + 49, 1, freed_rx);
-    let warns_before = log_text().matches("RTP port unavailable").count();
+    let ports = callrec_serve::records::Ports::new(
+        first,
+        first + 49,
+        1,
+        std::time::Duration::ZERO,
+        freed_rx,
+    );
+    let warns_before = log_text().matches("RTP port pair unavailable").count();
     // Use up every descriptor the process may open.
     let mut held = Vec::new();
     loop {
@@ -219,14 +226,14 @@ fn emfile_while_binding_a_port_is_a_503_naming_descriptors_and_loses_no_port() {
         "{}",
         refused.message
     );
-    assert_eq!(ports.free_count(), 50);
+    assert_eq!(ports.free_count(), 25);
     assert_eq!(
-        log_text().matches("RTP port unavailable").count(),
+        log_text().matches("RTP port pair unavailable").count(),
         warns_before
     );
     // With descriptors back, the same pool binds.
-    let (port, _socket) = ports
+    let bound = ports
         .bind(std::net::IpAddr::from([127, 0, 0, 1]))
         .expect("binds");
-    assert!((first..first + 50).contains(&port));
+    assert!((first..first + 50).contains(&bound.port));
 }

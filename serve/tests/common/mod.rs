@@ -44,7 +44,7 @@ impl Server {
     /// Starts a server with a random RTP port range of `ports`, after `tune` adjusts the config.
     pub fn start(ports: u16, tune: impl FnOnce(&mut ServeConfig)) -> Server {
         let store = temp_dir("store");
-        let first = 20_000 + (random_u32() % 20_000) as u16;
+        let first = 20_000 + (random_u32() % 10_000) as u16 * 2;
         let mut config = ServeConfig {
             store: store.clone(),
             token: Some(TOKEN.to_string()),
