@@ -264,7 +264,7 @@ fn rtp_host(state: &AppState) -> String {
         (status = 409, description = "Refused for what the server already did: an `aesctr` key and IV used before (`field` names it)", body = ErrorBody),
         (status = 413, description = "The body is over `--body-limit`", body = ErrorBody),
         (status = 500, description = "The file could not be created (see the server log)", body = ErrorBody),
-        (status = 503, description = "No RTP port is free, or the server is shutting down", body = ErrorBody),
+        (status = 503, description = "No RTP port is free, the server is out of file descriptors, or it is shutting down", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -511,6 +511,7 @@ pub fn is_recording_path(path: &str) -> bool {
         (status = 404, description = "No such recording, or not finished yet", body = ErrorBody),
         (status = 416, description = "The `Range` header cannot be satisfied (or is malformed)"),
         (status = 500, description = "The recording could not be read", body = ErrorBody),
+        (status = 503, description = "The server is out of file descriptors", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
