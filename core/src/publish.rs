@@ -926,9 +926,12 @@ mod tests {
 
     #[test]
     fn journal_resumes_what_is_not_done_and_survives_a_torn_line() {
-        let root = std::env::temp_dir().join(format!("callrec-journal-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
+        // Removed on drop, whether the test passes or panics.
+        let scratch = tempfile::Builder::new()
+            .prefix("callrec-journal-")
+            .tempdir()
+            .unwrap();
+        let root = scratch.path();
         let result = |name: &str| RecordingResult {
             id: "i".into(),
             filename: format!("/rest_api/recordings/{name}.wav"),
@@ -942,7 +945,7 @@ mod tests {
             recovered: false,
         };
         {
-            let (mut j, pending) = Journal::open(&root).unwrap();
+            let (mut j, pending) = Journal::open(root).unwrap();
             assert!(pending.is_empty());
             let t = SystemTime::now();
             j.append_durable(&(add_line(&result("a"), t) + &add_line(&result("b"), t)))
@@ -950,12 +953,11 @@ mod tests {
             j.append(&done_line("/rest_api/recordings/a.wav")).unwrap();
             j.append("{\"op\":\"add\",\"filena").unwrap(); // a crash mid-append
         }
-        let (_, pending) = Journal::open(&root).unwrap();
+        let (_, pending) = Journal::open(root).unwrap();
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0].0, result("b"));
         // The rewrite kept exactly the pending one.
-        let (_, again) = Journal::open(&root).unwrap();
+        let (_, again) = Journal::open(root).unwrap();
         assert_eq!(again.len(), 1);
-        std::fs::remove_dir_all(&root).unwrap();
     }
 }
