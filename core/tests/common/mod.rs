@@ -39,6 +39,12 @@ impl AsRef<Path> for TestDir {
     }
 }
 
+impl From<&TestDir> for PathBuf {
+    fn from(dir: &TestDir) -> PathBuf {
+        dir.path.clone()
+    }
+}
+
 pub fn engine(dir: &Path) -> Engine {
     Engine::new(
         dir,
