@@ -2,8 +2,11 @@
 """Real peers for scripts/test-serve: a webhook receiver, RTP senders and file helpers.
 
 Standard library only (the GStreamer sender also needs python3-gi). Subcommands:
-  webhooks PORT LOG             answer webhooks (next_page 200, recording_available_page 204),
-                                one JSON line per request in LOG
+  webhooks PORT LOG [SLOW_S]    answer webhooks (next_page 200, recording_available_page 204),
+                                one JSON line per request in LOG (its Callrec-Delivery header
+                                and the status answered); pages under /down/ answer 503 while
+                                LOG.down exists, under /slow/ the first request of each
+                                delivery id is answered after SLOW_S seconds (default 3)
   pcap-replay PCAP HOST PORT    resend a capture's RTP payloads at its own pace
   pcap-wav PCAP OUT             the capture's PCMA payloads, in order, as an A-law WAV
   lossy HOST PORT SRC SENT WAV  a call (raw A-law SRC, looped) with 5 % loss, 2 % reordered by
@@ -30,13 +33,33 @@ import sys
 import time
 
 
-def webhooks(port, log):
+def webhooks(port, log, slow_seconds="3"):
+    """Pages under /down/ answer 503 while LOG.down exists; under /slow/ the first request of
+    each delivery id is answered after SLOW_SECONDS (after the client's timeout)."""
+    import os
+    import threading
+
+    seen = set()
+    lock = threading.Lock()
+
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            with open(log, "a") as f:
-                f.write(json.dumps({"path": self.path, "body": json.loads(body)}) + "\n")
-            self.send_response(204 if "available" in self.path else 200)
+            delivery = self.headers.get("Callrec-Delivery")
+            status = 204 if "available" in self.path else 200
+            late = False
+            if "/down/" in self.path and os.path.exists(log + ".down"):
+                status = 503
+            if "/slow/" in self.path:
+                with lock:
+                    late = delivery not in seen
+                    seen.add(delivery)
+            with lock, open(log, "a") as f:
+                f.write(json.dumps({"path": self.path, "delivery": delivery, "status": status,
+                                    "late": late, "body": json.loads(body)}) + "\n")
+            if late:
+                time.sleep(float(slow_seconds))
+            self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
 

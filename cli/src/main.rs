@@ -4,7 +4,10 @@
 //! G.711 with `--raw`; a file, a FIFO, or `-` for standard input) to the engine in 20 ms
 //! frames, as fast as the writer takes them (or paced at 20 ms with `--realtime`), in bounded
 //! memory; applies scheduled digits, hangup and abort, treats the end of the input as a hangup,
-//! and prints the *finished* and then the *available* action_result JSON lines. SIGINT,
+//! and prints the *finished* and then the *available* action_result JSON lines (exactly two
+//! lines on stdout: the events of other recordings, such as orphans a crashed process left in
+//! the store and that the engine recovers at start, go to stderr, as does the path of each
+//! orphaned `.part` the engine kept rather than recovered). SIGINT,
 //! SIGTERM and SIGHUP end the call as a hangup: the recording is finalized and both lines are
 //! printed before the exit.
 //!
@@ -14,7 +17,8 @@
 //! SIGINT, SIGTERM or SIGHUP ended it (after both lines); 2 for a bad option or an unreadable
 //! input; 1 when the engine itself cannot run (e.g. the store cannot be created).
 //! `callrec recover FILE` finalizes a crashed recording's `.part` (`--type aescbc --key --iv`
-//! for an `.aescbc.part`): 0 done, 2 bad arguments or wrong key, 1 an I/O error.
+//! for an `.aescbc.part`): 0 done, 2 bad arguments, a wrong key or a file that is not callrec's
+//! `.part` (left as it was), 1 an I/O error.
 
 #![deny(missing_docs)]
 
@@ -236,6 +240,24 @@ fn publish_config(
     }
     p.validate().map_err(|e| Failure(2, format!("--{e}")))?;
     Ok(p)
+}
+
+/// Prints another recording's event (a recovered orphan's, or one an earlier run left in the
+/// outbox) as a JSON line on stderr: stdout holds only the recording's own two lines.
+fn print_other_event(event: &callrec::Event) {
+    eprintln!("{}", event.result.action_result_json());
+}
+
+/// Names on stderr every orphaned `.part` the engine kept rather than recovered (an `aescbc`
+/// one, which needs the key, or one that is not callrec's).
+fn report_kept_orphans(engine: &callrec::Engine) {
+    for path in engine.kept_orphans() {
+        eprintln!(
+            "callrec: orphaned {} kept, not recovered (aescbc: `callrec recover` with the key; \
+             otherwise not callrec's)",
+            path.display()
+        );
+    }
 }
 
 /// Prints one event as a JSON line. A closed stdout (`| head -1`) must not stop the recording
@@ -477,9 +499,11 @@ fn record(args: &RecordArgs) -> Result<u8, Failure> {
         if publishing && finished && signalled() {
             engine.shutdown();
             while let Some(event) = engine.next_event(Some(Duration::ZERO)) {
-                print_event(&event)?;
                 if event.result.filename == filename {
+                    print_event(&event)?;
                     reason = Some(event.result.reason);
+                } else {
+                    print_other_event(&event);
                 }
             }
             break;
@@ -494,10 +518,12 @@ fn record(args: &RecordArgs) -> Result<u8, Failure> {
             }
             continue;
         };
-        print_event(&event)?;
         if event.result.filename == filename {
+            print_event(&event)?;
             reason = Some(event.result.reason);
             finished |= event.kind == EventKind::Finished;
+        } else {
+            print_other_event(&event);
         }
         // A file that could not be finalized gets no *available*. With publishing, recordings
         // an earlier run left in the store's outbox may be reported first.
@@ -512,6 +538,11 @@ fn record(args: &RecordArgs) -> Result<u8, Failure> {
         }
     }
     engine.shutdown();
+    // What the recovery thread finished meanwhile (shutdown joined it).
+    while let Some(event) = engine.next_event(Some(Duration::ZERO)) {
+        print_other_event(&event);
+    }
+    report_kept_orphans(&engine);
     // A lost (partly written) recording is an error a script must see, signal or not.
     if reason == Some(Reason::Error) {
         return Ok(3);

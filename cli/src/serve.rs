@@ -15,7 +15,7 @@ use std::time::Duration;
     about = "Record live calls over RTP: an HTTP control API, one UDP port per recording, webhooks to the web app",
     long_about = "Record live calls over RTP. POST /v1/records with {\"record\": {...record action...}, \
 \"media\": {\"codec\": \"alaw\", \"payload_type\": 8, \"telephone_event_payload_type\": 101}} answers 201 with \
-the UDP port to send the call's RTP to; the finished and available results are POSTed to the record's \
+the UDP port to send the call's RTP to (and its RTCP port, the next one); the finished and available results are POSTed to the record's \
 next_page and recording_available_page URLs. SIGTERM or SIGINT finalizes every recording (reason other), \
 delivers its webhooks and exits. The bearer token is read from --token-file or the CALLREC_TOKEN \
 environment variable; logs go to standard error (RUST_LOG sets the level, default info)."
@@ -24,7 +24,8 @@ pub struct ServeArgs {
     /// Address and port of the HTTP control API. Beyond loopback a token is required.
     #[arg(long, default_value = "127.0.0.1:8090", value_name = "ADDR:PORT")]
     listen: SocketAddr,
-    /// UDP ports for RTP, one per recording, as FIRST-LAST.
+    /// UDP ports for RTP as FIRST-LAST: each recording takes an even port at random for RTP and
+    /// the next for RTCP.
     #[arg(long, default_value = "40000-40999", value_name = "FIRST-LAST", value_parser = parse_ports)]
     rtp_ports: (u16, u16),
     /// Address the RTP sockets bind to (default: the --listen address).
@@ -34,6 +35,10 @@ pub struct ServeArgs {
     /// the public address when behind NAT.
     #[arg(long, value_name = "HOST")]
     rtp_advertise: Option<String>,
+    /// After a call ends, its ports rest this long before another recording may draw them, in
+    /// ms (media still flowing from the finished call never reaches the next one's file).
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    rtp_port_quarantine_ms: u64,
     /// Receive threads (each serves a block of the ports).
     #[arg(long, default_value_t = 1, value_name = "N")]
     rtp_threads: usize,
@@ -70,6 +75,15 @@ pub struct ServeArgs {
     /// The longest wait between webhook attempts, in ms.
     #[arg(long, default_value_t = 30_000, value_name = "MS")]
     webhook_max_backoff_ms: u64,
+    /// Allow webhooks to private and loopback addresses (10/8, 172.16/12, 192.168/16,
+    /// 100.64/10, fc00::/7, 127/8, ::1). Link-local (169.254/16, fe80::/10), unspecified,
+    /// multicast and broadcast stay refused unless named by --webhook-allow-host.
+    #[arg(long)]
+    webhook_allow_private: bool,
+    /// Allow webhooks to HOST (a name or an address) whatever it resolves to; repeatable. The
+    /// --app-url host is always allowed.
+    #[arg(long, value_name = "HOST")]
+    webhook_allow_host: Vec<String>,
     /// Engine writer threads.
     #[arg(long, default_value_t = 1, value_name = "N")]
     writers: usize,
@@ -132,6 +146,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), (u8, String)> {
         rtp_advertise: args.rtp_advertise.clone(),
         rtp_ports: args.rtp_ports,
         rtp_threads: args.rtp_threads,
+        rtp_quarantine: Duration::from_millis(args.rtp_port_quarantine_ms),
         jitter_ms: args.jitter_ms,
         store: args.store.clone(),
         app_url: args.app_url.clone(),
@@ -145,6 +160,8 @@ pub fn serve(args: &ServeArgs) -> Result<(), (u8, String)> {
     config.webhook.attempts = args.webhook_attempts;
     config.webhook.first_backoff = Duration::from_millis(args.webhook_backoff_ms);
     config.webhook.max_backoff = Duration::from_millis(args.webhook_max_backoff_ms);
+    config.webhook.allow_private = args.webhook_allow_private;
+    config.webhook.allow_hosts = args.webhook_allow_host.clone();
     config.engine.writers = args.writers;
     if let Some(url) = &args.publish {
         let mut publish = callrec::PublishConfig::new(url.as_str());

@@ -366,9 +366,12 @@ fn integer(field: &str, v: &Value) -> Result<u64, OptionsError> {
     if let Some(n) = v.as_u64() {
         return Ok(n);
     }
-    // `-0` and `0.0` are zero (the range check then says what zero means for the field).
-    if v.as_f64() == Some(0.0) {
-        return Ok(0);
+    // A whole number written with a fraction (`60.0`, `-0`) is that integer, as in JSON Schema's
+    // `integer`; the range check then says what it means for the field.
+    if let Some(f) = v.as_f64() {
+        if f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&f) {
+            return Ok(if f == 0.0 { 0 } else { f as u64 });
+        }
     }
     let why = match v {
         Value::Number(n) if n.as_i64().is_some() => format!("must not be negative, got {n}"),

@@ -214,6 +214,7 @@ pub struct PublishMetrics {
     failed_attempts: AtomicU64,
     gave_up: AtomicU64,
     pending: AtomicU64,
+    journal_unreadable: AtomicU64,
 }
 
 /// A snapshot of the publisher's counters.
@@ -227,6 +228,8 @@ pub struct PublishSnapshot {
     pub gave_up: u64,
     /// Recordings in the outbox now.
     pub pending: u64,
+    /// Outbox journal lines that could not be parsed (kept in `journal.unreadable`).
+    pub journal_unreadable: u64,
 }
 
 impl PublishMetrics {
@@ -237,6 +240,7 @@ impl PublishMetrics {
             failed_attempts: self.failed_attempts.load(Ordering::Relaxed),
             gave_up: self.gave_up.load(Ordering::Relaxed),
             pending: self.pending.load(Ordering::Relaxed),
+            journal_unreadable: self.journal_unreadable.load(Ordering::Relaxed),
         }
     }
 }
@@ -344,9 +348,13 @@ struct Journal {
 
 impl Journal {
     /// Takes the store's outbox lock, opens the journal, returns the recordings not yet done
-    /// (in finish order) and rewrites the journal to hold only them. A torn last line (a crash
-    /// mid-append) is ignored.
-    fn open(store_root: &Path) -> io::Result<(Journal, Vec<(RecordingResult, SystemTime)>)> {
+    /// (in finish order) and the number of lines it could not parse, and rewrites the journal
+    /// to hold only the pending ones. A line it cannot parse (not JSON, an unknown `op`, a
+    /// field missing or of the wrong type, or a torn last line from a crash mid-append) is
+    /// never dropped: it is first appended, as it was, to `journal.unreadable` beside it
+    /// (fsynced), and reported (a line on stderr and the `journal_unreadable` counter).
+    #[allow(clippy::type_complexity)]
+    fn open(store_root: &Path) -> io::Result<(Journal, Vec<(RecordingResult, SystemTime)>, u64)> {
         let dir = store_root.join(OUTBOX_DIR);
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -355,27 +363,26 @@ impl Journal {
         let lock = lock_outbox(store_root, &dir)?;
         let path = dir.join("journal");
         let mut pending: Vec<(RecordingResult, SystemTime)> = Vec::new();
+        let mut unreadable: Vec<Vec<u8>> = Vec::new();
         match File::open(&path) {
             Ok(f) => {
                 let mut done = HashSet::new();
                 let mut adds = Vec::new();
                 for line in io::BufReader::new(f).split(b'\n') {
                     let line = line?;
-                    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&line) else {
+                    if line.is_empty() {
                         continue;
-                    };
-                    match v["op"].as_str() {
-                        Some("add") => {
-                            if let Some(entry) = entry_from_json(&v) {
-                                adds.push(entry);
-                            }
-                        }
-                        Some("done") => {
-                            if let Some(f) = v["filename"].as_str() {
-                                done.insert(f.to_string());
-                            }
-                        }
-                        _ => {}
+                    }
+                    let v = serde_json::from_slice::<serde_json::Value>(&line).ok();
+                    let parsed = v.as_ref().and_then(|v| match v["op"].as_str() {
+                        Some("add") => entry_from_json(v).map(|entry| adds.push(entry)),
+                        Some("done") => v["filename"].as_str().map(|f| {
+                            done.insert(f.to_string());
+                        }),
+                        _ => None,
+                    });
+                    if parsed.is_none() {
+                        unreadable.push(line);
                     }
                 }
                 let mut seen = HashSet::new();
@@ -387,6 +394,26 @@ impl Journal {
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
+        }
+        if !unreadable.is_empty() {
+            let kept = dir.join("journal.unreadable");
+            let mut out = OpenOptions::new()
+                .append(true)
+                .create(true)
+                .mode(0o600)
+                .open(&kept)?;
+            let mut text = Vec::new();
+            for line in &unreadable {
+                text.extend_from_slice(line);
+                text.push(b'\n');
+            }
+            out.write_all(&text)?;
+            out.sync_all()?;
+            eprintln!(
+                "callrec: the publish journal held {} line(s) it cannot parse; kept in {}",
+                unreadable.len(),
+                kept.display()
+            );
         }
         // Rewrite the journal with what is pending, atomically.
         let tmp = dir.join("journal.tmp");
@@ -413,6 +440,7 @@ impl Journal {
                 _lock: lock,
             },
             pending,
+            unreadable.len() as u64,
         ))
     }
 
@@ -518,7 +546,10 @@ pub(crate) fn spawn(
     metrics: Arc<PublishMetrics>,
 ) -> io::Result<(Sender<Event>, JoinHandle<()>)> {
     let target = PublishTarget::parse(&config.url).map_err(io::Error::other)?;
-    let (journal, resumed) = Journal::open(store_root)?;
+    let (journal, resumed, unreadable) = Journal::open(store_root)?;
+    metrics
+        .journal_unreadable
+        .fetch_add(unreadable, Ordering::Relaxed);
     let (intake_tx, intake_rx) = crossbeam_channel::unbounded();
     let (job_tx, job_rx) = crossbeam_channel::unbounded::<Job>();
     let (outcome_tx, outcome_rx) = crossbeam_channel::unbounded();
@@ -851,8 +882,12 @@ impl fmt::Display for PublishSnapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "uploaded {} failed attempts {} gave up {} pending {}",
-            self.uploaded, self.failed_attempts, self.gave_up, self.pending
+            "uploaded {} failed attempts {} gave up {} pending {} journal lines unreadable {}",
+            self.uploaded,
+            self.failed_attempts,
+            self.gave_up,
+            self.pending,
+            self.journal_unreadable
         )
     }
 }
@@ -945,7 +980,7 @@ mod tests {
             recovered: false,
         };
         {
-            let (mut j, pending) = Journal::open(root).unwrap();
+            let (mut j, pending, _) = Journal::open(root).unwrap();
             assert!(pending.is_empty());
             let t = SystemTime::now();
             j.append_durable(&(add_line(&result("a"), t) + &add_line(&result("b"), t)))
@@ -953,11 +988,74 @@ mod tests {
             j.append(&done_line("/rest_api/recordings/a.wav")).unwrap();
             j.append("{\"op\":\"add\",\"filena").unwrap(); // a crash mid-append
         }
-        let (_, pending) = Journal::open(root).unwrap();
+        let (_, pending, unreadable) = Journal::open(root).unwrap();
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0].0, result("b"));
+        assert_eq!(unreadable, 1, "the torn line");
         // The rewrite kept exactly the pending one.
-        let (_, again) = Journal::open(root).unwrap();
+        let (_, again, unreadable) = Journal::open(root).unwrap();
         assert_eq!(again.len(), 1);
+        assert_eq!(unreadable, 0);
+    }
+
+    /// Issue 19 (reproduction 19): a journal line that cannot be parsed is neither skipped
+    /// silently nor rewritten away: it is kept, byte for byte, in `journal.unreadable`, and
+    /// counted; the lines around it still count.
+    #[test]
+    fn journal_keeps_and_reports_lines_it_cannot_parse() {
+        let scratch = tempfile::Builder::new()
+            .prefix("callrec-journal-bad-")
+            .tempdir()
+            .unwrap();
+        let root = scratch.path();
+        std::fs::create_dir_all(root.join(OUTBOX_DIR)).unwrap();
+        let result = |name: &str| RecordingResult {
+            id: "i".into(),
+            filename: format!("/rest_api/recordings/{name}.wav"),
+            file_available: false,
+            contains_sound: true,
+            samples: 16000,
+            reason: Reason::Silence,
+            barge_in_digit: None,
+            frames_dropped: 0,
+            publish_error: None,
+            recovered: false,
+        };
+        let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_000);
+        let bad = [
+            "not json at all",
+            r#"{"op":"add","filename":"/rest_api/recordings/c.wav","samples":"many"}"#,
+            r#"{"op":"launch","filename":"/rest_api/recordings/d.wav"}"#,
+            r#"{"op":"done"}"#,
+        ];
+        let text = format!(
+            "{}{}\n{}\n{}{}\n{}\n{}",
+            add_line(&result("a"), t),
+            bad[0],
+            bad[1],
+            add_line(&result("b"), t),
+            bad[2],
+            bad[3],
+            done_line("/rest_api/recordings/a.wav"),
+        );
+        std::fs::write(root.join(OUTBOX_DIR).join("journal"), text).unwrap();
+        let (_, pending, unreadable) = Journal::open(root).unwrap();
+        assert_eq!(unreadable, 4);
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].0, result("b"));
+        assert_eq!(pending[0].1, t);
+        let kept =
+            std::fs::read_to_string(root.join(OUTBOX_DIR).join("journal.unreadable")).unwrap();
+        assert_eq!(
+            kept,
+            bad.iter().map(|l| format!("{l}\n")).collect::<String>()
+        );
+        // Kept once: the next open finds the journal clean and the kept lines still there.
+        let (_, again, unreadable) = Journal::open(root).unwrap();
+        assert_eq!((again.len(), unreadable), (1, 0));
+        let still =
+            std::fs::read_to_string(root.join(OUTBOX_DIR).join("journal.unreadable")).unwrap();
+        assert_eq!(still, kept);
+        
     }
 }

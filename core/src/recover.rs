@@ -22,6 +22,17 @@
 //! (see [`crate::store`]) and recovery skips any `.part` it cannot lock. Each recovered file is
 //! fsynced with its directory, renamed, and reported through the normal events (*finished*, then
 //! *available*) with reason `other` and `"recovered": true`.
+//!
+//! Recovery rewrites and renames files, so it first makes sure a `.part` is callrec's: its name
+//! (on engine start) is the store's (`HH_MM_SS_<16 hex>.<5 digits>.wav` plus the suffix, see
+//! [`crate::store::is_recording_name`]), and its first [`HEADER_BYTES`] are the header callrec
+//! writes (A-law or µ-law, byte for byte but the sizes), or, when they are not a WAV header,
+//! the file carries the store's [`crate::store::PART_XATTR`] mark, which is all that can vouch
+//! for an encrypted `.part` without its key (on a filesystem without user xattrs, the store's
+//! name does). Anything else is never renamed, rewritten or deleted: engine start reports it
+//! as kept (`kept_orphans`, metric `orphans_kept`), [`recover_part`] refuses it
+//! (`InvalidInput`). A symbolic link where the store has its `rest_api/recordings` or a day
+//! directory is not followed.
 
 use crate::cipher::{CipherSpec, Mode};
 use crate::convert::{self, CrashAt};
@@ -29,7 +40,8 @@ use crate::g711::Codec;
 use crate::metrics::EngineMetrics;
 use crate::result::{Event, EventKind, Reason, RecordingResult};
 use crate::store::{
-    get_xattr, try_lock, AESCBC_PART_SUFFIX, ID_XATTR, PART_SUFFIX, RECORDINGS_DIR, SOUND_XATTR,
+    get_xattr, is_recording_name, keeps_xattrs, try_lock, AESCBC_PART_SUFFIX, ID_XATTR,
+    PART_SUFFIX, PART_XATTR, RECORDINGS_DIR, SOUND_XATTR,
 };
 use crate::wav::{self, header, header_fix, HEADER_BYTES, MAX_DATA_BYTES};
 use crate::writer::{retry_transient, DirHandles};
@@ -83,6 +95,11 @@ pub(crate) fn run_recovery(ctx: RecoveryContext) {
     crate::writer::block_sigxfsz();
     let mut dirs = DirHandles::default();
     let base = ctx.root.join(RECORDINGS_DIR);
+    // The store never writes through a link (crate::store), and recovery never follows one.
+    let linked = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
+    if linked(&ctx.root.join("rest_api")) || linked(&base) {
+        return;
+    }
     for day in day_dirs(&base) {
         let Ok(entries) = std::fs::read_dir(&day) else {
             continue;
@@ -93,8 +110,34 @@ pub(crate) fn run_recovery(ctx: RecoveryContext) {
             if ctx.closing.load(Ordering::Acquire) {
                 return;
             }
-            recover_one(&ctx, &path, &mut dirs);
+            if !path.to_str().is_some_and(|p| p.ends_with(PART_SUFFIX)) {
+                continue; // finished recordings, and `.new` files being created
+            }
+            if store_named(&path) {
+                recover_one(&ctx, &path, &mut dirs);
+            } else {
+                keep(&ctx, &path); // not a name the store gives: not ours to touch
+            }
         }
+    }
+}
+
+/// Whether `path`'s file name is one the store gives a `.part`: a recording's name followed by
+/// `.part`, `.aescbc.part` or (an older version's conversion copy) `.cbc.part`.
+fn store_named(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    [AESCBC_PART_SUFFIX, CBC_TEMP_SUFFIX, PART_SUFFIX]
+        .iter()
+        .any(|suffix| name.strip_suffix(suffix).is_some_and(is_recording_name))
+}
+
+/// The directory to sync for a file at `path` (`.` for a bare name).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
     }
 }
 
@@ -161,10 +204,10 @@ fn recover_one(ctx: &RecoveryContext, path: &Path, dirs: &mut DirHandles) {
     if try_lock(&file).is_err() {
         return; // a live recording
     }
-    let recovered = fix_part(&file).and_then(|samples| {
+    let recovered = fix_part(&file, true).and_then(|samples| {
         retry_transient(|| file.sync_all())?;
         std::fs::rename(path, &final_path)?;
-        dirs.sync(final_path.parent().unwrap_or(Path::new(".")))?;
+        dirs.sync(parent_dir(&final_path))?;
         Ok(samples)
     });
     let Ok(samples) = recovered else {
@@ -208,38 +251,76 @@ fn keep(ctx: &RecoveryContext, path: &Path) {
         .push(path.to_path_buf());
 }
 
+/// What a `.part`'s first bytes say it is.
+enum PartKind {
+    /// callrec's plain header, in this law.
+    Plain(Codec),
+    /// Encrypted (CTR): not a WAV header, but marked as the store's.
+    Ctr,
+}
+
+/// Whether `head` is the header callrec writes, whatever its sizes: the one
+/// [`wav::header`] makes for the data size it states.
+fn plain_codec(head: &[u8; HEADER_BYTES]) -> Option<Codec> {
+    let codec = match u16::from_le_bytes([head[20], head[21]]) {
+        wav::FORMAT_ALAW => Codec::Alaw,
+        wav::FORMAT_ULAW => Codec::Ulaw,
+        _ => return None,
+    };
+    let at = HEADER_BYTES - 4;
+    let data = u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
+    (header(codec, data) == *head).then_some(codec)
+}
+
+/// Decides whether `file` (first bytes `head`) is a `.part` of callrec's, before anything is
+/// written to it; `store_named`: its name is one the store gives (see the module docs).
+fn classify(file: &File, head: &[u8; HEADER_BYTES], store_named: bool) -> io::Result<PartKind> {
+    if let Some(codec) = plain_codec(head) {
+        return Ok(PartKind::Plain(codec));
+    }
+    let marked = get_xattr(file, PART_XATTR).is_some_and(|v| v == b"1");
+    if marked || (store_named && !keeps_xattrs(file)) {
+        return Ok(PartKind::Ctr);
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "not a callrec recording: its header is not callrec's and it is not marked as an \
+         encrypted .part (left as it was)",
+    ))
+}
+
 /// Fixes a plain or CTR `.part` in place (header sizes from its length, RIFF pad byte or, for
-/// CTR, an odd last sample dropped); returns the audio bytes it holds.
-fn fix_part(file: &File) -> io::Result<u64> {
+/// CTR, an odd last sample dropped); returns the audio bytes it holds. A file that is not
+/// callrec's ([`classify`]) is refused before anything is written.
+fn fix_part(file: &File, store_named: bool) -> io::Result<u64> {
     let len = file.metadata()?.len();
     if len < HEADER_BYTES as u64 {
         return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "shorter than a WAV header",
+            io::ErrorKind::InvalidInput,
+            "not a callrec recording: shorter than a WAV header (left as it was)",
         ));
     }
     let mut head = [0u8; HEADER_BYTES];
     file.read_exact_at(&mut head, 0)?;
-    let plain = &head[0..4] == b"RIFF" && &head[8..16] == b"WAVEfmt ";
+    let kind = classify(file, &head, store_named)?;
     let mut data = (len - HEADER_BYTES as u64).min(MAX_DATA_BYTES);
-    if plain {
-        let codec = match u16::from_le_bytes([head[20], head[21]]) {
-            wav::FORMAT_ULAW => Codec::Ulaw,
-            _ => Codec::Alaw,
-        };
-        if data % 2 == 1 && file.write_all_at(&[0], len).is_err() {
-            data -= 1;
+    match kind {
+        PartKind::Plain(codec) => {
+            if data % 2 == 1 && file.write_all_at(&[0], len).is_err() {
+                data -= 1;
+            }
+            file.set_len(HEADER_BYTES as u64 + data + data % 2)?;
+            file.write_all_at(&header(codec, data as u32), 0)?;
         }
-        file.set_len(HEADER_BYTES as u64 + data + data % 2)?;
-        file.write_all_at(&header(codec, data as u32), 0)?;
-    } else {
-        // No key: the keystream under the pad byte is unknown, so an odd last sample goes.
-        data -= data % 2;
-        file.set_len(HEADER_BYTES as u64 + data)?;
-        for (h, f) in head.iter_mut().zip(header_fix(data as u32)) {
-            *h ^= f;
+        PartKind::Ctr => {
+            // No key: the keystream under the pad byte is unknown, so an odd last sample goes.
+            data -= data % 2;
+            file.set_len(HEADER_BYTES as u64 + data)?;
+            for (h, f) in head.iter_mut().zip(header_fix(data as u32)) {
+                *h ^= f;
+            }
+            file.write_all_at(&head, 0)?;
         }
-        file.write_all_at(&head, 0)?;
     }
     Ok(data)
 }
@@ -276,7 +357,7 @@ pub fn recover_part(part_path: &Path) -> io::Result<Recovered> {
             )
         })?;
     let file = open_orphan(part_path)?;
-    let samples = fix_part(&file)?;
+    let samples = fix_part(&file, store_named(part_path))?;
     commit_orphan(&file, part_path, final_path, samples)
 }
 
@@ -303,9 +384,7 @@ fn commit_orphan(
 ) -> io::Result<Recovered> {
     retry_transient(|| file.sync_all())?;
     std::fs::rename(part_path, &final_path)?;
-    if let Some(dir) = final_path.parent() {
-        DirHandles::default().sync(dir)?;
-    }
+    DirHandles::default().sync(parent_dir(&final_path))?;
     let (id, contains_sound) = carried(file);
     Ok(Recovered {
         path: final_path,

@@ -213,3 +213,85 @@ fn aescbc_is_kept_and_recovered_with_the_key() {
     assert!(done.contains_sound);
     check_audio(&plain[info.data]);
 }
+
+/// Issue 19 (reproduction 16): engine start recovers only `.part` files named as the store names
+/// them and holding callrec's header; anything else is reported (kept, counted, listed) and
+/// left byte for byte as it was, neither renamed nor deleted.
+#[test]
+fn engine_start_leaves_foreign_parts_alone() {
+    let dir = store("recover-foreign");
+    let day = dir.join("rest_api/recordings/2020/01/02");
+    std::fs::create_dir_all(&day).unwrap();
+    // Reproducible garbage (xorshift64).
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let garbage: Vec<u8> = (0..5000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    let audio = sound(Codec::Alaw, 50, 0);
+    let mut real = callrec::wav::header(Codec::Alaw, callrec::wav::OPEN_DATA_BYTES).to_vec();
+    real.extend_from_slice(&audio);
+    let foreign = [
+        // callrec's name, not callrec's bytes
+        (
+            day.join("01_02_03_0123456789abcdef.00001.wav.part"),
+            &garbage,
+        ),
+        // callrec's bytes, not callrec's name
+        (day.join("g.wav.part"), &real),
+        (day.join("01_02_03_0123456789ABCDEF.00001.wav.part"), &real),
+        (day.join("1_02_03_0123456789abcdef.00001.wav.part"), &real),
+    ];
+    for (path, bytes) in &foreign {
+        std::fs::write(path, bytes).unwrap();
+    }
+    let orphan = day.join("01_02_04_0123456789abcdef.00002.wav");
+    std::fs::write(day.join("01_02_04_0123456789abcdef.00002.wav.part"), &real).unwrap();
+
+    let e = engine(&dir);
+    let finished = e.next_event(Some(Duration::from_secs(30))).unwrap();
+    let available = e.next_event(Some(Duration::from_secs(30))).unwrap();
+    for ev in [&finished, &available] {
+        assert!(ev.result.recovered);
+        assert_eq!(
+            ev.result.filename,
+            "/rest_api/recordings/2020/01/02/01_02_04_0123456789abcdef.00002.wav"
+        );
+        assert_eq!(ev.result.samples, audio.len() as u64);
+    }
+    let bytes = std::fs::read(&orphan).unwrap();
+    assert_eq!(
+        &bytes[callrec::wav::parse(&bytes).unwrap().data],
+        &audio[..]
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while e.kept_orphans().len() < foreign.len() {
+        assert!(
+            Instant::now() < deadline,
+            "not every foreign .part was reported"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut kept = e.kept_orphans();
+    kept.sort();
+    let mut expected: Vec<PathBuf> = foreign.iter().map(|(p, _)| p.clone()).collect();
+    expected.sort();
+    assert_eq!(kept, expected);
+    assert_eq!(e.metrics().orphans_kept, foreign.len() as u64);
+    assert_eq!(e.metrics().recordings_recovered, 1);
+    drop(e);
+    for (path, bytes) in &foreign {
+        assert_eq!(&std::fs::read(path).unwrap(), *bytes, "{}", path.display());
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&day)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), foreign.len() + 1, "{names:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

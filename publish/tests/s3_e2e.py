@@ -443,19 +443,26 @@ class WebApp:
                 self.cond.wait(left)
 
 
-def free_udp_pair():
-    """A loopback UDP port p with p + 1 free too (two recordings' RTP ports)."""
+def free_udp_range(count):
+    """An even loopback UDP port p with p .. p + count - 1 all free: serve hands out even RTP
+    ports with RTCP on the odd one above, and rests a pair after each call."""
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.bind(("127.0.0.1", 0))
-            p = s.getsockname()[1]
-        if p >= 65535:
+            p = s.getsockname()[1] & ~1
+        if p < 1024 or p + count > 65535:
             continue
+        held = []
         try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                s.bind(("127.0.0.1", p + 1))
+            for port in range(p, p + count):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                held.append(s)
+                s.bind(("127.0.0.1", port))
         except OSError:
             continue
+        finally:
+            for s in held:
+                s.close()
         return p
 
 
@@ -474,7 +481,7 @@ def serve_checks(server):
     prefix, store = "serve", WORK / "store-serve"
     app = WebApp(prefix)
     (api_port,) = free_ports(1)
-    rtp = free_udp_pair()
+    rtp = free_udp_range(20)
     token = base64.b16encode(os.urandom(12)).decode()
     (WORK / "serve-token").write_text(token + "\n")
     api = f"http://127.0.0.1:{api_port}"
@@ -497,7 +504,7 @@ def serve_checks(server):
     log = open(WORK / "serve.log", "ab")
     proc = subprocess.Popen(
         [str(CALLREC), "serve", "--listen", f"127.0.0.1:{api_port}", "--rtp-ports",
-         f"{rtp}-{rtp + 1}", "--store", str(store), "--app-url",
+         f"{rtp}-{rtp + 19}", "--store", str(store), "--app-url",
          f"http://127.0.0.1:{app.port}/app/", "--token-file", str(WORK / "serve-token"),
          "--publish", f"s3://{BUCKET}/{prefix}", "--rtp-timeout-ms", "3000",
          "--webhook-backoff-ms", "100"], env=env(), stdout=log, stderr=log)

@@ -3,10 +3,15 @@
 //! Every route but `/v1/health` needs `Authorization: Bearer <token>` when the server has a
 //! token (compared in constant time). Errors are JSON: `{"error": "...", "field": "..."}`, the
 //! field naming the request property at fault (the record options' own messages). Bodies are
-//! limited (`--body-limit`; larger gets 413).
+//! limited (`--body-limit`; larger gets 413). Each handler's `#[utoipa::path]` attribute and
+//! the body types of [`crate::openapi`] make the API's document, served at `/v1/openapi.json`.
 
 use crate::ingest::Command;
 use crate::metrics;
+use crate::openapi::{
+    ActionAccepted, ControlAction, CreateRequest, Created, ErrorBody, Health, HealthStatus,
+    RecordStatus, RtpEndpoint, RtpStatus,
+};
 use crate::records::{parse_digit, phase_name, Record, Refusal, Starter};
 use crate::server::AppState;
 use axum::body::{Body, Bytes};
@@ -16,7 +21,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
@@ -25,9 +30,15 @@ use tower_http::services::ServeFile;
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
-        let body = match &self.field {
-            Some(field) => json!({"error": format!("{field}: {}", self.message), "field": field}),
-            None => json!({"error": self.message}),
+        let body = match self.field {
+            Some(field) => ErrorBody {
+                error: format!("{field}: {}", self.message),
+                field: Some(field),
+            },
+            None => ErrorBody {
+                error: self.message,
+                field: None,
+            },
         };
         (status, Json(body)).into_response()
     }
@@ -44,6 +55,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .route("/v1/health", get(health))
+        .route("/v1/openapi.json", get(openapi_json))
         .merge(guarded)
         .fallback(|| async { Refusal::status(404, "no such endpoint") })
         .layer(DefaultBodyLimit::max(state.config.body_limit))
@@ -71,8 +83,32 @@ async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: N
     next.run(request).await
 }
 
-async fn health() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+#[utoipa::path(
+    get,
+    path = "/v1/health",
+    tag = "server",
+    summary = "Whether the server answers (no token needed)",
+    responses((status = 200, description = "The server answers", body = Health))
+)]
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: HealthStatus::Ok,
+    })
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    tag = "server",
+    summary = "This document, OpenAPI 3.1 (no token needed)",
+    responses((status = 200, description = "The document", body = Object, content_type = "application/json"))
+)]
+async fn openapi_json() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi::DOCUMENT.as_str(),
+    )
+        .into_response()
 }
 
 fn rtp_host(state: &AppState) -> String {
@@ -83,6 +119,25 @@ fn rtp_host(state: &AppState) -> String {
         .unwrap_or_else(|| state.config.rtp_address.to_string())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/records",
+    tag = "records",
+    summary = "Start a recording: the answer names the UDP port to send the call's RTP to",
+    request_body(content = CreateRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Started; waiting for RTP", body = Created,
+            headers(("Location" = String, description = "`/v1/records/{record_id}`"))),
+        (status = 400, description = "A bad request property, named in `field`", body = ErrorBody),
+        (status = 401, description = "A valid bearer token is required", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 409, description = "Refused for what the server already did: an `aesctr` key and IV used before (`field` names it)", body = ErrorBody),
+        (status = 413, description = "The body is over `--body-limit`", body = ErrorBody),
+        (status = 500, description = "The file could not be created (see the server log)", body = ErrorBody),
+        (status = 503, description = "No RTP port is free, or the server is shutting down", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn create(
     State(state): State<Arc<AppState>>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
@@ -99,11 +154,18 @@ async fn create(
             rtp_address: state.config.rtp_address,
             window_samples: state.config.jitter_ms * 8,
             app_url: state.config.app_url.as_ref(),
+            destinations: &state.webhooks.destinations,
+            outbox: &state.outbox,
         };
         // The table is held while the recording starts, so its events find it.
         let mut table = state.table();
         let record = starter.start(&body)?;
-        let answer = (record.id.clone(), record.port, record.filename.clone());
+        let answer = (
+            record.id.clone(),
+            record.port,
+            record.filename.clone(),
+            record.offer,
+        );
         table
             .by_filename
             .insert(record.filename.clone(), record.id.clone());
@@ -112,12 +174,24 @@ async fn create(
     })
     .await
     .map_err(|_| Refusal::status(500, "the request failed"))??;
-    let (id, port, filename) = created;
-    let body = json!({
-        "record_id": id,
-        "rtp": {"host": rtp_host(&state), "port": port},
-        "filename": filename,
+    let (id, port, filename, offer) = created;
+    let host = rtp_host(&state);
+    // RTCP goes to the port after the RTP port (RFC 3550's convention; the answer says it
+    // explicitly with a=rtcp so that no media server guesses).
+    let sdp = offer.map(|offer| {
+        let session_id = u64::from_str_radix(&id[..15], 16).unwrap_or(0);
+        crate::sdp::answer(&offer, &host, port, port.checked_add(1), session_id)
     });
+    let body = Created {
+        record_id: id.clone(),
+        rtp: RtpEndpoint {
+            host,
+            port,
+            rtcp_port: port + 1,
+        },
+        filename,
+        sdp,
+    };
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/v1/records/{id}"))],
@@ -126,7 +200,7 @@ async fn create(
         .into_response())
 }
 
-fn status_json(state: &AppState, record: &Record) -> Value {
+fn status_json(state: &AppState, record: &Record) -> RecordStatus {
     let s = &record.shared.stats;
     let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     let samples = n(&s.samples);
@@ -135,31 +209,33 @@ fn status_json(state: &AppState, record: &Record) -> Value {
         .as_ref()
         .or(record.finished.as_ref())
         .and_then(|j| serde_json::from_str::<Value>(j).ok());
-    json!({
-        "record_id": record.id,
-        "phase": phase_name(record),
-        "paused": record.shared.paused(),
-        "seconds": (samples as f64 / 800.0).round() / 10.0,
-        "filename": record.filename,
-        "rtp": {
-            "host": rtp_host(state),
-            "port": record.port,
-            "packets": n(&s.packets),
-            "packets_lost": n(&s.packets_lost),
-            "packets_late": n(&s.packets_late),
-            "packets_reordered": n(&s.packets_reordered),
-            "packets_duplicate": n(&s.packets_duplicate),
-            "packets_foreign": n(&s.packets_foreign),
-            "packets_invalid": n(&s.packets_invalid),
-            "samples": samples,
-            "samples_concealed": n(&s.samples_concealed),
-            "digits": n(&s.digits),
-            "ssrc_changes": n(&s.ssrc_changes),
-            "timestamp_jumps": n(&s.timestamp_jumps),
-            "beep_packets_sent": n(&s.beep_packets_sent),
+    RecordStatus {
+        record_id: record.id.clone(),
+        phase: phase_name(record),
+        paused: record.shared.paused(),
+        seconds: (samples as f64 / 800.0).round() / 10.0,
+        filename: record.filename.clone(),
+        rtp: RtpStatus {
+            host: rtp_host(state),
+            port: record.port,
+            rtcp_port: record.port + 1,
+            rtcp_packets: n(&s.rtcp_packets),
+            packets: n(&s.packets),
+            packets_lost: n(&s.packets_lost),
+            packets_late: n(&s.packets_late),
+            packets_reordered: n(&s.packets_reordered),
+            packets_duplicate: n(&s.packets_duplicate),
+            packets_foreign: n(&s.packets_foreign),
+            packets_invalid: n(&s.packets_invalid),
+            samples,
+            samples_concealed: n(&s.samples_concealed),
+            digits: n(&s.digits),
+            ssrc_changes: n(&s.ssrc_changes),
+            timestamp_jumps: n(&s.timestamp_jumps),
+            beep_packets_sent: n(&s.beep_packets_sent),
         },
-        "action_result": result,
-    })
+        action_result: result,
+    }
 }
 
 fn unknown(id: &str) -> Refusal {
@@ -171,15 +247,49 @@ fn unknown(id: &str) -> Refusal {
     Refusal::status(404, format!("no record {shown:?}"))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/records/{id}",
+    tag = "records",
+    summary = "A recording's phase, RTP counters and, once finished, its result",
+    params(("id" = String, Path, description = "The record id", pattern = "^[0-9a-f]{32}$")),
+    responses(
+        (status = 200, description = "The record", body = RecordStatus),
+        (status = 401, description = "A valid bearer token is required", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "No such record (or forgotten: `--records-kept`)", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn status(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, Refusal> {
+) -> Result<Json<RecordStatus>, Refusal> {
     let table = state.table();
     let record = table.by_id.get(&id).ok_or_else(|| unknown(&id))?;
     Ok(Json(status_json(&state, record)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/records/{id}/{action}",
+    tag = "records",
+    summary = "Control a recording: hangup, abort, pause, resume (`digit` has its own path)",
+    params(
+        ("id" = String, Path, description = "The record id", pattern = "^[0-9a-f]{32}$"),
+        ("action" = ControlAction, Path, description = "The action"),
+    ),
+    responses(
+        (status = 202, description = "Handed to the recording", body = ActionAccepted),
+        (status = 401, description = "A valid bearer token is required", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "No such record, or no such action", body = ErrorBody),
+        (status = 409, description = "The recording has already stopped", body = ErrorBody),
+        (status = 413, description = "The body is over `--body-limit`", body = ErrorBody),
+        (status = 503, description = "The server is shutting down", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn action(
     State(state): State<Arc<AppState>>,
     Path((id, action)): Path<(String, String)>,
@@ -227,7 +337,10 @@ async fn action(
     tracing::info!(record_id = %id, action, "control action");
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"record_id": id, "action": action})),
+        Json(ActionAccepted {
+            record_id: id,
+            action,
+        }),
     )
         .into_response())
 }
@@ -244,6 +357,29 @@ pub fn is_recording_path(path: &str) -> bool {
         })
 }
 
+#[utoipa::path(
+    get,
+    path = "/rest_api/recordings/{year}/{month}/{day}/{name}",
+    tag = "records",
+    summary = "Download a finished recording (the `filename` a record was created with)",
+    params(
+        ("year" = String, Path, description = "`YYYY`", pattern = "^[0-9]{4}$"),
+        ("month" = String, Path, description = "`MM`", pattern = "^[0-9]{2}$"),
+        ("day" = String, Path, description = "`DD`", pattern = "^[0-9]{2}$"),
+        ("name" = String, Path, description = "`HH_MM_SS_<16 hex>.<5 digits>.wav`",
+            pattern = r"^[0-9]{2}_[0-9]{2}_[0-9]{2}_[0-9a-f]{16}\.[0-9]{5}\.wav$"),
+    ),
+    responses(
+        (status = 200, description = "The WAV file", body = Vec<u8>, content_type = "audio/wav"),
+        (status = 206, description = "The range a `Range: bytes=...` header asked for (RFC 9110)", body = Vec<u8>, content_type = "audio/wav"),
+        (status = 401, description = "A valid bearer token is required", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "No such recording, or not finished yet", body = ErrorBody),
+        (status = 416, description = "The `Range` header cannot be satisfied (or is malformed)"),
+        (status = 500, description = "The recording could not be read", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn download(
     State(state): State<Arc<AppState>>,
     Path(path): Path<String>,
@@ -293,6 +429,18 @@ async fn download(
     Ok(response.map(Body::new))
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "server",
+    summary = "The server's counters, Prometheus text format 0.0.4",
+    responses(
+        (status = 200, description = "The counters", body = String, content_type = "text/plain"),
+        (status = 401, description = "A valid bearer token is required", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+    ),
+    security(("bearer" = []))
+)]
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
     (
         [(

@@ -3,9 +3,13 @@
 //! The core generates the beep ([`Recorder::playout`]) and keeps the recording in its *beeping*
 //! phase until the beep has been pulled in full, then for a short echo guard (DESIGN §5); this
 //! module only carries it to the caller. The destination is the call's own source address, latched
-//! from its first RTP packet (symmetric RTP, as media servers expect from a bidirectional leg such
-//! as Asterisk's ExternalMedia), and the packets leave from the recording's own port, so they
-//! pass the same NAT bindings and firewall pinholes as the call's audio. A media fork that only
+//! from its valid RTP (symmetric RTP, as media servers expect from a bidirectional leg such as
+//! Asterisk's ExternalMedia), once it has sent a few valid packets (`ingest::BEEP_AFTER_PACKETS`),
+//! and the packets leave from the recording's own port, so they pass the same NAT bindings and
+//! firewall pinholes as the call's audio. Because a UDP source address can be spoofed, the beep
+//! is no amplifier: it never sends more packets, nor more bytes, than the source has sent
+//! ([`BeepSender::allow`]); when it has used that allowance it waits for the source's next
+//! packet. A media fork that only
 //! sends (rtpengine recording, SIPREC-style forking) has nobody listening: the beep goes nowhere,
 //! and the recording still starts after it.
 //!
@@ -25,6 +29,8 @@ use std::time::{Duration, Instant};
 
 /// Samples (and bytes of G.711) per beep packet: 20 ms.
 pub const PACKET_SAMPLES: usize = 160;
+/// Bytes of one beep packet: a 12-byte RTP header and its G.711 samples.
+pub const PACKET_BYTES: usize = 12 + PACKET_SAMPLES;
 /// The time one packet lasts.
 pub const PACKET_INTERVAL: Duration = Duration::from_millis(20);
 /// The most packets sent at once to catch up after a late wake; further behind, pacing restarts.
@@ -37,6 +43,9 @@ pub enum BeepState {
     NextAt(Instant),
     /// The beep has been sent in full (or the recording stopped).
     Done,
+    /// The next packet would send more than the source has sent: it waits for the source's
+    /// next packet ([`BeepSender::allow`]).
+    Allowance,
 }
 
 /// One recording's beep on its way to the caller.
@@ -50,6 +59,12 @@ pub struct BeepSender {
     next_due: Option<Instant>,
     sent: u64,
     send_errors: u64,
+    /// Packets and bytes the source has sent: the most the beep may send.
+    allowed_packets: u64,
+    allowed_bytes: u64,
+    /// Packets and bytes the beep has used of that (sent or failed).
+    used_packets: u64,
+    used_bytes: u64,
 }
 
 impl BeepSender {
@@ -67,7 +82,17 @@ impl BeepSender {
             next_due: None,
             sent: 0,
             send_errors: 0,
+            allowed_packets: 0,
+            allowed_bytes: 0,
+            used_packets: 0,
+            used_bytes: 0,
         }
+    }
+
+    /// The source sent `packets` more packets of `bytes` bytes: the beep may send as much.
+    pub fn allow(&mut self, packets: u64, bytes: u64) {
+        self.allowed_packets += packets;
+        self.allowed_bytes += bytes;
     }
 
     /// The SSRC the beep is sent with.
@@ -85,9 +110,9 @@ impl BeepSender {
         self.send_errors
     }
 
-    /// Sends every beep packet due at `now` from `socket` to `to`, pulling each from `recorder`.
-    /// The first call starts the beep (its first packet goes at once). Real-time safe apart
-    /// from the `send_to` itself: no allocation, no lock.
+    /// Sends every beep packet due at `now` from `socket` to `to`, pulling each from `recorder`,
+    /// as far as the allowance goes. The first call starts the beep (its first packet goes at
+    /// once). Real-time safe apart from the `send_to` itself: no allocation, no lock.
     pub fn send_due(
         &mut self,
         now: Instant,
@@ -100,6 +125,12 @@ impl BeepSender {
             due = now;
         }
         while due <= now {
+            if self.used_packets >= self.allowed_packets
+                || self.used_bytes + PACKET_BYTES as u64 > self.allowed_bytes
+            {
+                self.next_due = Some(due);
+                return BeepState::Allowance;
+            }
             let mut audio = [self.silence; PACKET_SAMPLES];
             let n = recorder.playout(&mut audio);
             if n == 0 {
@@ -117,7 +148,7 @@ impl BeepSender {
     }
 
     fn send(&mut self, audio: &[u8; PACKET_SAMPLES], socket: &UdpSocket, to: SocketAddr) {
-        let mut packet = [0u8; 12 + PACKET_SAMPLES];
+        let mut packet = [0u8; PACKET_BYTES];
         let built = RtpPacketBuilder::<&[u8], &[u8]>::new()
             .payload_type(self.payload_type)
             .marker_bit(self.sent == 0)
@@ -126,6 +157,8 @@ impl BeepSender {
             .ssrc(self.ssrc)
             .payload(audio.as_slice())
             .write_into(&mut packet);
+        self.used_packets += 1;
+        self.used_bytes += PACKET_BYTES as u64;
         // A 12-byte header, no CSRCs or extension, a 7-bit payload type: this cannot fail.
         let Ok(len) = built else {
             self.send_errors += 1;

@@ -17,8 +17,11 @@ pub struct ServeConfig {
     pub rtp_address: IpAddr,
     /// The host name or address given to the app as the RTP destination (default: `rtp_address`).
     pub rtp_advertise: Option<String>,
-    /// The UDP ports recordings receive on (one each), inclusive.
+    /// The UDP ports recordings receive on, inclusive: an even port for RTP and the next for
+    /// RTCP each.
     pub rtp_ports: (u16, u16),
+    /// How long a port pair rests after its call ends before it is drawn again.
+    pub rtp_quarantine: Duration,
     /// Receive threads.
     pub rtp_threads: usize,
     /// The jitter window in milliseconds.
@@ -49,6 +52,7 @@ impl Default for ServeConfig {
             rtp_advertise: None,
             rtp_ports: (40000, 40999),
             rtp_threads: 1,
+            rtp_quarantine: Duration::from_millis(5000),
             jitter_ms: 60,
             timeouts: Timeouts {
                 inactivity: Duration::from_millis(5000),
@@ -86,6 +90,14 @@ impl ServeConfig {
                 "--rtp-ports: {first}-{last} is not a port range (FIRST-LAST, FIRST > 0)"
             ));
         }
+        if crate::records::Ports::pairs_in(first, last) == 0 {
+            return Err(format!(
+                "--rtp-ports: {first}-{last} holds no even port with the next port (RTP and its RTCP)"
+            ));
+        }
+        if self.rtp_quarantine > Duration::from_secs(3600) {
+            return Err("--rtp-port-quarantine-ms: must be at most 3600000".into());
+        }
         if self.rtp_threads == 0 || self.rtp_threads > 64 {
             return Err(format!(
                 "--rtp-threads: must be 1..=64, not {}",
@@ -111,6 +123,7 @@ impl ServeConfig {
         if self.webhook.attempts == 0 || self.webhook.attempts > 100 {
             return Err("--webhook-attempts: must be 1..=100".into());
         }
+        crate::webhook::Destinations::new(&self.webhook, self.app_url.as_ref())?;
         if let Some(u) = &self.app_url {
             if !matches!(u.scheme(), "http" | "https") {
                 return Err("--app-url: must be an http or https URL".into());

@@ -1,21 +1,34 @@
 //! The receive threads: UDP sockets in, `Recorder` pushes out, in real time.
 //!
-//! Each thread owns a `polling` poller (epoll on Linux, level-triggered so one readiness means
-//! one `recv_from`, not a second call to learn the socket is empty) and the sessions assigned
-//! to it, indexed by port. A datagram is read into a stack buffer, parsed in place and its
-//! timeline pushed straight into the session's [`Recorder`]: no async runtime, no lock and no
-//! allocation between the socket and the push. Sessions arrive from the control API fully
+//! Each thread owns a `polling` poller (epoll on Linux, level-triggered) and the sessions
+//! assigned to it, indexed by port pair: the even RTP port's socket and the RTCP socket on the
+//! next port are both polled. A wake reads a ready RTP socket until the call's own packet, an
+//! empty socket or [`BURST`] datagrams (level-triggered: what is left wakes the next poll at
+//! once, so one busy port cannot starve the others): a flood from a foreign address costs one
+//! `recv_from` and one address comparison per packet, without a poll per packet, and the call's
+//! packets, one per packet time, cost no second `recv_from` that would find the socket empty. Datagrams are read whole, up to 64 KiB (any UDP payload), into one buffer
+//! the thread allocates when it starts; each is parsed in place and its timeline pushed straight
+//! into the session's [`Recorder`]: no async runtime, no lock and no allocation between the
+//! socket and the push. What arrives on the RTCP port is counted (`rtcp_packets`) and dropped. Sessions arrive from the control API fully
 //! built (socket bound, recorder started, window allocated) over a channel that is read after
 //! each wake; stopping a session (its recorder stopped, the control API's hangup, inactivity,
 //! shutdown) releases what its window holds, hangs up, and hands the port back.
 //!
-//! A session with `beep_on_start` also sends: once its first packet latches the caller's
-//! address, the thread keeps it on a short list of beeping sessions (allocated for every port at
-//! start, so adding to it never allocates), cuts its poll timeout to the next packet's deadline,
-//! and sends what is due ([`BeepSender`]) until the core's beep has been pulled in full.
+//! A gap in the call (DTX, comfort noise, a long key press) is silence the window releases no
+//! faster than the recorder's ring can take ([`Sink::room`]); each tick drains what is still
+//! owed, so a gap never drops a frame.
+//!
+//! A session with `beep_on_start` also sends: once the latched source has sent
+//! [`BEEP_AFTER_PACKETS`] valid packets (one spoofed packet cannot aim the beep anywhere), the
+//! thread keeps it on a short list of beeping sessions (allocated for every port at start, so
+//! adding to it never allocates), cuts its poll timeout to the next packet's deadline, and sends
+//! what is due ([`BeepSender`]) until the core's beep has been pulled in full. The beep never
+//! sends more packets or bytes than the source sent (no amplifier): when it has used what it was
+//! given it leaves the list, and the source's next packet puts it back.
 
 use crate::beep::{BeepSender, BeepState};
 use crate::playout::Sink;
+use crate::records::Freed;
 use crate::stream::{Accepted, Counters, RtpStream, StreamStats};
 use callrec::{Recorder, Status};
 use crossbeam_channel::{Receiver, Sender};
@@ -29,8 +42,17 @@ use std::time::{Duration, Instant};
 
 /// How often a thread wakes without packets, to check inactivity and stops from other threads.
 const TICK: Duration = Duration::from_millis(20);
-/// The largest datagram read (anything longer is truncated and fails to parse as ours).
-const MAX_DATAGRAM: usize = 2048;
+/// The most a push writes to the recorder's ring beyond its input: the pre-roll (with the
+/// detector's onset delay) and a held partial frame, written when recording starts.
+const PUSH_OVERHEAD: usize =
+    (callrec::recorder::PREROLL_FRAMES + callrec::detect::MAX_ONSET_DELAY_FRAMES + 1)
+        * callrec::recorder::FRAME_SAMPLES;
+/// The receive buffer: the largest UDP payload (65,507 bytes over IPv4, 65,527 over IPv6) fits.
+pub const MAX_DATAGRAM: usize = 65_536;
+/// The most datagrams read from one socket per wake.
+pub const BURST: usize = 64;
+/// Valid packets the latched source sends before the beep goes to it.
+pub const BEEP_AFTER_PACKETS: u64 = 5;
 
 /// Where a session is, for the control API (`SessionShared::phase`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,9 +122,11 @@ impl SessionShared {
 /// A session ready to receive: built on the control side.
 #[derive(Debug)]
 pub struct Session {
-    /// The bound, non-blocking socket.
+    /// The bound, non-blocking RTP socket.
     pub socket: UdpSocket,
-    /// The port it is bound to (the session's key).
+    /// The bound, non-blocking RTCP socket (`port + 1`).
+    pub rtcp: UdpSocket,
+    /// The RTP port it is bound to (even: the session's key).
     pub port: u16,
     /// The RTP state.
     pub stream: RtpStream,
@@ -112,7 +136,7 @@ pub struct Session {
     pub shared: Arc<SessionShared>,
     /// The record id, for logs.
     pub record_id: String,
-    /// The beep to send the caller once its first packet shows where it is (`beep_on_start`).
+    /// The beep to send the caller once its packets show where it is (`beep_on_start`).
     pub beep: Option<BeepSender>,
 }
 
@@ -154,6 +178,8 @@ enum Ended {
 struct Live {
     session: Box<Session>,
     last_packet: Option<Instant>,
+    /// Packets accepted from the latched source.
+    accepted: u64,
     started: Instant,
     /// When the next beep packet is due (None: no beep playing).
     beep_due: Option<Instant>,
@@ -171,6 +197,10 @@ impl Sink for RecorderSink<'_> {
         // Only DTMF digits reach here (the event code was mapped).
         let _ = self.0.digit(digit);
     }
+    fn room(&self) -> usize {
+        // A push may also write the pre-roll and a held partial frame when recording starts.
+        self.0.ring_free_bytes().saturating_sub(PUSH_OVERHEAD)
+    }
 }
 
 /// One receive thread, seen from the control side.
@@ -181,15 +211,15 @@ pub struct IngestThread {
 }
 
 impl IngestThread {
-    /// Starts a thread serving ports `first_port..first_port + ports`. `freed` gets each port
-    /// back when its session ends.
+    /// Starts a thread serving `pairs` port pairs from the even `first_port` (RTP on the even
+    /// port, RTCP on the next). `freed` gets each pair back when its session ends.
     pub fn start(
         name: String,
         first_port: u16,
-        ports: usize,
+        pairs: usize,
         timeouts: Timeouts,
         totals: Arc<StreamStats>,
-        freed: Sender<u16>,
+        freed: Sender<Freed>,
     ) -> std::io::Result<IngestThread> {
         let poller = Arc::new(Poller::new()?);
         let (commands, rx) = crossbeam_channel::unbounded();
@@ -199,9 +229,9 @@ impl IngestThread {
                 poller: thread_poller,
                 commands: rx,
                 first_port,
-                live: (0..ports).map(|_| None).collect(),
+                live: (0..pairs).map(|_| None).collect(),
                 // Each session is in it at most once: pushing never reallocates.
-                beeping: Vec::with_capacity(ports),
+                beeping: Vec::with_capacity(pairs),
                 timeouts,
                 totals,
                 freed,
@@ -248,7 +278,7 @@ struct ReceiveLoop {
     beeping: Vec<usize>,
     timeouts: Timeouts,
     totals: Arc<StreamStats>,
-    freed: Sender<u16>,
+    freed: Sender<Freed>,
     count: usize,
 }
 
@@ -256,7 +286,7 @@ impl ReceiveLoop {
     fn run(&mut self) {
         let capacity = NonZeroUsize::new(1024).expect("non-zero");
         let mut events = Events::with_capacity(capacity);
-        let mut buf = [0u8; MAX_DATAGRAM];
+        let mut buf = vec![0u8; MAX_DATAGRAM].into_boxed_slice();
         let mut last_sweep = Instant::now();
         loop {
             events.clear();
@@ -324,7 +354,7 @@ impl ReceiveLoop {
         }
     }
 
-    /// Sends what is due of one session's beep; false once it is over.
+    /// Sends what is due of one session's beep; false once it is over or waits for the caller.
     fn send_beep(live: &mut Live, totals: &StreamStats, now: Instant) -> bool {
         let session = &mut *live.session;
         let (Some(beep), Some(to)) = (session.beep.as_mut(), session.stream.source()) else {
@@ -343,6 +373,11 @@ impl ReceiveLoop {
                 live.beep_due = Some(due);
                 true
             }
+            BeepState::Allowance => {
+                // Off the list until the source's next packet gives it more to send.
+                live.beep_due = None;
+                false
+            }
             BeepState::Done => {
                 tracing::debug!(record_id = %session.record_id, packets = beep.packets_sent(),
                     errors = beep.send_errors(), "beep sent");
@@ -353,56 +388,97 @@ impl ReceiveLoop {
         }
     }
 
-    fn receive(&mut self, key: usize, buf: &mut [u8; MAX_DATAGRAM], now: Instant) {
-        let Some(live) = self.live.get_mut(key).and_then(Option::as_mut) else {
+    /// Reads a ready socket: `key` is twice the session's slot, plus one for its RTCP socket.
+    fn receive(&mut self, key: usize, buf: &mut [u8], now: Instant) {
+        let slot = key / 2;
+        if key % 2 == 1 {
+            self.receive_rtcp(slot, buf);
             return;
-        };
-        let session = &mut live.session;
-        let (n, from) = match session.socket.recv_from(buf) {
-            Ok(got) => got,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return,
-            // ICMP errors reported on the socket (e.g. port unreachable) are not fatal.
-            Err(e) => {
-                tracing::debug!(record_id = %session.record_id, error = %e, "recv_from");
+        }
+        for _ in 0..BURST {
+            let Some(live) = self.live.get_mut(slot).and_then(Option::as_mut) else {
+                return;
+            };
+            let session = &mut live.session;
+            let (n, from) = match session.socket.recv_from(buf) {
+                Ok(got) => got,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                // ICMP errors reported on the socket (e.g. port unreachable) are not fatal.
+                Err(e) => {
+                    tracing::debug!(record_id = %session.record_id, error = %e, "recv_from");
+                    continue;
+                }
+            };
+            let counters = Counters {
+                stream: &session.shared.stats,
+                total: &self.totals,
+            };
+            if !session.stream.may_send(from) {
+                // The early reject: a foreign packet is counted and never parsed.
+                counters.add(|s| &s.packets_foreign, 1);
+                continue;
+            }
+            let accepted = session.stream.datagram(
+                from,
+                &buf[..n],
+                &mut RecorderSink(&mut session.recorder),
+                counters,
+            );
+            if accepted == Accepted::Yes {
+                live.accepted += 1;
+                live.last_packet = Some(now);
+                if let Some(beep) = session.beep.as_mut() {
+                    // What the source sent is what the beep may send back.
+                    beep.allow(1, n as u64);
+                    if live.beep_due.is_none() && live.accepted >= BEEP_AFTER_PACKETS {
+                        // The caller's address is known: the beep (re)starts now.
+                        live.beep_due = Some(now);
+                        self.beeping.push(slot);
+                    }
+                }
+            }
+            let status = session.recorder.status();
+            session
+                .shared
+                .phase
+                .store(Phase::from_status(status) as u8, Ordering::Relaxed);
+            if let Status::Stopped(_) = status {
+                self.end(slot, Ended::Stopped);
                 return;
             }
+            if accepted == Accepted::Yes {
+                // The call's own packets come one per packet time: reading on would almost
+                // always cost a `recv_from` that finds the socket empty (level-triggered, a
+                // second packet already there wakes the next poll at once).
+                return;
+            }
+        }
+    }
+
+    /// Drains a session's RTCP socket: counted, not otherwise used.
+    fn receive_rtcp(&mut self, slot: usize, buf: &mut [u8]) {
+        let Some(live) = self.live.get_mut(slot).and_then(Option::as_mut) else {
+            return;
         };
+        let session = &live.session;
         let counters = Counters {
             stream: &session.shared.stats,
             total: &self.totals,
         };
-        let accepted = session.stream.datagram(
-            from,
-            &buf[..n],
-            &mut RecorderSink(&mut session.recorder),
-            counters,
-        );
-        if accepted == Accepted::Yes {
-            if live.last_packet.is_none() && session.beep.is_some() {
-                // The caller's address is known: the beep starts now (the first packet at once).
-                live.beep_due = Some(now);
-                self.beeping.push(key);
+        for _ in 0..BURST {
+            match session.rtcp.recv_from(buf) {
+                Ok(_) => counters.add(|s| &s.rtcp_packets, 1),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(_) => {}
             }
-            live.last_packet = Some(now);
-        }
-        let status = session.recorder.status();
-        session
-            .shared
-            .phase
-            .store(Phase::from_status(status) as u8, Ordering::Relaxed);
-        if let Status::Stopped(_) = status {
-            self.end(key, Ended::Stopped);
         }
     }
 
     fn command(&mut self, command: Command, now: Instant) {
         match command {
             Command::Start(session) => {
-                let Some(key) = (session.port as usize)
-                    .checked_sub(self.first_port as usize)
-                    .filter(|&k| k < self.live.len())
-                else {
+                let Some(key) = self.slot_of(session.port) else {
                     tracing::error!(port = session.port, "port outside this thread's range");
                     return;
                 };
@@ -410,13 +486,26 @@ impl ReceiveLoop {
                 let added = unsafe {
                     self.poller.add_with_mode(
                         &session.socket,
-                        Event::readable(key),
+                        Event::readable(2 * key),
                         PollMode::Level,
                     )
                 };
+                // SAFETY: as above, `end` removes it before the session (and it) is dropped.
+                let added = added.and_then(|()| unsafe {
+                    self.poller.add_with_mode(
+                        &session.rtcp,
+                        Event::readable(2 * key + 1),
+                        PollMode::Level,
+                    )
+                });
                 if let Err(e) = added {
                     tracing::error!(record_id = %session.record_id, error = %e, "cannot poll the RTP socket");
-                    let _ = self.freed.send(session.port);
+                    let _ = self.poller.delete(&session.socket);
+                    let _ = self.freed.send(Freed {
+                        port: session.port,
+                        at: now,
+                        source: None,
+                    });
                     return; // dropping the recorder stops it with `other`
                 }
                 session
@@ -426,6 +515,7 @@ impl ReceiveLoop {
                 self.live[key] = Some(Live {
                     session,
                     last_packet: None,
+                    accepted: 0,
                     started: now,
                     beep_due: None,
                 });
@@ -476,9 +566,16 @@ impl ReceiveLoop {
         }
     }
 
+    /// The slot of an RTP port in this thread's block.
+    fn slot_of(&self, port: u16) -> Option<usize> {
+        let offset = usize::from(port).checked_sub(usize::from(self.first_port))?;
+        Some(offset / 2).filter(|&k| offset % 2 == 0 && k < self.live.len())
+    }
+
+    /// The slot of a live session's RTP port.
     fn key(&self, port: u16) -> Option<usize> {
-        let key = (port as usize).checked_sub(self.first_port as usize)?;
-        self.live.get(key)?.as_ref().map(|_| key)
+        let key = self.slot_of(port)?;
+        self.live[key].as_ref().map(|_| key)
     }
 
     /// Ends sessions that went quiet, or that another thread stopped (abort).
@@ -498,6 +595,17 @@ impl ReceiveLoop {
                 self.end(key, Ended::Inactive);
             } else if let Status::Stopped(_) = live.session.recorder.status() {
                 self.end(key, Ended::Stopped);
+            } else {
+                // A gap's silence the recorder's ring could not take at once goes on flowing
+                // as the writer drains it, packets or not.
+                let session = &mut *live.session;
+                let counters = Counters {
+                    stream: &session.shared.stats,
+                    total: &self.totals,
+                };
+                session
+                    .stream
+                    .drain(&mut RecorderSink(&mut session.recorder), counters);
             }
         }
     }
@@ -539,12 +647,18 @@ impl ReceiveLoop {
             .shared
             .phase
             .store(Phase::Stopped as u8, Ordering::Relaxed);
-        if let Err(e) = self.poller.delete(&session.socket) {
-            tracing::error!(record_id = %session.record_id, error = %e, "cannot stop polling the RTP socket");
+        for socket in [&session.socket, &session.rtcp] {
+            if let Err(e) = self.poller.delete(socket) {
+                tracing::error!(record_id = %session.record_id, error = %e, "cannot stop polling the RTP socket");
+            }
         }
         tracing::info!(record_id = %session.record_id, port = session.port, reason = ?why, "RTP session ended");
-        let port = session.port;
+        let freed = Freed {
+            port: session.port,
+            at: Instant::now(),
+            source: session.stream.source(),
+        };
         drop(live);
-        let _ = self.freed.send(port);
+        let _ = self.freed.send(freed);
     }
 }

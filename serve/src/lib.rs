@@ -10,6 +10,8 @@
 //! The RTP path, from the socket in: [`ingest`] → [`stream`] (source, SSRC, payload types,
 //! using [`sequence`] and [`telephone_event`]) → [`playout`] (jitter window, loss as silence)
 //! → the recorder. With `beep_on_start`, [`beep`] sends the core's beep back to the caller.
+//! A request may describe the media as an SDP offer instead of payload types: [`sdp`] reads
+//! it and writes the answer the 201 carries.
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -19,8 +21,11 @@ pub mod beep;
 pub mod config;
 pub mod ingest;
 pub mod metrics;
+pub mod openapi;
+pub mod outbox;
 pub mod playout;
 pub mod records;
+pub mod sdp;
 pub mod sequence;
 pub mod server;
 pub mod stream;

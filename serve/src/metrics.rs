@@ -47,7 +47,7 @@ pub fn render(state: &AppState) -> String {
         &mut out,
         "rtp_ports_free",
         "gauge",
-        "RTP ports free for new recordings.",
+        "RTP port pairs free for new recordings (not in a call, not resting after one).",
         state.ports.free_count() as u64,
     );
     metric(
@@ -117,7 +117,7 @@ pub fn render(state: &AppState) -> String {
         &mut out,
         "rtp_packets_foreign_total",
         "counter",
-        "Packets from a second source address (ignored).",
+        "Packets from a source address other than the call's (ignored).",
         n(&rtp.packets_foreign),
     );
     metric(
@@ -126,6 +126,13 @@ pub fn render(state: &AppState) -> String {
         "counter",
         "Datagrams that are not RTP for the call (ignored).",
         n(&rtp.packets_invalid),
+    );
+    metric(
+        &mut out,
+        "rtp_rtcp_packets_total",
+        "counter",
+        "RTCP packets received (on the RTCP port or multiplexed on the RTP port; ignored).",
+        n(&rtp.rtcp_packets),
     );
     metric(
         &mut out,

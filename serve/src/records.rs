@@ -3,18 +3,23 @@
 //! Starting a recording happens here, on the control side, because it allocates and makes
 //! system calls: the options are validated by the core, the engine creates the file, a UDP port
 //! is taken from the pool and bound, the RTP window is allocated, and the finished session is
-//! handed to its receive thread. The engine's events find their record by `filename`.
+//! handed to its receive thread. The engine's events find their record by `filename`. A record
+//! with a page to call is written to the durable webhook outbox ([`crate::outbox`]) before the
+//! API answers, so a crash cannot lose where its results go.
 
 use crate::beep::BeepSender;
 use crate::ingest::{Command, IngestThread, Phase, Session, SessionShared};
-use crate::stream::{RtpStream, StreamConfig};
-use crate::webhook::resolve;
+use crate::openapi::RecordPhase;
+use crate::outbox::{Entry, Outbox};
+use crate::stream::{RtpStream, SourceFilter, StreamConfig};
+use crate::webhook::{resolve, Destinations};
 use callrec::{Codec, Engine, Reason, RecordOptions, RecorderHandle};
 use crossbeam_channel::Receiver;
 use serde_json::{Map, Value};
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use url::Url;
 
 /// A request the API refuses: HTTP status, the field at fault, and why.
@@ -57,10 +62,17 @@ pub struct Media {
     pub payload_type: u8,
     /// The telephone-event payload type.
     pub telephone_event_payload_type: Option<u8>,
+    /// The only source accepted (`media.source`: "address" or "address:port"); absent, the
+    /// first source sending valid RTP of these payload types is latched.
+    pub source: Option<SourceFilter>,
+    /// The SDP offer the media came from (`media.sdp`), to be answered in the 201.
+    pub offer: Option<crate::sdp::Offer>,
 }
 
 impl Media {
-    /// Parses `media` (absent: PCMA on payload type 8, telephone-events on 101).
+    /// Parses `media` (absent: PCMA on payload type 8, telephone-events on 101). `media.sdp`,
+    /// an SDP offer, gives the codec and payload types instead of `codec`, `payload_type` and
+    /// `telephone_event_payload_type`.
     pub fn from_json(value: Option<&Value>) -> Result<Media, Refusal> {
         let empty = Map::new();
         let map = match value {
@@ -71,6 +83,8 @@ impl Media {
         let mut codec = Codec::Alaw;
         let mut payload_type = None;
         let mut event_pt = Some(101);
+        let mut source = None;
+        let mut offer = None;
         for (key, value) in map {
             let field = format!("media.{}", printable(key));
             match key.as_str() {
@@ -87,8 +101,33 @@ impl Media {
                         v => Some(payload_type_of(v, &field)?),
                     }
                 }
+                "source" => source = Some(source_of(value, &field)?),
+                "sdp" => {
+                    let text = value
+                        .as_str()
+                        .ok_or_else(|| Refusal::bad(&field, "must be an SDP offer (a string)"))?;
+                    offer =
+                        Some(crate::sdp::parse_offer(text).map_err(|e| Refusal::bad(&field, e))?);
+                }
                 _ => return Err(Refusal::bad(&field, "is not a media property")),
             }
+        }
+        if let Some(offer) = offer {
+            for key in ["codec", "payload_type", "telephone_event_payload_type"] {
+                if map.contains_key(key) {
+                    return Err(Refusal::bad(
+                        &format!("media.{key}"),
+                        "is taken from media.sdp (give one or the other)",
+                    ));
+                }
+            }
+            return Ok(Media {
+                codec: offer.codec,
+                payload_type: offer.payload_type,
+                telephone_event_payload_type: offer.telephone_event_payload_type,
+                source,
+                offer: Some(offer),
+            });
         }
         let payload_type = payload_type.unwrap_or(match codec {
             Codec::Alaw => 8,
@@ -104,13 +143,38 @@ impl Media {
             codec,
             payload_type,
             telephone_event_payload_type: event_pt,
+            source,
+            offer: None,
         })
     }
 }
 
+/// Reads `media.source`: an IP address, or an IP address and port (`192.0.2.7:4000`,
+/// `[2001:db8::7]:4000`).
+fn source_of(value: &Value, field: &str) -> Result<SourceFilter, Refusal> {
+    const WHAT: &str = "must be an IP address or address:port of the RTP sender";
+    let text = value.as_str().ok_or_else(|| Refusal::bad(field, WHAT))?;
+    let (ip, port) = match text.parse::<SocketAddr>() {
+        Ok(a) if a.port() == 0 => return Err(Refusal::bad(field, "port must be 1 to 65535")),
+        Ok(a) => (a.ip(), Some(a.port())),
+        Err(_) => (
+            text.parse::<IpAddr>()
+                .map_err(|_| Refusal::bad(field, WHAT))?,
+            None,
+        ),
+    };
+    if ip.is_unspecified() || ip.is_multicast() {
+        return Err(Refusal::bad(field, "must be a unicast address"));
+    }
+    Ok(SourceFilter { ip, port })
+}
+
 fn payload_type_of(value: &Value, field: &str) -> Result<u8, Refusal> {
+    // A whole number written with a fraction (`8.0`) is that integer, as in JSON Schema.
+    let whole = |f: f64| (f.fract() == 0.0 && (0.0..=127.0).contains(&f)).then_some(f as u64);
     value
         .as_u64()
+        .or_else(|| value.as_f64().and_then(whole))
         .filter(|&pt| pt <= 127)
         .map(|pt| pt as u8)
         .ok_or_else(|| Refusal::bad(field, "must be an RTP payload type, 0 to 127"))
@@ -158,8 +222,8 @@ pub struct Record {
     pub available: Option<String>,
     /// The stop reason, once finished.
     pub reason: Option<Reason>,
-    /// The last webhook delivery of this record (the next one waits for it).
-    pub delivery: Option<tokio::task::JoinHandle<()>>,
+    /// The SDP offer of the request, answered in the 201 (`media.sdp`).
+    pub offer: Option<crate::sdp::Offer>,
 }
 
 /// Every record, by id and by filename.
@@ -186,73 +250,205 @@ impl Table {
     }
 }
 
-/// The pool of RTP ports.
+/// The socket receive buffer asked for on every RTP and RTCP socket, in bytes. A foreign flood
+/// or a scheduling hiccup of the receive thread must not overflow the kernel's queue before the
+/// thread drains it: 256 KiB holds about 1,500 20 ms G.711 packets. The kernel caps it at
+/// `net.core.rmem_max` (Linux doubles what is asked for its own bookkeeping).
+pub const RTP_RECEIVE_BUFFER: usize = 256 * 1024;
+
+/// A port pair handed back by a receive thread when its session ended.
+#[derive(Clone, Copy, Debug)]
+pub struct Freed {
+    /// The RTP port (even; the RTCP port is the next).
+    pub port: u16,
+    /// When the session ended: the pair rests for the quarantine from here.
+    pub at: Instant,
+    /// The source the ended call latched, if any: the next call on the pair never latches it.
+    pub source: Option<SocketAddr>,
+}
+
+/// A bound RTP/RTCP port pair for a new record.
+#[derive(Debug)]
+pub struct BoundPair {
+    /// The RTP port (even).
+    pub port: u16,
+    /// The RTP socket (non-blocking).
+    pub rtp: UdpSocket,
+    /// The RTCP socket on `port + 1` (non-blocking).
+    pub rtcp: UdpSocket,
+    /// The source the previous call on this pair latched: never latched again without
+    /// `media.source` naming it.
+    pub previous_source: Option<SocketAddr>,
+}
+
+#[derive(Debug)]
+struct PortState {
+    /// Pairs ready for a new record, by RTP port.
+    free: Vec<u16>,
+    /// Pairs whose call ended less than a quarantine ago.
+    resting: Vec<(u16, Instant)>,
+    /// The source the last call on each pair latched.
+    last_source: HashMap<u16, SocketAddr>,
+}
+
+/// The pool of RTP ports: even RTP ports with the next odd port for their RTCP (RFC 3550 §11),
+/// drawn at random, and resting for a quarantine after their call ends, so that media still
+/// flowing from a finished call cannot land in the next call's file and ports are not
+/// predictable.
 #[derive(Debug)]
 pub struct Ports {
-    free: Mutex<VecDeque<u16>>,
-    freed: Receiver<u16>,
-    first: u16,
+    state: Mutex<PortState>,
+    freed: Receiver<Freed>,
+    /// The first even port of the range.
+    base: u16,
+    pairs: usize,
     per_thread: usize,
+    quarantine: Duration,
 }
 
 impl Ports {
-    /// Ports `first..=last`, split into `threads` consecutive blocks; `freed` returns them.
-    pub fn new(first: u16, last: u16, threads: usize, freed: Receiver<u16>) -> Ports {
-        let count = (last - first) as usize + 1;
+    /// The pairs (even port, port + 1) inside `first..=last`, split into `threads` consecutive
+    /// blocks; `freed` returns them, and each rests for `quarantine` before it is drawn again.
+    pub fn new(
+        first: u16,
+        last: u16,
+        threads: usize,
+        quarantine: Duration,
+        freed: Receiver<Freed>,
+    ) -> Ports {
+        let base = first.saturating_add(first % 2);
+        let pairs = Self::pairs_in(first, last);
         Ports {
-            free: Mutex::new((first..=last).collect()),
+            state: Mutex::new(PortState {
+                free: (0..pairs).map(|i| base + 2 * i as u16).collect(),
+                resting: Vec::new(),
+                last_source: HashMap::new(),
+            }),
             freed,
-            first,
-            per_thread: count.div_ceil(threads),
+            base,
+            pairs,
+            per_thread: pairs.div_ceil(threads.max(1)).max(1),
+            quarantine,
+        }
+    }
+
+    /// How many RTP/RTCP pairs `first..=last` holds.
+    pub fn pairs_in(first: u16, last: u16) -> usize {
+        let base = u32::from(first) + u32::from(first % 2);
+        if u32::from(last) < base + 1 {
+            0
+        } else {
+            (u32::from(last) - base).div_ceil(2) as usize
         }
     }
 
     /// The receive thread serving `port`.
     pub fn thread_of(&self, port: u16) -> usize {
-        (port - self.first) as usize / self.per_thread
+        usize::from(port - self.base) / 2 / self.per_thread
     }
 
-    /// Ports per thread (the last block may be shorter).
-    pub fn per_thread(&self) -> usize {
-        self.per_thread
+    /// Each receive thread's block: its first RTP port and how many pairs it holds.
+    pub fn blocks(&self) -> Vec<(u16, usize)> {
+        (0..self.pairs)
+            .step_by(self.per_thread)
+            .map(|start| {
+                (
+                    self.base + 2 * start as u16,
+                    self.per_thread.min(self.pairs - start),
+                )
+            })
+            .collect()
     }
 
-    /// Binds a free port on `address` (a port another program holds is skipped and retried later).
-    pub fn bind(&self, address: IpAddr) -> Result<(u16, UdpSocket), Refusal> {
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        free.extend(self.freed.try_iter());
-        for _ in 0..free.len() {
-            let Some(port) = free.pop_front() else { break };
-            match UdpSocket::bind(SocketAddr::new(address, port)) {
-                Ok(socket) => {
-                    socket.set_nonblocking(true).map_err(|e| {
-                        Refusal::status(500, format!("cannot set up the RTP socket: {e}"))
-                    })?;
-                    return Ok((port, socket));
-                }
+    /// Binds a free pair on `address`, drawn at random (a pair another program holds is
+    /// skipped and retried later). Refused with 503 saying why when none is free.
+    pub fn bind(&self, address: IpAddr) -> Result<BoundPair, Refusal> {
+        let mut state = self.lock();
+        let mut held = 0;
+        let mut skipped = Vec::new();
+        let bound = loop {
+            if state.free.is_empty() {
+                break None;
+            }
+            let mut random = [0u8; 4];
+            getrandom::fill(&mut random).expect("the OS random source works");
+            let i = u32::from_ne_bytes(random) as usize % state.free.len();
+            let port = state.free.swap_remove(i);
+            match bind_pair(address, port) {
+                Ok((rtp, rtcp)) => break Some((port, rtp, rtcp)),
                 Err(e) => {
-                    tracing::warn!(port, error = %e, "RTP port unavailable; skipping it");
-                    free.push_back(port);
+                    tracing::warn!(port, error = %e, "RTP port pair unavailable; skipping it");
+                    held += 1;
+                    skipped.push(port);
                 }
             }
+        };
+        state.free.extend(skipped);
+        match bound {
+            Some((port, rtp, rtcp)) => Ok(BoundPair {
+                port,
+                rtp,
+                rtcp,
+                previous_source: state.last_source.get(&port).copied(),
+            }),
+            None => {
+                let resting = state.resting.len();
+                let in_use = self.pairs - state.free.len() - resting;
+                Err(Refusal::status(
+                    503,
+                    format!(
+                        "no RTP port is free (--rtp-ports): {in_use} in calls, {resting} resting \
+                         after their call (--rtp-port-quarantine-ms), {held} held by other programs"
+                    ),
+                ))
+            }
         }
-        Err(Refusal::status(503, "no RTP port is free (--rtp-ports)"))
     }
 
-    /// Gives back a port that was bound but not used.
+    /// Gives back a pair that was bound but never received anything (no quarantine).
     pub fn give_back(&self, port: u16) {
-        self.free
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_back(port);
+        self.lock().free.push(port);
     }
 
-    /// Ports free now.
+    /// Pairs free now (quarantine over).
     pub fn free_count(&self) -> usize {
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        free.extend(self.freed.try_iter());
-        free.len()
+        self.lock().free.len()
     }
+
+    /// The state, with the pairs given back since and those whose quarantine is over moved in.
+    fn lock(&self) -> std::sync::MutexGuard<'_, PortState> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        for freed in self.freed.try_iter() {
+            match freed.source {
+                Some(s) => state.last_source.insert(freed.port, s),
+                None => state.last_source.remove(&freed.port),
+            };
+            state.resting.push((freed.port, freed.at));
+        }
+        let now = Instant::now();
+        let quarantine = self.quarantine;
+        let PortState { free, resting, .. } = &mut *state;
+        resting.retain(|&(port, at)| {
+            let rested = now.saturating_duration_since(at) >= quarantine;
+            if rested {
+                free.push(port);
+            }
+            !rested
+        });
+        state
+    }
+}
+
+/// Binds `port` for RTP and `port + 1` for RTCP, non-blocking, with a large receive buffer.
+fn bind_pair(address: IpAddr, port: u16) -> std::io::Result<(UdpSocket, UdpSocket)> {
+    let rtp = UdpSocket::bind(SocketAddr::new(address, port))?;
+    let rtcp = UdpSocket::bind(SocketAddr::new(address, port + 1))?;
+    for socket in [&rtp, &rtcp] {
+        socket.set_nonblocking(true)?;
+        // Best effort: the kernel caps it at net.core.rmem_max, and a smaller buffer still works.
+        let _ = socket2::SockRef::from(socket).set_recv_buffer_size(RTP_RECEIVE_BUFFER);
+    }
+    Ok((rtp, rtcp))
 }
 
 /// What starting a recording needs.
@@ -269,6 +465,10 @@ pub struct Starter<'a> {
     pub window_samples: u32,
     /// The app's base URL.
     pub app_url: Option<&'a Url>,
+    /// Where webhooks may go.
+    pub destinations: &'a Destinations,
+    /// The durable webhook outbox: a record with a page is in it before the API answers.
+    pub outbox: &'a Outbox,
 }
 
 /// Reads a page object's `url` (`{"url": ...}`), resolved.
@@ -276,13 +476,14 @@ fn page_url(
     record: &Map<String, Value>,
     page: &str,
     app_url: Option<&Url>,
+    destinations: &Destinations,
 ) -> Result<Option<Url>, Refusal> {
     let field = format!("record.{page}.url");
     match record.get(page) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(m)) => match m.get("url") {
             Some(Value::String(u)) => resolve(app_url, u)
-                .map(Some)
+                .and_then(|url| destinations.check(&url).map(|()| Some(url)))
                 .map_err(|e| Refusal::bad(&field, e)),
             _ => Err(Refusal::bad(&field, "must be a string")),
         },
@@ -308,8 +509,14 @@ pub struct RecordRequest {
 
 impl RecordRequest {
     /// Parses a POST body (`{"record": {...}, "media": {...}}`); relative page URLs resolve
-    /// against `app_url`. A refusal names the field at fault.
-    pub fn parse(body: &[u8], app_url: Option<&Url>) -> Result<RecordRequest, Refusal> {
+    /// against `app_url`, and a page whose destination is refused (a literal private, loopback,
+    /// link-local... address, see [`Destinations::check`]) is refused. A refusal names the field
+    /// at fault.
+    pub fn parse(
+        body: &[u8],
+        app_url: Option<&Url>,
+        destinations: &Destinations,
+    ) -> Result<RecordRequest, Refusal> {
         let value = parse_body(body)?;
         let Value::Object(body) = value else {
             return Err(Refusal::bad("body", "must be a JSON object"));
@@ -330,8 +537,8 @@ impl RecordRequest {
         let options = RecordOptions::from_map(record)
             .map_err(|e| Refusal::bad(&format!("record.{}", e.field), e.message))?;
         let media = Media::from_json(body.get("media"))?;
-        let next_page = page_url(record, "next_page", app_url)?;
-        let available_page = page_url(record, "recording_available_page", app_url)?;
+        let next_page = page_url(record, "next_page", app_url, destinations)?;
+        let available_page = page_url(record, "recording_available_page", app_url, destinations)?;
         Ok(RecordRequest {
             options,
             media,
@@ -366,17 +573,28 @@ impl Starter<'_> {
             media,
             next_page,
             available_page,
-        } = RecordRequest::parse(body, self.app_url)?;
-        let (port, socket) = self.ports.bind(self.rtp_address)?;
+        } = RecordRequest::parse(body, self.app_url, self.destinations)?;
+        let BoundPair {
+            port,
+            rtp: socket,
+            rtcp,
+            previous_source,
+        } = self.ports.bind(self.rtp_address)?;
         let started = self.engine.record(&options, media.codec);
         let (recorder, handle) = match started {
             Ok(r) => r,
             Err(e) => {
+                drop((socket, rtcp));
                 self.ports.give_back(port);
                 return Err(match e {
-                    callrec::Error::Options(e) => {
-                        Refusal::bad(&format!("record.{}", e.field), e.message)
-                    }
+                    // The options passed the core's validation in `parse`: what the engine
+                    // refuses now depends on what it already did (an aesctr key and IV used
+                    // before), a conflict with the server's state, not a malformed request.
+                    callrec::Error::Options(e) => Refusal {
+                        status: 409,
+                        field: Some(format!("record.{}", e.field)),
+                        message: e.message,
+                    },
                     callrec::Error::ShutDown => Refusal::status(503, "the server is shutting down"),
                     e => {
                         tracing::error!(error = %e, "cannot start a recording");
@@ -388,15 +606,37 @@ impl Starter<'_> {
         let id = new_record_id();
         let shared = Arc::new(SessionShared::default());
         let filename = recorder.filename().to_string();
+        if next_page.is_some() || available_page.is_some() {
+            // Durable before the 201: after a crash, the restarted serve still knows the pages.
+            let entry = Entry::new(
+                &filename,
+                &id,
+                next_page.as_ref().map(Url::as_str),
+                available_page.as_ref().map(Url::as_str),
+            );
+            if let Err(e) = self.outbox.add(entry) {
+                tracing::error!(%filename, error = %e, "cannot save the webhook outbox entry");
+                // The recorder, dropped here, stops the recording (`other`); no page is called.
+                drop(recorder);
+                let _ = self.outbox.discard(&filename);
+                self.ports.give_back(port);
+                return Err(Refusal::status(
+                    500,
+                    "cannot save the record's webhooks (see the server log)",
+                ));
+            }
+        }
         let stream = RtpStream::new(StreamConfig {
             codec: media.codec,
             payload_type: media.payload_type,
             telephone_event_payload_type: media.telephone_event_payload_type,
             window_samples: self.window_samples,
-        });
+        })
+        .accepting(media.source, previous_source);
         let thread = self.ports.thread_of(port);
         let session = Box::new(Session {
             socket,
+            rtcp,
             port,
             stream,
             recorder,
@@ -424,7 +664,7 @@ impl Starter<'_> {
             finished: None,
             available: None,
             reason: None,
-            delivery: None,
+            offer: media.offer,
         })
     }
 }
@@ -437,15 +677,18 @@ fn new_record_id() -> String {
 }
 
 /// The phase as the API reports it: the RTP side's, then finished and available.
-pub fn phase_name(record: &Record) -> &'static str {
+pub fn phase_name(record: &Record) -> RecordPhase {
     if record.available.is_some() {
-        "available"
+        RecordPhase::Available
     } else if record.finished.is_some() {
-        "finished"
+        RecordPhase::Finished
     } else {
         match record.shared.phase() {
-            Phase::Stopped => "stopping",
-            p => p.as_str(),
+            Phase::Starting => RecordPhase::Starting,
+            Phase::Beeping => RecordPhase::Beeping,
+            Phase::Waiting => RecordPhase::Waiting,
+            Phase::Recording => RecordPhase::Recording,
+            Phase::Stopped => RecordPhase::Stopping,
         }
     }
 }

@@ -1,6 +1,14 @@
 //! The server: starts the engine, the receive threads, the event pump and the HTTP API, and
 //! shuts them down in the order that loses nothing.
 //!
+//! The event pump turns the engine's events into webhooks through the durable outbox
+//! ([`crate::outbox`]): the result is stored with the record's page URLs, then delivered; a
+//! successful delivery is recorded, and an entry leaves the outbox once every page it names has
+//! been delivered. At start, what a previous run left in the outbox is delivered (results stored
+//! but not delivered) or waits for the engine's event (a recording recovered from its `.part`,
+//! or published after a restart). One recording's deliveries run in order, each recording's
+//! after its previous one.
+//!
 //! Shutdown (SIGTERM or SIGINT): the HTTP listener stops; each receive thread releases its
 //! windows into the recorders and drops them, which stops every open recording with `other`;
 //! the engine finalizes and syncs every file and emits the last events; the pump turns them
@@ -8,11 +16,20 @@
 
 use crate::config::ServeConfig;
 use crate::ingest::IngestThread;
+use crate::outbox::{self, delivery_id, Entry, Outbox, Page};
 use crate::records::{Ports, Table};
 use crate::stream::StreamStats;
 use crate::webhook::Webhooks;
 use callrec::{Engine, Event, EventKind};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use tokio::task::JoinHandle;
+use url::Url;
+
+/// Each recording's last scheduled delivery, by filename, with its generation (a finished task
+/// removes itself only if no later one replaced it).
+type Chains = HashMap<String, (u64, JoinHandle<()>)>;
 
 /// Everything the handlers share.
 pub struct AppState {
@@ -30,6 +47,10 @@ pub struct AppState {
     pub rtp_totals: Arc<StreamStats>,
     /// Webhook delivery.
     pub webhooks: Webhooks,
+    /// The durable webhook outbox.
+    pub outbox: Arc<Outbox>,
+    /// Each recording's last scheduled delivery (the next one waits for it), by filename.
+    deliveries: Arc<Mutex<Chains>>,
     /// The runtime that webhook deliveries run on.
     pub runtime: tokio::runtime::Handle,
 }
@@ -40,48 +61,160 @@ impl AppState {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records an engine event and schedules its webhook after the record's previous one.
+    /// Records an engine event in the table and the outbox, and schedules its webhook.
     fn event(&self, event: Event) {
         let json = event.result.action_result_json();
-        let mut table = self.table();
-        let Some(id) = table.by_filename.get(&event.result.filename).cloned() else {
-            // A recording this server did not start (e.g. recovered by the engine): no page to call.
-            tracing::info!(filename = %event.result.filename, kind = ?event.kind, result = %json, "event for an unknown recording");
-            return;
+        let filename = event.result.filename.clone();
+        let page = match event.kind {
+            EventKind::Finished => Page::Next,
+            EventKind::Available => Page::Available,
         };
-        let Some(record) = table.by_id.get_mut(&id) else {
-            return;
-        };
-        let (page, url) = match event.kind {
-            EventKind::Finished => {
-                record.finished = Some(json.clone());
-                record.reason = Some(event.result.reason);
-                ("next_page", record.next_page.clone())
-            }
-            EventKind::Available => {
-                record.available = Some(json.clone());
-                ("recording_available_page", record.available_page.clone())
-            }
-        };
-        tracing::info!(record_id = %id, event = ?event.kind, result = %json, "recording event");
-        if let Some(url) = url {
-            let previous = record.delivery.take();
-            let webhooks = self.webhooks.clone();
-            let record_id = id.clone();
-            record.delivery = Some(self.runtime.spawn(async move {
-                if let Some(previous) = previous {
-                    let _ = previous.await;
+        {
+            // The table first: a record being created holds it until its outbox entry is written.
+            let mut table = self.table();
+            match table.by_filename.get(&filename).cloned() {
+                Some(id) => {
+                    if let Some(record) = table.by_id.get_mut(&id) {
+                        match event.kind {
+                            EventKind::Finished => {
+                                record.finished = Some(json.clone());
+                                record.reason = Some(event.result.reason);
+                            }
+                            EventKind::Available => record.available = Some(json.clone()),
+                        }
+                    }
+                    tracing::info!(record_id = %id, event = ?event.kind, result = %json, "recording event");
+                    let finished_for_good = event.kind == EventKind::Available
+                        || (event.kind == EventKind::Finished
+                            && event.result.reason == callrec::Reason::Error);
+                    if finished_for_good {
+                        table.done.push_back(id);
+                        let keep = self.config.records_kept;
+                        table.prune(keep);
+                    }
                 }
-                webhooks.deliver(&record_id, page, &url, &json).await;
-            }));
+                None => {
+                    tracing::info!(%filename, event = ?event.kind, result = %json, "event for a recording of an earlier run");
+                }
+            }
         }
-        let finished_for_good = event.kind == EventKind::Available
-            || (event.kind == EventKind::Finished && event.result.reason == callrec::Reason::Error);
-        if finished_for_good {
-            table.done.push_back(id);
-            let keep = self.config.records_kept;
-            table.prune(keep);
+        if page == Page::Available {
+            // After a crash with publishing, the publisher reports only *available* for a
+            // recording whose *finished* it had journaled: derive the missing one first.
+            if let Some(entry) = self.outbox.get(&filename) {
+                if entry.next_page.result.is_none() {
+                    if let Some(finished) = outbox::finished_from_available(&json) {
+                        if let Some(entry) =
+                            self.outbox.set_result(&filename, Page::Next, &finished)
+                        {
+                            self.schedule(&entry, Page::Next);
+                        }
+                    }
+                }
+            }
         }
+        if let Some(entry) = self.outbox.set_result(&filename, page, &json) {
+            self.schedule(&entry, page);
+        }
+    }
+
+    /// Delivers `page` of `entry` (its stored result) after the recording's previous delivery.
+    fn schedule(&self, entry: &Entry, page: Page) {
+        let state = entry.page(page);
+        let (Some(url), Some(result)) = (state.url.clone(), state.result.clone()) else {
+            return;
+        };
+        if state.delivered {
+            return;
+        }
+        let filename = entry.filename.clone();
+        let webhooks = self.webhooks.clone();
+        let outbox = self.outbox.clone();
+        let deliveries = self.deliveries.clone();
+        let mut chains = self.deliveries.lock().unwrap_or_else(|p| p.into_inner());
+        let generation = chains.get(&filename).map_or(0, |(g, _)| g + 1);
+        let previous = chains.remove(&filename).map(|(_, h)| h);
+        let key = filename.clone();
+        let handle = self.runtime.spawn(async move {
+            if let Some(previous) = previous {
+                let _ = previous.await;
+            }
+            let id = delivery_id(&filename, page);
+            match Url::parse(&url) {
+                Ok(url) => {
+                    if webhooks.deliver(&id, page.name(), &url, &result).await {
+                        let f = filename.clone();
+                        let _ =
+                            tokio::task::spawn_blocking(move || outbox.delivered(&f, page)).await;
+                    }
+                }
+                Err(e) => {
+                    webhooks.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(delivery_id = %id, error = %e, "webhook outbox entry has a bad URL; kept");
+                }
+            }
+            let mut chains = deliveries.lock().unwrap_or_else(|p| p.into_inner());
+            if chains.get(&filename).is_some_and(|(g, _)| *g == generation) {
+                chains.remove(&filename);
+            }
+        });
+        chains.insert(key, (generation, handle));
+    }
+
+    /// Takes up what a previous run left in the outbox: delivers stored results, derives
+    /// *available* where no engine will report it, and says what waits for the engine.
+    fn resume(&self, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        let publishing = self.config.engine.publish.is_some();
+        let root = self.engine.store_root().to_path_buf();
+        let mut waiting = 0usize;
+        for entry in entries {
+            for page in entry.pending() {
+                self.schedule(&entry, page);
+            }
+            let finished = entry.next_page.result.as_deref();
+            match (finished, entry.recording_available_page.result.as_deref()) {
+                (Some(finished), None) if finished.contains("\"reason\":\"error\"") => {
+                    // A file that could not be finalized gets no *available*, now or later.
+                    self.outbox.drop_page(&entry.filename, Page::Available);
+                }
+                (Some(finished), None) if !publishing => {
+                    // Finished before the crash, but its *available* never came and no engine
+                    // will report it: make the file durable and report it ourselves.
+                    let derived = outbox::sync_recording(&root, &entry.filename)
+                        .map_err(|e| e.to_string())
+                        .and_then(|()| {
+                            outbox::available_from_finished(finished)
+                                .ok_or_else(|| "the stored result is not the engine's".into())
+                        });
+                    match derived {
+                        Ok(available) => {
+                            if let Some(e) =
+                                self.outbox
+                                    .set_result(&entry.filename, Page::Available, &available)
+                            {
+                                self.schedule(&e, Page::Available);
+                            }
+                        }
+                        Err(e) => {
+                            self.webhooks.stats.failures.fetch_add(1, Ordering::Relaxed);
+                            tracing::error!(filename = %entry.filename, error = %e, "cannot make a recording of an earlier run available; its webhook stays in the outbox");
+                        }
+                    }
+                }
+                // Recovered from its `.part` (or published) by the engine, which reports it.
+                // (The engine's recovery runs from its start, so the `.part` may already be
+                // gone: whether it was there cannot tell a lost result from a recovered one.)
+                (None, _) => waiting += 1,
+                _ => {}
+            }
+        }
+        tracing::info!(
+            waiting_for_the_engine = waiting,
+            "webhook outbox of an earlier run taken up"
+        );
     }
 }
 
@@ -109,21 +242,21 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     );
     let (first, last) = config.rtp_ports;
     let (freed_tx, freed_rx) = crossbeam_channel::unbounded();
-    let ports = Ports::new(first, last, config.rtp_threads, freed_rx);
+    let ports = Ports::new(
+        first,
+        last,
+        config.rtp_threads,
+        config.rtp_quarantine,
+        freed_rx,
+    );
     let rtp_totals = Arc::new(StreamStats::default());
     let mut threads = Vec::new();
-    let count = (last - first) as usize + 1;
-    for n in 0..config.rtp_threads {
-        let start = n * ports.per_thread();
-        if start >= count {
-            break;
-        }
-        let block = ports.per_thread().min(count - start);
+    for (n, (first_port, pairs)) in ports.blocks().into_iter().enumerate() {
         threads.push(
             IngestThread::start(
                 format!("callrec-rtp-{n}"),
-                first + start as u16,
-                block,
+                first_port,
+                pairs,
                 config.timeouts,
                 rtp_totals.clone(),
                 freed_tx.clone(),
@@ -131,7 +264,13 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             .map_err(|e| format!("cannot start a receive thread: {e}"))?,
         );
     }
-    let webhooks = Webhooks::new(config.webhook.clone())?;
+    let webhooks = Webhooks::new(config.webhook.clone(), config.app_url.as_ref())?;
+    let (outbox, left) = Outbox::open(engine.store_root()).map_err(|e| {
+        format!(
+            "--store: cannot open the webhook outbox {}: {e}",
+            outbox::OUTBOX_DIR
+        )
+    })?;
     let state = Arc::new(AppState {
         config: config.clone(),
         engine: engine.clone(),
@@ -140,8 +279,15 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         threads,
         rtp_totals,
         webhooks,
+        outbox: Arc::new(outbox),
+        deliveries: Arc::default(),
         runtime: tokio::runtime::Handle::current(),
     });
+    // Before the pump: an event of a recovered recording finds its entry and its order.
+    let resume_state = state.clone();
+    tokio::task::spawn_blocking(move || resume_state.resume(left))
+        .await
+        .map_err(|e| format!("webhook outbox: {e}"))?;
 
     let pump_state = state.clone();
     let pump = std::thread::Builder::new()
@@ -173,10 +319,11 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     .await
     .map_err(|e| format!("shutdown: {e}"))?;
     let deliveries: Vec<_> = state
-        .table()
-        .by_id
-        .values_mut()
-        .filter_map(|r| r.delivery.take())
+        .deliveries
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .drain()
+        .map(|(_, (_, handle))| handle)
         .collect();
     tracing::info!(pending = deliveries.len(), "delivering the last webhooks");
     for d in deliveries {

@@ -1,20 +1,33 @@
 //! One recording's RTP stream: who may send, which payload types mean what, and the counters.
 //!
-//! The first source address heard is the call's; packets from any other address are ignored
-//! and counted (a stray or spoofed sender cannot inject audio). Packets are parsed with
+//! Who may send (DESIGN §11): the source the request names (`media.source`), or else the first
+//! source whose packet is valid RTP of the negotiated payload types (version 2, the audio payload
+//! type with audio in it, or a telephone-event), is the call's; packets from any other address
+//! are ignored and counted as foreign before anything else is looked at (the cheap reject a
+//! flood meets). A stray header, a wrong payload type or RTCP never latches, and the previous
+//! call's source on the same port is never latched. RTCP multiplexed on the RTP port (RFC 5761:
+//! packet types 200-204) is counted as RTCP and otherwise ignored. Packets are parsed with
 //! `rtp-types`. The audio payload type goes to the [`Playout`] window, the telephone-event
 //! payload type to the [`PressTracker`] and then the window (so a digit lands at its place in
-//! the timeline). A new SSRC is a new sender (e.g. a media server re-INVITE or failover): the
-//! window is released and a new timeline starts where the old one ended, so the file stays
-//! continuous; a timestamp jump is handled by the window. Nothing here allocates per packet.
+//! the timeline). RFC 3389 comfort noise (payload type 13) is part of the call: it keeps the
+//! call alive and means silence, which the next audio packet's timestamp places. A new SSRC is
+//! a new sender (e.g. a media server re-INVITE or failover): the window is released and a new
+//! timeline starts where the old one ended, so the file stays continuous. Within one SSRC only
+//! the sender moves the timeline: a duplicate (by sequence number, up to
+//! [`crate::sequence::HISTORY`] back) is ignored, a late packet is dropped, and a timestamp jump
+//! is believed only once the packets after it confirm it (the window's rules). Nothing here
+//! allocates per packet.
 
 use crate::playout::{Placed, Playout, Sink};
 use crate::sequence::{SeqClass, SequenceTracker};
 use crate::telephone_event::{PressTracker, TelephoneEvent};
 use callrec::Codec;
 use rtp_types::RtpPacket;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// RFC 3389 comfort noise's static payload type (RFC 3551).
+pub const COMFORT_NOISE_PAYLOAD_TYPE: u8 = 13;
 
 /// How to read one recording's RTP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,32 +42,66 @@ pub struct StreamConfig {
     pub window_samples: u32,
 }
 
+/// The only sender a record accepts (`media.source`): an address, and a port if one was named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SourceFilter {
+    /// The sender's IP address.
+    pub ip: IpAddr,
+    /// The sender's UDP port (any, if not named).
+    pub port: Option<u16>,
+}
+
+impl SourceFilter {
+    /// True if `from` is this sender (an IPv4 sender seen on an IPv6 socket counts too).
+    pub fn matches(&self, from: SocketAddr) -> bool {
+        let ip = match from.ip() {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        ip == self.ip && self.port.is_none_or(|p| p == from.port())
+    }
+}
+
+/// True for an RTCP packet (RFC 5761 §4: version 2, packet type 200 to 204 where RTP keeps its
+/// payload type and marker bit).
+pub fn is_rtcp(datagram: &[u8]) -> bool {
+    datagram.len() >= 8 && datagram[0] >> 6 == 2 && (200..=204).contains(&datagram[1])
+}
+
 /// A stream's counters: written by its receive thread, read by the control API and metrics.
 #[derive(Debug, Default)]
 pub struct StreamStats {
-    /// RTP packets accepted from the call's source (audio and events, duplicates included).
+    /// RTP packets accepted from the call's source (audio, events and comfort noise; late,
+    /// duplicate and discarded ones included).
     pub packets: AtomicU64,
-    /// Packets never received (RFC 3550: expected minus received).
+    /// Packets never received (RFC 3550: expected minus received, by sequence number; a late
+    /// packet was received, a duplicate or a stray far-off number counts for nothing).
     pub packets_lost: AtomicU64,
-    /// Packets that arrived after their time had been recorded (dropped).
+    /// Audio packets that arrived after their time had been released to the recorder: dropped,
+    /// the timeline unchanged (however late they are).
     pub packets_late: AtomicU64,
-    /// Packets that arrived out of order but in time.
+    /// Audio packets that arrived out of order but in time (placed in the window).
     pub packets_reordered: AtomicU64,
-    /// Packets received twice.
+    /// Packets received again: a sequence number already seen (up to 1,024 back), or audio
+    /// whose every sample was already held. Ignored.
     pub packets_duplicate: AtomicU64,
     /// Packets from a source address other than the call's (ignored).
     pub packets_foreign: AtomicU64,
-    /// Packets that are not RTP, or carry an unexpected payload type (ignored).
+    /// Packets that are not RTP or carry an unexpected payload type, and audio packets that
+    /// jumped off the timeline without the packets after them confirming the jump (ignored).
     pub packets_invalid: AtomicU64,
+    /// RTCP packets: on the RTCP port (RTP port + 1), or multiplexed on the RTP port (ignored).
+    pub rtcp_packets: AtomicU64,
     /// Samples of the call's timeline given to the recorder.
     pub samples: AtomicU64,
-    /// Samples filled with silence because no packet carried them.
+    /// Samples given as silence because no packet carried them (loss, gaps, events' spans).
     pub samples_concealed: AtomicU64,
-    /// Key presses received as telephone-events.
+    /// Key presses received as telephone-events (one per press, however long it is held).
     pub digits: AtomicU64,
     /// Times the SSRC changed.
     pub ssrc_changes: AtomicU64,
-    /// Times the timeline restarted on a timestamp jump.
+    /// Times a confirmed timestamp jump too large to fill (over 10 s, or backwards) started a
+    /// new timeline.
     pub timestamp_jumps: AtomicU64,
     /// Beep packets sent to the caller (`beep_on_start`).
     pub beep_packets_sent: AtomicU64,
@@ -98,10 +145,16 @@ pub enum Accepted {
 pub struct RtpStream {
     config: StreamConfig,
     source: Option<SocketAddr>,
+    /// Only this sender may be latched (`media.source`).
+    allowed: Option<SourceFilter>,
+    /// Never latched without `allowed` naming it: the previous call's source on this port.
+    refused: Option<SocketAddr>,
     ssrc: Option<u32>,
     sequence: SequenceTracker,
     presses: PressTracker,
     playout: Playout,
+    /// The window's discarded packets already added to `packets_invalid`.
+    discarded_counted: u64,
 }
 
 impl RtpStream {
@@ -110,10 +163,34 @@ impl RtpStream {
         RtpStream {
             config,
             source: None,
+            allowed: None,
+            refused: None,
             ssrc: None,
             sequence: SequenceTracker::default(),
             presses: PressTracker::default(),
             playout: Playout::new(config.window_samples, config.codec.silence()),
+            discarded_counted: 0,
+        }
+    }
+
+    /// Accepts only `allowed` (`media.source`) if given; otherwise never latches `refused` (the
+    /// previous call's source on this port).
+    pub fn accepting(
+        mut self,
+        allowed: Option<SourceFilter>,
+        refused: Option<SocketAddr>,
+    ) -> RtpStream {
+        self.allowed = allowed;
+        self.refused = refused.filter(|r| allowed.is_none_or(|a| !a.matches(*r)));
+        self
+    }
+
+    /// True if a datagram from `from` is to be looked at: the latched source, or before
+    /// latching, a sender that may be latched. The cheap early reject of a foreign flood.
+    pub fn may_send(&self, from: SocketAddr) -> bool {
+        match self.source {
+            Some(source) => source == from,
+            None => self.allowed.is_none_or(|a| a.matches(from)) && self.refused != Some(from),
         }
     }
 
@@ -125,12 +202,13 @@ impl RtpStream {
         sink: &mut impl Sink,
         stats: Counters<'_>,
     ) -> Accepted {
-        match self.source {
-            Some(source) if source != from => {
-                stats.add(|s| &s.packets_foreign, 1);
-                return Accepted::No;
-            }
-            _ => {}
+        if !self.may_send(from) {
+            stats.add(|s| &s.packets_foreign, 1);
+            return Accepted::No;
+        }
+        if is_rtcp(datagram) {
+            stats.add(|s| &s.rtcp_packets, 1);
+            return Accepted::No;
         }
         let Ok(packet) = RtpPacket::parse(datagram) else {
             stats.add(|s| &s.packets_invalid, 1);
@@ -138,13 +216,27 @@ impl RtpStream {
         };
         let pt = packet.payload_type();
         let is_event = Some(pt) == self.config.telephone_event_payload_type;
-        if pt != self.config.payload_type && !is_event {
+        let is_comfort_noise = pt == COMFORT_NOISE_PAYLOAD_TYPE;
+        if pt != self.config.payload_type && !is_event && !is_comfort_noise {
             stats.add(|s| &s.packets_invalid, 1);
             return Accepted::No;
         }
-        self.source = Some(from);
+        if self.source.is_none() {
+            // Latching takes a packet that carries what the call negotiated: audio, or a
+            // telephone-event that parses. A bare header or a truncated event does not.
+            let carries = if is_event {
+                TelephoneEvent::parse(packet.payload()).is_some()
+            } else {
+                !packet.payload().is_empty()
+            };
+            if !carries {
+                stats.add(|s| &s.packets_invalid, 1);
+                return Accepted::No;
+            }
+            self.source = Some(from);
+        }
         stats.add(|s| &s.packets, 1);
-        if self.ssrc != Some(packet.ssrc()) {
+        let class = if self.ssrc != Some(packet.ssrc()) {
             if self.ssrc.is_some() {
                 stats.add(|s| &s.ssrc_changes, 1);
                 self.new_sender(packet.sequence_number(), packet.timestamp(), sink, stats);
@@ -152,19 +244,25 @@ impl RtpStream {
                 self.sequence.restart(packet.sequence_number());
             }
             self.ssrc = Some(packet.ssrc());
+            SeqClass::First
         } else {
-            match self.sequence.packet(packet.sequence_number()) {
-                SeqClass::Duplicate => {
-                    stats.add(|s| &s.packets_duplicate, 1);
-                    return Accepted::Yes;
-                }
-                SeqClass::Reordered => stats.add(|s| &s.packets_reordered, 1),
-                SeqClass::First | SeqClass::Ahead { .. } | SeqClass::Restart => {}
-            }
+            self.sequence.packet(packet.sequence_number())
+        };
+        if class == SeqClass::Duplicate {
+            stats.add(|s| &s.packets_duplicate, 1);
+            return Accepted::Yes;
         }
+        // A new number: the only kind of packet that may show the timeline moved backwards.
+        let fresh = matches!(
+            class,
+            SeqClass::First | SeqClass::Ahead { .. } | SeqClass::Restart
+        );
         stats.set(|s| &s.packets_lost, self.sequence.lost());
         let ts = packet.timestamp();
-        if is_event {
+        if is_comfort_noise {
+            // Silence until the next audio packet, whose timestamp says how long: nothing to
+            // place (the call is alive: the inactivity timer restarts).
+        } else if is_event {
             if let Some(event) = TelephoneEvent::parse(packet.payload()) {
                 let new_press = self.presses.packet(ts, packet.marker_bit(), &event);
                 let digit = event.digit().filter(|_| new_press);
@@ -174,10 +272,17 @@ impl RtpStream {
                 self.playout.event(ts, event.duration, digit, sink);
             }
         } else {
-            match self.playout.audio(ts, packet.payload(), sink) {
+            match self
+                .playout
+                .audio_numbered(ts, packet.payload(), fresh, sink)
+            {
                 Placed::Late => stats.add(|s| &s.packets_late, 1),
+                Placed::Duplicate => stats.add(|s| &s.packets_duplicate, 1),
                 Placed::NewTimeline => stats.add(|s| &s.timestamp_jumps, 1),
-                Placed::Placed | Placed::Duplicate => {}
+                Placed::Placed if class == SeqClass::Reordered => {
+                    stats.add(|s| &s.packets_reordered, 1)
+                }
+                Placed::Placed | Placed::Held => {}
             }
         }
         self.publish(stats);
@@ -195,6 +300,15 @@ impl RtpStream {
         self.publish(stats);
     }
 
+    /// Releases what is due as far as the sink has room (a gap's owed silence): the receive
+    /// thread calls it on its tick, between packets.
+    pub fn drain(&mut self, sink: &mut impl Sink, stats: Counters<'_>) {
+        if self.playout.held_samples() > 0 {
+            self.playout.drain(sink);
+            self.publish(stats);
+        }
+    }
+
     /// A new SSRC: release the old sender's window and continue the timeline with the new one.
     fn new_sender(&mut self, seq: u16, ts: u32, sink: &mut impl Sink, stats: Counters<'_>) {
         self.playout.restart_at(ts, sink);
@@ -203,7 +317,12 @@ impl RtpStream {
         self.publish(stats);
     }
 
-    fn publish(&self, stats: Counters<'_>) {
+    fn publish(&mut self, stats: Counters<'_>) {
+        let discarded = self.playout.discarded_packets();
+        if discarded > self.discarded_counted {
+            stats.add(|s| &s.packets_invalid, discarded - self.discarded_counted);
+            self.discarded_counted = discarded;
+        }
         stats.set(|s| &s.samples, self.playout.released_samples());
         stats.set(|s| &s.samples_concealed, self.playout.concealed_samples());
     }

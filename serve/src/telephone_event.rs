@@ -6,6 +6,9 @@
 //! press when its timestamp differs from the current press's and either the marker bit is set,
 //! the previous press has ended, or the event code changed (the marker packet may be lost; the
 //! segments of a very long press share the code and carry no end flag, so they stay one press).
+//! A packet older than the current press (an update or end of an earlier press, arriving late)
+//! never starts one. The press's timestamp is its start for as long as the key is held: the
+//! tracker counts digits, it never places anything in time (that is [`crate::playout`]'s job).
 
 /// One telephone-event payload (RFC 4733 §2.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,12 +66,16 @@ impl PressTracker {
         let new_press = match self.current {
             None => true,
             Some(p) if p.timestamp == timestamp => false,
+            // An update of an earlier press arriving late is never a press of its own.
+            Some(p) if timestamp.wrapping_sub(p.timestamp) > u32::MAX / 2 => false,
             Some(p) => marker || p.ended || p.event != event.event,
         };
         match &mut self.current {
             Some(p) if !new_press => {
-                p.timestamp = timestamp;
-                p.ended |= event.end;
+                if timestamp.wrapping_sub(p.timestamp) <= u32::MAX / 2 {
+                    p.timestamp = timestamp;
+                    p.ended |= event.end;
+                }
             }
             _ => {
                 self.current = Some(Press {

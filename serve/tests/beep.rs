@@ -58,6 +58,8 @@ fn the_beep_is_paced_rtp_carrying_the_cores_beep_and_the_recording_starts_after_
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
         let mut beep = BeepSender::new(codec, pt);
+        // The caller has sent more than the beep: the allowance is not what this test is about.
+        beep.allow(100, 100 * 172);
 
         // Wakes: on time, a little late, late by two packets (caught up), then a stall of a
         // second (pacing restarts from the wake instead of bursting 50 packets).
@@ -74,6 +76,7 @@ fn the_beep_is_paced_rtp_carrying_the_cores_beep_and_the_recording_starts_after_
             match beep.send_due(ms(w), &mut recorder, &ours, caller.local_addr().unwrap()) {
                 BeepState::NextAt(at) => deadlines.push(at),
                 BeepState::Done => done = true,
+                BeepState::Allowance => panic!("allowed 100 packets"),
             }
             sent_per_wake.push(beep.packets_sent() - before);
             if done {
@@ -154,6 +157,7 @@ fn a_stopped_recording_ends_its_beep() {
     let ours = UdpSocket::bind("127.0.0.1:0").unwrap();
     let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut beep = BeepSender::new(Codec::Alaw, 8);
+    beep.allow(100, 100 * 172);
     let t0 = Instant::now();
     let to = caller.local_addr().unwrap();
     assert!(matches!(
@@ -167,6 +171,45 @@ fn a_stopped_recording_ends_its_beep() {
         BeepState::Done
     );
     assert_eq!(beep.packets_sent(), 1);
+    drop(recorder);
+    engine.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_beep_sends_no_more_packets_or_bytes_than_it_was_allowed() {
+    let (engine, dir) = engine("allowance");
+    let (mut recorder, handle) = engine.record_json(OPTIONS, Codec::Alaw).unwrap();
+    let ours = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = caller.local_addr().unwrap();
+    let mut beep = BeepSender::new(Codec::Alaw, 8);
+    let t0 = Instant::now();
+    // Nothing received: nothing sent, and the sender waits.
+    assert_eq!(
+        beep.send_due(t0, &mut recorder, &ours, to),
+        BeepState::Allowance
+    );
+    assert_eq!(beep.packets_sent(), 0);
+    // Two packets of 172 bytes and one of 100 received: 2 beep packets (bytes: 444 < 3 x 172).
+    beep.allow(2, 344);
+    beep.allow(1, 100);
+    let mut states = Vec::new();
+    for w in 0..4u32 {
+        states.push(beep.send_due(t0 + PACKET_INTERVAL * w, &mut recorder, &ours, to));
+    }
+    assert_eq!(beep.packets_sent(), 2);
+    assert_eq!(states[2], BeepState::Allowance);
+    assert_eq!(states[3], BeepState::Allowance);
+    // Many packets, few bytes (a caller sending bare headers): bounded by the bytes.
+    beep.allow(100, 12 * 100);
+    let mut w = 4;
+    while beep.send_due(t0 + PACKET_INTERVAL * w, &mut recorder, &ours, to) != BeepState::Allowance
+    {
+        w += 1;
+    }
+    assert_eq!(beep.packets_sent(), 2 + (100 + 1200) / 172);
+    handle.abort();
     drop(recorder);
     engine.shutdown();
     let _ = std::fs::remove_dir_all(&dir);

@@ -1,7 +1,10 @@
 //! The receive path allocates nothing per packet: `recv_from` on a real UDP socket, RTP
 //! parsing, sequence tracking, the jitter window, RFC 4733 presses and the pushes into a live
 //! `Recorder`, over 100,000 packets with loss, reordering, duplicates, foreign packets, an SSRC
-//! change and telephone-events; then a 5-second `beep_on_start` beep sent back as 250 RTP packets
+//! change and telephone-events; then 1,000 packets more with what real networks add (issue 19): a
+//! packet 2 s late, a copy 50 packets back, a key held 2 s while audio flows, and comfort noise
+//! then a 4-second gap whose silence is drained into the recorder as its ring frees (the
+//! receive thread's tick); then a 5-second `beep_on_start` beep sent back as 250 RTP packets
 //! (`BeepSender`: playout, RTP header, `send_to`). A counting global allocator counts this
 //! thread's allocations.
 //! One test in this binary so nothing else allocates alongside it.
@@ -168,18 +171,91 @@ fn the_receive_path_allocates_nothing_per_packet() {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
+    // What real networks add, on the second SSRC (its numbers and clock go on).
+    let mut delayed: Option<[u8; 172]> = None;
+    let mut old: Option<[u8; 172]> = None;
+    let press = 100_400u32.wrapping_mul(160);
+    for k in 100_000u32..101_000 {
+        let ssrc = 0x5678;
+        let ts = k.wrapping_mul(160);
+        if (100_600..100_800).contains(&k) {
+            continue; // the gap: no packets, no numbers, the clock goes on
+        }
+        let mut packet = [(k % 200) as u8; 172];
+        packet[..12].copy_from_slice(&header(8, false, seq, ts, ssrc));
+        seq = seq.wrapping_add(1);
+        match k {
+            100_100 => {
+                delayed = Some(packet); // arrives 100 packets (2 s) late
+                continue;
+            }
+            100_250 => old = Some(packet),
+            _ => {}
+        }
+        sender.send_to(&packet, to).unwrap();
+        receive(&mut stream, &mut recorder);
+        match k {
+            100_200 => {
+                sender.send_to(&delayed.take().unwrap(), to).unwrap();
+                receive(&mut stream, &mut recorder);
+            }
+            100_300 => {
+                sender.send_to(&old.take().unwrap(), to).unwrap();
+                receive(&mut stream, &mut recorder);
+            }
+            100_400..=100_499 => {
+                // '7' held 2 s: every update keeps the press's start; the end packet 3 times.
+                let duration = ((k - 100_400 + 1) * 160) as u16;
+                let end = k == 100_499;
+                let mut e = [0u8; 16];
+                e[..12].copy_from_slice(&header(101, k == 100_400, seq, press, ssrc));
+                seq = seq.wrapping_add(1);
+                e[12..].copy_from_slice(&[7, if end { 0x8a } else { 10 }, 0, 0]);
+                e[14..].copy_from_slice(&duration.to_be_bytes());
+                for _ in 0..if end { 3 } else { 1 } {
+                    sender.send_to(&e, to).unwrap();
+                    receive(&mut stream, &mut recorder);
+                }
+            }
+            100_599 => {
+                // Comfort noise announces the gap.
+                let mut cn = [0u8; 13];
+                cn[..12].copy_from_slice(&header(13, false, seq, ts + 160, ssrc));
+                seq = seq.wrapping_add(1);
+                cn[12] = 50;
+                sender.send_to(&cn, to).unwrap();
+                receive(&mut stream, &mut recorder);
+            }
+            _ => {}
+        }
+        // The receive thread's tick: the gap's silence flows as the writer frees the ring.
+        while recorder.ring_free_bytes() < 8000 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let c = Counters {
+            stream: &ours,
+            total: &total,
+        };
+        stream.drain(&mut RecorderSink(&mut recorder), c);
+    }
     let c = Counters {
         stream: &ours,
         total: &total,
     };
     stream.finish(&mut RecorderSink(&mut recorder), c);
     let mut wake = 0;
-    while let BeepState::NextAt(_) = beep.send_due(
-        beep_start + PACKET_INTERVAL * wake,
-        &mut beeping,
-        &receiver,
-        caller_address,
-    ) {
+    loop {
+        // The caller's 20 ms packet that allows this beep packet back (no amplifier).
+        beep.allow(1, 172);
+        let state = beep.send_due(
+            beep_start + PACKET_INTERVAL * wake,
+            &mut beeping,
+            &receiver,
+            caller_address,
+        );
+        if !matches!(state, BeepState::NextAt(_)) {
+            break;
+        }
         wake += 1;
         // Loopback delivers at once; drain the caller's buffer as the caller would.
         while caller.recv_from(&mut buf).is_ok() {}
@@ -194,14 +270,29 @@ fn the_receive_path_allocates_nothing_per_packet() {
     // The run did what it says (so the zero above is about the real path).
     let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     assert_eq!(n(&ours.packets_lost), 2000, "one lost in every 50");
-    assert_eq!(n(&ours.samples_concealed), 2000 * 160);
-    assert_eq!(n(&ours.packets_late), 0);
+    assert_eq!(
+        n(&ours.samples_concealed),
+        2000 * 160 + 160 + 200 * 160,
+        "the lost, the late one and the gap"
+    );
+    assert_eq!(n(&ours.packets_late), 1);
     assert_eq!(n(&ours.packets_reordered), 2000);
-    assert_eq!(n(&ours.packets_duplicate), 2000);
+    assert_eq!(
+        n(&ours.packets_duplicate),
+        2000 + 1 + 2,
+        "+ the copy, the end's repeats"
+    );
     assert_eq!(n(&ours.packets_foreign), 100);
-    assert_eq!(n(&ours.digits), 2000);
+    assert_eq!(n(&ours.packets_invalid), 0);
+    assert_eq!(n(&ours.digits), 2000 + 1);
     assert_eq!(n(&ours.ssrc_changes), 1);
-    assert_eq!(n(&ours.samples), 100_000 * 160);
+    assert_eq!(n(&ours.timestamp_jumps), 0);
+    assert_eq!(n(&ours.samples), 101_000 * 160);
+    assert_eq!(
+        engine.metrics().frames_dropped,
+        0,
+        "the gap dropped no frame"
+    );
     assert_eq!(beep.packets_sent(), 250, "5 s of beep in 20 ms packets");
     assert_eq!(beep.send_errors(), 0);
     drop(beeping);

@@ -191,19 +191,23 @@ fn a_timestamp_gap_is_filled_and_a_huge_jump_starts_a_new_timeline() {
             &mut tape,
         );
     }
-    // Then a jump of a minute (a sender restarting its clock): no minute of silence.
+    // Then a jump of a minute (a sender restarting its clock): no minute of silence. The jump
+    // is held until the packets after it confirm it, then nothing of it is lost.
     let jump = TS0.wrapping_add(115 * 160 + 480_000);
+    let outcomes: Vec<Placed> = (115..120usize)
+        .map(|k| {
+            p.audio(
+                jump.wrapping_add((k - 115) as u32 * 160),
+                &payload(k * 160, 160),
+                &mut tape,
+            )
+        })
+        .collect();
+    use Placed::{Held, NewTimeline};
     assert_eq!(
-        p.audio(jump, &payload(115 * 160, 160), &mut tape),
-        Placed::NewTimeline
+        outcomes,
+        [Held, Held, NewTimeline, Placed::Placed, Placed::Placed]
     );
-    for k in 116..120usize {
-        p.audio(
-            jump.wrapping_add((k - 115) as u32 * 160),
-            &payload(k * 160, 160),
-            &mut tape,
-        );
-    }
     p.flush(&mut tape);
     assert_eq!(tape.audio, expected(120 * 160, &[(50 * 160, 65 * 160)]));
     assert_eq!(p.concealed_samples(), 2400);
@@ -215,15 +219,17 @@ fn a_long_gap_is_filled_in_pushes_of_at_most_one_second() {
     let mut p = Playout::new(480, SILENCE);
     let mut tape = Tape::default();
     p.audio(TS0, &payload(0, 160), &mut tape);
-    // 9 s of nothing, then audio again.
+    // 9 s of nothing, then audio again (three packets: a jump is believed once confirmed).
     let k = 9 * 50 + 1;
-    p.audio(
-        TS0.wrapping_add(k as u32 * 160),
-        &payload(k * 160, 160),
-        &mut tape,
-    );
+    for k in k..k + 3 {
+        p.audio(
+            TS0.wrapping_add(k as u32 * 160),
+            &payload(k * 160, 160),
+            &mut tape,
+        );
+    }
     p.flush(&mut tape);
-    assert_eq!(tape.audio, expected((k + 1) * 160, &[(160, k * 160)]));
+    assert_eq!(tape.audio, expected((k + 3) * 160, &[(160, k * 160)]));
     assert!(tape.largest_push <= callrec::recorder::MAX_PUSH_BYTES);
 }
 
@@ -367,8 +373,11 @@ fn sequence_numbers_count_loss_reordering_and_duplicates_across_the_wrap() {
     assert_eq!(s.expected(), 21);
     assert_eq!(s.received(), 19);
     assert_eq!(s.lost(), 2);
-    // A packet far behind is a sender restart, not a loss of 65,000.
-    assert_eq!(s.packet(seq.wrapping_sub(30_000)), SeqClass::Restart);
+    // A packet far behind is a stray (a stale copy): it counts for nothing...
+    assert_eq!(s.packet(seq.wrapping_sub(30_000)), SeqClass::Stray);
+    assert_eq!(s.lost(), 2);
+    // ...unless the next packet follows it: a sender restart, not a loss of 65,000.
+    assert_eq!(s.packet(seq.wrapping_sub(29_999)), SeqClass::Restart);
     assert_eq!(s.lost(), 2);
 }
 
