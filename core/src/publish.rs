@@ -1056,6 +1056,5 @@ mod tests {
         let still =
             std::fs::read_to_string(root.join(OUTBOX_DIR).join("journal.unreadable")).unwrap();
         assert_eq!(still, kept);
-        
     }
 }
