@@ -466,13 +466,19 @@ def free_udp_range(count):
         return p
 
 
-def send_rtp(port, seconds=None):
-    """ffmpeg sends examples/hello.wav (or its first `seconds`) as 20 ms PCMA RTP, in real time."""
+def rtp_sender(port, seconds=None):
+    """ffmpeg sending examples/hello.wav (or its first `seconds`) as 20 ms PCMA RTP, in real
+    time (a started process)."""
     limit = ["-t", str(seconds)] if seconds else []
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-re", *limit, "-i", str(HELLO),
-                    "-af", "asetnsamples=n=160:p=0", "-c:a", "pcm_alaw", "-packetsize", "172",
-                    "-f", "rtp", f"rtp://127.0.0.1:{port}"],
-                   check=True, stdout=subprocess.DEVNULL, timeout=120)
+    return subprocess.Popen(["ffmpeg", "-loglevel", "error", "-re", *limit, "-i", str(HELLO),
+                             "-af", "asetnsamples=n=160:p=0", "-c:a", "pcm_alaw", "-packetsize",
+                             "172", "-f", "rtp", f"rtp://127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL)
+
+
+def send_rtp(port, seconds=None):
+    """rtp_sender, waited for."""
+    assert rtp_sender(port, seconds).wait(120) == 0, "ffmpeg failed"
 
 
 def serve_checks(server):
@@ -502,20 +508,25 @@ def serve_checks(server):
         return answer["record_id"], answer["rtp"]["port"], answer["filename"]
 
     log = open(WORK / "serve.log", "ab")
-    proc = subprocess.Popen(
-        [str(CALLREC), "serve", "--listen", f"127.0.0.1:{api_port}", "--rtp-ports",
-         f"{rtp}-{rtp + 19}", "--store", str(store), "--app-url",
-         f"http://127.0.0.1:{app.port}/app/", "--token-file", str(WORK / "serve-token"),
-         "--publish", f"s3://{BUCKET}/{prefix}", "--rtp-timeout-ms", "3000",
-         "--webhook-backoff-ms", "100"], env=env(), stdout=log, stderr=log)
-    try:
+
+    def start_serve():
+        proc = subprocess.Popen(
+            [str(CALLREC), "serve", "--listen", f"127.0.0.1:{api_port}", "--rtp-ports",
+             f"{rtp}-{rtp + 19}", "--store", str(store), "--app-url",
+             f"http://127.0.0.1:{app.port}/app/", "--token-file", str(WORK / "serve-token"),
+             "--publish", f"s3://{BUCKET}/{prefix}", "--rtp-timeout-ms", "3000",
+             "--webhook-backoff-ms", "100"], env=env(), stdout=log, stderr=log)
         for _ in range(300):
             try:
                 urllib.request.urlopen(api + "/v1/health", timeout=1).read()
-                break
+                return proc
             except OSError:
                 assert proc.poll() is None, f"serve exited: see {WORK / 'serve.log'}"
                 time.sleep(0.1)
+        raise AssertionError(f"serve did not answer: see {WORK / 'serve.log'}")
+
+    proc = start_serve()
+    try:
 
         # A whole call: next_page (file_available false), then recording_available_page with
         # the object already in the store, byte-equal to the store's file, with the metadata.
@@ -569,8 +580,55 @@ def serve_checks(server):
     for c in app.calls:
         pages.setdefault(c["result"]["filename"], []).append(c["page"])
     assert all(p == ["next", "available"] for p in pages.values()) and len(pages) == 2, pages
-    app.server.shutdown()
     check("serve --publish: SIGTERM exits 0; each recording got each page exactly once")
+
+    # kill -9 with calls in progress, then a restart on the same store: every recovered
+    # recording is published, and its two pages arrive once each (recovered: true), the
+    # available one with the object already stored.
+    calls_before = len(app.calls)
+    proc = start_serve()
+    try:
+        started = [start_record(f"serve-crash-{n}") for n in range(3)]
+        senders = [rtp_sender(port, seconds=6) for _, port, _ in started]
+        for record_id, _, _ in started:  # each call has audio on disk (the writer's batches)
+            for _ in range(100):
+                if call("GET", f"/v1/records/{record_id}")["rtp"]["samples"] >= 16000:
+                    break
+                time.sleep(0.1)
+        time.sleep(1.5)
+    finally:
+        proc.kill()
+        proc.wait(30)
+        for sender in senders:
+            sender.kill()
+            sender.wait(30)
+    parts = sorted(store.rglob("*.wav.part"))
+    assert len(parts) == 3, parts
+    assert all(app.wait(f, "next", 0) is None for _, _, f in started), "a page before the crash"
+    proc = start_serve()
+    try:
+        for _, _, filename in started:
+            nxt = app.wait(filename, "next", 60)
+            assert nxt and nxt["result"].get("recovered") is True, nxt
+            assert nxt["result"]["file_available"] is False, nxt
+            avail = app.wait(filename, "available", 120)
+            assert avail and avail["result"].get("recovered") is True, avail
+            assert avail["object_present"] is True, "recording_available_page before the object"
+            assert_published(store, prefix, avail["result"])
+            assert avail["result"]["seconds_duration"] >= 2.0, avail
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(120)
+    assert code == 0, f"serve exited {code}: see {WORK / 'serve.log'}"
+    pages = {}
+    for c in app.calls[calls_before:]:
+        pages.setdefault(c["result"]["filename"], []).append(c["page"])
+    assert sorted(pages) == sorted(f for _, _, f in started), pages
+    assert all(p == ["next", "available"] for p in pages.values()), pages
+    app.server.shutdown()
+    check("serve --publish, kill -9 with 3 calls in progress, restart: each recovered recording "
+          "published, next_page then recording_available_page once each (recovered: true), "
+          "the object stored first")
 
 
 if __name__ == "__main__":
