@@ -485,6 +485,12 @@ fn add_line(result: &RecordingResult, since: SystemTime) -> String {
     if result.recovered {
         v["recovered"] = true.into();
     }
+    if let Some(legs) = &result.legs {
+        let leg = |l: &crate::result::LegResult| {
+            serde_json::json!([l.contains_sound, l.speech_samples, l.samples_filled, l.frames_dropped])
+        };
+        v["legs"] = serde_json::json!([leg(&legs.caller), leg(&legs.other)]);
+    }
     let mut line = v.to_string();
     line.push('\n');
     line
@@ -494,6 +500,22 @@ fn done_line(filename: &str) -> String {
     let mut line = serde_json::json!({"op": "done", "filename": filename}).to_string();
     line.push('\n');
     line
+}
+
+/// A two-leg recording's per-leg fields as [`add_line`] stores them.
+fn legs_from_json(v: &serde_json::Value) -> Option<crate::result::LegsResult> {
+    let leg = |l: &serde_json::Value| {
+        Some(crate::result::LegResult {
+            contains_sound: l[0].as_bool()?,
+            speech_samples: l[1].as_u64()?,
+            samples_filled: l[2].as_u64()?,
+            frames_dropped: l[3].as_u64()?,
+        })
+    };
+    Some(crate::result::LegsResult {
+        caller: leg(&v[0])?,
+        other: leg(&v[1])?,
+    })
 }
 
 fn entry_from_json(v: &serde_json::Value) -> Option<(RecordingResult, SystemTime)> {
@@ -508,6 +530,7 @@ fn entry_from_json(v: &serde_json::Value) -> Option<(RecordingResult, SystemTime
         frames_dropped: v["frames_dropped"].as_u64().unwrap_or(0),
         publish_error: None,
         recovered: v["recovered"].as_bool().unwrap_or(false),
+        legs: legs_from_json(&v["legs"]),
     };
     let since = UNIX_EPOCH + Duration::from_millis(v["since_ms"].as_u64()?);
     Some((result, since))
@@ -950,6 +973,7 @@ mod tests {
             frames_dropped: 0,
             publish_error: None,
             recovered: false,
+            legs: None,
         };
         let m: HashMap<_, _> = result_metadata(&r).into_iter().collect();
         assert_eq!(m["id"], "call-7");
@@ -975,6 +999,7 @@ mod tests {
             frames_dropped: 2,
             publish_error: None,
             recovered: false,
+            legs: None,
         };
         {
             let (mut j, pending, _) = Journal::open(&root).unwrap();
@@ -1015,6 +1040,7 @@ mod tests {
             frames_dropped: 0,
             publish_error: None,
             recovered: false,
+            legs: None,
         };
         let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_000);
         let bad = [

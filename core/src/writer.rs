@@ -133,6 +133,7 @@ impl WriterSession {
             frames_dropped: shared.frames_dropped(),
             publish_error: None,
             recovered: false,
+            legs: None,
         };
         metrics.finish_recording();
         let mut keep = shared.keep_bytes();
@@ -451,6 +452,7 @@ fn panic_event(kind: EventKind, filename: String) -> Event {
             frames_dropped: 0,
             publish_error: None,
             recovered: false,
+            legs: None,
         },
     }
 }
