@@ -22,6 +22,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod barrier;
+pub mod call;
 pub mod cipher;
 pub mod convert;
 pub mod detect;
