@@ -310,10 +310,13 @@ impl CallShared {
         if both >= silence_end {
             return Some((Reason::Silence, Some(silence_end)));
         }
+        // The limits stop once both legs are past them (the writer cuts the file exactly), so
+        // a leg a frame behind the other still gets its last frame in.
         let (limit, reason) = self.limit_end(start);
-        if end >= limit {
+        if both >= limit {
             return Some((reason, None));
         }
+        let _ = end;
         None
     }
 
@@ -900,6 +903,11 @@ impl CallFeed {
     fn session_room(&self) -> u64 {
         (self.call.size_frames - self.file_frames.min(self.call.size_frames))
             .min(self.call.duration_frames - self.timed_frames.min(self.call.duration_frames))
+    }
+
+    /// The file's channels (2 for `"both"`, 1 for `"mixed"`).
+    pub(crate) fn channels(&self) -> u64 {
+        u64::from(self.call.mode.channels())
     }
 
     /// Audio bytes to keep at finalize: the file up to the end decided (silence stop, barge-in

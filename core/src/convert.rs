@@ -471,14 +471,13 @@ pub(crate) fn resume(
     Err(wrong_key())
 }
 
-/// The data size in a converted file's header.
+/// The audio a converted file's header states, in samples per channel (sample frames).
 fn cbc_data_bytes(file: &File, cbc: &CipherSpec) -> io::Result<u64> {
     let mut head = Zeroizing::new([0u8; 4 * BLOCK]);
     file.read_exact_at(&mut head[..], 0)?;
     cbc.cbc_decrypt_start(&mut head[..]);
-    Ok(u64::from(u32::from_le_bytes(
-        head[54..58].try_into().unwrap(),
-    )))
+    let channels = u64::from(u16::from_le_bytes([head[22], head[23]]).max(1));
+    Ok(u64::from(u32::from_le_bytes(head[54..58].try_into().unwrap())) / channels)
 }
 
 /// [`resume`] (a `.part` in any state) stopped at `crash`, for tests of crash recovery: the

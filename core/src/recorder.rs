@@ -859,9 +859,6 @@ impl Recorder {
         if !self.speech_published && self.detector.contains_sound() {
             self.speech_published = true;
             self.shared.set_contains_sound();
-            if let Some(link) = self.leg.as_ref() {
-                link.call.leg_contains_sound(link.leg);
-            }
         }
         verdict
     }
@@ -996,7 +993,11 @@ impl Recorder {
             }
             Phase::Waiting | Phase::Recording => {
                 if !call.paused_at(at) {
+                    let published = self.speech_published;
                     let verdict = self.analyse(samples);
+                    if !published && self.speech_published {
+                        call.leg_contains_sound(link.leg);
+                    }
                     if let Verdict::Speech { onset_frames_ago } = verdict {
                         if !call.jumped_past(link.leg, end) {
                             call.speech(link.leg, end, onset_frames_ago);

@@ -310,8 +310,10 @@ fn fix_part(file: &File, store_named: bool) -> io::Result<u64> {
     file.read_exact_at(&mut head, 0)?;
     let kind = classify(file, &head, store_named)?;
     let mut data = (len - HEADER_BYTES as u64).min(MAX_DATA_BYTES);
+    let channels;
     match kind {
-        PartKind::Plain(codec, channels) => {
+        PartKind::Plain(codec, ch) => {
+            channels = ch;
             // A stereo file keeps whole sample frames: an odd trailing byte (half a frame) goes.
             data -= data % u64::from(channels);
             if data % 2 == 1 && file.write_all_at(&[0], len).is_err() {
@@ -325,7 +327,7 @@ fn fix_part(file: &File, store_named: bool) -> io::Result<u64> {
             // (which also keeps a stereo file's frames whole).
             data -= data % 2;
             file.set_len(HEADER_BYTES as u64 + data)?;
-            let channels = match get_xattr(file, CHANNELS_XATTR).as_deref() {
+            channels = match get_xattr(file, CHANNELS_XATTR).as_deref() {
                 Some(b"2") => 2,
                 _ => 1,
             };
@@ -335,7 +337,8 @@ fn fix_part(file: &File, store_named: bool) -> io::Result<u64> {
             file.write_all_at(&head, 0)?;
         }
     }
-    Ok(data)
+    // Samples per channel (a stereo file's sample frames).
+    Ok(data / u64::from(channels))
 }
 
 /// Finalizes an `aescbc` recording's orphaned `.aescbc.part` with the user's key and IV (the

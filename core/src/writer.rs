@@ -198,7 +198,9 @@ impl WriterSession {
                 return None;
             }
         };
-        result.samples = samples;
+        // Per channel: a stereo file's `seconds_duration` is its channels' length (DESIGN §13).
+        let channels = call.as_ref().map_or(1, |c| c.channels());
+        result.samples = samples / channels;
         let convert = match plan {
             EncryptionPlan::Cbc { user, part } => Some((part, user)),
             _ => {
@@ -315,7 +317,7 @@ fn convert(mut job: SyncJob, events: &Sender<Event>, metrics: &EngineMetrics) ->
     match convert_to_cbc(job.file, &part_spec, &cbc, &job.paths, failed) {
         Ok((f, samples)) => {
             job.file = f;
-            job.result.samples = samples;
+            job.result.samples = samples; // per channel already
             finished(events, &job.result);
             Some(job)
         }
