@@ -668,3 +668,75 @@ fn a_stereo_part_recovers_as_stereo_whole_frames() {
     same(&ch2, &b[..8000], "recovered other");
 }
 
+
+/// `ms` of the DTMF key `digit` at about -9 dBm0 per tone.
+fn key(codec: Codec, digit: char, ms: usize) -> Vec<u8> {
+    let (r, c) = callrec::dtmf::key_frequencies(digit).unwrap();
+    (0..ms * 8)
+        .map(|n| {
+            let t = n as f64 / 8000.0;
+            let w = std::f64::consts::TAU;
+            codec.encode((5000.0 * (w * r * t).sin() + 5000.0 * (w * c * t).sin()) as i16)
+        })
+        .collect()
+}
+
+#[test]
+fn in_band_barge_in_listens_to_the_caller_and_masking_covers_both_legs() {
+    let codec = Codec::Alaw;
+    // The other party keys '#' (a barge-in digit) at 2 s: masked in channel 2, no barge-in.
+    // The caller keys '#' at 4 s: the recording stops with bargein, the file ending where the
+    // tone began (cut and masked).
+    let dir = store("legs-dtmf");
+    let e = engine(&dir);
+    let a = call(&[sound(codec, 100, 0), quiet(codec, 100, 1), key(codec, '#', 120), quiet(codec, 94, 2)]);
+    let b = call(&[sound(codec, 50, 7), quiet(codec, 50, 3), key(codec, '#', 120), sound(codec, 194, 8)]);
+    let (mut caller, mut other) = e
+        .record_call(
+            &opts(r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000,"mask_dtmf":true}"#),
+            codec,
+        )
+        .unwrap();
+    let s = push_both(&mut caller, &mut other, &a, Some(&b));
+    assert_eq!(s, Status::Stopped(Reason::Bargein));
+    drop((caller, other));
+    let (f, _, bytes) = finished(&e);
+    assert_eq!(f.result.barge_in_digit, Some('#'));
+    let (ch1, ch2) = channels(&bytes, codec);
+    // The file ends at the caller's tone (200 frames in), give or take the detector's margin.
+    let tone = 200 * FRAME;
+    assert!(
+        ch1.len() <= tone && ch1.len() + 2 * FRAME >= tone,
+        "ends at {} samples, the tone starts at {tone}",
+        ch1.len()
+    );
+    same(&ch1, &a[..ch1.len()], "caller up to its tone");
+    // Channel 2: the other's tone (frames 100..106) is silence; the rest is its audio.
+    let (from, to) = (100 * FRAME, 100 * FRAME + 960);
+    assert!(
+        ch2[from..to].iter().filter(|&&x| x == codec.silence()).count() >= 900,
+        "the other leg's key is masked"
+    );
+    same(&ch2[..from - 2 * FRAME], &b[..from - 2 * FRAME], "other before its key");
+    same(&ch2[to + 2 * FRAME..], &b[to + 2 * FRAME..ch2.len()], "other after its key");
+}
+
+#[test]
+fn a_host_digit_on_either_leg_barges_in() {
+    let codec = Codec::Alaw;
+    let dir = store("legs-digit");
+    let e = engine(&dir);
+    let a = sound(codec, 100, 0);
+    let (mut caller, mut other) = e
+        .record_call(&opts(r#"{"legs":"both","silence_threshold_db":-40,"barge_in_digits":"5"}"#), codec)
+        .unwrap();
+    caller.feed(&a, LONG).unwrap();
+    other.feed(&a, LONG).unwrap();
+    assert_eq!(other.digit('#'), Ok(Status::Recording), "not a barge-in digit");
+    assert_eq!(other.digit('5'), Ok(Status::Stopped(Reason::Bargein)));
+    assert_eq!(caller.status(), Status::Stopped(Reason::Bargein));
+    drop((caller, other));
+    let (f, _, _) = finished(&e);
+    assert_eq!((f.result.reason, f.result.barge_in_digit), (Reason::Bargein, Some('5')));
+    assert_eq!(f.result.samples, a.len() as u64);
+}
