@@ -347,9 +347,7 @@ impl CallShared {
             .fetch_add(FRAME_SAMPLES as u64, Ordering::Relaxed);
         l.sound_until.fetch_max(end, SEQ);
         let frames = PREROLL_FRAMES as u64 + 1 + u64::from(onset_frames_ago);
-        let candidate = end
-            .saturating_sub(frames * FRAME_SAMPLES as u64)
-            .max(armed);
+        let candidate = end.saturating_sub(frames * FRAME_SAMPLES as u64).max(armed);
         self.start_at.fetch_min(candidate, SEQ);
     }
 
@@ -477,7 +475,12 @@ impl LegLink {
     /// Sends `audio` (indices from `at`) to the ring: the part the writer jumped over is
     /// dropped; a ring without room (or a gap still waiting to be published) turns it into a
     /// gap, counted as lost.
-    pub(crate) fn write(&mut self, ring: &mut rtrb::Producer<u8>, audio: &[u8], at: u64) -> Written {
+    pub(crate) fn write(
+        &mut self,
+        ring: &mut rtrb::Producer<u8>,
+        audio: &[u8],
+        at: u64,
+    ) -> Written {
         if audio.is_empty() {
             return Written::Sent;
         }
@@ -610,7 +613,11 @@ impl LegFeed {
         let mut silent = 0;
         while done < n {
             let (run, data) = self.run(n - done);
-            let (run, data) = if run == 0 { (n - done, false) } else { (run, data) };
+            let (run, data) = if run == 0 {
+                (n - done, false)
+            } else {
+                (run, data)
+            };
             for i in done as usize..(done + run) as usize {
                 let byte = if data {
                     let b = self.buf[self.head];
@@ -728,11 +735,7 @@ impl CallFeed {
                 continue;
             }
             let to = ahead - self.lag / 2;
-            if shared
-                .edge
-                .compare_exchange(me.end, to, SEQ, SEQ)
-                .is_ok()
-            {
+            if shared.edge.compare_exchange(me.end, to, SEQ, SEQ).is_ok() {
                 self.legs[l].push_jump(to);
                 shared.filled_to.fetch_max(to, SEQ);
             }
@@ -951,5 +954,4 @@ impl CallFeed {
             other: leg(OTHER),
         }
     }
-
 }

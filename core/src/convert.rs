@@ -38,7 +38,9 @@
 //! already ended on a full disk, its last audio is cut 4 KiB at a time until that fits.
 
 use crate::cipher::{ctr_chunk_to_cbc, CipherSpec, BLOCK};
-use crate::wav::{header_channels, header_fix_channels, HEADER_BYTES, MAX_DATA_BYTES, OPEN_DATA_BYTES};
+use crate::wav::{
+    header_channels, header_fix_channels, HEADER_BYTES, MAX_DATA_BYTES, OPEN_DATA_BYTES,
+};
 use crate::writer::retry_transient;
 use crate::Codec;
 use sha2::{Digest, Sha256};

@@ -704,11 +704,12 @@ impl Engine {
             let _ = crate::store::set_xattr(&file, crate::store::CHANNELS_XATTR, b"2");
         }
         let file_codec = options.format.unwrap_or(input_codec);
-        let wav = WavFile::start_channels(file, file_codec, channels, plan.part_stream())
-            .map_err(|source| Error::Io {
+        let wav = WavFile::start_channels(file, file_codec, channels, plan.part_stream()).map_err(
+            |source| Error::Io {
                 context: format!("cannot write {}", paths.part_path.display()),
                 source,
-            })?;
+            },
+        )?;
         let ring_bytes = self.config.ring_bytes();
         let two = options.legs != Legs::Caller;
         let (producer, consumer) = audio_ring(if two { 1 } else { ring_bytes });

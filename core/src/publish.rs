@@ -487,7 +487,12 @@ fn add_line(result: &RecordingResult, since: SystemTime) -> String {
     }
     if let Some(legs) = &result.legs {
         let leg = |l: &crate::result::LegResult| {
-            serde_json::json!([l.contains_sound, l.speech_samples, l.samples_filled, l.frames_dropped])
+            serde_json::json!([
+                l.contains_sound,
+                l.speech_samples,
+                l.samples_filled,
+                l.frames_dropped
+            ])
         };
         v["legs"] = serde_json::json!([leg(&legs.caller), leg(&legs.other)]);
     }

@@ -685,9 +685,9 @@ impl Recorder {
     /// Marks a push in progress until the returned guard drops (see [`crate::session`]) and
     /// takes in a stop made elsewhere (abort, the writer, shutdown).
     fn enter(&mut self) -> Entered {
+        let leg = self.leg.as_ref().map_or(0, |l| l.leg);
         // SAFETY: the guard is dropped before the method that made it returns, and the
         // recorder's own `Arc` (never replaced) keeps the state alive until then.
-        let leg = self.leg.as_ref().map_or(0, |l| l.leg);
         let (entered, stopped) = unsafe { self.shared.enter_leg(leg) };
         if let Some(reason) = stopped {
             if !self.is_stopped() {

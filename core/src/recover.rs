@@ -40,8 +40,8 @@ use crate::g711::Codec;
 use crate::metrics::EngineMetrics;
 use crate::result::{Event, EventKind, Reason, RecordingResult};
 use crate::store::{
-    get_xattr, is_recording_name, keeps_xattrs, try_lock, AESCBC_PART_SUFFIX, CHANNELS_XATTR, ID_XATTR,
-    PART_SUFFIX, PART_XATTR, RECORDINGS_DIR, SOUND_XATTR,
+    get_xattr, is_recording_name, keeps_xattrs, try_lock, AESCBC_PART_SUFFIX, CHANNELS_XATTR,
+    ID_XATTR, PART_SUFFIX, PART_XATTR, RECORDINGS_DIR, SOUND_XATTR,
 };
 use crate::wav::{self, header_channels, header_fix_channels, HEADER_BYTES, MAX_DATA_BYTES};
 use crate::writer::{retry_transient, DirHandles};
@@ -331,7 +331,10 @@ fn fix_part(file: &File, store_named: bool) -> io::Result<u64> {
                 Some(b"2") => 2,
                 _ => 1,
             };
-            for (h, f) in head.iter_mut().zip(header_fix_channels(channels, data as u32)) {
+            for (h, f) in head
+                .iter_mut()
+                .zip(header_fix_channels(channels, data as u32))
+            {
                 *h ^= f;
             }
             file.write_all_at(&head, 0)?;

@@ -129,7 +129,10 @@ impl WavFile {
             data_bytes: 0,
             crypt,
         };
-        wav.write_at(0, &mut header_channels(codec, wav.channels, OPEN_DATA_BYTES))?;
+        wav.write_at(
+            0,
+            &mut header_channels(codec, wav.channels, OPEN_DATA_BYTES),
+        )?;
         Ok(wav)
     }
 
@@ -174,7 +177,10 @@ impl WavFile {
             end -= 1;
             self.file.set_len(end)?;
         }
-        self.write_at(0, &mut header_channels(self.codec, self.channels, data as u32))?;
+        self.write_at(
+            0,
+            &mut header_channels(self.codec, self.channels, data as u32),
+        )?;
         self.file.flush()?;
         Ok((self.file, data))
     }

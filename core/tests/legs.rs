@@ -46,10 +46,18 @@ fn channels(bytes: &[u8], codec: Codec) -> (Vec<u8>, Vec<u8>) {
         Codec::Ulaw => 7,
     };
     assert_eq!(
-        (info.format_tag, info.channels, info.sample_rate, info.bits_per_sample),
+        (
+            info.format_tag,
+            info.channels,
+            info.sample_rate,
+            info.bits_per_sample
+        ),
         (tag, 2, 8000, 8)
     );
-    assert_eq!(u32::from_le_bytes(bytes[28..32].try_into().unwrap()), 16_000);
+    assert_eq!(
+        u32::from_le_bytes(bytes[28..32].try_into().unwrap()),
+        16_000
+    );
     assert_eq!(u16::from_le_bytes([bytes[32], bytes[33]]), 2, "block align");
     let data = &bytes[info.data.clone()];
     assert_eq!(data.len() % 2, 0);
@@ -100,10 +108,17 @@ fn push_both(caller: &mut Recorder, other: &mut Recorder, a: &[u8], b: Option<&[
 
 #[test]
 fn options_legs_are_validated_and_routed() {
-    assert_eq!(opts(r#"{"legs":"both","silence_threshold_db":-40}"#).legs, callrec::Legs::Both);
+    assert_eq!(
+        opts(r#"{"legs":"both","silence_threshold_db":-40}"#).legs,
+        callrec::Legs::Both
+    );
     assert_eq!(opts(r#"{"legs":"mixed"}"#).legs, callrec::Legs::Mixed);
     assert_eq!(opts("{}").legs, callrec::Legs::Caller);
-    for bad in [r#"{"legs":"left"}"#, r#"{"legs":2}"#, r#"{"legs":"sk_live_secret_value"}"#] {
+    for bad in [
+        r#"{"legs":"left"}"#,
+        r#"{"legs":2}"#,
+        r#"{"legs":"sk_live_secret_value"}"#,
+    ] {
         let e = RecordOptions::from_json(bad).unwrap_err();
         assert_eq!(e.field, "legs");
         messages::check(&e.to_string(), bad);
@@ -111,7 +126,12 @@ fn options_legs_are_validated_and_routed() {
     }
     let dir = store("legs-routing");
     let e = engine(&dir);
-    let err = e.record(&opts(r#"{"legs":"both","silence_threshold_db":-40}"#), Codec::Alaw).unwrap_err();
+    let err = e
+        .record(
+            &opts(r#"{"legs":"both","silence_threshold_db":-40}"#),
+            Codec::Alaw,
+        )
+        .unwrap_err();
     assert!(err.to_string().starts_with("legs:"), "{err}");
     let err = e.record_call(&opts("{}"), Codec::Alaw).unwrap_err();
     assert!(err.to_string().starts_with("legs:"), "{err}");
@@ -124,7 +144,11 @@ fn each_channel_is_its_leg_sample_for_sample() {
         let e = engine(&dir);
         // The caller speaks first (the recording starts at frame 0), then the other party.
         let a = call(&[sound(codec, 100, 0), quiet(codec, 150, 1)]);
-        let b = call(&[quiet(codec, 60, 2), sound(codec, 120, 5), quiet(codec, 70, 3)]);
+        let b = call(&[
+            quiet(codec, 60, 2),
+            sound(codec, 120, 5),
+            quiet(codec, 70, 3),
+        ]);
         let json = match format {
             None => r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000}"#.to_string(),
             Some(_) => r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000,"format":"alaw"}"#
@@ -154,11 +178,23 @@ fn each_channel_is_its_leg_sample_for_sample() {
         assert_eq!(r.samples, a.len() as u64);
         let legs = r.legs.expect("legs in a two-leg result");
         assert!(legs.caller.contains_sound && legs.other.contains_sound);
-        assert_eq!((legs.caller.samples_filled, legs.other.samples_filled), (0, 0));
-        assert_eq!((legs.caller.frames_dropped, legs.other.frames_dropped), (0, 0));
+        assert_eq!(
+            (legs.caller.samples_filled, legs.other.samples_filled),
+            (0, 0)
+        );
+        assert_eq!(
+            (legs.caller.frames_dropped, legs.other.frames_dropped),
+            (0, 0)
+        );
         // Speech is about 2 s and 2.4 s (the detector's frames, give or take its edges).
-        assert!((legs.caller.seconds_of_speech() - 2.0).abs() <= 0.4, "{legs:?}");
-        assert!((legs.other.seconds_of_speech() - 2.4).abs() <= 0.4, "{legs:?}");
+        assert!(
+            (legs.caller.seconds_of_speech() - 2.0).abs() <= 0.4,
+            "{legs:?}"
+        );
+        assert!(
+            (legs.other.seconds_of_speech() - 2.4).abs() <= 0.4,
+            "{legs:?}"
+        );
         let json: serde_json::Value = serde_json::from_str(&r.action_result_json()).unwrap();
         assert_eq!(json["result"]["seconds_duration"], 5.0);
         assert_eq!(json["result"]["legs"]["other"]["samples_filled"], 0);
@@ -178,7 +214,10 @@ fn sox_reads_two_channels_and_decodes_each_leg() {
     let a = call(&[sound(codec, 80, 0), quiet(codec, 40, 1)]);
     let b = call(&[quiet(codec, 30, 2), sound(codec, 90, 7)]);
     let (mut caller, mut other) = e
-        .record_call(&opts(r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000}"#), codec)
+        .record_call(
+            &opts(r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000}"#),
+            codec,
+        )
         .unwrap();
     push_both(&mut caller, &mut other, &a, Some(&b));
     drop((caller, other));
@@ -213,9 +252,16 @@ fn a_leg_starting_3_s_late_is_silence_until_it_starts() {
     let dir = store("legs-late");
     let e = engine(&dir);
     let a = call(&[sound(codec, 250, 0), quiet(codec, 100, 1)]); // 7 s
-    let b = call(&[quiet(codec, 20, 5), sound(codec, 100, 3), quiet(codec, 80, 4)]); // 4 s, from 3 s
+    let b = call(&[
+        quiet(codec, 20, 5),
+        sound(codec, 100, 3),
+        quiet(codec, 80, 4),
+    ]); // 4 s, from 3 s
     let (mut caller, mut other) = e
-        .record_call(&opts(r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000}"#), codec)
+        .record_call(
+            &opts(r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000}"#),
+            codec,
+        )
         .unwrap();
     let late = 24_000u64;
     for i in 0..a.len() / FRAME {
@@ -235,7 +281,11 @@ fn a_leg_starting_3_s_late_is_silence_until_it_starts() {
     same(&ch1, &a, "caller");
     let mut want = vec![codec.silence(); late as usize];
     want.extend(&b);
-    same(&ch2, &padded(&want, a.len(), codec), "other: silence, then its audio");
+    same(
+        &ch2,
+        &padded(&want, a.len(), codec),
+        "other: silence, then its audio",
+    );
     let legs = f.result.legs.unwrap();
     assert_eq!(legs.caller.samples_filled, 0);
     assert_eq!(legs.other.samples_filled, late);
@@ -258,7 +308,11 @@ fn a_never_sending_leg_gives_a_complete_file_and_the_caller_s_stop() {
         },
     )
     .unwrap();
-    let a = call(&[quiet(codec, 50, 9), sound(codec, 120, 0), quiet(codec, 500, 1)]);
+    let a = call(&[
+        quiet(codec, 50, 9),
+        sound(codec, 120, 0),
+        quiet(codec, 500, 1),
+    ]);
     let one = opts(r#"{"silence_threshold_db":-40,"milliseconds_max_silence":2000}"#);
     let (mut rec, _) = e.record(&one, codec).unwrap();
     let mut one_stop = None;
@@ -275,7 +329,10 @@ fn a_never_sending_leg_gives_a_complete_file_and_the_caller_s_stop() {
     let mono = bytes1[info1.data.clone()].to_vec();
 
     let (mut caller, other) = e
-        .record_call(&opts(r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":2000}"#), codec)
+        .record_call(
+            &opts(r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":2000}"#),
+            codec,
+        )
         .unwrap();
     let mut stopped = None;
     for f in a.chunks(FRAME) {
@@ -291,7 +348,11 @@ fn a_never_sending_leg_gives_a_complete_file_and_the_caller_s_stop() {
     let (f2, _, bytes2) = finished(&e);
     let (ch1, ch2) = channels(&bytes2, codec);
     same(&ch1, &mono, "channel 1 = the one-leg recording");
-    same(&ch2, &vec![codec.silence(); mono.len()], "channel 2 silence");
+    same(
+        &ch2,
+        &vec![codec.silence(); mono.len()],
+        "channel 2 silence",
+    );
     assert_eq!(f2.result.reason, Reason::Silence);
     assert_eq!(f2.result.samples, f1.result.samples);
     let legs = f2.result.legs.unwrap();
@@ -309,7 +370,11 @@ fn one_side_talking_never_stops_both_silent_stops() {
     let dir = store("legs-stop-rule");
     let e = engine(&dir);
     let a = call(&[sound(codec, 100, 0), quiet(codec, 400, 1)]);
-    let b = call(&[quiet(codec, 75, 2), sound(codec, 175, 11), quiet(codec, 250, 3)]);
+    let b = call(&[
+        quiet(codec, 75, 2),
+        sound(codec, 175, 11),
+        quiet(codec, 250, 3),
+    ]);
     let json = r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":2000}"#;
     let (mut caller, mut other) = e.record_call(&opts(json), codec).unwrap();
     let s = push_both(&mut caller, &mut other, &a, Some(&b));
@@ -325,10 +390,15 @@ fn one_side_talking_never_stops_both_silent_stops() {
     // The other leg alone, starting where the two-leg file starts (0): its one-leg recording
     // stops 2 s after its last speech, at the same sample.
     let (mut rec, _) = e
-        .record(&opts(r#"{"silence_threshold_db":-40,"milliseconds_max_silence":2000}"#), codec)
+        .record(
+            &opts(r#"{"silence_threshold_db":-40,"milliseconds_max_silence":2000}"#),
+            codec,
+        )
         .unwrap();
     let mut i = 0;
-    while let Ok(Status::Waiting | Status::Recording) = rec.feed(&b[i * FRAME..(i + 1) * FRAME], LONG) {
+    while let Ok(Status::Waiting | Status::Recording) =
+        rec.feed(&b[i * FRAME..(i + 1) * FRAME], LONG)
+    {
         i += 1;
     }
     drop(rec);
@@ -373,9 +443,16 @@ fn two_threads_push_at_once() {
     let dir = store("legs-threads");
     let e = engine(&dir);
     let a = call(&[sound(codec, 300, 0), quiet(codec, 200, 1)]);
-    let b = call(&[quiet(codec, 100, 2), sound(codec, 300, 13), quiet(codec, 100, 3)]);
+    let b = call(&[
+        quiet(codec, 100, 2),
+        sound(codec, 300, 13),
+        quiet(codec, 100, 3),
+    ]);
     let (mut caller, mut other) = e
-        .record_call(&opts(r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000}"#), codec)
+        .record_call(
+            &opts(r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000}"#),
+            codec,
+        )
         .unwrap();
     let go = std::sync::Barrier::new(2);
     std::thread::scope(|s| {
@@ -420,7 +497,12 @@ fn mixed_is_the_saturated_sum() {
     let a = call(&[loud(150, 300.0), quiet(codec, 50, 1)]);
     let b = call(&[quiet(codec, 20, 2), loud(150, 300.0), quiet(codec, 30, 3)]);
     let (mut caller, mut other) = e
-        .record_call(&opts(r#"{"legs":"mixed","silence_threshold_db":-40,"milliseconds_max_silence":60000}"#), codec)
+        .record_call(
+            &opts(
+                r#"{"legs":"mixed","silence_threshold_db":-40,"milliseconds_max_silence":60000}"#,
+            ),
+            codec,
+        )
         .unwrap();
     push_both(&mut caller, &mut other, &a, Some(&b));
     drop((caller, other));
@@ -483,7 +565,11 @@ fn stereo_files_are_encrypted_whole_and_decrypt_to_both_legs() {
         drop((caller, other));
         let (_, _, bytes) = finished(&e);
         assert!(!bytes.windows(4).any(|w| w == b"RIFF"), "{mode}: encrypted");
-        let m = if mode == "aesctr" { Mode::Ctr } else { Mode::Cbc };
+        let m = if mode == "aesctr" {
+            Mode::Ctr
+        } else {
+            Mode::Cbc
+        };
         let spec = CipherSpec::from_hex(m, key, iv).unwrap();
         let mut plain = Vec::new();
         decrypt_stream(&spec, &mut bytes.as_slice(), &mut plain).unwrap();
@@ -502,7 +588,10 @@ fn limits_apply_to_the_file() {
     let b = sound(codec, 200, 40);
     // Duration: 2 s per channel.
     let (mut caller, mut other) = e
-        .record_call(&opts(r#"{"legs":"both","silence_threshold_db":-40,"seconds_max_duration":2}"#), codec)
+        .record_call(
+            &opts(r#"{"legs":"both","silence_threshold_db":-40,"seconds_max_duration":2}"#),
+            codec,
+        )
         .unwrap();
     let s = push_both(&mut caller, &mut other, &a, Some(&b));
     assert_eq!(s, Status::Stopped(Reason::Duration));
@@ -515,7 +604,10 @@ fn limits_apply_to_the_file() {
     same(&ch2, &b[..16_000], "other");
     // Size: the whole file, header included, never past max_file_bytes.
     let (mut caller, mut other) = e
-        .record_call(&opts(r#"{"legs":"both","silence_threshold_db":-40,"max_file_bytes":10058}"#), codec)
+        .record_call(
+            &opts(r#"{"legs":"both","silence_threshold_db":-40,"max_file_bytes":10058}"#),
+            codec,
+        )
         .unwrap();
     let s = push_both(&mut caller, &mut other, &a, Some(&b));
     assert_eq!(s, Status::Stopped(Reason::Filesize));
@@ -533,22 +625,34 @@ fn hangup_from_the_other_leg_and_abort_end_the_recording() {
     let e = engine(&dir);
     let a = sound(codec, 100, 0);
     let (mut caller, mut other) = e
-        .record_call(&opts(r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000}"#), codec)
+        .record_call(
+            &opts(r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000}"#),
+            codec,
+        )
         .unwrap();
     caller.feed(&a, LONG).unwrap();
     // The other leg sent 0.5 s only; it hangs up: the file is the caller's 2 s and silence.
     other.feed(&quiet(codec, 25, 1), LONG).unwrap();
     assert_eq!(other.hangup(), Status::Stopped(Reason::Hangup));
-    assert_eq!(caller.push(&a[..FRAME]), Ok(Status::Stopped(Reason::Hangup)));
+    assert_eq!(
+        caller.push(&a[..FRAME]),
+        Ok(Status::Stopped(Reason::Hangup))
+    );
     drop((caller, other));
     let (f, _, bytes) = finished(&e);
     let (ch1, ch2) = channels(&bytes, codec);
     same(&ch1, &a, "caller");
     assert_eq!(ch2.len(), a.len());
-    assert_eq!(f.result.legs.unwrap().other.samples_filled, (a.len() - 25 * FRAME) as u64);
+    assert_eq!(
+        f.result.legs.unwrap().other.samples_filled,
+        (a.len() - 25 * FRAME) as u64
+    );
 
     let (mut caller, other) = e
-        .record_call(&opts(r#"{"legs":"both","silence_threshold_db":-40}"#), codec)
+        .record_call(
+            &opts(r#"{"legs":"both","silence_threshold_db":-40}"#),
+            codec,
+        )
         .unwrap();
     caller.feed(&a, LONG).unwrap();
     assert!(other.handle().abort());
@@ -605,7 +709,11 @@ fn trim_trailing_silence_cuts_after_the_last_sound_on_either_leg() {
     let dir = store("legs-trim");
     let e = engine(&dir);
     let a = call(&[sound(codec, 100, 0), quiet(codec, 200, 1)]);
-    let b = call(&[quiet(codec, 50, 2), sound(codec, 100, 9), quiet(codec, 150, 3)]);
+    let b = call(&[
+        quiet(codec, 50, 2),
+        sound(codec, 100, 9),
+        quiet(codec, 150, 3),
+    ]);
     let (mut caller, mut other) = e
         .record_call(
             &opts(r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000,"trim_trailing_silence":true}"#),
@@ -668,7 +776,6 @@ fn a_stereo_part_recovers_as_stereo_whole_frames() {
     same(&ch2, &b[..8000], "recovered other");
 }
 
-
 /// `ms` of the DTMF key `digit` at about -9 dBm0 per tone.
 fn key(codec: Codec, digit: char, ms: usize) -> Vec<u8> {
     let (r, c) = callrec::dtmf::key_frequencies(digit).unwrap();
@@ -689,8 +796,18 @@ fn in_band_barge_in_listens_to_the_caller_and_masking_covers_both_legs() {
     // tone began (cut and masked).
     let dir = store("legs-dtmf");
     let e = engine(&dir);
-    let a = call(&[sound(codec, 100, 0), quiet(codec, 100, 1), key(codec, '#', 120), quiet(codec, 94, 2)]);
-    let b = call(&[sound(codec, 50, 7), quiet(codec, 50, 3), key(codec, '#', 120), sound(codec, 194, 8)]);
+    let a = call(&[
+        sound(codec, 100, 0),
+        quiet(codec, 100, 1),
+        key(codec, '#', 120),
+        quiet(codec, 94, 2),
+    ]);
+    let b = call(&[
+        sound(codec, 50, 7),
+        quiet(codec, 50, 3),
+        key(codec, '#', 120),
+        sound(codec, 194, 8),
+    ]);
     let (mut caller, mut other) = e
         .record_call(
             &opts(r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000,"mask_dtmf":true}"#),
@@ -714,11 +831,23 @@ fn in_band_barge_in_listens_to_the_caller_and_masking_covers_both_legs() {
     // Channel 2: the other's tone (frames 100..106) is silence; the rest is its audio.
     let (from, to) = (100 * FRAME, 100 * FRAME + 960);
     assert!(
-        ch2[from..to].iter().filter(|&&x| x == codec.silence()).count() >= 900,
+        ch2[from..to]
+            .iter()
+            .filter(|&&x| x == codec.silence())
+            .count()
+            >= 900,
         "the other leg's key is masked"
     );
-    same(&ch2[..from - 2 * FRAME], &b[..from - 2 * FRAME], "other before its key");
-    same(&ch2[to + 2 * FRAME..], &b[to + 2 * FRAME..ch2.len()], "other after its key");
+    same(
+        &ch2[..from - 2 * FRAME],
+        &b[..from - 2 * FRAME],
+        "other before its key",
+    );
+    same(
+        &ch2[to + 2 * FRAME..],
+        &b[to + 2 * FRAME..ch2.len()],
+        "other after its key",
+    );
 }
 
 #[test]
@@ -728,15 +857,25 @@ fn a_host_digit_on_either_leg_barges_in() {
     let e = engine(&dir);
     let a = sound(codec, 100, 0);
     let (mut caller, mut other) = e
-        .record_call(&opts(r#"{"legs":"both","silence_threshold_db":-40,"barge_in_digits":"5"}"#), codec)
+        .record_call(
+            &opts(r#"{"legs":"both","silence_threshold_db":-40,"barge_in_digits":"5"}"#),
+            codec,
+        )
         .unwrap();
     caller.feed(&a, LONG).unwrap();
     other.feed(&a, LONG).unwrap();
-    assert_eq!(other.digit('#'), Ok(Status::Recording), "not a barge-in digit");
+    assert_eq!(
+        other.digit('#'),
+        Ok(Status::Recording),
+        "not a barge-in digit"
+    );
     assert_eq!(other.digit('5'), Ok(Status::Stopped(Reason::Bargein)));
     assert_eq!(caller.status(), Status::Stopped(Reason::Bargein));
     drop((caller, other));
     let (f, _, _) = finished(&e);
-    assert_eq!((f.result.reason, f.result.barge_in_digit), (Reason::Bargein, Some('5')));
+    assert_eq!(
+        (f.result.reason, f.result.barge_in_digit),
+        (Reason::Bargein, Some('5'))
+    );
     assert_eq!(f.result.samples, a.len() as u64);
 }
