@@ -879,3 +879,133 @@ fn a_host_digit_on_either_leg_barges_in() {
     );
     assert_eq!(f.result.samples, a.len() as u64);
 }
+
+/// Sets a user extended attribute on `path`; false where the filesystem keeps none.
+fn set_xattr(path: &Path, name: &str, value: &[u8]) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    // SAFETY: both strings are NUL-terminated and `value` is valid for its length.
+    unsafe {
+        libc::setxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        ) == 0
+    }
+}
+
+#[test]
+fn an_encrypted_stereo_part_recovers_as_stereo_without_the_key() {
+    use callrec::cipher::{decrypt_stream, CipherSpec, Mode};
+    let codec = Codec::Ulaw;
+    let (key, iv) = (
+        "603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4",
+        "0f0e0d0c0b0a09080706050403020100",
+    );
+    let dir = store("legs-recover-ctr");
+    let e = engine(&dir);
+    let a = sound(codec, 100, 0);
+    let b = sound(codec, 100, 30);
+    let json = format!(
+        r#"{{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000,"encryption_cipher":{{"type":"aesctr","key":"{key}","initialisation_vector":"{iv}"}}}}"#
+    );
+    let (mut caller, mut other) = e.record_call(&opts(&json), codec).unwrap();
+    caller.feed(&a, LONG).unwrap();
+    other.feed(&b, LONG).unwrap();
+    let part = dir
+        .join(caller.filename().trim_start_matches('/'))
+        .with_extension("wav.part");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::fs::metadata(&part).map_or(0, |m| m.len()) < (HEADER_BYTES + 2 * 8000) as u64 {
+        assert!(std::time::Instant::now() < deadline, "the writer wrote");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let copy = dir.join("crashed-ctr.wav.part");
+    let mut bytes = std::fs::read(&part).unwrap();
+    bytes.truncate(HEADER_BYTES + 2 * 8000 + 1);
+    std::fs::write(&copy, &bytes).unwrap();
+    caller.hangup();
+    drop((caller, other));
+    // The marks the store puts on a `.part` (a copy does not keep them).
+    if !set_xattr(&copy, "user.callrec.part", b"1") {
+        eprintln!("no user xattrs on this filesystem: skipped");
+        return;
+    }
+    assert!(set_xattr(&copy, "user.callrec.channels", b"2"));
+    let r = callrec::recover::recover_part(&copy).unwrap();
+    assert_eq!(r.samples, 8000, "whole frames");
+    let encrypted = std::fs::read(&r.path).unwrap();
+    let spec = CipherSpec::from_hex(Mode::Ctr, key, iv).unwrap();
+    let mut plain = Vec::new();
+    decrypt_stream(&spec, &mut encrypted.as_slice(), &mut plain).unwrap();
+    let (ch1, ch2) = channels(&plain, codec);
+    same(&ch1, &a[..8000], "recovered caller");
+    same(&ch2, &b[..8000], "recovered other");
+}
+
+#[test]
+fn the_beep_is_the_caller_s_and_the_recording_starts_after_it() {
+    let codec = Codec::Alaw;
+    let dir = store("legs-beep");
+    let e = engine(&dir);
+    let (mut caller, mut other) = e
+        .record_call(
+            &opts(r#"{"legs":"both","silence_threshold_db":-40,"beep_on_start":true,"milliseconds_max_silence":60000}"#),
+            codec,
+        )
+        .unwrap();
+    let mut out = [0u8; FRAME];
+    assert_eq!(other.playout(&mut out), 0, "no beep to the other party");
+    // The other party talks during the beep: that is not the start of the recording.
+    let b = call(&[
+        sound(codec, 10, 0),
+        quiet(codec, 90, 1),
+        sound(codec, 50, 2),
+    ]);
+    let a = quiet(codec, 150, 3);
+    let mut beeped = 0;
+    for i in 0..150 {
+        let n = caller.playout(&mut out);
+        beeped += n;
+        caller.feed(&a[i * FRAME..][..FRAME], LONG).unwrap();
+        other.feed(&b[i * FRAME..][..FRAME], LONG).unwrap();
+    }
+    assert_eq!(beeped, 2000, "250 ms of beep");
+    caller.hangup();
+    drop((caller, other));
+    let (f, _, bytes) = finished(&e);
+    let (_, ch2) = channels(&bytes, codec);
+    // The recording starts at the other's second talkspurt (frame 100), less the pre-roll.
+    let start = (100 - callrec::recorder::PREROLL_FRAMES) * FRAME;
+    assert_eq!(ch2.len(), b.len() - start, "{:?}", f.result);
+    same(&ch2, &b[start..], "other from the pre-roll");
+}
+
+#[test]
+fn push_at_on_one_leg_fills_the_gap_with_silence() {
+    let codec = Codec::Alaw;
+    let dir = store("legs-push-at-one");
+    let e = engine(&dir);
+    let (mut rec, _) = e
+        .record(
+            &opts(r#"{"silence_threshold_db":-40,"milliseconds_max_silence":60000}"#),
+            codec,
+        )
+        .unwrap();
+    let a = sound(codec, 50, 0);
+    rec.feed(&a, LONG).unwrap();
+    rec.push_at(8000 + 800, &a[..FRAME]).unwrap();
+    rec.push_at(8000 + 800 + 80, &a[..FRAME]).unwrap(); // half of it late
+    rec.hangup();
+    drop(rec);
+    let (_, _, bytes) = finished(&e);
+    let info = wav::parse(&bytes).unwrap();
+    let mut want = a.clone();
+    want.extend(vec![codec.silence(); 800]);
+    want.extend(&a[..FRAME]);
+    want.extend(&a[80..FRAME]);
+    same(&bytes[info.data.clone()], &want, "one leg with a gap");
+}
