@@ -720,6 +720,11 @@ impl CallFeed {
         }
     }
 
+    /// Bytes waiting in the two rings.
+    pub(crate) fn ring_slots(&self) -> usize {
+        self.legs[0].ring.slots() + self.legs[1].ring.slots()
+    }
+
     /// Jumps a leg that is more than a ring behind the other, when it is idle (see the module
     /// docs).
     fn jump_laggards(&mut self) {
