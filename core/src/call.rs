@@ -183,9 +183,11 @@ impl CallShared {
         self.cut_at.fetch_min(at, SEQ);
     }
 
-    /// Appends a pause (`pause` true) or resume toggle at index `at`; false when it changes
-    /// nothing (already in that state, or the toggles are used up).
-    pub(crate) fn toggle(&self, pause: bool, at: u64) -> bool {
+    /// Appends a pause (`pause` true) or resume toggle at index `at` (from `leg`); false when
+    /// it changes nothing (already in that state, or the toggles are used up). Toggles never go
+    /// back in time: not before the previous toggle, nor before where the writer jumped `leg`.
+    pub(crate) fn toggle(&self, leg: usize, pause: bool, at: u64) -> bool {
+        let at = at.max(self.leg(leg).filled_to.load(SEQ));
         loop {
             let c = self.pause_count.load(SEQ);
             if (c % 2 == 1) == pause || c >= MAX_PAUSE_TOGGLES {
@@ -281,18 +283,26 @@ impl CallShared {
             .sum()
     }
 
-    /// Leg side, after each judged frame (or gap) ending at `end`: publishes it and makes the
-    /// cross-leg decisions (see the module docs for the ordering). Returns a stop to make.
-    pub(crate) fn judged(
-        &self,
-        leg: usize,
-        decided: Option<u64>,
-        end: u64,
-    ) -> Option<(Reason, Option<u64>)> {
+    /// Leg side, after each frame (or gap): publishes that `leg` has judged everything before
+    /// `decided` (None while its detector is confirming an onset) and makes the cross-leg
+    /// decisions (see the module docs for the ordering). Returns the stop to make, with the
+    /// index the file ends at when the decision fixes one.
+    pub(crate) fn judged(&self, leg: usize, decided: Option<u64>) -> Option<(Reason, Option<u64>)> {
         if let Some(d) = decided {
             self.leg(leg).decided.fetch_max(d, SEQ);
         }
+        self.decide().1
+    }
+
+    /// The cross-leg decisions from what both legs have judged: returns how far both have
+    /// (the writer's limit) and the stop they call for, if any. The legs call it after every
+    /// frame; the writer too, after it jumps a leg (which judges that leg's jumped span silent).
+    pub(crate) fn decide(&self) -> (u64, Option<(Reason, Option<u64>)>) {
         let both = self.legs[0].judged().min(self.legs[1].judged());
+        (both, self.decision(both))
+    }
+
+    fn decision(&self, both: u64) -> Option<(Reason, Option<u64>)> {
         let start = self.start_at.load(SEQ);
         if start == NONE {
             let armed = self.armed_at.load(SEQ);
@@ -316,7 +326,6 @@ impl CallShared {
         if both >= limit {
             return Some((reason, None));
         }
-        let _ = end;
         None
     }
 
@@ -386,8 +395,6 @@ pub(crate) struct LegLink {
     pub(crate) leg: usize,
     /// Index of the next sample this leg takes (after its input, gaps included).
     pub(crate) input_at: u64,
-    /// Index of the next ring byte.
-    pub(crate) ring_at: u64,
     /// A gap not yet published (the writer has not taken the previous one).
     pending_gap: Option<(u64, u64)>,
     /// Samples of gaps this leg made so far (the in-band detector does not see them).
@@ -408,7 +415,6 @@ impl LegLink {
             call,
             leg,
             input_at: 0,
-            ring_at: 0,
             pending_gap: None,
             gap_samples: 0,
         }
@@ -438,15 +444,12 @@ impl LegLink {
             if e > at {
                 // Jumped by the writer past (part of) this: only what follows `e` is claimed.
                 if e >= at + n {
-                    self.ring_at = self.ring_at.max(e);
                     return e;
                 }
                 if edge.compare_exchange(e, at + n, SEQ, SEQ).is_ok() {
-                    self.ring_at = at + n;
                     return e;
                 }
             } else if edge.compare_exchange(e, at + n, SEQ, SEQ).is_ok() {
-                self.ring_at = at + n;
                 return at;
             }
         }
@@ -512,8 +515,16 @@ struct LegFeed {
     end: u64,
     jumps: [(u64, u64); 4],
     njumps: usize,
+    /// Samples of this leg's channel filled with silence, and the latest runs of them as
+    /// (file sample, length), so a file cut at finalize (a silence stop decided late, a
+    /// barge-in tone, trimming) counts only the fill it keeps.
     filled: u64,
+    fill_runs: [(u64, u64); FILL_RUNS],
+    nfill: usize,
 }
+
+/// Fill runs a leg remembers (older ones are assumed to lie before any cut).
+const FILL_RUNS: usize = 32;
 
 impl LegFeed {
     fn new(ring: Consumer<u8>, capacity: usize) -> LegFeed {
@@ -527,6 +538,8 @@ impl LegFeed {
             jumps: [(0, 0); 4],
             njumps: 0,
             filled: 0,
+            fill_runs: [(0, 0); FILL_RUNS],
+            nfill: 0,
         }
     }
 
@@ -606,9 +619,42 @@ impl LegFeed {
         ((self.len as u64).min(next_jump - self.front).min(max), true)
     }
 
-    /// Takes `n` samples from the front into `out`, silence where nothing was received;
-    /// returns how many were silence.
-    fn take(&mut self, n: u64, mut out: Option<&mut [u8]>, silence: u8) -> u64 {
+    /// Notes `n` samples of fill at file sample `at`.
+    fn note_fill(&mut self, at: u64, n: u64) {
+        self.filled += n;
+        if self.nfill > 0 {
+            let last = &mut self.fill_runs[self.nfill - 1];
+            if last.0 + last.1 == at {
+                last.1 += n;
+                return;
+            }
+        }
+        if self.nfill == FILL_RUNS {
+            self.fill_runs.copy_within(1.., 0);
+            self.nfill -= 1;
+        }
+        self.fill_runs[self.nfill] = (at, n);
+        self.nfill += 1;
+    }
+
+    /// Fill kept in a file cut to `frames` samples a channel.
+    fn filled_within(&self, frames: u64) -> u64 {
+        let cut: u64 = self.fill_runs[..self.nfill]
+            .iter()
+            .map(|&(at, n)| (at + n).saturating_sub(at.max(frames)))
+            .sum();
+        self.filled - cut.min(self.filled)
+    }
+
+    /// Takes `n` samples from the front into `out`, silence where nothing was received; with
+    /// `file_at` (the file sample of the first), counts that silence as fill.
+    fn take(
+        &mut self,
+        n: u64,
+        mut out: Option<&mut [u8]>,
+        silence: u8,
+        file_at: Option<u64>,
+    ) -> u64 {
         let mut done = 0u64;
         let mut silent = 0;
         while done < n {
@@ -633,6 +679,9 @@ impl LegFeed {
             }
             if !data {
                 silent += run;
+                if let Some(at) = file_at {
+                    self.note_fill(at + done, run);
+                }
             }
             self.front += run;
             done += run;
@@ -645,7 +694,7 @@ impl LegFeed {
     fn discard_to(&mut self, to: u64) {
         let to = to.min(self.end);
         if to > self.front {
-            self.take(to - self.front, None, 0);
+            self.take(to - self.front, None, 0, None);
         }
     }
 }
@@ -765,7 +814,9 @@ impl CallFeed {
         }
     }
 
-    /// Where the file may be written up to now.
+    /// Where the file may be written up to now. Unsettled, the writer first makes the
+    /// decisions itself from what both legs have judged (it may have just jumped one), so it
+    /// never writes past a stop that is due.
     fn limit(&self, settled: bool) -> u64 {
         if settled {
             let reach = self.call.legs[0]
@@ -776,9 +827,14 @@ impl CallFeed {
                 .min(self.call.end_at.load(SEQ))
                 .min(self.call.cut_at.load(SEQ));
         }
-        let judged = self.call.legs[0].judged().min(self.call.legs[1].judged());
+        let (judged, stop) = self.call.decide();
+        if let Some((reason, end_at)) = stop {
+            self.call.stop(reason, end_at);
+        }
         judged
             .saturating_sub(HOLD)
+            .min(self.call.end_at.load(SEQ))
+            .min(self.call.cut_at.load(SEQ))
             .min(self.legs[0].end)
             .min(self.legs[1].end)
     }
@@ -847,7 +903,7 @@ impl CallFeed {
             progressed = true;
             if paused && self.call.pause_skips {
                 for l in &mut self.legs {
-                    l.take(n, None, silence);
+                    l.take(n, None, silence, None);
                 }
                 self.cursor += n;
                 continue;
@@ -858,14 +914,14 @@ impl CallFeed {
                 n.min(room)
             };
             let k = n as usize;
-            let filled_a = self.legs[0].take(n, Some(&mut self.a[..k]), silence);
-            let filled_b = self.legs[1].take(n, Some(&mut self.b[..k]), silence);
+            // Paused silence is not fill: the host asked for it.
+            let fill_at = (!paused).then_some(self.file_frames);
+            self.legs[0].take(n, Some(&mut self.a[..k]), silence, fill_at);
+            self.legs[1].take(n, Some(&mut self.b[..k]), silence, fill_at);
             if paused {
                 self.a[..k].fill(silence);
                 self.b[..k].fill(silence);
             } else {
-                self.legs[0].filled += filled_a;
-                self.legs[1].filled += filled_b;
                 self.timed_frames += n;
             }
             let bytes = if stereo {
@@ -921,7 +977,11 @@ impl CallFeed {
     /// Audio bytes to keep at finalize: the file up to the end decided (silence stop, barge-in
     /// cut, trim), in whole frames.
     pub(crate) fn keep_bytes(&self) -> u64 {
-        let channels = self.call.mode.channels() as u64;
+        self.kept_frames() * self.channels()
+    }
+
+    /// Samples a channel the file keeps at finalize.
+    fn kept_frames(&self) -> u64 {
         let Some(start) = self.start else {
             return 0;
         };
@@ -934,13 +994,13 @@ impl CallFeed {
             end = end.min(sound);
         }
         if end == NONE {
-            return u64::MAX;
+            return self.file_frames;
         }
         let mut frames = end.saturating_sub(start);
         if self.call.pause_skips {
             frames -= self.call.paused_within(start, end.max(start));
         }
-        frames.min(self.file_frames) * channels
+        frames.min(self.file_frames)
     }
 
     /// The per-leg part of the result.
@@ -950,7 +1010,7 @@ impl CallFeed {
             LegResult {
                 contains_sound: s.contains_sound.load(Ordering::Relaxed),
                 speech_samples: s.speech_samples.load(Ordering::Relaxed),
-                samples_filled: self.legs[l].filled,
+                samples_filled: self.legs[l].filled_within(self.kept_frames()),
                 frames_dropped: s.frames_dropped.load(Ordering::Relaxed),
             }
         };

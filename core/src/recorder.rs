@@ -636,7 +636,7 @@ impl Recorder {
             // Two legs: a pause covers both, from this leg's input position (the exact sample:
             // the writer applies it to both channels by index).
             if !self.is_stopped() {
-                link.call.toggle(pause, link.input_at);
+                link.call.toggle(link.leg, pause, link.input_at);
             }
             return self.current_status();
         }
@@ -1007,7 +1007,7 @@ impl Recorder {
             }
         }
         let decided = (!self.detector.is_pending()).then_some(end);
-        if let Some((reason, end_at)) = call.judged(link.leg, decided, end) {
+        if let Some((reason, end_at)) = call.judged(link.leg, decided) {
             self.phase = Phase::Stopped(call.stop(reason, end_at));
         }
         self.leg = Some(link);
@@ -1062,7 +1062,7 @@ impl Recorder {
                     link.input_at = at;
                     self.pipeline_at = from + gap;
                     let decided = (!self.detector.is_pending()).then_some(at);
-                    if let Some((reason, end_at)) = link.call.judged(link.leg, decided, at) {
+                    if let Some((reason, end_at)) = link.call.judged(link.leg, decided) {
                         self.phase = Phase::Stopped(link.call.stop(reason, end_at));
                     }
                     self.leg = Some(link);
