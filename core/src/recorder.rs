@@ -29,6 +29,13 @@
 //! tone is cut from the file and how masking keeps every tone off the disk (a short delay line
 //! in front of this state machine; the only audio an asynchronous abort can lose).
 //!
+//! **Two legs** (DESIGN §13, [`crate::call`]): a recorder made by `Engine::record_call` is one
+//! leg of a two-leg recording. It runs the same detectors on its own audio, but sends every
+//! sample to its ring at its index since the recording began (whatever the phase: the writer
+//! cuts the file from decisions made as indices), publishes what it heard through the call's
+//! atomics, and takes the call's decisions (start, stop, pause) from there. [`Recorder::push_at`]
+//! places audio at an index (a gap becomes silence, late audio is dropped).
+//!
 //! **Feeding faster than real time.** [`Recorder::feed`] is the non-real-time way in for hosts
 //! that read a file or a pipe: it waits for ring space instead of letting the ring overflow.
 

@@ -411,6 +411,26 @@ mod tests {
     }
 
     #[test]
+    fn stereo_header_is_two_channel_g711() {
+        let h = header_channels(Codec::Alaw, 2, 3200);
+        let u16_at = |at: usize| u16::from_le_bytes([h[at], h[at + 1]]);
+        let u32_at = |at: usize| u32::from_le_bytes(h[at..at + 4].try_into().unwrap());
+        assert_eq!((u16_at(20), u16_at(22)), (6, 2), "A-law, 2 channels");
+        assert_eq!((u32_at(24), u32_at(28)), (8000, 16_000), "rate, bytes/s");
+        assert_eq!((u16_at(32), u16_at(34)), (2, 8), "block align, bits");
+        assert_eq!(u32_at(46), 1600, "fact: sample frames");
+        assert_eq!(u32_at(54), 3200, "data bytes");
+        // One channel is exactly the record action's header.
+        assert_eq!(header_channels(Codec::Ulaw, 1, 77), header(Codec::Ulaw, 77));
+        // The CTR fix without the key works for stereo too.
+        let mut open = header_channels(Codec::Ulaw, 2, OPEN_DATA_BYTES);
+        for (b, f) in open.iter_mut().zip(header_fix_channels(2, 3200)) {
+            *b ^= f;
+        }
+        assert_eq!(open, header_channels(Codec::Ulaw, 2, 3200));
+    }
+
+    #[test]
     fn parse_rejects_garbage_and_reads_a_truncated_file() {
         assert!(parse(b"hello").is_err());
         let mut h = header(Codec::Alaw, 100).to_vec();
