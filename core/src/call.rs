@@ -28,7 +28,7 @@
 //!   `sound_until`, the index it stops at does not depend on which leg saw it first.
 //! - A start candidate is published with `fetch_min`, so the earliest sound on either leg wins
 //!   whichever leg is ahead. The writer treats `start_at` as final only below
-//!   `min(decided) - HOLD` ([`HOLD`] covers the pre-roll and the detector's confirmation
+//!   `min(decided) - HOLD` (`HOLD` covers the pre-roll and the detector's confirmation
 //!   delay), the point below which no leg can publish an earlier candidate.
 //! - Ring position (`edge`): a leg claims indices with a compare-and-swap on its `edge` *before*
 //!   writing their bytes; the writer jumps a leg only by a compare-and-swap from the index it
@@ -358,6 +358,16 @@ impl CallShared {
         let frames = PREROLL_FRAMES as u64 + 1 + u64::from(onset_frames_ago);
         let candidate = end.saturating_sub(frames * FRAME_SAMPLES as u64).max(armed);
         self.start_at.fetch_min(candidate, SEQ);
+    }
+
+    /// How far `leg` has claimed its timeline (its position, gaps included).
+    pub(crate) fn reach(&self, leg: usize) -> u64 {
+        self.leg(leg).edge.load(SEQ)
+    }
+
+    /// Where the writer's last jump of `leg` ended (0: never jumped).
+    pub(crate) fn jumped_to(&self, leg: usize) -> u64 {
+        self.leg(leg).filled_to.load(Ordering::Acquire)
     }
 
     /// Whether the writer jumped `leg` past `end` (its audio there is late).

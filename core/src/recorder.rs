@@ -369,6 +369,13 @@ impl Recorder {
             return Err(RecorderError::InputTooLong { bytes: input.len() });
         }
         let _entered = self.enter();
+        self.resync();
+        self.take_input(input);
+        Ok(self.current_status())
+    }
+
+    /// The input path of [`Recorder::push`] (inside its `enter`).
+    fn take_input(&mut self, input: &[u8]) {
         if let Some(link) = self.leg.as_mut() {
             link.input_at += input.len() as u64;
         }
@@ -379,7 +386,42 @@ impl Recorder {
             // Without masking, in-band detection runs on the state machine's frames.
             self.consume(input);
         }
-        Ok(self.current_status())
+    }
+
+    /// Two legs: when the writer has filled this leg past its position (it fell more than a
+    /// ring behind, or stopped sending), the leg continues from the other leg's position (the
+    /// call's "now"): what it held is sent first (too late for the file), its position moves to
+    /// where the fill ends, and the rest up to the other leg becomes a gap. So a leg that stops
+    /// sending for a while and then pushes again is placed at the time it comes back.
+    fn resync(&mut self) {
+        let Some(link) = self.leg.as_ref() else {
+            return;
+        };
+        let jumped = link.call.jumped_to(link.leg);
+        if jumped <= link.input_at || self.is_stopped() {
+            return;
+        }
+        let now = link.call.reach(1 - link.leg).max(jumped);
+        self.flush_delay();
+        self.flush_carry();
+        let Some(mut link) = self.leg.take() else {
+            return;
+        };
+        let from = self.pipeline_at.max(link.input_at);
+        if jumped > from {
+            // Filled by the writer already: no gap to publish.
+            link.gap_samples += jumped - from;
+            link.input_at = jumped;
+            self.pipeline_at = jumped;
+        }
+        let at = self.pipeline_at;
+        if now > at {
+            link.gap(at, now - at);
+            link.gap_samples += now - at;
+            link.input_at = now;
+            self.pipeline_at = now;
+        }
+        self.leg = Some(link);
     }
 
     /// Masking: the audio goes through the delay line and reaches the state machine only once
@@ -1054,8 +1096,10 @@ impl Recorder {
             let late = (pos.saturating_sub(at) as usize).min(input.len());
             return self.push(&input[late..]);
         };
+        let _entered = self.enter();
+        self.resync();
+        let pos = self.leg.as_ref().map_or(pos, |l| l.input_at);
         if at > pos {
-            let _entered = self.enter();
             if !self.is_stopped() {
                 self.flush_delay();
                 self.flush_carry();
@@ -1086,7 +1130,10 @@ impl Recorder {
                 self.metrics.add_frames_dropped(frames);
             }
         }
-        self.push(&input[late..])
+        if !self.is_stopped() {
+            self.take_input(&input[late..]);
+        }
+        Ok(self.current_status())
     }
 
     fn stop_at_limit(&mut self) {

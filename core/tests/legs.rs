@@ -1009,3 +1009,55 @@ fn push_at_on_one_leg_fills_the_gap_with_silence() {
     want.extend(&a[80..FRAME]);
     same(&bytes[info.data.clone()], &want, "one leg with a gap");
 }
+
+#[test]
+fn a_leg_that_goes_quiet_and_comes_back_is_placed_when_it_comes_back() {
+    // The other leg sends nothing for a while (no timestamps: plain `push`): the writer fills
+    // it once it is more than a ring behind, and when it pushes again its audio lands there,
+    // whole, rather than seconds late (which would drop it all).
+    let codec = Codec::Alaw;
+    let dir = store("legs-comeback");
+    let e = Engine::new(
+        &dir,
+        EngineConfig {
+            poll_interval: Duration::from_millis(2),
+            ring_milliseconds: 1000,
+            ..EngineConfig::default()
+        },
+    )
+    .unwrap();
+    let a = call(&[sound(codec, 100, 0), quiet(codec, 420, 1)]);
+    let b = call(&[quiet(codec, 10, 2), sound(codec, 100, 5)]);
+    let (mut caller, mut other) = e
+        .record_call(
+            &opts(r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000}"#),
+            codec,
+        )
+        .unwrap();
+    for f in a[..400 * FRAME].chunks(FRAME) {
+        caller.feed(f, LONG).unwrap();
+        std::thread::sleep(Duration::from_micros(300));
+    }
+    // Let the writer see the other leg 8 s behind.
+    std::thread::sleep(Duration::from_millis(100));
+    for (i, f) in b.chunks(FRAME).enumerate() {
+        other.feed(f, LONG).unwrap();
+        caller.feed(&a[(400 + i) * FRAME..][..FRAME], LONG).unwrap();
+    }
+    assert_eq!(caller.hangup(), Status::Stopped(Reason::Hangup));
+    drop((caller, other));
+    let (f, _, bytes) = finished(&e);
+    let (ch1, ch2) = channels(&bytes, codec);
+    same(&ch1, &a[..ch1.len()], "caller");
+    let at = ch2
+        .windows(FRAME)
+        .position(|w| w == &b[..FRAME])
+        .expect("the other leg's audio is in its channel");
+    assert!(at >= 300 * FRAME, "placed when it came back ({at})");
+    same(&ch2[at..at + b.len()], &b, "the other leg, whole");
+    assert!(ch2[..at].iter().all(|&x| x == codec.silence()));
+    assert!(ch2[at + b.len()..].iter().all(|&x| x == codec.silence()));
+    let legs = f.result.legs.unwrap();
+    assert_eq!(legs.other.samples_filled, (ch2.len() - b.len()) as u64);
+    assert_eq!(legs.other.frames_dropped, 0);
+}
