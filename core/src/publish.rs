@@ -925,6 +925,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_outbox_keeps_a_two_leg_result() {
+        let leg = |sound, speech, filled, dropped| crate::result::LegResult {
+            contains_sound: sound,
+            speech_samples: speech,
+            samples_filled: filled,
+            frames_dropped: dropped,
+        };
+        let mut r = RecordingResult {
+            id: "x".into(),
+            filename: "/rest_api/recordings/2026/11/23/a.wav".into(),
+            file_available: false,
+            contains_sound: true,
+            samples: 8000,
+            reason: Reason::Hangup,
+            barge_in_digit: None,
+            frames_dropped: 1,
+            publish_error: None,
+            recovered: false,
+            legs: Some(crate::result::LegsResult {
+                caller: leg(true, 4000, 0, 1),
+                other: leg(false, 0, 8000, 0),
+            }),
+        };
+        let since = UNIX_EPOCH + Duration::from_millis(1_700_000_000_000);
+        for _ in 0..2 {
+            let line = add_line(&r, since);
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(entry_from_json(&v), Some((r.clone(), since)));
+            r.legs = None; // and a one-leg result stays without
+        }
+    }
+
+    #[test]
     fn urls_parse_into_bucket_and_prefix() {
         let t = PublishTarget::parse("s3://recordings/test").unwrap();
         assert_eq!(

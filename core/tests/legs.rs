@@ -1061,3 +1061,35 @@ fn a_leg_that_goes_quiet_and_comes_back_is_placed_when_it_comes_back() {
     assert_eq!(legs.other.samples_filled, (ch2.len() - b.len()) as u64);
     assert_eq!(legs.other.frames_dropped, 0);
 }
+
+#[test]
+fn shutdown_finalizes_an_open_two_leg_recording_with_everything_pushed() {
+    let codec = Codec::Alaw;
+    let dir = store("legs-shutdown");
+    let e = engine(&dir);
+    let a = sound(codec, 100, 0);
+    let b = call(&[quiet(codec, 20, 1), sound(codec, 60, 4)]);
+    let (mut caller, mut other) = e
+        .record_call(
+            &opts(r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000}"#),
+            codec,
+        )
+        .unwrap();
+    caller.feed(&a, LONG).unwrap();
+    other.feed(&b, LONG).unwrap();
+    other.feed(&b[..77], LONG).unwrap(); // a partial frame: kept too
+    e.shutdown();
+    assert_eq!(caller.status(), Status::Stopped(Reason::Other));
+    let (f, _, bytes) = finished(&e);
+    assert_eq!(f.result.reason, Reason::Other);
+    let (ch1, ch2) = channels(&bytes, codec);
+    same(&ch1, &a, "caller");
+    let mut want = b.clone();
+    want.extend(&b[..77]);
+    same(&ch2, &padded(&want, a.len(), codec), "other");
+    assert_eq!(
+        f.result.legs.unwrap().other.samples_filled,
+        (a.len() - want.len()) as u64
+    );
+    drop((caller, other));
+}
