@@ -63,6 +63,20 @@ pub struct ServeArgs {
     /// The largest request body accepted, in bytes (larger gets 413).
     #[arg(long, default_value_t = 65_536, value_name = "BYTES")]
     body_limit: usize,
+    /// HTTP: a connection must send a complete request head within this many ms of the server
+    /// waiting for one, on a new connection and between requests (the idle timeout), or is closed.
+    #[arg(long, default_value_t = 10_000, value_name = "MS")]
+    http_header_timeout_ms: u64,
+    /// HTTP: the longest wait for the next piece of a request body, in ms.
+    #[arg(long, default_value_t = 10_000, value_name = "MS")]
+    http_body_timeout_ms: u64,
+    /// HTTP: connections served at once (at most a quarter of the open-file limit); more wait
+    /// in the kernel's accept queue.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    http_max_connections: usize,
+    /// HTTP: the largest request head (request line and headers) answered; larger gets 431.
+    #[arg(long, default_value_t = 16_384, value_name = "BYTES")]
+    http_max_header_bytes: usize,
     /// One webhook attempt's timeout, in ms.
     #[arg(long, default_value_t = 5000, value_name = "MS")]
     webhook_timeout_ms: u64,
@@ -156,6 +170,12 @@ pub fn serve(args: &ServeArgs) -> Result<(), (u8, String)> {
     };
     config.timeouts.inactivity = Duration::from_millis(args.rtp_timeout_ms);
     config.timeouts.first_packet = Duration::from_millis(args.rtp_first_packet_timeout_ms);
+    config.http = callrec_serve::config::HttpLimits {
+        header_timeout: Duration::from_millis(args.http_header_timeout_ms),
+        body_timeout: Duration::from_millis(args.http_body_timeout_ms),
+        max_connections: args.http_max_connections,
+        max_header_bytes: args.http_max_header_bytes,
+    };
     config.webhook.timeout = Duration::from_millis(args.webhook_timeout_ms);
     config.webhook.attempts = args.webhook_attempts;
     config.webhook.first_backoff = Duration::from_millis(args.webhook_backoff_ms);

@@ -7,10 +7,37 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-fn store(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("callrec-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// A fresh store path (not yet created) in a new temporary directory.
+fn store(name: &str) -> TestDir {
+    test_dir(&format!("callrec-cli-{name}-"))
+}
+
+/// A test's directory, removed with its temporary parent on drop (passed or panicked).
+struct TestDir {
+    _root: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl std::ops::Deref for TestDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for TestDir {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn test_dir(prefix: &str) -> TestDir {
+    let root = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("a temporary directory");
+    let path = root.path().join("store");
+    TestDir { _root: root, path }
 }
 
 fn callrec(args: &[&str]) -> Output {

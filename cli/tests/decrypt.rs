@@ -10,11 +10,39 @@ use std::process::{Command, Output};
 const KEY: &str = "8e73b0f7da0e6452c810f32b809079e562f8ead2522c6b7b";
 const IV: &str = "000102030405060708090a0b0c0d0e0f";
 
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("callrec-decrypt-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
+/// A fresh, created directory in a new temporary directory.
+fn dir(name: &str) -> TestDir {
+    let d = test_dir(&format!("callrec-decrypt-{name}-"));
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+/// A test's directory, removed with its temporary parent on drop (passed or panicked).
+struct TestDir {
+    _root: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl std::ops::Deref for TestDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for TestDir {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn test_dir(prefix: &str) -> TestDir {
+    let root = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("a temporary directory");
+    let path = root.path().join("store");
+    TestDir { _root: root, path }
 }
 
 fn callrec(args: &[&str]) -> Output {

@@ -23,7 +23,7 @@
 //! write leaves the previous record valid (redoing a finished chunk from its journalled CTR bytes
 //! is harmless). After the last chunk the file is cut to `J`: it is the CBC file.
 //!
-//! Recovery ([`resume`]) reads the two records at the file's end; the valid one with the highest
+//! Recovery (`resume`) reads the two records at the file's end; the valid one with the highest
 //! index says where to restart: that chunk's CTR bytes come from the journal, the CBC chaining
 //! block is the one before it (durable before the record was written). With no valid record, the
 //! header says where things stand: CTR under the part key (not started; its sizes give `L`, so

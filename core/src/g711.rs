@@ -74,7 +74,7 @@ impl Codec {
 }
 
 /// Decodes `input` (of law `codec`) into `out`; `out` must be at least as long as `input`.
-/// With AVX2 (checked per call: a cached flag), 16 bytes at a time (see [`avx2`]).
+/// With AVX2 (checked per call: a cached flag), 16 bytes at a time (see the private `avx2` module).
 pub fn decode_into(codec: Codec, input: &[u8], out: &mut [i16]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {

@@ -1023,9 +1023,12 @@ mod tests {
 
     #[test]
     fn journal_resumes_what_is_not_done_and_survives_a_torn_line() {
-        let root = std::env::temp_dir().join(format!("callrec-journal-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
+        // Removed on drop, whether the test passes or panics.
+        let scratch = tempfile::Builder::new()
+            .prefix("callrec-journal-")
+            .tempdir()
+            .unwrap();
+        let root = scratch.path();
         let result = |name: &str| RecordingResult {
             id: "i".into(),
             filename: format!("/rest_api/recordings/{name}.wav"),
@@ -1040,7 +1043,7 @@ mod tests {
             legs: None,
         };
         {
-            let (mut j, pending, _) = Journal::open(&root).unwrap();
+            let (mut j, pending, _) = Journal::open(root).unwrap();
             assert!(pending.is_empty());
             let t = SystemTime::now();
             j.append_durable(&(add_line(&result("a"), t) + &add_line(&result("b"), t)))
@@ -1048,15 +1051,14 @@ mod tests {
             j.append(&done_line("/rest_api/recordings/a.wav")).unwrap();
             j.append("{\"op\":\"add\",\"filena").unwrap(); // a crash mid-append
         }
-        let (_, pending, unreadable) = Journal::open(&root).unwrap();
+        let (_, pending, unreadable) = Journal::open(root).unwrap();
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0].0, result("b"));
         assert_eq!(unreadable, 1, "the torn line");
         // The rewrite kept exactly the pending one.
-        let (_, again, unreadable) = Journal::open(&root).unwrap();
+        let (_, again, unreadable) = Journal::open(root).unwrap();
         assert_eq!(again.len(), 1);
         assert_eq!(unreadable, 0);
-        std::fs::remove_dir_all(&root).unwrap();
     }
 
     /// Issue 19 (reproduction 19): a journal line that cannot be parsed is neither skipped
@@ -1064,8 +1066,11 @@ mod tests {
     /// counted; the lines around it still count.
     #[test]
     fn journal_keeps_and_reports_lines_it_cannot_parse() {
-        let root = std::env::temp_dir().join(format!("callrec-journal-bad-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let scratch = tempfile::Builder::new()
+            .prefix("callrec-journal-bad-")
+            .tempdir()
+            .unwrap();
+        let root = scratch.path();
         std::fs::create_dir_all(root.join(OUTBOX_DIR)).unwrap();
         let result = |name: &str| RecordingResult {
             id: "i".into(),
@@ -1098,7 +1103,7 @@ mod tests {
             done_line("/rest_api/recordings/a.wav"),
         );
         std::fs::write(root.join(OUTBOX_DIR).join("journal"), text).unwrap();
-        let (_, pending, unreadable) = Journal::open(&root).unwrap();
+        let (_, pending, unreadable) = Journal::open(root).unwrap();
         assert_eq!(unreadable, 4);
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0].0, result("b"));
@@ -1110,11 +1115,10 @@ mod tests {
             bad.iter().map(|l| format!("{l}\n")).collect::<String>()
         );
         // Kept once: the next open finds the journal clean and the kept lines still there.
-        let (_, again, unreadable) = Journal::open(&root).unwrap();
+        let (_, again, unreadable) = Journal::open(root).unwrap();
         assert_eq!((again.len(), unreadable), (1, 0));
         let still =
             std::fs::read_to_string(root.join(OUTBOX_DIR).join("journal.unreadable")).unwrap();
         assert_eq!(still, kept);
-        std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -360,8 +360,13 @@ mod tests {
 
     #[test]
     fn names_have_the_record_action_shape_and_modes() {
-        let tmp = std::env::temp_dir().join(format!("callrec-store-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
+        // Removed on drop, whether the test passes or panics; the store itself is created by
+        // Store::open, as in use.
+        let scratch = tempfile::Builder::new()
+            .prefix("callrec-store-")
+            .tempdir()
+            .unwrap();
+        let tmp = scratch.path().join("store");
         let store = Store::open(&tmp).unwrap();
         // 2026-11-23 14:35:03 UTC
         let when = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_444_503);
@@ -383,7 +388,6 @@ mod tests {
         assert!(p2.filename.ends_with(".00001.wav"));
         assert!(p2.created_dirs.is_empty());
         assert_ne!(p.filename, p2.filename);
-        std::fs::remove_dir_all(&tmp).unwrap();
     }
 
     #[test]

@@ -53,7 +53,8 @@ fn ctr_key_iv_reuse_is_refused_and_cbc_reuse_counted() {
     assert_eq!(engine.metrics().cbc_key_iv_reused, 1);
     drop((first, second, a, b));
     // Another engine has its own memory (the host's job across processes: a fresh IV each time).
-    let other = common::engine(&common::store("key-reuse-2"));
+    let other_dir = common::store("key-reuse-2");
+    let other = common::engine(&other_dir);
     assert!(other
         .record_json(&options("aesctr", iv1), Codec::Alaw)
         .is_ok());

@@ -13,9 +13,22 @@ use proptest::prelude::*;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-fn shared() -> &'static (Engine, std::path::PathBuf) {
-    static SHARED: OnceLock<(Engine, std::path::PathBuf)> = OnceLock::new();
+static SHARED: OnceLock<(Engine, common::TestDir)> = OnceLock::new();
+
+/// A static is never dropped: the shared store's temporary directory is removed at exit.
+extern "C" fn remove_shared_store() {
+    if let Some((_, dir)) = SHARED.get() {
+        if let Some(root) = dir.parent() {
+            let _ = std::fs::remove_dir_all(root);
+        }
+    }
+}
+
+fn shared() -> &'static (Engine, common::TestDir) {
     SHARED.get_or_init(|| {
+        // SAFETY: registers a plain extern "C" fn with no arguments, as atexit(3) requires.
+        let registered = unsafe { libc::atexit(remove_shared_store) };
+        assert_eq!(registered, 0, "atexit");
         let dir = common::store("sequences");
         let config = EngineConfig {
             ring_milliseconds: 60_000,

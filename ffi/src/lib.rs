@@ -5,7 +5,7 @@
 //! Conventions:
 //! * Opaque handles (`callrec_engine`, `callrec_recorder`, `callrec_abort_handle`,
 //!   `callrec_event`) made by `_new` (or `next_event`) and released by `_free`. A handle is a
-//!   slot number plus a generation, never a pointer to freed memory (see [`handle`]): a double
+//!   slot number plus a generation, never a pointer to freed memory (see `src/handle.rs`): a double
 //!   free, a use after free or a stale handle whose slot was reused is
 //!   `CALLREC_RESULT_INVALID_HANDLE`, with no effect.
 //! * Every fallible function returns a `callrec_result`; `callrec_result_name` names each code
@@ -16,7 +16,7 @@
 //!   empty buffer; strings in are UTF-8, not NUL-terminated (pass the length); strings out are
 //!   NUL-terminated.
 //! * Every pointer is NULL-checked (`CALLREC_RESULT_NULL_PARAMETER`).
-//! * Every export runs inside [`ffi_panic_boundary!`]: a panic becomes `CALLREC_RESULT_PANIC`,
+//! * Every export runs inside `ffi_panic_boundary!` (`src/macros.rs`): a panic becomes `CALLREC_RESULT_PANIC`,
 //!   never an unwind into C.
 //! * Enum values coming *from* C are taken as `uint32_t` and checked, so a bad value is an error
 //!   code, not undefined behaviour.

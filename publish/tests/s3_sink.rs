@@ -15,9 +15,12 @@ fn a_large_file_goes_up_in_parts_and_reads_back_whole() {
     let sink = S3Sink::from_env(&PublishConfig::new(url.clone()))
         .unwrap()
         .with_multipart(5 << 20, 5 << 20);
-    let dir = std::env::temp_dir().join(format!("callrec-s3-sink-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("large.wav");
+    // Removed on drop, whether the test passes or panics.
+    let dir = tempfile::Builder::new()
+        .prefix("callrec-s3-sink-")
+        .tempdir()
+        .unwrap();
+    let path = dir.path().join("large.wav");
     // 12 MiB + 7 bytes of a pattern that differs in every part: three parts, the last short.
     let data: Vec<u8> = (0..(12u32 << 20) + 7)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)

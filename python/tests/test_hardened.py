@@ -31,7 +31,17 @@ def test_the_largest_timeout_is_accepted(engine):
     assert engine.next_event(timeout=365 * 86400).kind == "finished"
 
 
-def test_sigint_while_waiting_in_events_raises_keyboard_interrupt(engine):
+@pytest.fixture
+def sigint_raises():
+    """SIGINT raises KeyboardInterrupt for this test, whatever the process inherited: a
+    background job's children (`scripts/test &`, nohup, many CI runners) start with SIGINT
+    ignored, and Python then installs no handler for it, so the signal would be lost."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_sigint_while_waiting_in_events_raises_keyboard_interrupt(engine, sigint_raises):
     main = threading.get_ident()
     fired = []
 
@@ -40,16 +50,18 @@ def test_sigint_while_waiting_in_events_raises_keyboard_interrupt(engine):
         fired.append(time.monotonic())
         signal.pthread_kill(main, signal.SIGINT)
 
+    # Each wait is bounded: a SIGINT that is lost ends it empty-handed after 30 s and the test
+    # fails (no KeyboardInterrupt) instead of hanging the suite.
     threading.Thread(target=interrupt).start()
     with pytest.raises(KeyboardInterrupt):
-        for _ in engine.events():
+        for _ in engine.events(timeout=30):
             pass
     # "Promptly": how long it took is printed for the record, not asserted (timing is for
     # benchmarks); the wait is sliced at 50 ms, so the interrupt lands within one slice.
     print(f"KeyboardInterrupt {1000 * (time.monotonic() - fired[0]):.1f} ms after SIGINT")
     threading.Thread(target=interrupt).start()
     with pytest.raises(KeyboardInterrupt):
-        engine.next_event()
+        engine.next_event(timeout=30)
 
 
 def run_script(script, store):
@@ -196,8 +208,11 @@ def test_no_part_files_after_a_normal_exit(tmp_path):
 
 def test_keyboard_interrupt_reaches_a_real_process(tmp_path):
     # The whole path as a user meets it: Ctrl-C (SIGINT from outside) during events().
+    # The child sets SIGINT's handler as Python does at start in a terminal: started from a
+    # background job it would inherit SIGINT ignored and never see the Ctrl-C.
     script = """
-        import sys, callrec
+        import signal, sys, callrec
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         engine = callrec.Engine(sys.argv[1])
         try:
             print("waiting", flush=True)
@@ -211,8 +226,12 @@ def test_keyboard_interrupt_reaches_a_real_process(tmp_path):
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert p.stdout.readline() == "waiting\n"
-    os.kill(p.pid, signal.SIGINT)
-    out, _ = p.communicate(timeout=30)
+    try:
+        assert p.stdout.readline() == "waiting\n"
+        os.kill(p.pid, signal.SIGINT)
+        out, _ = p.communicate(timeout=30)
+    finally:
+        p.kill()
+        p.wait()
     assert out == "interrupted\n" and p.returncode == 0
 

@@ -1,10 +1,17 @@
 //! The HTTP control API (axum): start recordings, control them, read them, download files.
 //!
 //! Every route but `/v1/health` needs `Authorization: Bearer <token>` when the server has a
-//! token (compared in constant time). Errors are JSON: `{"error": "...", "field": "..."}`, the
-//! field naming the request property at fault (the record options' own messages). Bodies are
-//! limited (`--body-limit`; larger gets 413). Each handler's `#[utoipa::path]` attribute and
-//! the body types of [`crate::openapi`] make the API's document, served at `/v1/openapi.json`.
+//! token (the scheme in any case, RFC 9110 §11.1; the token compared in constant time). Errors
+//! are JSON: `{"error": "...", "field": "..."}`, the field naming the request property at fault
+//! (the record options' own messages); what axum, tower-http and the router answer on their own
+//! (bad path, unknown route, wrong method, too large) is turned into the same shape by the
+//! outermost layer, so a client never has to parse anything else. What one request may carry is
+//! bounded here: the head (`--http-max-header-bytes`, at most [`MAX_HEADERS`] headers; 431), the
+//! body (`--body-limit`; a `Content-Length` above it is 413 before the body is read, so
+//! `Expect: 100-continue` never gets `100 Continue`), the time between body pieces
+//! (`--http-body-timeout-ms`). Downloads follow no symlink ([`crate::store_file`]).
+//! Each handler's `#[utoipa::path]` attribute and the body types of [`crate::openapi`] make
+//! the API's document, served at `/v1/openapi.json`.
 
 use crate::ingest::Command;
 use crate::metrics;
@@ -22,10 +29,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::Value;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::ServeFile;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
@@ -44,6 +54,9 @@ impl IntoResponse for Refusal {
     }
 }
 
+/// The most headers a request may carry (more gets 431).
+pub const MAX_HEADERS: usize = 100;
+
 /// The API's routes over `state`.
 pub fn router(state: Arc<AppState>) -> Router {
     let guarded = Router::new()
@@ -52,14 +65,131 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/records/{id}/{action}", post(action))
         .route("/rest_api/recordings/{*path}", get(download))
         .route("/metrics", get(metrics_text))
+        .route_layer(middleware::from_fn(json_content_type))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
+    let limits = state.config.http;
     Router::new()
         .route("/v1/health", get(health))
         .route("/v1/openapi.json", get(openapi_json))
         .merge(guarded)
         .fallback(|| async { Refusal::status(404, "no such endpoint") })
         .layer(DefaultBodyLimit::max(state.config.body_limit))
+        .layer(RequestBodyLimitLayer::new(state.config.body_limit))
+        .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
+        .layer(middleware::from_fn_with_state(state.clone(), head_limit))
+        .layer(middleware::map_response(json_errors))
         .with_state(state)
+}
+
+/// The field an error status is about, when the status alone says it.
+fn field_of(status: StatusCode) -> Option<&'static str> {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT => Some("body"),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => Some("headers"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => Some("Content-Type"),
+        _ => None,
+    }
+}
+
+/// Turns any error response that is not JSON already (axum's rejections, tower-http's 413, the
+/// router's 405) into `{"error": ..., "field": ...}`, keeping its status and headers (`Allow`).
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // The frameworks' texts are short; a long one is replaced by the status's own words.
+    let text = axum::body::to_bytes(body, 1024)
+        .await
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| {
+            status
+                .canonical_reason()
+                .unwrap_or("error")
+                .to_ascii_lowercase()
+        });
+    let refusal = Refusal {
+        status: status.as_u16(),
+        field: field_of(status).map(str::to_string),
+        message: text,
+    };
+    let mut response = refusal.into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            response.headers_mut().append(name, value.clone());
+        }
+    }
+    response
+}
+
+/// 431 for a request head beyond `--http-max-header-bytes` or [`MAX_HEADERS`] headers (hyper's
+/// own, larger limits behind it answer a bare 431 and close).
+async fn head_limit(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    // As on the wire: "NAME: VALUE\r\n" per header, plus the request line.
+    let bytes = request.uri().to_string().len()
+        + request.method().as_str().len()
+        + 12
+        + headers
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+    let max = state.config.http.max_header_bytes;
+    if bytes > max || headers.len() > MAX_HEADERS {
+        return Refusal {
+            status: 431,
+            field: Some("headers".into()),
+            message: format!(
+                "the request head is larger than {max} bytes or {MAX_HEADERS} headers"
+            ),
+        }
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// 415 for a POST whose `Content-Type` is not JSON. A body without one, or with curl's `-d`
+/// default (`application/x-www-form-urlencoded`), is read as JSON.
+async fn json_content_type(request: Request, next: Next) -> Response {
+    if request.method() == axum::http::Method::POST {
+        if let Some(value) = request.headers().get(header::CONTENT_TYPE) {
+            let mime = value
+                .to_str()
+                .unwrap_or("")
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            let json = mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+                || mime == "application/x-www-form-urlencoded";
+            if !json {
+                return Refusal {
+                    status: 415,
+                    field: Some("Content-Type".into()),
+                    message: "must be application/json".into(),
+                }
+                .into_response();
+            }
+        }
+    }
+    next.run(request).await
+}
+
+/// The token of an `Authorization` value with the `Bearer` scheme in any case.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
 }
 
 async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
@@ -68,7 +198,7 @@ async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: N
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(bearer_token)
             .unwrap_or("");
         if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
             let mut response =
@@ -134,7 +264,7 @@ fn rtp_host(state: &AppState) -> String {
         (status = 409, description = "Refused for what the server already did: an `aesctr` key and IV used before (`field` names it)", body = ErrorBody),
         (status = 413, description = "The body is over `--body-limit`", body = ErrorBody),
         (status = 500, description = "The file could not be created (see the server log)", body = ErrorBody),
-        (status = 503, description = "No RTP port is free, or the server is shutting down", body = ErrorBody),
+        (status = 503, description = "No RTP port is free, the server is out of file descriptors, or it is shutting down", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -143,6 +273,10 @@ async fn create(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, Refusal> {
     let body = body.map_err(|e| Refusal::status(e.status().as_u16(), e.body_text()))?;
+    if !crate::limits::room_for_a_call(state.config.http.max_connections) {
+        tracing::warn!("recording refused: out of file descriptors");
+        return Err(out_of_descriptors());
+    }
     let state2 = state.clone();
     // Starting creates a file and binds a socket: off the async workers.
     let created = tokio::task::spawn_blocking(move || {
@@ -377,6 +511,7 @@ pub fn is_recording_path(path: &str) -> bool {
         (status = 404, description = "No such recording, or not finished yet", body = ErrorBody),
         (status = 416, description = "The `Range` header cannot be satisfied (or is malformed)"),
         (status = 500, description = "The recording could not be read", body = ErrorBody),
+        (status = 503, description = "The server is out of file descriptors", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -388,22 +523,32 @@ async fn download(
     if !is_recording_path(&path) {
         return Err(Refusal::status(404, "no such recording"));
     }
-    let file = state
+    let root = state
         .engine
         .store_root()
-        .join(callrec::store::RECORDINGS_DIR)
-        .join(&path);
+        .join(callrec::store::RECORDINGS_DIR);
     // Only a finished file has its final name (a recording in progress is a `.part`).
-    if !tokio::fs::metadata(&file)
-        .await
-        .map(|m| m.is_file())
-        .unwrap_or(false)
-    {
-        return Err(Refusal::status(
-            404,
-            "no such recording (or not finished yet)",
-        ));
-    }
+    let opened = tokio::task::spawn_blocking(move || {
+        crate::store_file::open_beneath(&root, &path, crate::store_file::Resolve::Openat2)
+    })
+    .await
+    .map_err(|_| Refusal::status(500, "cannot read the recording"))?;
+    let fd = match opened {
+        Ok(fd) => fd,
+        Err(e) if crate::limits::is_out_of_descriptors(&e) => {
+            return Err(out_of_descriptors());
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "download refused");
+            return Err(Refusal::status(
+                404,
+                "no such recording (or not finished yet)",
+            ));
+        }
+    };
+    // Served from the descriptor just opened (through its /proc link, which names that open
+    // file, not a path), so nothing can be swapped in after the checks.
+    let file = std::path::PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
     let mut request = axum::http::Request::builder()
         .uri("/")
         .body(Body::empty())
@@ -426,7 +571,16 @@ async fn download(
             tracing::error!(error = %e, "cannot read a recording");
             Refusal::status(500, "cannot read the recording")
         })?;
+    drop(fd);
     Ok(response.map(Body::new))
+}
+
+/// The 503 for a process out of file descriptors.
+pub fn out_of_descriptors() -> Refusal {
+    Refusal::status(
+        503,
+        "the server is out of file descriptors (raise its nofile limit)",
+    )
 }
 
 #[utoipa::path(

@@ -8,6 +8,33 @@ use std::path::PathBuf;
 use std::time::Duration;
 use url::Url;
 
+/// How much of the server one HTTP client may hold (DESIGN §11: the server bounds its clients).
+#[derive(Clone, Copy, Debug)]
+pub struct HttpLimits {
+    /// How long a connection has to deliver a complete request head, counted from when the
+    /// server starts waiting for one: on a new connection and between requests on a kept-alive
+    /// one, so it is also the idle timeout (hyper's `header_read_timeout`).
+    pub header_timeout: Duration,
+    /// How long the server waits for each piece of a request body.
+    pub body_timeout: Duration,
+    /// Connections served at once; more wait in the kernel's accept queue, holding no descriptor
+    /// of this process.
+    pub max_connections: usize,
+    /// The largest request head (request line and headers, in bytes) answered; larger gets 431.
+    pub max_header_bytes: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            max_connections: 256,
+            max_header_bytes: 16 * 1024,
+        }
+    }
+}
+
 /// The server's configuration.
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
@@ -36,6 +63,8 @@ pub struct ServeConfig {
     pub token: Option<String>,
     /// The largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// What one HTTP client may hold: time, connections, header size.
+    pub http: HttpLimits,
     /// Webhook delivery.
     pub webhook: WebhookConfig,
     /// The recording engine's configuration (the object-store publisher plugs in here).
@@ -62,6 +91,7 @@ impl Default for ServeConfig {
             app_url: None,
             token: None,
             body_limit: 64 * 1024,
+            http: HttpLimits::default(),
             webhook: WebhookConfig::default(),
             engine: EngineConfig::default(),
             records_kept: 10_000,
@@ -119,6 +149,18 @@ impl ServeConfig {
         }
         if self.body_limit < 1024 {
             return Err("--body-limit: must be at least 1024 bytes".into());
+        }
+        if self.http.header_timeout < Duration::from_millis(100) {
+            return Err("--http-header-timeout-ms: must be at least 100".into());
+        }
+        if self.http.body_timeout < Duration::from_millis(100) {
+            return Err("--http-body-timeout-ms: must be at least 100".into());
+        }
+        if self.http.max_connections == 0 || self.http.max_connections > 1_000_000 {
+            return Err("--http-max-connections: must be 1..=1000000".into());
+        }
+        if !(1024..=1024 * 1024).contains(&self.http.max_header_bytes) {
+            return Err("--http-max-header-bytes: must be 1024..=1048576".into());
         }
         if self.webhook.attempts == 0 || self.webhook.attempts > 100 {
             return Err("--webhook-attempts: must be 1..=100".into());

@@ -376,6 +376,14 @@ impl Ports {
             let port = state.free.swap_remove(i);
             match bind_pair(address, port) {
                 Ok((rtp, rtcp)) => break Some((port, rtp, rtcp)),
+                Err(e) if crate::limits::is_out_of_descriptors(&e) => {
+                    // Not the pair's fault: it stays free, and no other pair is tried (each
+                    // would fail the same way).
+                    state.free.push(port);
+                    state.free.extend(skipped);
+                    tracing::warn!(error = %e, "cannot bind an RTP port: out of file descriptors");
+                    return Err(crate::api::out_of_descriptors());
+                }
                 Err(e) => {
                     tracing::warn!(port, error = %e, "RTP port pair unavailable; skipping it");
                     held += 1;
@@ -596,6 +604,11 @@ impl Starter<'_> {
                         message: e.message,
                     },
                     callrec::Error::ShutDown => Refusal::status(503, "the server is shutting down"),
+                    callrec::Error::Io { source, .. }
+                        if crate::limits::is_out_of_descriptors(&source) =>
+                    {
+                        crate::api::out_of_descriptors()
+                    }
                     e => {
                         tracing::error!(error = %e, "cannot start a recording");
                         Refusal::status(500, "cannot start the recording (see the server log)")

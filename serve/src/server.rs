@@ -1,6 +1,10 @@
 //! The server: starts the engine, the receive threads, the event pump and the HTTP API, and
 //! shuts them down in the order that loses nothing.
 //!
+//! HTTP: hyper's HTTP/1 server with a header-read timeout (also the idle timeout of a kept-alive
+//! connection), a connection limit, and accept errors logged once per interval; what each
+//! request may carry is bounded in [`crate::api`].
+//!
 //! The event pump turns the engine's events into webhooks through the durable outbox
 //! ([`crate::outbox`]): the result is stored with the record's page URLs, then delivered; a
 //! successful delivery is recorded, and an entry leaves the outbox once every page it names has
@@ -14,7 +18,7 @@
 //! the engine finalizes and syncs every file and emits the last events; the pump turns them
 //! into webhooks; the server waits for every delivery (each bounded by its retries) and exits.
 
-use crate::config::ServeConfig;
+use crate::config::{HttpLimits, ServeConfig};
 use crate::ingest::IngestThread;
 use crate::outbox::{self, delivery_id, Entry, Outbox, Page};
 use crate::records::{Ports, Table};
@@ -22,8 +26,11 @@ use crate::stream::StreamStats;
 use crate::webhook::Webhooks;
 use callrec::{Engine, Event, EventKind};
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use url::Url;
 
@@ -221,21 +228,31 @@ impl AppState {
 /// Runs `callrec serve` until SIGTERM or SIGINT; returns after a graceful shutdown.
 pub fn run(config: ServeConfig) -> Result<(), String> {
     config.validate()?;
-    // TLS for https webhooks: one process-wide provider (ring; no C toolchain beyond cc).
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("callrec-http")
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(serve(config))
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("--listen {}: {e}", config.listen))?;
+        serve(config, listener, shutdown_signal()).await
+    })
 }
 
-async fn serve(config: ServeConfig) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| format!("--listen {}: {e}", config.listen))?;
+/// Serves on `listener` until `shutdown` completes, then shuts down as [`run`] does on a
+/// signal. Runs on the caller's tokio runtime (with time and I/O enabled).
+pub async fn serve(
+    config: ServeConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    config.validate()?;
+    // TLS for https webhooks: one process-wide provider (ring; no C toolchain beyond cc).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let nofile = crate::limits::raise_nofile();
     let engine = Arc::new(
         callrec_publish::start_engine(&config.store, config.engine.clone())
             .map_err(|e| format!("--store: {e}"))?,
@@ -300,12 +317,15 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         })
         .map_err(|e| format!("cannot start the event thread: {e}"))?;
 
-    tracing::info!(listen = %config.listen, rtp_ports = %format!("{first}-{last}"), store = %config.store.display(), "callrec serve ready");
+    let listen = listener
+        .local_addr()
+        .map_err(|e| format!("--listen {}: {e}", config.listen))?;
+    crate::limits::log_capacity(nofile, &config);
+    tracing::info!(%listen, rtp_ports = %format!("{first}-{last}"), store = %config.store.display(), "callrec serve ready");
     let app = crate::api::router(state.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("HTTP server: {e}"))?;
+    let mut http = config.http;
+    http.max_connections = crate::limits::connection_limit(nofile, http.max_connections);
+    serve_http(listener, app, http, shutdown).await;
 
     tracing::info!("shutting down: finalizing every recording");
     let stop_state = state.clone();
@@ -331,6 +351,99 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     }
     tracing::info!("callrec serve stopped");
     Ok(())
+}
+
+/// The HTTP side: hyper's HTTP/1 connection with its header-read timeout (which also bounds a
+/// kept-alive connection's idle wait for its next request), at most `max_connections` at once
+/// (a semaphore permit is taken before `accept`, so connections beyond the limit wait in the
+/// kernel's queue and hold no descriptor here), graceful shutdown from hyper-util.
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        // The API answers oversized heads itself (JSON 431, `api`); hyper's own limits sit
+        // above that, a backstop that answers a bare 431.
+        .max_headers(2 * crate::api::MAX_HEADERS)
+        .max_buf_size(2 * limits.max_header_bytes + 8192);
+    let mut accept_errors = AcceptErrors::default();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    accept_errors.reset();
+                    stream
+                }
+                Err(e) => {
+                    let pause = accept_errors.failed(&e);
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => continue,
+                        _ = &mut shutdown => break,
+                    }
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "HTTP connection closed");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// Accept failures (EMFILE above all): logged once per interval with how many were not, and
+/// the loop pauses (doubling up to a second) rather than spinning on a queue it cannot drain.
+#[derive(Default)]
+struct AcceptErrors {
+    logged: Option<Instant>,
+    unlogged: u64,
+    pause: Duration,
+}
+
+impl AcceptErrors {
+    const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+    fn failed(&mut self, e: &std::io::Error) -> Duration {
+        if self
+            .logged
+            .is_none_or(|t| t.elapsed() >= Self::LOG_INTERVAL)
+        {
+            let out_of_fds = crate::limits::is_out_of_descriptors(e);
+            tracing::warn!(error = %e, out_of_file_descriptors = out_of_fds, not_logged_since_last = self.unlogged, "cannot accept HTTP connections");
+            self.logged = Some(Instant::now());
+            self.unlogged = 0;
+        } else {
+            self.unlogged += 1;
+        }
+        self.pause = (self.pause * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        self.pause
+    }
+
+    fn reset(&mut self) {
+        self.pause = Duration::ZERO;
+    }
 }
 
 async fn shutdown_signal() {

@@ -10,14 +10,17 @@ use std::time::{Duration, Instant};
 
 const OPTIONS: &str = r#"{"beep_on_start":true,"beep_milliseconds":250,"beep_frequency_hz":1000,"beep_level_dbm0":-12,"milliseconds_max_initial_silence":60000}"#;
 
-fn engine(name: &str) -> (Engine, std::path::PathBuf) {
-    let dir =
-        std::env::temp_dir().join(format!("callrec-serve-beep-{name}-{}", std::process::id()));
+/// An engine whose store is in a temporary directory removed on drop (passed or panicked).
+fn engine(name: &str) -> (Engine, tempfile::TempDir) {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("callrec-serve-beep-{name}-"))
+        .tempdir()
+        .unwrap();
     let config = EngineConfig {
         poll_interval: Duration::from_millis(1),
         ..EngineConfig::default()
     };
-    (Engine::new(&dir, config).unwrap(), dir)
+    (Engine::new(dir.path().join("store"), config).unwrap(), dir)
 }
 
 /// The core's beep for these options, pulled directly and padded to whole packets.

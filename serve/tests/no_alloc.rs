@@ -71,13 +71,17 @@ fn header(pt: u8, marker: bool, seq: u16, ts: u32, ssrc: u32) -> [u8; 12] {
 
 #[test]
 fn the_receive_path_allocates_nothing_per_packet() {
-    let dir = std::env::temp_dir().join(format!("callrec-serve-noalloc-{}", std::process::id()));
+    // Removed on drop, whether the test passes or panics.
+    let dir = tempfile::Builder::new()
+        .prefix("callrec-serve-noalloc-")
+        .tempdir()
+        .unwrap();
     // A writer that wakes every millisecond keeps up with a sender faster than real time.
     let config = EngineConfig {
         poll_interval: std::time::Duration::from_millis(1),
         ..EngineConfig::default()
     };
-    let engine = Engine::new(&dir, config).unwrap();
+    let engine = Engine::new(dir.path().join("store"), config).unwrap();
     // Never stops on its own: 30 minutes, no silence stop, no barge-in digit.
     let (mut recorder, _handle) = engine
         .record_json(

@@ -8,11 +8,41 @@ use std::time::Duration;
 
 pub const FRAME: usize = 160;
 
-/// A fresh store directory for one test.
-pub fn store(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("callrec-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// A fresh store directory for one test: `store` inside a new temporary directory, not yet
+/// created (the engine creates it); both are removed when the value is dropped, so a test that
+/// passes or panics leaves nothing behind. Derefs to the store's path.
+pub fn store(name: &str) -> TestDir {
+    let root = tempfile::Builder::new()
+        .prefix(&format!("callrec-test-{name}-"))
+        .tempdir()
+        .expect("a temporary directory");
+    let path = root.path().join("store");
+    TestDir { _root: root, path }
+}
+
+/// A test's store path, removed with its temporary directory on drop.
+pub struct TestDir {
+    _root: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl std::ops::Deref for TestDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for TestDir {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl From<&TestDir> for PathBuf {
+    fn from(dir: &TestDir) -> PathBuf {
+        dir.path.clone()
+    }
 }
 
 pub fn engine(dir: &Path) -> Engine {
