@@ -452,31 +452,18 @@ fn open_parties(args: &RecordArgs, options: &mut RecordOptions) -> Result<Partie
         other,
         caller_ended: false,
     };
-    let legs_given = matches!(
-        callrec::json::parse(&args.options),
-        Ok(serde_json::Value::Object(map)) if map.contains_key("legs")
-    );
-    match (parties.two_legs(), options.legs) {
-        (true, Legs::Caller) if legs_given => {
-            return Err(Failure(
-                2,
-                "--options: legs \"caller\" records one party, but two are given (--other or a \
-                 stereo input): use \"both\" or \"mixed\""
-                    .into(),
-            ))
-        }
-        (true, Legs::Caller) => options.legs = Legs::Both,
-        (false, legs) if legs != Legs::Caller => {
-            return Err(Failure(
-                2,
-                format!(
-                    "--options: legs \"{}\" records both parties: give the other party's audio \
-                     with --other OTHER.wav, or a stereo input",
-                    legs.name()
-                ),
-            ))
-        }
-        _ => {}
+    if parties.two_legs() {
+        *options = RecordOptions::from_json_two_legs(&args.options)
+            .map_err(|e| Failure(2, format!("--options: {e}")))?;
+    } else if options.legs != Legs::Caller {
+        return Err(Failure(
+            2,
+            format!(
+                "--options: legs \"{}\" records both parties: give the other party's audio with \
+                 --other OTHER.wav, or a stereo input",
+                options.legs.name()
+            ),
+        ));
     }
     Ok(parties)
 }

@@ -266,7 +266,7 @@ fn contradictory_parties_exit_2_naming_the_problem() {
                 "--options",
                 r#"{"legs":"caller"}"#,
             ],
-            "legs \"caller\" records one party",
+            "legs: \"caller\" records one party",
         ),
         (
             &[&f.arg("caller.wav"), "--other", &f.arg("stereo.wav")],

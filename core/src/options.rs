@@ -211,6 +211,26 @@ impl RecordOptions {
         }
     }
 
+    /// The options of a recording of both parties (`Engine::record_call`): as
+    /// [`RecordOptions::from_json`], but `legs` defaults to `"both"`, and `"caller"` (one party)
+    /// is refused. The bindings that start two-leg recordings (C, Python, the CLI) share this.
+    pub fn from_json_two_legs(json: &str) -> Result<RecordOptions, OptionsError> {
+        let mut options = Self::from_json(json)?;
+        let legs_given = !json.trim().is_empty()
+            && matches!(crate::json::parse(json), Ok(Value::Object(map)) if map.contains_key("legs"));
+        match (legs_given, options.legs) {
+            (false, _) => options.legs = Legs::Both,
+            (true, Legs::Caller) => {
+                return Err(OptionsError::new(
+                    "legs",
+                    "\"caller\" records one party, but both are given: use \"both\" or \"mixed\"",
+                ))
+            }
+            (true, _) => {}
+        }
+        Ok(options)
+    }
+
     /// Parses and validates an already-decoded JSON object.
     pub fn from_map(map: &Map<String, Value>) -> Result<RecordOptions, OptionsError> {
         let mut o = RecordOptions::default();
