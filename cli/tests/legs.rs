@@ -169,9 +169,9 @@ fn other_gives_a_stereo_file_whose_channels_are_the_two_inputs_aligned() {
 
     // The same two parties as one stereo input give the same file.
     let mut stereo = Vec::new();
-    for k in 0..other.len() {
+    for (k, &b) in other.iter().enumerate() {
         stereo.push(caller.get(k).copied().unwrap_or(ALAW_SILENCE));
-        stereo.push(other[k]);
+        stereo.push(b);
     }
     write_alaw(&f.path("stereo.wav"), 2, &stereo);
     let (r2, channel_count, audio2) = record(
