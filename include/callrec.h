@@ -384,6 +384,28 @@ callrec_result callrec_recorder_new(const callrec_engine *engine,
                                     size_t *error_len_out,
                                     callrec_recorder **recorder_out);
 
+// Starts one recording of both parties of a call (DESIGN §13), whose audio is in `codec` on
+// both legs: `caller_out` gets the caller's recorder and `other_out` the other party's, two
+// ordinary recorders (push, feed, push_at, free each with the `callrec_recorder_*` functions)
+// that may be pushed from two threads at once. `options_json` is the record action's options;
+// `legs` defaults to `"both"` here (a stereo file: channel 1 the caller, channel 2 the other
+// party) and may be `"mixed"` (one channel, both summed); `"caller"` is refused. Hangup,
+// digits and pause on either recorder act on the whole recording; the beep is the caller's;
+// the results carry `"legs"`. Errors as for `callrec_recorder_new`; on an error neither
+// output is written. Control thread; allocates; not real-time safe.
+//
+// # Safety
+// As for `callrec_recorder_new`; `caller_out` and `other_out` valid for a write.
+callrec_result callrec_call_new(const callrec_engine *engine,
+                                const char *options_json,
+                                size_t options_json_len,
+                                uint32_t codec,
+                                char *error_buf,
+                                size_t error_buf_len,
+                                size_t *error_len_out,
+                                callrec_recorder **caller_out,
+                                callrec_recorder **other_out);
+
 // Frees a recorder. If it is still recording, the recording stops with reason `other` and
 // keeps everything pushed. NULL is a no-op (`OK`); a recorder freed already gives
 // `CALLREC_RESULT_INVALID_HANDLE` and has no effect (even if its slot now holds a new
@@ -404,6 +426,23 @@ callrec_result callrec_recorder_push(callrec_recorder *recorder,
                                      const uint8_t *audio,
                                      size_t len,
                                      callrec_status *status_out);
+
+// Places `len` bytes of audio at sample index `at` since the recording began (e.g. from an
+// RTP timestamp). On a two-leg recording (`callrec_call_new`), audio later than this leg's
+// position leaves a gap that the file gets as silence (counted in the leg's `samples_filled`),
+// and audio for indices already taken is late and dropped (counted in `frames_dropped`);
+// `len` 0 moves a leg whose audio has stopped on to `at`. On a one-leg recording the gap is
+// pushed as silence. `status_out` gets the status after it. The media thread; **real-time
+// safe**.
+//
+// # Safety
+// `audio` must be valid for reads of `len` bytes (may be NULL when `len` is 0); `status_out`
+// valid for a write.
+callrec_result callrec_recorder_push_at(callrec_recorder *recorder,
+                                        uint64_t at,
+                                        const uint8_t *audio,
+                                        size_t len,
+                                        callrec_status *status_out);
 
 // Feeds audio of any length faster than real time (from a file or a pipe): like
 // `callrec_recorder_push`, but when the ring to the writer is full it waits for the writer

@@ -1,8 +1,9 @@
 //! Reading a call as a stream, in bounded memory: a G.711 WAV (callrec's own RIFF reader:
-//! hound cannot read format tags 6/7), an 8 kHz mono 16-bit PCM WAV, or raw G.711 (`--raw`),
-//! from a file, a FIFO or standard input (`-`). Only the header (at most 64 KiB) is held; the
-//! audio is read one 20 ms frame at a time, so `/dev/zero` or an endless pipe never grows
-//! memory. A truncated WAV is read to its end with a warning, as sox does.
+//! hound cannot read format tags 6/7), an 8 kHz 16-bit PCM WAV, or raw G.711 (`--raw`), from a
+//! file, a FIFO or standard input (`-`). A WAV is mono (one party) or stereo (both parties of a
+//! call: channel 1 the caller, channel 2 the other party, DESIGN §13). Only the header (at most
+//! 64 KiB) is held; the audio is read one 20 ms frame at a time, so `/dev/zero` or an endless
+//! pipe never grows memory. A truncated WAV is read to its end with a warning, as sox does.
 
 use callrec::g711::{encode_into, transcode_into, Codec};
 use callrec::wav;
@@ -23,6 +24,8 @@ enum Kind {
 pub struct Source {
     /// The call's codec (what frames come out in).
     pub codec: Codec,
+    /// 1 (one party) or 2 (a stereo WAV: the caller, then the other party).
+    pub channels: usize,
     reader: Box<dyn Read>,
     kind: Kind,
     /// Bytes of the header read that belong to the audio (consumed first).
@@ -48,6 +51,7 @@ pub fn open(path: &Path, codec: Option<Codec>, raw: Option<Codec>) -> Result<Sou
     if let Some(law) = raw {
         return Ok(Source {
             codec: codec.unwrap_or(law),
+            channels: 1,
             reader,
             kind: Kind::G711(law),
             pending: Vec::new(),
@@ -79,25 +83,29 @@ pub fn open(path: &Path, codec: Option<Codec>, raw: Option<Codec>) -> Result<Sou
     let declared = info
         .truncated_from
         .map_or(info.data.len() as u64, u64::from);
-    let kind = match info.g711_codec() {
-        Some(law) => Kind::G711(law),
-        None if matches!(info.format_tag, wav::FORMAT_ALAW | wav::FORMAT_ULAW) => {
+    // A G.711 or 16-bit PCM WAV at 8 kHz, one party or both.
+    let layout_ok = info.sample_rate == 8000 && matches!(info.channels, 1 | 2);
+    let kind = match info.format_tag {
+        wav::FORMAT_ALAW | wav::FORMAT_ULAW if layout_ok && info.bits_per_sample == 8 => {
+            Kind::G711(if info.format_tag == wav::FORMAT_ALAW {
+                Codec::Alaw
+            } else {
+                Codec::Ulaw
+            })
+        }
+        wav::FORMAT_ALAW | wav::FORMAT_ULAW => {
             return Err(format!(
-                "G.711 input must be 8000 Hz mono 8-bit, not {} Hz {} channel(s) {}-bit",
+                "G.711 input must be 8000 Hz 8-bit, mono or stereo, not {} Hz {} channel(s) \
+                 {}-bit",
                 info.sample_rate, info.channels, info.bits_per_sample
             ))
         }
-        None if info.format_tag == wav::FORMAT_PCM
-            && info.sample_rate == 8000
-            && info.channels == 1
-            && info.bits_per_sample == 16 =>
-        {
-            Kind::Pcm16
-        }
-        None => {
+        wav::FORMAT_PCM if layout_ok && info.bits_per_sample == 16 => Kind::Pcm16,
+        _ => {
             return Err(format!(
-                "must be a G.711 WAV or 8000 Hz mono 16-bit PCM, not format {} {} Hz {} \
-                 channel(s) {}-bit (convert with: sox IN -r 8000 -c 1 -b 16 OUT.wav)",
+                "must be a G.711 WAV or 8000 Hz 16-bit PCM (mono, or stereo for both parties), \
+                 not format {} {} Hz {} channel(s) {}-bit (convert with: sox IN -r 8000 -b 16 \
+                 OUT.wav)",
                 info.format_tag, info.sample_rate, info.channels, info.bits_per_sample
             ))
         }
@@ -126,6 +134,7 @@ pub fn open(path: &Path, codec: Option<Codec>, raw: Option<Codec>) -> Result<Sou
     };
     Ok(Source {
         codec,
+        channels: usize::from(info.channels),
         reader,
         kind,
         pending_at: info.data.start,
@@ -204,29 +213,70 @@ impl Source {
         Ok(got)
     }
 
-    /// The next 20 ms frame of the call (fewer bytes at the end of the input, 0 at its end).
+    /// The next 20 ms frame of a one-party input (fewer bytes at the end of the input, 0 at its
+    /// end).
     pub fn next_frame(
         &mut self,
         out: &mut [u8; 160],
         interrupted: &dyn Fn() -> bool,
     ) -> io::Result<usize> {
-        match self.kind {
-            Kind::G711(law) => {
-                let mut raw = [0u8; 160];
-                let n = self.fill(&mut raw, interrupted)?;
-                transcode_into(law, self.codec, &raw[..n], &mut out[..n]);
-                Ok(n)
-            }
-            Kind::Pcm16 => {
-                let mut raw = [0u8; 320];
-                let n = self.fill(&mut raw, interrupted)? / 2; // a stray odd byte is no sample
-                let mut samples = [0i16; 160];
-                for (s, b) in samples.iter_mut().zip(raw.chunks_exact(2)) {
-                    *s = i16::from_le_bytes([b[0], b[1]]);
+        debug_assert_eq!(self.channels, 1);
+        let mut other = [0u8; 160];
+        self.read_frame(out, &mut other, interrupted)
+    }
+
+    /// The next 20 ms frame of each party of a stereo input (channel 1 into `caller`,
+    /// channel 2 into `other`): the samples per channel, fewer at the end, 0 at the end.
+    pub fn next_frames(
+        &mut self,
+        caller: &mut [u8; 160],
+        other: &mut [u8; 160],
+        interrupted: &dyn Fn() -> bool,
+    ) -> io::Result<usize> {
+        debug_assert_eq!(self.channels, 2);
+        self.read_frame(caller, other, interrupted)
+    }
+
+    /// Reads 160 sample frames (fewer at the end) and splits their channels (`second` is
+    /// untouched for mono), in the call's codec; returns the samples per channel.
+    fn read_frame(
+        &mut self,
+        first: &mut [u8; 160],
+        second: &mut [u8; 160],
+        interrupted: &dyn Fn() -> bool,
+    ) -> io::Result<usize> {
+        let channels = self.channels;
+        let width = match self.kind {
+            Kind::G711(_) => 1,
+            Kind::Pcm16 => 2,
+        };
+        let mut raw = [0u8; 160 * 2 * 2];
+        let frame_bytes = width * channels;
+        // A stray trailing byte that is no whole sample frame is dropped.
+        let n = self.fill(&mut raw[..160 * frame_bytes], interrupted)? / frame_bytes;
+        for (channel, out) in [first, second].into_iter().take(channels).enumerate() {
+            let at = channel * width;
+            match self.kind {
+                Kind::G711(law) => {
+                    let mut bytes = [0u8; 160];
+                    for (b, f) in bytes.iter_mut().zip(raw.chunks_exact(frame_bytes)).take(n) {
+                        *b = f[at];
+                    }
+                    transcode_into(law, self.codec, &bytes[..n], &mut out[..n]);
                 }
-                encode_into(self.codec, &samples[..n], &mut out[..n]);
-                Ok(n)
+                Kind::Pcm16 => {
+                    let mut samples = [0i16; 160];
+                    for (s, f) in samples
+                        .iter_mut()
+                        .zip(raw.chunks_exact(frame_bytes))
+                        .take(n)
+                    {
+                        *s = i16::from_le_bytes([f[at], f[at + 1]]);
+                    }
+                    encode_into(self.codec, &samples[..n], &mut out[..n]);
+                }
             }
         }
+        Ok(n)
     }
 }

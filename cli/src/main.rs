@@ -1,8 +1,8 @@
 //! `callrec`: records a call from a WAV file the way a host would, and prints the two events.
 //!
-//! `callrec record INPUT` streams INPUT (a G.711 WAV, an 8 kHz mono 16-bit PCM WAV, or raw
-//! G.711 with `--raw`; a file, a FIFO, or `-` for standard input) to the engine in 20 ms
-//! frames, as fast as the writer takes them (or paced at 20 ms with `--realtime`), in bounded
+//! `callrec record INPUT` streams INPUT (a G.711 WAV, an 8 kHz 16-bit PCM WAV, or raw G.711
+//! with `--raw`; a file, a FIFO, or `-` for standard input) to the engine in 20 ms frames; with
+//! `--other OTHER` or a stereo INPUT, both parties of the call as a two-leg recording, as fast as the writer takes them (or paced at 20 ms with `--realtime`), in bounded
 //! memory; applies scheduled digits, hangup and abort, treats the end of the input as a hangup,
 //! and prints the *finished* and then the *available* action_result JSON lines (exactly two
 //! lines on stdout: the events of other recordings, such as orphans a crashed process left in
@@ -27,7 +27,7 @@ mod input;
 mod serve;
 
 use callrec::cipher::Mode;
-use callrec::{Codec, EngineConfig, EventKind, PublishConfig, Reason, RecordOptions, Status};
+use callrec::{Codec, EngineConfig, EventKind, Legs, PublishConfig, Reason, RecordOptions, Status};
 use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
@@ -119,10 +119,16 @@ fn parse_mode(s: &str) -> Result<Mode, String> {
 
 #[derive(clap::Args)]
 struct RecordArgs {
-    /// A G.711 WAV (A-law or µ-law), an 8 kHz mono 16-bit PCM WAV, or raw G.711 with --raw;
-    /// a file, a FIFO, or `-` for standard input. Read as a stream.
+    /// A G.711 WAV (A-law or µ-law), an 8 kHz 16-bit PCM WAV, or raw G.711 with --raw; a file,
+    /// a FIFO, or `-` for standard input. Read as a stream. Mono: the caller; stereo: both
+    /// parties (channel 1 the caller, channel 2 the other party).
     input: PathBuf,
-    /// The input is headerless G.711 in this law (e.g. from a pipe).
+    /// The other party's audio (mono, same kinds as INPUT): record both parties of the call,
+    /// INPUT being the caller's. `legs` defaults to "both" (a stereo file); "mixed" mixes them.
+    /// The call ends when the longer input ends; the shorter is filled with silence.
+    #[arg(long, value_name = "OTHER")]
+    other: Option<PathBuf>,
+    /// The input (and --other) is headerless G.711 in this law (e.g. from a pipe).
     #[arg(long, value_name = "alaw|ulaw", value_parser = parse_codec)]
     raw: Option<Codec>,
     /// The recording store's root directory.
@@ -366,13 +372,108 @@ fn recover(args: &RecoverArgs) -> Result<(), Failure> {
     }
 }
 
+/// The parties' inputs: one (the caller), two files, or one stereo file.
+struct Parties {
+    caller: input::Source,
+    /// The other party's own input (`--other`); None when there is none or INPUT is stereo.
+    other: Option<input::Source>,
+    /// Whether the caller's input has ended (the other may go on).
+    caller_ended: bool,
+}
+
+impl Parties {
+    fn two_legs(&self) -> bool {
+        self.other.is_some() || self.caller.channels == 2
+    }
+
+    /// The next 20 ms of each party: the samples read for the caller and for the other party
+    /// (0 for an input that has ended, or for the other party of a one-leg call).
+    fn next(
+        &mut self,
+        args: &RecordArgs,
+        caller: &mut [u8; 160],
+        other: &mut [u8; 160],
+        signalled: &dyn Fn() -> bool,
+    ) -> Result<(usize, usize), Failure> {
+        let failed =
+            |path: &PathBuf, e: std::io::Error| Failure(2, format!("{}: {e}", path.display()));
+        if self.caller.channels == 2 {
+            let n = self
+                .caller
+                .next_frames(caller, other, signalled)
+                .map_err(|e| failed(&args.input, e))?;
+            return Ok((n, n));
+        }
+        let n0 = if self.caller_ended {
+            0
+        } else {
+            let n = self
+                .caller
+                .next_frame(caller, signalled)
+                .map_err(|e| failed(&args.input, e))?;
+            // A signal interrupts a read with nothing read: that is no end of the input.
+            self.caller_ended = n == 0 && !signalled();
+            n
+        };
+        let n1 = match (&mut self.other, &args.other) {
+            (Some(source), Some(path)) => source
+                .next_frame(other, signalled)
+                .map_err(|e| failed(path, e))?,
+            _ => 0,
+        };
+        Ok((n0, n1))
+    }
+}
+
+/// Opens the inputs and decides the recording's legs: two parties (`--other`, or a stereo
+/// INPUT) make a two-leg recording, "both" unless the options say "mixed".
+fn open_parties(args: &RecordArgs, options: &mut RecordOptions) -> Result<Parties, Failure> {
+    let caller = input::open(&args.input, args.codec, args.raw)
+        .map_err(|e| Failure(2, format!("{}: {e}", args.input.display())))?;
+    let other = match &args.other {
+        Some(path) => {
+            // The other leg is transcoded to the caller's codec: one call, one codec.
+            let source = input::open(path, Some(caller.codec), args.raw)
+                .map_err(|e| Failure(2, format!("{}: {e}", path.display())))?;
+            if source.channels != 1 || caller.channels != 1 {
+                return Err(Failure(
+                    2,
+                    "--other: give each party's audio as a mono input (a stereo INPUT already \
+                     holds both parties)"
+                        .into(),
+                ));
+            }
+            Some(source)
+        }
+        None => None,
+    };
+    let parties = Parties {
+        caller,
+        other,
+        caller_ended: false,
+    };
+    if parties.two_legs() {
+        *options = RecordOptions::from_json_two_legs(&args.options)
+            .map_err(|e| Failure(2, format!("--options: {e}")))?;
+    } else if options.legs != Legs::Caller {
+        return Err(Failure(
+            2,
+            format!(
+                "--options: legs \"{}\" records both parties: give the other party's audio with \
+                 --other OTHER.wav, or a stereo input",
+                options.legs.name()
+            ),
+        ));
+    }
+    Ok(parties)
+}
+
 /// Records; returns the exit status (see the module docs).
 fn record(args: &RecordArgs) -> Result<u8, Failure> {
-    let options = RecordOptions::from_json(&args.options)
+    let mut options = RecordOptions::from_json(&args.options)
         .map_err(|e| Failure(2, format!("--options: {e}")))?;
     catch_hangup_signals();
-    let mut call = input::open(&args.input, args.codec, args.raw)
-        .map_err(|e| Failure(2, format!("{}: {e}", args.input.display())))?;
+    let mut parties = open_parties(args, &mut options)?;
     let publish = args
         .publish
         .as_ref()
@@ -391,9 +492,21 @@ fn record(args: &RecordArgs) -> Result<u8, Failure> {
     };
     let engine = callrec_publish::start_engine(&args.store, config)
         .map_err(|e| Failure(1, e.to_string()))?;
-    let (mut recorder, handle) = engine
-        .record(&options, call.codec)
-        .map_err(|e| Failure(1, e.to_string()))?;
+    let codec = parties.caller.codec;
+    // The caller's recorder; with two parties, the other's too. Digits, pauses, hangup and
+    // abort go through the caller's: on a two-leg recording they act on the whole call.
+    let (mut recorder, mut other_recorder, handle) = if parties.two_legs() {
+        let (caller, other) = engine
+            .record_call(&options, codec)
+            .map_err(|e| Failure(1, e.to_string()))?;
+        let handle = caller.handle();
+        (caller, Some(other), handle)
+    } else {
+        let (caller, handle) = engine
+            .record(&options, codec)
+            .map_err(|e| Failure(1, e.to_string()))?;
+        (caller, None, handle)
+    };
 
     let at_sample = |seconds: f64| (seconds * 8000.0).round() as u64;
     let mut digits: Vec<(u64, char)> = args
@@ -416,22 +529,20 @@ fn record(args: &RecordArgs) -> Result<u8, Failure> {
     let mut status = Status::Waiting;
     let mut beep = [0u8; 160];
     let mut buf = [0u8; 160];
+    let mut other_buf = [0u8; 160];
     let signalled = || SIGNALLED.load(Ordering::SeqCst) != 0;
     for i in 0.. {
         if signalled() {
             status = recorder.hangup(); // the caller (the terminal, the supervisor) hung up
             break;
         }
-        let n = call
-            .next_frame(&mut buf, &signalled)
-            .map_err(|e| Failure(2, format!("{}: {e}", args.input.display())))?;
-        if n == 0 {
+        let (n, other_n) = parties.next(args, &mut buf, &mut other_buf, &signalled)?;
+        if n == 0 && other_n == 0 {
             if signalled() {
                 continue; // hang up at the top of the loop
             }
             break;
         }
-        let frame = &buf[..n];
         let now = (i * frame_len) as u64;
         while let Some(&(at, d)) = digits.peek() {
             if at > now {
@@ -473,10 +584,25 @@ fn record(args: &RecordArgs) -> Result<u8, Failure> {
             let due = started + Duration::from_millis(20 * i as u64);
             std::thread::sleep(due.saturating_duration_since(Instant::now()));
         }
-        // Faster than real time, feed waits for the writer rather than overflow the ring.
-        status = recorder
-            .feed(frame, FEED_TIMEOUT)
+        // Faster than real time, feed waits for the writer rather than overflow the ring. A
+        // party whose input has ended sends nothing more; its leg is moved on with the call's
+        // time (a gap: callrec fills it with silence, counts it, and hears it as silence), as
+        // a host's clock moves on a leg whose packets have stopped.
+        let until = now + n.max(other_n) as u64;
+        let legs = [(&mut recorder, &buf[..n])]
+            .into_iter()
+            .chain(other_recorder.as_mut().map(|o| (o, &other_buf[..other_n])));
+        for (leg, frame) in legs {
+            if matches!(status, Status::Stopped(_)) {
+                break;
+            }
+            status = if frame.is_empty() {
+                leg.push_at(until, frame)
+            } else {
+                leg.feed(frame, FEED_TIMEOUT)
+            }
             .map_err(|e| Failure(1, e.to_string()))?;
+        }
         if let Status::Stopped(_) = status {
             break;
         }
@@ -484,6 +610,7 @@ fn record(args: &RecordArgs) -> Result<u8, Failure> {
     if !matches!(status, Status::Stopped(_)) {
         recorder.hangup(); // the input ended: the caller hung up
     }
+    drop(other_recorder);
     let filename = recorder.filename().to_string();
     drop(recorder);
     let mut reason = None;

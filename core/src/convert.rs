@@ -38,7 +38,9 @@
 //! already ended on a full disk, its last audio is cut 4 KiB at a time until that fits.
 
 use crate::cipher::{ctr_chunk_to_cbc, CipherSpec, BLOCK};
-use crate::wav::{header, header_fix, HEADER_BYTES, MAX_DATA_BYTES, OPEN_DATA_BYTES};
+use crate::wav::{
+    header_channels, header_fix_channels, HEADER_BYTES, MAX_DATA_BYTES, OPEN_DATA_BYTES,
+};
 use crate::writer::retry_transient;
 use crate::Codec;
 use sha2::{Digest, Sha256};
@@ -312,7 +314,8 @@ fn cut_audio(file: &File, part: &CipherSpec, len: u64) -> io::Result<u64> {
         crate::wav::FORMAT_ULAW => Codec::Ulaw,
         _ => Codec::Alaw,
     };
-    head.copy_from_slice(&header(codec, data as u32));
+    let channels = channels_of(&head);
+    head.copy_from_slice(&header_channels(codec, channels, data as u32));
     part.ctr().apply(&mut head[..]);
     file.set_len(HEADER_BYTES as u64 + data)?;
     file.write_all_at(&head[..], 0)?;
@@ -365,11 +368,21 @@ fn find_record(file: &File, file_len: u64) -> io::Result<Option<Found>> {
     Ok(best)
 }
 
-/// Whether `plain` is the start of a callrec WAV header (sizes and law aside).
+/// Whether `plain` is the start of a callrec WAV header (sizes and law aside), mono or a
+/// two-leg recording's stereo.
 fn is_header(plain: &[u8; HEADER_BYTES]) -> bool {
-    let model = header(Codec::Alaw, 0);
+    let model = header_channels(Codec::Alaw, channels_of(plain), 0);
     let same = |r: std::ops::Range<usize>| plain[r.clone()] == model[r];
     same(0..4) && same(8..20) && same(22..46) && same(50..54)
+}
+
+/// The channel count a decrypted callrec header states (1 unless it says 2).
+fn channels_of(plain: &[u8; HEADER_BYTES]) -> u16 {
+    if u16::from_le_bytes([plain[22], plain[23]]) == 2 {
+        2
+    } else {
+        1
+    }
 }
 
 /// Whether a CBC stream's first block under `cbc` starts a RIFF WAVE file.
@@ -436,7 +449,8 @@ pub(crate) fn resume(
             // The recording never finished: its audio is what the file holds.
             let mut data = (file_len - HEADER_BYTES as u64).min(MAX_DATA_BYTES);
             data -= data % 2; // the pad byte's keystream is not worth a special case
-            for (h, f) in head.iter_mut().zip(header_fix(data as u32)) {
+            let fix = header_fix_channels(channels_of(&plain), data as u32);
+            for (h, f) in head.iter_mut().zip(fix) {
                 *h ^= f;
             }
             file.write_all_at(&head, 0)?;
@@ -459,14 +473,13 @@ pub(crate) fn resume(
     Err(wrong_key())
 }
 
-/// The data size in a converted file's header.
+/// The audio a converted file's header states, in samples per channel (sample frames).
 fn cbc_data_bytes(file: &File, cbc: &CipherSpec) -> io::Result<u64> {
     let mut head = Zeroizing::new([0u8; 4 * BLOCK]);
     file.read_exact_at(&mut head[..], 0)?;
     cbc.cbc_decrypt_start(&mut head[..]);
-    Ok(u64::from(u32::from_le_bytes(
-        head[54..58].try_into().unwrap(),
-    )))
+    let channels = u64::from(u16::from_le_bytes([head[22], head[23]]).max(1));
+    Ok(u64::from(u32::from_le_bytes(head[54..58].try_into().unwrap())) / channels)
 }
 
 /// [`resume`] (a `.part` in any state) stopped at `crash`, for tests of crash recovery: the

@@ -5,10 +5,11 @@
 //! hands the writer its end. Everything that allocates or makes a system call for a recording
 //! happens here, before the real-time side sees it.
 
+use crate::call::{CallFeed, CallShared, CALLER, OTHER};
 use crate::cipher::{EncryptionPlan, Mode, UsedKeyIvs};
 use crate::g711::Codec;
 use crate::metrics::{EngineMetrics, MetricsSnapshot};
-use crate::options::{OptionsError, RecordOptions};
+use crate::options::{Legs, OptionsError, RecordOptions};
 use crate::publish::{ObjectSink, PublishConfig, PublishMetrics, PublishSnapshot};
 use crate::recorder::{Recorder, RecorderHandle, SAMPLE_RATE};
 use crate::recover::{run_recovery, RecoveryContext};
@@ -18,6 +19,7 @@ use crate::store::Store;
 use crate::wav::WavFile;
 use crate::writer::{run_syncer, run_writer, WriterContext, WriterSession};
 use crossbeam_channel::{Receiver, Sender};
+use rtrb::{Consumer, Producer};
 use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -308,6 +310,16 @@ impl Drop for PartGuard {
     }
 }
 
+/// A session opened but not yet handed to a writer.
+struct Opened {
+    session: WriterSession,
+    filename: String,
+    shared: Arc<SessionShared>,
+    guard: PartGuard,
+    producers: [Option<Producer<u8>>; 2],
+    consumers: [Option<Consumer<u8>>; 2],
+}
+
 /// The recording engine. Shut it down (or drop it) to finalize every open recording.
 pub struct Engine {
     store: Store,
@@ -534,13 +546,117 @@ impl Engine {
 
     /// Starts a recording of a call whose audio is in `input_codec`. Control thread only: this
     /// validates, creates the file and allocates. Returns the real-time [`Recorder`] and a
-    /// [`RecorderHandle`] for aborting from other threads.
+    /// [`RecorderHandle`] for aborting from other threads. `legs` must be `"caller"` (the
+    /// default): the other values need both parties, through [`Engine::record_call`].
     pub fn record(
         &self,
         options: &RecordOptions,
         input_codec: Codec,
     ) -> Result<(Recorder, RecorderHandle), Error> {
         options.validate()?;
+        if options.legs != Legs::Caller {
+            return Err(Error::Options(OptionsError {
+                field: "legs".into(),
+                message: format!(
+                    "\"{}\" records both parties: start it with record_call (two legs)",
+                    options.legs.name()
+                ),
+            }));
+        }
+        let mut opened = self.open(options, input_codec, 1)?;
+        let ring = opened.producers[0].take().expect("one leg, one ring");
+        let shared = opened.shared.clone();
+        let filename = opened.filename.clone();
+        self.register(opened)?;
+        Ok(Recorder::new(
+            options,
+            input_codec,
+            filename,
+            shared,
+            self.metrics.clone(),
+            ring,
+        ))
+    }
+
+    /// Starts one recording of both parties of a call (DESIGN §13; `legs` must be `"both"` or
+    /// `"mixed"`), whose audio is in `input_codec` on both legs. Returns the two real-time
+    /// [`Recorder`]s, the caller's first: each has its own ring and may be pushed from its own
+    /// thread, at the same time as the other. Each leg's samples are placed by their index since
+    /// this call ([`Recorder::push`] continues where the leg is; [`Recorder::push_at`] places
+    /// audio at an index, leaving a gap of silence). `hangup`, `digit`, `pause`/`resume` and
+    /// dropping act on the whole recording from either leg; the beep is the caller's; in-band
+    /// barge-in listens to the caller. Either recorder's [`Recorder::handle`] aborts it.
+    /// Control thread only.
+    pub fn record_call(
+        &self,
+        options: &RecordOptions,
+        input_codec: Codec,
+    ) -> Result<(Recorder, Recorder), Error> {
+        options.validate()?;
+        if options.legs == Legs::Caller {
+            return Err(Error::Options(OptionsError {
+                field: "legs".into(),
+                message: "a two-leg recording needs \"both\" or \"mixed\"".into(),
+            }));
+        }
+        let mut opened = self.open(options, input_codec, options.legs.channels())?;
+        let call = Arc::new(CallShared::new(options, opened.shared.clone()));
+        let (Some(p0), Some(p1), Some(c0), Some(c1)) = (
+            opened.producers[0].take(),
+            opened.producers[1].take(),
+            opened.consumers[0].take(),
+            opened.consumers[1].take(),
+        ) else {
+            unreachable!("open makes a ring per leg");
+        };
+        opened.session.call = Some(Box::new(CallFeed::new(
+            call.clone(),
+            [c0, c1],
+            self.config.ring_bytes(),
+            input_codec,
+            opened.session.file_codec,
+        )));
+        let filename = opened.filename.clone();
+        self.register(opened)?;
+        let caller = Recorder::new_leg(
+            options,
+            input_codec,
+            filename.clone(),
+            call.clone(),
+            CALLER,
+            self.metrics.clone(),
+            p0,
+        );
+        let other = Recorder::new_leg(
+            options,
+            input_codec,
+            filename,
+            call,
+            OTHER,
+            self.metrics.clone(),
+            p1,
+        );
+        Ok((caller, other))
+    }
+
+    /// [`Engine::record_call`] from the options JSON.
+    pub fn record_call_json(
+        &self,
+        options_json: &str,
+        input_codec: Codec,
+    ) -> Result<(Recorder, Recorder), Error> {
+        self.record_call(&RecordOptions::from_json(options_json)?, input_codec)
+    }
+
+    /// Session start shared by one- and two-leg recordings: checks the cipher, creates the
+    /// `.part` and its header (`channels` of them), and makes the rings (one per channel's leg:
+    /// two when `channels` is 2 or the options mix two legs).
+    fn open(
+        &self,
+        options: &RecordOptions,
+        input_codec: Codec,
+        channels: u16,
+    ) -> Result<Opened, Error> {
         if let Some(spec) = &options.encryption_cipher {
             let reused = self
                 .used_key_ivs
@@ -578,19 +694,34 @@ impl Engine {
                 source,
             })?;
         // From here the `.part` is removed on any error path, unless the writer takes it.
-        let mut guard = PartGuard(Some(paths.part_path.clone()));
+        let guard = PartGuard(Some(paths.part_path.clone()));
         if !options.id.is_empty() {
             // For recovery after a crash; a filesystem without user xattrs only loses that.
             let _ = crate::store::set_xattr(&file, crate::store::ID_XATTR, options.id.as_bytes());
         }
+        if channels == 2 {
+            // Recovery fixes an encrypted stereo `.part`'s header by it (no key needed).
+            let _ = crate::store::set_xattr(&file, crate::store::CHANNELS_XATTR, b"2");
+        }
         let file_codec = options.format.unwrap_or(input_codec);
-        let wav =
-            WavFile::start(file, file_codec, plan.part_stream()).map_err(|source| Error::Io {
+        let wav = WavFile::start_channels(file, file_codec, channels, plan.part_stream()).map_err(
+            |source| Error::Io {
                 context: format!("cannot write {}", paths.part_path.display()),
                 source,
-            })?;
+            },
+        )?;
         let ring_bytes = self.config.ring_bytes();
-        let (producer, consumer) = audio_ring(ring_bytes);
+        let two = options.legs != Legs::Caller;
+        let (producer, consumer) = audio_ring(if two { 1 } else { ring_bytes });
+        let mut producers = [Some(producer), None];
+        let mut consumers = [None, None];
+        if two {
+            for leg in 0..2 {
+                let (p, c) = audio_ring(ring_bytes);
+                producers[leg] = Some(p);
+                consumers[leg] = Some(c);
+            }
+        }
         let shared = Arc::new(SessionShared::new(options.trim_trailing_silence));
         let filename = paths.filename.clone();
         let session = WriterSession {
@@ -604,7 +735,23 @@ impl Engine {
             failed: false,
             sound_marked: false,
             plan,
+            call: None,
         };
+        Ok(Opened {
+            session,
+            filename,
+            shared,
+            guard,
+            producers,
+            consumers,
+        })
+    }
+
+    /// Hands a started session to a writer (the `.part` is the writer's from here).
+    fn register(&self, opened: Opened) -> Result<(), Error> {
+        let Opened {
+            session, mut guard, ..
+        } = opened;
         // The lock is held only to register: shutdown cannot slip between the check and the send.
         {
             let writers = self.writers.lock().unwrap_or_else(|p| p.into_inner());
@@ -618,14 +765,7 @@ impl Engine {
         }
         guard.commit();
         self.metrics.start_recording();
-        Ok(Recorder::new(
-            options,
-            input_codec,
-            filename,
-            shared,
-            self.metrics.clone(),
-            producer,
-        ))
+        Ok(())
     }
 
     /// [`Engine::record`] from the options JSON of the record action.

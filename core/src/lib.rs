@@ -22,6 +22,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod barrier;
+pub mod call;
 pub mod cipher;
 pub mod convert;
 pub mod detect;
@@ -47,7 +48,7 @@ mod writer;
 pub use engine::{Engine, EngineConfig, Error};
 pub use g711::Codec;
 pub use metrics::MetricsSnapshot;
-pub use options::{OptionsError, RecordOptions};
+pub use options::{Legs, OptionsError, RecordOptions};
 pub use publish::{ObjectSink, PublishConfig};
 pub use recorder::{Recorder, RecorderError, RecorderHandle, Status};
-pub use result::{Event, EventKind, Reason, RecordingResult};
+pub use result::{Event, EventKind, LegResult, LegsResult, Reason, RecordingResult};

@@ -57,6 +57,52 @@ pub struct RecordOptions {
     pub detect_dtmf: bool,
     /// Extension: replace every detected DTMF tone in the file by silence (PCI DSS).
     pub mask_dtmf: bool,
+    /// Extension (DESIGN §13): which parties the file holds. `"caller"` (the default) is the
+    /// record action's one mono channel; `"both"` and `"mixed"` need a two-leg recording
+    /// (`Engine::record_call`).
+    pub legs: Legs,
+}
+
+/// Which parties of the call a recording holds (`legs`, DESIGN §13).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Legs {
+    /// `"caller"`: one mono channel, the caller (the record action's own behaviour).
+    #[default]
+    Caller,
+    /// `"both"`: a stereo G.711 WAV, channel 1 the caller, channel 2 the other party.
+    Both,
+    /// `"mixed"`: one mono channel, both parties summed (with saturation) in the linear domain.
+    Mixed,
+}
+
+impl Legs {
+    /// The option's JSON value: `"caller"`, `"both"` or `"mixed"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Legs::Caller => "caller",
+            Legs::Both => "both",
+            Legs::Mixed => "mixed",
+        }
+    }
+
+    /// Parses `"caller"`, `"both"` or `"mixed"`.
+    pub fn from_name(name: &str) -> Option<Legs> {
+        match name {
+            "caller" => Some(Legs::Caller),
+            "both" => Some(Legs::Both),
+            "mixed" => Some(Legs::Mixed),
+            _ => None,
+        }
+    }
+
+    /// Channels in the file: 2 for `"both"`, else 1.
+    pub fn channels(self) -> u16 {
+        if self == Legs::Both {
+            2
+        } else {
+            1
+        }
+    }
 }
 
 /// What a paused span leaves in the file (`pause_behavior`).
@@ -108,6 +154,7 @@ impl Default for RecordOptions {
             pause_behavior: PauseBehavior::Skip,
             detect_dtmf: true,
             mask_dtmf: false,
+            legs: Legs::Caller,
         }
     }
 }
@@ -164,6 +211,26 @@ impl RecordOptions {
         }
     }
 
+    /// The options of a recording of both parties (`Engine::record_call`): as
+    /// [`RecordOptions::from_json`], but `legs` defaults to `"both"`, and `"caller"` (one party)
+    /// is refused. The bindings that start two-leg recordings (C, Python, the CLI) share this.
+    pub fn from_json_two_legs(json: &str) -> Result<RecordOptions, OptionsError> {
+        let mut options = Self::from_json(json)?;
+        let legs_given = !json.trim().is_empty()
+            && matches!(crate::json::parse(json), Ok(Value::Object(map)) if map.contains_key("legs"));
+        match (legs_given, options.legs) {
+            (false, _) => options.legs = Legs::Both,
+            (true, Legs::Caller) => {
+                return Err(OptionsError::new(
+                    "legs",
+                    "\"caller\" records one party, but both are given: use \"both\" or \"mixed\"",
+                ))
+            }
+            (true, _) => {}
+        }
+        Ok(options)
+    }
+
     /// Parses and validates an already-decoded JSON object.
     pub fn from_map(map: &Map<String, Value>) -> Result<RecordOptions, OptionsError> {
         let mut o = RecordOptions::default();
@@ -204,6 +271,18 @@ impl RecordOptions {
                     let name = string(f, value)?;
                     o.pause_behavior = PauseBehavior::from_name(name)
                         .ok_or_else(|| OptionsError::new(f, "must be \"skip\" or \"silence\""))?
+                }
+                "legs" => {
+                    let name = string(f, value)?;
+                    o.legs = Legs::from_name(name).ok_or_else(|| {
+                        OptionsError::new(
+                            f,
+                            format!(
+                                "must be \"caller\", \"both\" or \"mixed\", not {}",
+                                crate::json::key(name)
+                            ),
+                        )
+                    })?
                 }
                 "next_page" | "recording_available_page" => {}
                 "encryption_cipher" => o.encryption_cipher = Some(cipher(value)?),

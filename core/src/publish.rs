@@ -485,6 +485,17 @@ fn add_line(result: &RecordingResult, since: SystemTime) -> String {
     if result.recovered {
         v["recovered"] = true.into();
     }
+    if let Some(legs) = &result.legs {
+        let leg = |l: &crate::result::LegResult| {
+            serde_json::json!([
+                l.contains_sound,
+                l.speech_samples,
+                l.samples_filled,
+                l.frames_dropped
+            ])
+        };
+        v["legs"] = serde_json::json!([leg(&legs.caller), leg(&legs.other)]);
+    }
     let mut line = v.to_string();
     line.push('\n');
     line
@@ -494,6 +505,22 @@ fn done_line(filename: &str) -> String {
     let mut line = serde_json::json!({"op": "done", "filename": filename}).to_string();
     line.push('\n');
     line
+}
+
+/// A two-leg recording's per-leg fields as [`add_line`] stores them.
+fn legs_from_json(v: &serde_json::Value) -> Option<crate::result::LegsResult> {
+    let leg = |l: &serde_json::Value| {
+        Some(crate::result::LegResult {
+            contains_sound: l[0].as_bool()?,
+            speech_samples: l[1].as_u64()?,
+            samples_filled: l[2].as_u64()?,
+            frames_dropped: l[3].as_u64()?,
+        })
+    };
+    Some(crate::result::LegsResult {
+        caller: leg(&v[0])?,
+        other: leg(&v[1])?,
+    })
 }
 
 fn entry_from_json(v: &serde_json::Value) -> Option<(RecordingResult, SystemTime)> {
@@ -508,6 +535,7 @@ fn entry_from_json(v: &serde_json::Value) -> Option<(RecordingResult, SystemTime
         frames_dropped: v["frames_dropped"].as_u64().unwrap_or(0),
         publish_error: None,
         recovered: v["recovered"].as_bool().unwrap_or(false),
+        legs: legs_from_json(&v["legs"]),
     };
     let since = UNIX_EPOCH + Duration::from_millis(v["since_ms"].as_u64()?);
     Some((result, since))
@@ -897,6 +925,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_outbox_keeps_a_two_leg_result() {
+        let leg = |sound, speech, filled, dropped| crate::result::LegResult {
+            contains_sound: sound,
+            speech_samples: speech,
+            samples_filled: filled,
+            frames_dropped: dropped,
+        };
+        let mut r = RecordingResult {
+            id: "x".into(),
+            filename: "/rest_api/recordings/2026/11/23/a.wav".into(),
+            file_available: false,
+            contains_sound: true,
+            samples: 8000,
+            reason: Reason::Hangup,
+            barge_in_digit: None,
+            frames_dropped: 1,
+            publish_error: None,
+            recovered: false,
+            legs: Some(crate::result::LegsResult {
+                caller: leg(true, 4000, 0, 1),
+                other: leg(false, 0, 8000, 0),
+            }),
+        };
+        let since = UNIX_EPOCH + Duration::from_millis(1_700_000_000_000);
+        for _ in 0..2 {
+            let line = add_line(&r, since);
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(entry_from_json(&v), Some((r.clone(), since)));
+            r.legs = None; // and a one-leg result stays without
+        }
+    }
+
+    #[test]
     fn urls_parse_into_bucket_and_prefix() {
         let t = PublishTarget::parse("s3://recordings/test").unwrap();
         assert_eq!(
@@ -950,6 +1011,7 @@ mod tests {
             frames_dropped: 0,
             publish_error: None,
             recovered: false,
+            legs: None,
         };
         let m: HashMap<_, _> = result_metadata(&r).into_iter().collect();
         assert_eq!(m["id"], "call-7");
@@ -978,6 +1040,7 @@ mod tests {
             frames_dropped: 2,
             publish_error: None,
             recovered: false,
+            legs: None,
         };
         {
             let (mut j, pending, _) = Journal::open(root).unwrap();
@@ -1020,6 +1083,7 @@ mod tests {
             frames_dropped: 0,
             publish_error: None,
             recovered: false,
+            legs: None,
         };
         let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_000);
         let bad = [

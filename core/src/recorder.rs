@@ -29,9 +29,17 @@
 //! tone is cut from the file and how masking keeps every tone off the disk (a short delay line
 //! in front of this state machine; the only audio an asynchronous abort can lose).
 //!
+//! **Two legs** (DESIGN §13, [`crate::call`]): a recorder made by `Engine::record_call` is one
+//! leg of a two-leg recording. It runs the same detectors on its own audio, but sends every
+//! sample to its ring at its index since the recording began (whatever the phase: the writer
+//! cuts the file from decisions made as indices), publishes what it heard through the call's
+//! atomics, and takes the call's decisions (start, stop, pause) from there. [`Recorder::push_at`]
+//! places audio at an index (a gap becomes silence, late audio is dropped).
+//!
 //! **Feeding faster than real time.** [`Recorder::feed`] is the non-real-time way in for hosts
 //! that read a file or a pipe: it waits for ring space instead of letting the ring overflow.
 
+use crate::call::{CallShared, LegLink, Written, CALLER};
 use crate::detect::{SoundDetector, Verdict, MAX_ONSET_DELAY_FRAMES};
 use crate::energy::EnergyKernel;
 use crate::features::{decode_frame, FrameFeatures};
@@ -190,6 +198,9 @@ pub struct Recorder {
     pipeline_at: u64,
     /// Input sample index of each pre-roll frame.
     preroll_at: [u64; PREROLL_RING_FRAMES],
+    /// Set for one leg of a two-leg recording ([`crate::call`]): every sample goes to the ring
+    /// at its index, and the decisions are the call's.
+    leg: Option<LegLink>,
 }
 
 impl fmt::Debug for Recorder {
@@ -287,8 +298,40 @@ impl Recorder {
                 .then(|| Box::new(InBand::new(codec, options.mask_dtmf))),
             pipeline_at: 0,
             preroll_at: [0; PREROLL_RING_FRAMES],
+            leg: None,
         };
         (recorder, handle)
+    }
+
+    /// One leg of a two-leg recording (made by `Engine::record_call`): `leg` 0 is the caller
+    /// (who hears the beep and whose in-band digits barge in), 1 the other party.
+    pub(crate) fn new_leg(
+        options: &RecordOptions,
+        codec: Codec,
+        filename: String,
+        call: Arc<CallShared>,
+        leg: usize,
+        metrics: Arc<EngineMetrics>,
+        ring: Producer<u8>,
+    ) -> Recorder {
+        let mut options = options.clone();
+        options.beep_on_start &= leg == CALLER;
+        let (mut recorder, _) = Recorder::new(
+            &options,
+            codec,
+            filename,
+            call.session.clone(),
+            metrics,
+            ring,
+        );
+        recorder.leg = Some(LegLink::new(call, leg));
+        recorder
+    }
+
+    /// Which leg of a two-leg recording this is: Some(0) the caller, Some(1) the other party;
+    /// None for a one-leg recording.
+    pub fn leg(&self) -> Option<usize> {
+        self.leg.as_ref().map(|l| l.leg)
     }
 
     /// The recording's `filename` (as the result will report it).
@@ -314,6 +357,7 @@ impl Recorder {
         if let (Some(r), false) = (self.shared.stopped(), self.is_stopped()) {
             self.phase = Phase::Stopped(r);
         }
+        self.follow_call();
         self.current_status()
     }
 
@@ -325,6 +369,16 @@ impl Recorder {
             return Err(RecorderError::InputTooLong { bytes: input.len() });
         }
         let _entered = self.enter();
+        self.resync();
+        self.take_input(input);
+        Ok(self.current_status())
+    }
+
+    /// The input path of [`Recorder::push`] (inside its `enter`).
+    fn take_input(&mut self, input: &[u8]) {
+        if let Some(link) = self.leg.as_mut() {
+            link.input_at += input.len() as u64;
+        }
         let masking = self.inband.as_ref().is_some_and(|ib| !ib.on_frames());
         if masking {
             self.push_masked(input);
@@ -332,7 +386,42 @@ impl Recorder {
             // Without masking, in-band detection runs on the state machine's frames.
             self.consume(input);
         }
-        Ok(self.current_status())
+    }
+
+    /// Two legs: when the writer has filled this leg past its position (it fell more than a
+    /// ring behind, or stopped sending), the leg continues from the other leg's position (the
+    /// call's "now"): what it held is sent first (too late for the file), its position moves to
+    /// where the fill ends, and the rest up to the other leg becomes a gap. So a leg that stops
+    /// sending for a while and then pushes again is placed at the time it comes back.
+    fn resync(&mut self) {
+        let Some(link) = self.leg.as_ref() else {
+            return;
+        };
+        let jumped = link.call.jumped_to(link.leg);
+        if jumped <= link.input_at || self.is_stopped() {
+            return;
+        }
+        let now = link.call.reach(1 - link.leg).max(jumped);
+        self.flush_delay();
+        self.flush_carry();
+        let Some(mut link) = self.leg.take() else {
+            return;
+        };
+        let from = self.pipeline_at.max(link.input_at);
+        if jumped > from {
+            // Filled by the writer already: no gap to publish.
+            link.gap_samples += jumped - from;
+            link.input_at = jumped;
+            self.pipeline_at = jumped;
+        }
+        let at = self.pipeline_at;
+        if now > at {
+            link.gap(at, now - at);
+            link.gap_samples += now - at;
+            link.input_at = now;
+            self.pipeline_at = now;
+        }
+        self.leg = Some(link);
     }
 
     /// Masking: the audio goes through the delay line and reaches the state machine only once
@@ -361,10 +450,16 @@ impl Recorder {
             }
             let decided = ib.detector.decided_before();
             if let Some(c) = confirmed {
-                if self.barge_in_mask & digit_bit(c.digit) != 0 {
+                // Two legs: only the caller's in-band digits barge in (the other's are masked).
+                let caller = self.leg.as_ref().is_none_or(|l| l.leg == CALLER);
+                if caller && self.barge_in_mask & digit_bit(c.digit) != 0 {
                     // The file ends where the tone's masked span begins.
-                    self.release_delay(c.start.saturating_sub(crate::dtmf::MARGIN));
+                    let cut = c.start.saturating_sub(crate::dtmf::MARGIN);
+                    self.release_delay(cut);
                     self.flush_carry();
+                    if let Some(link) = self.leg.as_ref() {
+                        link.call.cut(cut + link.gap_samples);
+                    }
                     self.barge_in(c.digit);
                     return;
                 }
@@ -415,6 +510,15 @@ impl Recorder {
     /// of it after `start`) cut from the end of the file through the session's keep point.
     fn in_band_digit(&mut self, c: Confirmed) {
         if self.is_stopped() || self.barge_in_mask & digit_bit(c.digit) == 0 {
+            return;
+        }
+        if let Some(link) = self.leg.as_ref() {
+            // Two legs: the caller's tones barge in; the file ends where the tone began.
+            if link.leg != CALLER {
+                return;
+            }
+            link.call.cut(c.start + link.gap_samples);
+            self.barge_in(c.digit);
             return;
         }
         if let Some(ib) = self.inband.as_ref() {
@@ -569,11 +673,22 @@ impl Recorder {
 
     /// True between [`Recorder::pause`] and [`Recorder::resume`]. Real-time safe.
     pub fn is_paused(&self) -> bool {
-        self.pause_requested
+        match self.leg.as_ref() {
+            Some(link) => link.call.paused_now(),
+            None => self.pause_requested,
+        }
     }
 
     fn request_pause(&mut self, pause: bool) -> Status {
         let _entered = self.enter();
+        if let Some(link) = self.leg.as_ref() {
+            // Two legs: a pause covers both, from this leg's input position (the exact sample:
+            // the writer applies it to both channels by index).
+            if !self.is_stopped() {
+                link.call.toggle(link.leg, pause, link.input_at);
+            }
+            return self.current_status();
+        }
         if self.pause_requested != pause && !self.is_stopped() {
             self.pause_requested = pause;
             // With masking, the state machine is behind the input by the delay line: the
@@ -619,9 +734,10 @@ impl Recorder {
     /// Marks a push in progress until the returned guard drops (see [`crate::session`]) and
     /// takes in a stop made elsewhere (abort, the writer, shutdown).
     fn enter(&mut self) -> Entered {
+        let leg = self.leg.as_ref().map_or(0, |l| l.leg);
         // SAFETY: the guard is dropped before the method that made it returns, and the
         // recorder's own `Arc` (never replaced) keeps the state alive until then.
-        let (entered, stopped) = unsafe { self.shared.enter() };
+        let (entered, stopped) = unsafe { self.shared.enter_leg(leg) };
         if let Some(reason) = stopped {
             if !self.is_stopped() {
                 self.phase = Phase::Stopped(reason);
@@ -675,6 +791,17 @@ impl Recorder {
     /// so the ring holds every byte pushed (see the module docs): the audio itself, or while
     /// paused what the pause leaves in its place (nothing, or silence).
     fn send_partial_frame(&mut self) {
+        if self.leg.is_some() {
+            // Two legs: every sample goes to the ring at its index, whatever the phase.
+            if self.is_stopped() || self.carry_len <= self.carry_sent {
+                return;
+            }
+            let (from, to) = (self.carry_sent, self.carry_len);
+            self.carry_sent = to;
+            let carry = self.carry;
+            self.leg_write(&carry[from..to], self.pipeline_at + from as u64);
+            return;
+        }
         if self.phase != Phase::Recording || self.carry_len <= self.carry_sent {
             return;
         }
@@ -734,6 +861,10 @@ impl Recorder {
     }
 
     fn frame_at_pipeline(&mut self, frame: &[u8; FRAME_SAMPLES], samples: &[i16; FRAME_SAMPLES]) {
+        if self.leg.is_some() {
+            self.leg_frame(frame, samples);
+            return;
+        }
         if self.paused && matches!(self.phase, Phase::Waiting | Phase::Recording) {
             self.paused_frame();
             return;
@@ -870,6 +1001,139 @@ impl Recorder {
         }
         self.recorded_bytes >= self.size_limit_bytes
             || self.timed_bytes >= self.duration_limit_bytes
+    }
+
+    /// Two legs: sends audio to this leg's ring at its index (see [`crate::call`]).
+    fn leg_write(&mut self, audio: &[u8], at: u64) {
+        let Some(link) = self.leg.as_mut() else {
+            return;
+        };
+        if let Written::Lost = link.write(&mut self.ring, audio, at) {
+            link.call.add_frames_dropped(link.leg, 1);
+            self.metrics.add_frames_dropped(1);
+        }
+    }
+
+    /// Two legs: one whole frame at `pipeline_at`: to the ring, then judged for the call.
+    fn leg_frame(&mut self, frame: &[u8; FRAME_SAMPLES], samples: &[i16; FRAME_SAMPLES]) {
+        let sent = std::mem::take(&mut self.carry_sent);
+        let at = self.pipeline_at;
+        let end = at + FRAME_SAMPLES as u64;
+        if self.is_stopped() {
+            return;
+        }
+        self.leg_write(&frame[sent..], at + sent as u64);
+        let Some(link) = self.leg.take() else {
+            return;
+        };
+        let call = &link.call;
+        match self.phase {
+            Phase::Stopped(_) => {}
+            Phase::Beep => self.learn_background(samples),
+            Phase::EchoGuard { left } => {
+                self.learn_background(samples);
+                let left = left.saturating_sub(FRAME_SAMPLES as u64);
+                self.phase = if left == 0 {
+                    call.arm(end);
+                    Phase::Waiting
+                } else {
+                    Phase::EchoGuard { left }
+                };
+            }
+            Phase::Waiting | Phase::Recording => {
+                if !call.paused_at(at) {
+                    let published = self.speech_published;
+                    let verdict = self.analyse(samples);
+                    if !published && self.speech_published {
+                        call.leg_contains_sound(link.leg);
+                    }
+                    if let Verdict::Speech { onset_frames_ago } = verdict {
+                        if !call.jumped_past(link.leg, end) {
+                            call.speech(link.leg, end, onset_frames_ago);
+                        }
+                    }
+                }
+            }
+        }
+        let decided = (!self.detector.is_pending()).then_some(end);
+        if let Some((reason, end_at)) = call.judged(link.leg, decided) {
+            self.phase = Phase::Stopped(call.stop(reason, end_at));
+        }
+        self.leg = Some(link);
+        self.follow_call();
+    }
+
+    /// Two legs: takes in the call's start (Waiting → Recording).
+    fn follow_call(&mut self) {
+        if let (Some(link), Phase::Waiting) = (self.leg.as_ref(), self.phase) {
+            if link.call.started() {
+                self.phase = Phase::Recording;
+            }
+        }
+    }
+
+    /// Places `input` at sample index `at` since the recording began (two legs: an RTP
+    /// timestamp, say). Input later than this leg's position leaves a gap, which the file gets
+    /// as G.711 silence (counted in the leg's `samples_filled`); input for indices already
+    /// taken is late and dropped (counted in `frames_dropped`, a frame per started 160
+    /// samples). On a one-leg recording the gap is pushed as silence. Real-time safe; O(input)
+    /// on two legs (a gap costs nothing), O(input + gap) on one.
+    pub fn push_at(&mut self, at: u64, input: &[u8]) -> Result<Status, RecorderError> {
+        if input.len() > MAX_PUSH_BYTES {
+            return Err(RecorderError::InputTooLong { bytes: input.len() });
+        }
+        let Some(pos) = self.leg.as_ref().map(|l| l.input_at) else {
+            let silence = self.silence_frame();
+            let mut pos = self.pipeline_at + self.carry_len as u64;
+            if let Some(d) = self.inband.as_ref().and_then(|ib| ib.delay.as_ref()) {
+                pos = pos.max(d.end());
+            }
+            while pos < at && !self.is_stopped() {
+                let n = (at - pos).min(FRAME_SAMPLES as u64) as usize;
+                self.push(&silence[..n])?;
+                pos += n as u64;
+            }
+            let late = (pos.saturating_sub(at) as usize).min(input.len());
+            return self.push(&input[late..]);
+        };
+        let _entered = self.enter();
+        self.resync();
+        let pos = self.leg.as_ref().map_or(pos, |l| l.input_at);
+        if at > pos {
+            if !self.is_stopped() {
+                self.flush_delay();
+                self.flush_carry();
+            }
+            if !self.is_stopped() {
+                let from = self.pipeline_at;
+                let gap = at.saturating_sub(from);
+                if let Some(mut link) = self.leg.take() {
+                    link.gap(from, gap);
+                    link.gap_samples += gap;
+                    link.input_at = at;
+                    self.pipeline_at = from + gap;
+                    let decided = (!self.detector.is_pending()).then_some(at);
+                    if let Some((reason, end_at)) = link.call.judged(link.leg, decided) {
+                        self.phase = Phase::Stopped(link.call.stop(reason, end_at));
+                    }
+                    self.leg = Some(link);
+                    self.follow_call();
+                }
+            }
+        }
+        let pos = self.leg.as_ref().map_or(at, |l| l.input_at);
+        let late = (pos.saturating_sub(at) as usize).min(input.len());
+        if late > 0 {
+            if let Some(link) = self.leg.as_ref() {
+                let frames = late.div_ceil(FRAME_SAMPLES) as u64;
+                link.call.add_frames_dropped(link.leg, frames);
+                self.metrics.add_frames_dropped(frames);
+            }
+        }
+        if !self.is_stopped() {
+            self.take_input(&input[late..]);
+        }
+        Ok(self.current_status())
     }
 
     fn stop_at_limit(&mut self) {

@@ -40,10 +40,10 @@ use crate::g711::Codec;
 use crate::metrics::EngineMetrics;
 use crate::result::{Event, EventKind, Reason, RecordingResult};
 use crate::store::{
-    get_xattr, is_recording_name, keeps_xattrs, try_lock, AESCBC_PART_SUFFIX, ID_XATTR,
-    PART_SUFFIX, PART_XATTR, RECORDINGS_DIR, SOUND_XATTR,
+    get_xattr, is_recording_name, keeps_xattrs, try_lock, AESCBC_PART_SUFFIX, CHANNELS_XATTR,
+    ID_XATTR, PART_SUFFIX, PART_XATTR, RECORDINGS_DIR, SOUND_XATTR,
 };
-use crate::wav::{self, header, header_fix, HEADER_BYTES, MAX_DATA_BYTES};
+use crate::wav::{self, header_channels, header_fix_channels, HEADER_BYTES, MAX_DATA_BYTES};
 use crate::writer::{retry_transient, DirHandles};
 use crossbeam_channel::Sender;
 use std::fs::{File, OpenOptions};
@@ -231,6 +231,7 @@ fn recover_one(ctx: &RecoveryContext, path: &Path, dirs: &mut DirHandles) {
         frames_dropped: 0,
         publish_error: None,
         recovered: true,
+        legs: None,
     };
     let _ = ctx.events.send(Event {
         kind: EventKind::Finished,
@@ -253,30 +254,35 @@ fn keep(ctx: &RecoveryContext, path: &Path) {
 
 /// What a `.part`'s first bytes say it is.
 enum PartKind {
-    /// callrec's plain header, in this law.
-    Plain(Codec),
+    /// callrec's plain header, in this law, with this many channels (1, or 2: a two-leg file).
+    Plain(Codec, u16),
     /// Encrypted (CTR): not a WAV header, but marked as the store's.
     Ctr,
 }
 
 /// Whether `head` is the header callrec writes, whatever its sizes: the one
-/// [`wav::header`] makes for the data size it states.
-fn plain_codec(head: &[u8; HEADER_BYTES]) -> Option<Codec> {
+/// [`wav::header_channels`] makes for the channels and data size it states (mono, or a two-leg
+/// recording's stereo).
+fn plain_codec(head: &[u8; HEADER_BYTES]) -> Option<(Codec, u16)> {
     let codec = match u16::from_le_bytes([head[20], head[21]]) {
         wav::FORMAT_ALAW => Codec::Alaw,
         wav::FORMAT_ULAW => Codec::Ulaw,
         _ => return None,
     };
+    let channels = u16::from_le_bytes([head[22], head[23]]);
+    if !(1..=2).contains(&channels) {
+        return None;
+    }
     let at = HEADER_BYTES - 4;
     let data = u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
-    (header(codec, data) == *head).then_some(codec)
+    (header_channels(codec, channels, data) == *head).then_some((codec, channels))
 }
 
 /// Decides whether `file` (first bytes `head`) is a `.part` of callrec's, before anything is
 /// written to it; `store_named`: its name is one the store gives (see the module docs).
 fn classify(file: &File, head: &[u8; HEADER_BYTES], store_named: bool) -> io::Result<PartKind> {
-    if let Some(codec) = plain_codec(head) {
-        return Ok(PartKind::Plain(codec));
+    if let Some((codec, channels)) = plain_codec(head) {
+        return Ok(PartKind::Plain(codec, channels));
     }
     let marked = get_xattr(file, PART_XATTR).is_some_and(|v| v == b"1");
     if marked || (store_named && !keeps_xattrs(file)) {
@@ -304,25 +310,38 @@ fn fix_part(file: &File, store_named: bool) -> io::Result<u64> {
     file.read_exact_at(&mut head, 0)?;
     let kind = classify(file, &head, store_named)?;
     let mut data = (len - HEADER_BYTES as u64).min(MAX_DATA_BYTES);
+    let channels;
     match kind {
-        PartKind::Plain(codec) => {
+        PartKind::Plain(codec, ch) => {
+            channels = ch;
+            // A stereo file keeps whole sample frames: an odd trailing byte (half a frame) goes.
+            data -= data % u64::from(channels);
             if data % 2 == 1 && file.write_all_at(&[0], len).is_err() {
                 data -= 1;
             }
             file.set_len(HEADER_BYTES as u64 + data + data % 2)?;
-            file.write_all_at(&header(codec, data as u32), 0)?;
+            file.write_all_at(&header_channels(codec, channels, data as u32), 0)?;
         }
         PartKind::Ctr => {
-            // No key: the keystream under the pad byte is unknown, so an odd last sample goes.
+            // No key: the keystream under the pad byte is unknown, so an odd last sample goes
+            // (which also keeps a stereo file's frames whole).
             data -= data % 2;
             file.set_len(HEADER_BYTES as u64 + data)?;
-            for (h, f) in head.iter_mut().zip(header_fix(data as u32)) {
+            channels = match get_xattr(file, CHANNELS_XATTR).as_deref() {
+                Some(b"2") => 2,
+                _ => 1,
+            };
+            for (h, f) in head
+                .iter_mut()
+                .zip(header_fix_channels(channels, data as u32))
+            {
                 *h ^= f;
             }
             file.write_all_at(&head, 0)?;
         }
     }
-    Ok(data)
+    // Samples per channel (a stereo file's sample frames).
+    Ok(data / u64::from(channels))
 }
 
 /// Finalizes an `aescbc` recording's orphaned `.aescbc.part` with the user's key and IV (the

@@ -93,6 +93,51 @@ pub struct RecordingResult {
     /// (extension `"recovered": true`; reason `other`). Its `id` is unknown (empty) and its
     /// audio was not analysed, so `contains_sound` is false.
     pub recovered: bool,
+    /// Per-party details of a two-leg recording (DESIGN §13; extension `"legs"`); None for a
+    /// one-leg recording, whose JSON is unchanged.
+    pub legs: Option<LegsResult>,
+}
+
+/// What a two-leg recording reports about each party (`"legs": {"caller": ..., "other": ...}`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LegsResult {
+    /// The caller's leg (channel 1 of a `"both"` file).
+    pub caller: LegResult,
+    /// The other party's leg (channel 2 of a `"both"` file).
+    pub other: LegResult,
+}
+
+/// One leg of a two-leg recording.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LegResult {
+    /// Whether this leg holds speech (a run of it, not a click or noise).
+    pub contains_sound: bool,
+    /// Samples (8,000 a second) of this leg judged speech while the recording ran.
+    pub speech_samples: u64,
+    /// Samples of this leg's channel in the file that callrec filled with G.711 silence because
+    /// the leg had no audio there (it started late, lost audio, fell behind, ended early or
+    /// never sent).
+    pub samples_filled: u64,
+    /// Frames of this leg lost because its ring was full (the writer stalled).
+    pub frames_dropped: u64,
+}
+
+impl LegResult {
+    /// Seconds of speech rounded to one decimal (`seconds_of_speech`).
+    pub fn seconds_of_speech(&self) -> f64 {
+        (self.speech_samples as f64 / 800.0).round() / 10.0
+    }
+
+    fn json(&self) -> String {
+        format!(
+            "{{\"contains_sound\":{},\"seconds_of_speech\":{:.1},\"samples_filled\":{},\
+             \"frames_dropped\":{}}}",
+            self.contains_sound,
+            self.seconds_of_speech(),
+            self.samples_filled,
+            self.frames_dropped
+        )
+    }
 }
 
 impl RecordingResult {
@@ -123,6 +168,13 @@ impl RecordingResult {
         }
         if self.recovered {
             json.push_str(",\"recovered\":true");
+        }
+        if let Some(legs) = &self.legs {
+            json.push_str(&format!(
+                ",\"legs\":{{\"caller\":{},\"other\":{}}}",
+                legs.caller.json(),
+                legs.other.json()
+            ));
         }
         if let Some(e) = &self.publish_error {
             json.push_str(&format!(",\"publish_error\":{}", quote(e)));
@@ -166,7 +218,35 @@ mod tests {
             frames_dropped: 0,
             publish_error: None,
             recovered: false,
+            legs: None,
         }
+    }
+
+    #[test]
+    fn legs_appear_only_for_two_leg_recordings() {
+        let mut r = sample();
+        assert!(!r.action_result_json().contains("legs"));
+        r.legs = Some(LegsResult {
+            caller: LegResult {
+                contains_sound: true,
+                speech_samples: 12_345,
+                samples_filled: 0,
+                frames_dropped: 0,
+            },
+            other: LegResult {
+                contains_sound: false,
+                speech_samples: 0,
+                samples_filled: 24_000,
+                frames_dropped: 2,
+            },
+        });
+        let v: serde_json::Value = serde_json::from_str(&r.action_result_json()).unwrap();
+        let legs = &v["result"]["legs"];
+        assert_eq!(legs["caller"]["contains_sound"], true);
+        assert_eq!(legs["caller"]["seconds_of_speech"], 1.5);
+        assert_eq!(legs["other"]["samples_filled"], 24_000);
+        assert_eq!(legs["other"]["frames_dropped"], 2);
+        assert_eq!(v["result"]["seconds_duration"], 16.7);
     }
 
     #[test]

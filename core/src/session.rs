@@ -15,6 +15,10 @@
 //! ([`Entered`]): it is cleared when the guard drops, also while unwinding from a panic, so a
 //! panic in the middle of a push (caught by a host, the C ABI or Python) never leaves the writer
 //! waiting forever for a recording to settle.
+//!
+//! A two-leg recording ([`crate::call`]) has two producers, each with its own mark
+//! (`producer_active[leg]`): the same handshake holds for each, and the writer settles the
+//! recording only when neither leg is half-way through a push.
 
 use crate::barrier;
 use crate::result::Reason;
@@ -42,7 +46,8 @@ pub(crate) struct SessionShared {
 
 #[derive(Debug)]
 struct ProducerSide {
-    producer_active: AtomicBool,
+    /// One mark per leg (a one-leg recording uses the first).
+    producer_active: [AtomicBool; 2],
     contains_sound: AtomicBool,
     barge_in_digit: AtomicU8,
     keep_bytes: AtomicU64,
@@ -56,7 +61,7 @@ impl SessionShared {
         SessionShared {
             state: CachePadded::new(AtomicU8::new(RUNNING)),
             producer: CachePadded::new(ProducerSide {
-                producer_active: AtomicBool::new(false),
+                producer_active: [AtomicBool::new(false), AtomicBool::new(false)],
                 contains_sound: AtomicBool::new(false),
                 barge_in_digit: AtomicU8::new(0),
                 keep_bytes: AtomicU64::new(if trim_trailing_silence { 0 } else { KEEP_ALL }),
@@ -83,27 +88,27 @@ impl SessionShared {
         Reason::from_code(self.state.load(Ordering::SeqCst))
     }
 
-    /// Producer side: marks a push in progress until the returned guard drops, and returns
-    /// the stop reason, if stopped. The guard does not borrow `self`, so the recorder stays
-    /// free to change itself while it lives.
+    /// Producer side: marks a push in progress on leg `leg` (0 for a one-leg recording; 0 or
+    /// 1 for a two-leg one) until the returned guard drops, and returns the stop reason, if
+    /// stopped. The guard does not borrow `self`, so the recorder stays free to change itself
+    /// while it lives.
     ///
     /// # Safety
     /// The guard holds a plain pointer to `self` (no reference count: two atomic read-modify-
     /// writes a push saved), so the caller must keep an `Arc` of `self` alive until the guard
     /// drops.
-    pub(crate) unsafe fn enter(self: &Arc<Self>) -> (Entered, Option<Reason>) {
-        self.producer.producer_active.store(true, Ordering::Relaxed);
+    pub(crate) unsafe fn enter_leg(self: &Arc<Self>, leg: usize) -> (Entered, Option<Reason>) {
+        let leg = leg & 1;
+        self.producer.producer_active[leg].store(true, Ordering::Relaxed);
         barrier::light();
-        (Entered(Arc::as_ptr(self)), self.stopped())
+        (Entered(Arc::as_ptr(self), leg), self.stopped())
     }
 
     /// Producer side: the push is over; everything it wrote to the ring is published (a
     /// release store suffices: the writer's acquire load that sees `false` then sees the ring
     /// writes before it; only the store that *starts* a push must be ordered before a load).
-    fn leave(&self) {
-        self.producer
-            .producer_active
-            .store(false, Ordering::Release);
+    fn leave(&self, leg: usize) {
+        self.producer.producer_active[leg & 1].store(false, Ordering::Release);
     }
 
     /// Writer side: the stop reason once the recording stopped *and* no push is in progress, so
@@ -116,7 +121,8 @@ impl SessionShared {
             // rather than lose its end.
             return None;
         }
-        (!self.producer.producer_active.load(Ordering::Acquire)).then_some(reason)
+        let active = |leg: usize| self.producer.producer_active[leg].load(Ordering::Acquire);
+        (!active(0) && !active(1)).then_some(reason)
     }
 
     pub(crate) fn set_contains_sound(&self) {
@@ -160,14 +166,14 @@ impl SessionShared {
 
 /// A push in progress (see the module docs): dropping it, normally or while unwinding, ends it.
 #[must_use = "the push ends when this guard drops"]
-pub(crate) struct Entered(*const SessionShared);
+pub(crate) struct Entered(*const SessionShared, usize);
 
 impl Drop for Entered {
     fn drop(&mut self) {
         // SAFETY: `SessionShared::enter`'s caller keeps an `Arc` of the state alive until this
         // guard drops, so the pointer is valid and the state is shared (read-only access).
         let shared = unsafe { &*self.0 };
-        shared.leave();
+        shared.leave(self.1);
     }
 }
 
@@ -193,7 +199,7 @@ mod tests {
     fn writer_waits_for_an_active_push() {
         let s = Arc::new(SessionShared::new(false));
         // SAFETY: `s` outlives the guard.
-        let (entered, reason) = unsafe { s.enter() };
+        let (entered, reason) = unsafe { s.enter_leg(0) };
         assert_eq!(reason, None);
         s.stop(Reason::Aborted);
         assert_eq!(s.settled(), None);
@@ -206,7 +212,7 @@ mod tests {
         let s = Arc::new(SessionShared::new(false));
         let caught = std::panic::catch_unwind(|| {
             // SAFETY: `s` outlives the guard.
-            let (_entered, _) = unsafe { s.enter() };
+            let (_entered, _) = unsafe { s.enter_leg(0) };
             panic!("a bug half-way through a push");
         });
         assert!(caught.is_err());

@@ -145,6 +145,10 @@ pub const ID_XATTR: &CStr = c"user.callrec.id";
 pub const SOUND_XATTR: &CStr = c"user.callrec.sound";
 /// The extended attribute marking a `.part` as created by callrec's store (value `1`).
 pub const PART_XATTR: &CStr = c"user.callrec.part";
+/// Set to `"2"` on a two-leg stereo recording's `.part` (DESIGN §13): recovery needs the channel
+/// count to fix an encrypted (CTR) `.part`'s header without the key (its `fact` chunk counts
+/// sample frames). Absent means one channel.
+pub const CHANNELS_XATTR: &CStr = c"user.callrec.channels";
 
 /// Whether `name` (a file name, no directory) is a recording's final name as [`Store::create`]
 /// makes it: `HH_MM_SS_<16 lower-case hex>.<5 digits>.wav`.

@@ -35,9 +35,16 @@ pub const OPEN_DATA_BYTES: u32 = MAX_DATA_BYTES as u32;
 /// plain header and on a CTR-encrypted one alike (CTR encrypts by XOR, so the keystream cancels
 /// out), whatever the law (the format tag is the same on both sides).
 pub fn header_fix(data_bytes: u32) -> [u8; HEADER_BYTES] {
+    header_fix_channels(1, data_bytes)
+}
+
+/// [`header_fix`] for a file of `channels` channels (a two-leg recording's stereo file: its
+/// `fact` chunk counts sample frames, so the fix depends on the channel count; recovery reads
+/// it from the `.part`'s [`crate::store::CHANNELS_XATTR`]).
+pub fn header_fix_channels(channels: u16, data_bytes: u32) -> [u8; HEADER_BYTES] {
     let (open, done) = (
-        header(Codec::Alaw, OPEN_DATA_BYTES),
-        header(Codec::Alaw, data_bytes),
+        header_channels(Codec::Alaw, channels, OPEN_DATA_BYTES),
+        header_channels(Codec::Alaw, channels, data_bytes),
     );
     let mut fix = [0u8; HEADER_BYTES];
     for (f, (a, b)) in fix.iter_mut().zip(open.iter().zip(done.iter())) {
@@ -48,6 +55,14 @@ pub fn header_fix(data_bytes: u32) -> [u8; HEADER_BYTES] {
 
 /// The header of a mono 8 kHz G.711 WAV holding `data_bytes` bytes of audio.
 pub fn header(codec: Codec, data_bytes: u32) -> [u8; HEADER_BYTES] {
+    header_channels(codec, 1, data_bytes)
+}
+
+/// The header of an 8 kHz G.711 WAV of `channels` interleaved channels (1, or 2 for a two-leg
+/// recording: block align 2, 16,000 bytes/s) holding `data_bytes` bytes of audio; its `fact`
+/// chunk counts sample frames (`data_bytes / channels`).
+pub fn header_channels(codec: Codec, channels: u16, data_bytes: u32) -> [u8; HEADER_BYTES] {
+    let channels = channels.max(1);
     let pad = data_bytes & 1;
     let riff_size = (HEADER_BYTES as u32 - 8) + data_bytes + pad;
     let tag = match codec {
@@ -66,15 +81,15 @@ pub fn header(codec: Codec, data_bytes: u32) -> [u8; HEADER_BYTES] {
     put(b"fmt ");
     put(&18u32.to_le_bytes());
     put(&tag.to_le_bytes());
-    put(&1u16.to_le_bytes()); // channels
+    put(&channels.to_le_bytes());
     put(&8000u32.to_le_bytes()); // sample rate
-    put(&8000u32.to_le_bytes()); // bytes per second
-    put(&1u16.to_le_bytes()); // block align
+    put(&(8000 * u32::from(channels)).to_le_bytes()); // bytes per second
+    put(&channels.to_le_bytes()); // block align: one byte per channel
     put(&8u16.to_le_bytes()); // bits per sample
     put(&0u16.to_le_bytes()); // cbSize
     put(b"fact");
     put(&4u32.to_le_bytes());
-    put(&data_bytes.to_le_bytes()); // samples (one byte each)
+    put(&(data_bytes / u32::from(channels)).to_le_bytes()); // sample frames
     put(b"data");
     put(&data_bytes.to_le_bytes());
     h
@@ -88,6 +103,7 @@ pub fn header(codec: Codec, data_bytes: u32) -> [u8; HEADER_BYTES] {
 pub struct WavFile {
     file: File,
     codec: Codec,
+    channels: u16,
     data_bytes: u64,
     crypt: Option<CtrStream>,
 }
@@ -96,13 +112,27 @@ impl WavFile {
     /// Writes the open-ended header ([`OPEN_DATA_BYTES`] until [`WavFile::finalize`]) to a new,
     /// empty `file`, encrypted with `crypt` when given.
     pub fn start(file: File, codec: Codec, crypt: Option<CtrStream>) -> io::Result<WavFile> {
+        WavFile::start_channels(file, codec, 1, crypt)
+    }
+
+    /// [`WavFile::start`] for `channels` interleaved channels (2: a two-leg stereo file).
+    pub fn start_channels(
+        file: File,
+        codec: Codec,
+        channels: u16,
+        crypt: Option<CtrStream>,
+    ) -> io::Result<WavFile> {
         let mut wav = WavFile {
             file,
             codec,
+            channels: channels.max(1),
             data_bytes: 0,
             crypt,
         };
-        wav.write_at(0, &mut header(codec, OPEN_DATA_BYTES))?;
+        wav.write_at(
+            0,
+            &mut header_channels(codec, wav.channels, OPEN_DATA_BYTES),
+        )?;
         Ok(wav)
     }
 
@@ -136,6 +166,8 @@ impl WavFile {
     /// grows the file but that one byte.
     pub fn finalize(mut self, keep: u64) -> io::Result<(File, u64)> {
         let mut data = keep.min(self.data_bytes).min(MAX_DATA_BYTES);
+        // Whole sample frames only (a stereo file never ends half-way through a frame).
+        data -= data % u64::from(self.channels);
         let mut end = HEADER_BYTES as u64 + data;
         if self.file.metadata()?.len() != end {
             self.file.set_len(end)?;
@@ -145,7 +177,10 @@ impl WavFile {
             end -= 1;
             self.file.set_len(end)?;
         }
-        self.write_at(0, &mut header(self.codec, data as u32))?;
+        self.write_at(
+            0,
+            &mut header_channels(self.codec, self.channels, data as u32),
+        )?;
         self.file.flush()?;
         Ok((self.file, data))
     }
@@ -373,6 +408,26 @@ mod tests {
         assert_eq!(info.g711_codec(), Some(Codec::Ulaw));
         assert_eq!(info.fact_samples, Some(1601));
         assert_eq!(info.data, 58..58 + 1601);
+    }
+
+    #[test]
+    fn stereo_header_is_two_channel_g711() {
+        let h = header_channels(Codec::Alaw, 2, 3200);
+        let u16_at = |at: usize| u16::from_le_bytes([h[at], h[at + 1]]);
+        let u32_at = |at: usize| u32::from_le_bytes(h[at..at + 4].try_into().unwrap());
+        assert_eq!((u16_at(20), u16_at(22)), (6, 2), "A-law, 2 channels");
+        assert_eq!((u32_at(24), u32_at(28)), (8000, 16_000), "rate, bytes/s");
+        assert_eq!((u16_at(32), u16_at(34)), (2, 8), "block align, bits");
+        assert_eq!(u32_at(46), 1600, "fact: sample frames");
+        assert_eq!(u32_at(54), 3200, "data bytes");
+        // One channel is exactly the record action's header.
+        assert_eq!(header_channels(Codec::Ulaw, 1, 77), header(Codec::Ulaw, 77));
+        // The CTR fix without the key works for stereo too.
+        let mut open = header_channels(Codec::Ulaw, 2, OPEN_DATA_BYTES);
+        for (b, f) in open.iter_mut().zip(header_fix_channels(2, 3200)) {
+            *b ^= f;
+        }
+        assert_eq!(open, header_channels(Codec::Ulaw, 2, 3200));
     }
 
     #[test]

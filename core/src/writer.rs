@@ -59,12 +59,30 @@ pub(crate) struct WriterSession {
     /// Whether the `.part` carries [`crate::store::SOUND_XATTR`] yet (for recovery).
     pub(crate) sound_marked: bool,
     pub(crate) plan: EncryptionPlan,
+    /// A two-leg recording's legs (its `ring` is then unused and empty).
+    pub(crate) call: Option<Box<crate::call::CallFeed>>,
 }
 
 impl WriterSession {
     /// Moves everything in the ring to the file. On a write error the recording stops with
     /// `error`; the ring is still emptied so the real-time side never sees it full.
     fn drain(&mut self, scratch: &mut [u8], metrics: &EngineMetrics) {
+        if let Some(call) = self.call.as_mut() {
+            if self.failed {
+                call.discard();
+                return;
+            }
+            let settled = self.shared.settled().is_some();
+            match call.pump(&mut self.wav, settled) {
+                Ok(n) => metrics.add_bytes_written(n),
+                Err(_) => {
+                    call.discard();
+                    self.fail(metrics);
+                }
+            }
+            self.mark_sound();
+            return;
+        }
         let n = self.ring.slots();
         if n == 0 {
             return;
@@ -88,6 +106,10 @@ impl WriterSession {
             Ok(()) => metrics.add_bytes_written(n as u64),
             Err(_) => self.fail(metrics),
         }
+        self.mark_sound();
+    }
+
+    fn mark_sound(&mut self) {
         if !self.sound_marked && self.shared.contains_sound() {
             // Once per recording: recovery after a crash then reports contains_sound truly,
             // even for an encrypted `.part` whose audio it cannot read. No allocation.
@@ -101,6 +123,16 @@ impl WriterSession {
             self.failed = true;
             self.shared.stop(Reason::Error);
             metrics.add_write_error();
+        }
+    }
+
+    /// Whether the writer should serve this session on this poll.
+    fn due(&self, batch_bytes: usize) -> bool {
+        match &self.call {
+            // Two legs: a batch in the two rings together (a leg that sends nothing leaves
+            // the other's ring to fill; serving it then jumps the silent leg).
+            Some(call) => call.ring_slots() >= batch_bytes,
+            None => self.ring.slots() >= batch_bytes,
         }
     }
 
@@ -119,6 +151,7 @@ impl WriterSession {
             id,
             failed,
             plan,
+            call,
             ..
         } = self;
         let reason = if failed { Reason::Error } else { reason };
@@ -133,9 +166,13 @@ impl WriterSession {
             frames_dropped: shared.frames_dropped(),
             publish_error: None,
             recovered: false,
+            legs: call.as_ref().map(|c| c.result()),
         };
         metrics.finish_recording();
-        let mut keep = shared.keep_bytes();
+        let mut keep = match &call {
+            Some(c) => c.keep_bytes(),
+            None => shared.keep_bytes(),
+        };
         if failed && plan.is_cbc() {
             // The disk refused more: CBC's padding must fit where the `.part` already reached
             // (and the conversion cuts more if its journal does not fit: crate::convert).
@@ -162,7 +199,9 @@ impl WriterSession {
                 return None;
             }
         };
-        result.samples = samples;
+        // Per channel: a stereo file's `seconds_duration` is its channels' length (DESIGN §13).
+        let channels = call.as_ref().map_or(1, |c| c.channels());
+        result.samples = samples / channels;
         let convert = match plan {
             EncryptionPlan::Cbc { user, part } => Some((part, user)),
             _ => {
@@ -279,7 +318,7 @@ fn convert(mut job: SyncJob, events: &Sender<Event>, metrics: &EngineMetrics) ->
     match convert_to_cbc(job.file, &part_spec, &cbc, &job.paths, failed) {
         Ok((f, samples)) => {
             job.file = f;
-            job.result.samples = samples;
+            job.result.samples = samples; // per channel already
             finished(events, &job.result);
             Some(job)
         }
@@ -394,7 +433,7 @@ pub(crate) fn run_writer(ctx: WriterContext) {
             }
             // Settled is read before the ring, so a settled session's ring is complete.
             let settled = session.shared.settled();
-            if settled.is_some() || session.ring.slots() >= ctx.batch_bytes {
+            if settled.is_some() || session.due(ctx.batch_bytes) {
                 // A panic serving one session fails that session only (catch_unwind costs
                 // nothing until something panics).
                 let drained = catch_unwind(AssertUnwindSafe(|| {
@@ -451,6 +490,7 @@ fn panic_event(kind: EventKind, filename: String) -> Event {
             frames_dropped: 0,
             publish_error: None,
             recovered: false,
+            legs: None,
         },
     }
 }

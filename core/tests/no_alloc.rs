@@ -9,6 +9,9 @@
 //! thread (`callrec-recover`, which walks the store once at start) may run late on a loaded
 //! machine and allocates, which made an all-process count fail intermittently ("3 allocations in
 //! the process"); it is reported, not asserted.
+//! A two-leg recording (DESIGN §13) runs through the same window: its caller's leg pushed on
+//! this thread and its other leg on a second thread at the same time, each thread counting its
+//! own allocations, with pause/resume from one leg, digits from the other and partial frames.
 //! One test in this binary, run without libtest's harness (`harness = false` in Cargo.toml), so
 //! nothing else in the process allocates alongside it: libtest's own threads would (its "has
 //! been running for over 60 seconds" notice allocates, which a slow debug run under load hits).
@@ -213,6 +216,52 @@ fn real_time_path_and_writer_steady_state_do_not_allocate() {
         )
         .unwrap();
     let frames_of_cycle = cycle.len() / FRAME;
+    // Two legs, the other on its own thread: it pushes in step with the caller (at most 50
+    // frames ahead), counting its own allocations from the moment the window opens.
+    let (mut leg_a, leg_b) = e
+        .record_call(
+            &RecordOptions::from_json(
+                r#"{"legs":"both","seconds_max_duration":86400,"milliseconds_max_silence":3600000,
+                    "pause_behavior":"silence"}"#,
+            )
+            .unwrap(),
+            codec,
+        )
+        .unwrap();
+    const LEG_FRAMES: usize = 50_000;
+    static LEG_A_AT: AtomicU64 = AtomicU64::new(0);
+    static LEG_GO: AtomicBool = AtomicBool::new(false);
+    let other_cycle = call(&[
+        quiet(codec, 120, 7),
+        sound(codec, 60, 30),
+        quiet(codec, 70, 8),
+        clicks(codec, 50),
+    ]);
+    let other_thread = std::thread::spawn(move || {
+        let mut leg_b = leg_b;
+        let frames = other_cycle.len() / FRAME;
+        let odd = [0xD5u8; FRAME];
+        while !LEG_GO.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
+        count_on_this_thread(true);
+        for i in 0..LEG_FRAMES {
+            while LEG_A_AT.load(Ordering::Acquire) + 50 < i as u64 {
+                std::thread::yield_now();
+            }
+            if i % 1000 == 400 {
+                // A partial frame, completed by the next push, and a digit (not a barge-in).
+                paced_push(&mut leg_b, &odd[..33]);
+                assert_eq!(leg_b.digit('5'), Ok(Status::Recording));
+                paced_push(&mut leg_b, &odd[33..]);
+                continue;
+            }
+            let status = paced_push(&mut leg_b, &other_cycle[(i % frames) * FRAME..][..FRAME]);
+            assert_ne!(status, Status::Beeping);
+        }
+        let count = count_on_this_thread(false);
+        (leg_b, count)
+    });
     let mut beep = [0u8; FRAME];
     let odd = [0xD5u8; FRAME];
 
@@ -255,10 +304,23 @@ fn real_time_path_and_writer_steady_state_do_not_allocate() {
 
     // --- Steady-state window: no allocation on the writer and sync threads. ---
     WATCHING.store(true, Ordering::SeqCst);
+    LEG_GO.store(true, Ordering::Release);
     let all_before = ALL_ALLOCATIONS.load(Ordering::SeqCst);
     let written_before = e.metrics().bytes_written;
     for i in 0..100_000 {
         let frame = &cycle[(i % frames_of_cycle) * FRAME..][..FRAME];
+        if i % 2 == 0 && i / 2 < LEG_FRAMES {
+            // The caller's leg, every other iteration, with pause and resume (both legs).
+            let j = i / 2;
+            if j % 1000 == 200 {
+                leg_a.pause();
+            }
+            if j % 1000 == 250 {
+                leg_a.resume();
+            }
+            paced_push(&mut leg_a, &cycle[(j % frames_of_cycle) * FRAME..][..FRAME]);
+            LEG_A_AT.store(j as u64 + 1, Ordering::Release);
+        }
         assert_eq!(paced_push(&mut main, frame), Status::Recording);
         assert_eq!(paced_push(&mut ctr, frame), Status::Recording);
         assert_eq!(paced_push(&mut cbc, frame), Status::Recording);
@@ -293,9 +355,25 @@ fn real_time_path_and_writer_steady_state_do_not_allocate() {
             paced_push(&mut main, &odd[..FRAME - 30]);
         }
     }
-    pushed += 350_000;
+    pushed += 350_000 + 2 * LEG_FRAMES;
+    assert_eq!(
+        leg_a.status(),
+        Status::Recording,
+        "the two-leg recording runs"
+    );
+    // Counting on this thread pauses for the join (the other thread has finished pushing).
+    count_on_this_thread(false);
+    let (leg_b, other_thread_allocations) = other_thread.join().unwrap();
+    count_on_this_thread(true);
+    assert_eq!(
+        other_thread_allocations, 0,
+        "allocations on the second real-time thread (the other leg)"
+    );
     // Let the writer catch up with everything pushed, still inside the window.
-    let pushed_bytes = 3 * 160 * 100_000 + 160 * 50_000 + 3 * 160 * 100;
+    // The two-leg file: two bytes a sample, all but what the writer holds back (its HOLD,
+    // under a batch) and the pre-roll before the first sound.
+    let pushed_bytes =
+        3 * 160 * 100_000 + 160 * 50_000 + 3 * 160 * 100 + 2 * 160 * (LEG_FRAMES - 500);
     // Each of the 4 sessions may keep less than one batch (4096 bytes) undrained, and the
     // masking session less than its delay line more.
     while e.metrics().bytes_written < written_before + pushed_bytes as u64 - 5 * 4096 {
@@ -363,7 +441,10 @@ fn real_time_path_and_writer_steady_state_do_not_allocate() {
     let v = std::hint::black_box(vec![1u8; 10]);
     assert_eq!(count_on_this_thread(false), 1);
     drop(v);
-    for r in [main, ctr, cbc, initial, hung, aborted, short, masked] {
+    let _ = leg_a.hangup();
+    for r in [
+        main, ctr, cbc, initial, hung, aborted, short, masked, leg_a, leg_b,
+    ] {
         drop(r);
     }
     e.shutdown();

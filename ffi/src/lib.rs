@@ -733,6 +733,65 @@ pub unsafe extern "C" fn callrec_recorder_new(
     }
 }
 
+/// Starts one recording of both parties of a call (DESIGN §13), whose audio is in `codec` on
+/// both legs: `caller_out` gets the caller's recorder and `other_out` the other party's, two
+/// ordinary recorders (push, feed, push_at, free each with the `callrec_recorder_*` functions)
+/// that may be pushed from two threads at once. `options_json` is the record action's options;
+/// `legs` defaults to `"both"` here (a stereo file: channel 1 the caller, channel 2 the other
+/// party) and may be `"mixed"` (one channel, both summed); `"caller"` is refused. Hangup,
+/// digits and pause on either recorder act on the whole recording; the beep is the caller's;
+/// the results carry `"legs"`. Errors as for `callrec_recorder_new`; on an error neither
+/// output is written. Control thread; allocates; not real-time safe.
+///
+/// # Safety
+/// As for `callrec_recorder_new`; `caller_out` and `other_out` valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn callrec_call_new(
+    engine: *const callrec_engine,
+    options_json: *const c_char,
+    options_json_len: usize,
+    codec: u32,
+    error_buf: *mut c_char,
+    error_buf_len: usize,
+    error_len_out: *mut usize,
+    caller_out: *mut *mut callrec_recorder,
+    other_out: *mut *mut callrec_recorder,
+) -> callrec_result {
+    ffi_panic_boundary! {
+        try_non_null!(engine);
+        try_out!(caller_out, other_out);
+        let engine = try_engine!(engine);
+        let json = try_str!(options_json, options_json_len);
+        let codec = try_ok!(codec_arg(codec));
+        let started = callrec::RecordOptions::from_json_two_legs(json)
+            .map_err(callrec::Error::Options)
+            .and_then(|options| engine.record_call(&options, codec));
+        match started {
+            Ok((caller, other)) => {
+                let caller = try_ok!(RECORDERS.insert(caller));
+                let other = match RECORDERS.insert(other) {
+                    Ok(other) => other,
+                    Err(e) => {
+                        // The other recorder was dropped: the recording stops ("other").
+                        free_in(&RECORDERS, caller);
+                        return callrec_result::from(e);
+                    }
+                };
+                // SAFETY: `error_buf`/`error_len_out` are NULL or writable per the contract.
+                unsafe { error_out("", error_buf, error_buf_len, error_len_out) };
+                write_out!(caller_out, to_handle(caller));
+                write_out!(other_out, to_handle(other));
+                callrec_result::Ok
+            }
+            Err(e) => {
+                // SAFETY: `error_buf`/`error_len_out` are NULL or writable per the contract.
+                unsafe { error_out(&e.to_string(), error_buf, error_buf_len, error_len_out) };
+                callrec_result::from(&e)
+            }
+        }
+    }
+}
+
 /// Frees a recorder. If it is still recording, the recording stops with reason `other` and
 /// keeps everything pushed. NULL is a no-op (`OK`); a recorder freed already gives
 /// `CALLREC_RESULT_INVALID_HANDLE` and has no effect (even if its slot now holds a new
@@ -764,6 +823,35 @@ pub unsafe extern "C" fn callrec_recorder_push(
         try_out!(status_out);
         let input = try_slice!(audio, len);
         let status = try_ok!(try_recorder!(recorder).push(input));
+        write_out!(status_out, to_c_status(status));
+        callrec_result::Ok
+    }
+}
+
+/// Places `len` bytes of audio at sample index `at` since the recording began (e.g. from an
+/// RTP timestamp). On a two-leg recording (`callrec_call_new`), audio later than this leg's
+/// position leaves a gap that the file gets as silence (counted in the leg's `samples_filled`),
+/// and audio for indices already taken is late and dropped (counted in `frames_dropped`);
+/// `len` 0 moves a leg whose audio has stopped on to `at`. On a one-leg recording the gap is
+/// pushed as silence. `status_out` gets the status after it. The media thread; **real-time
+/// safe**.
+///
+/// # Safety
+/// `audio` must be valid for reads of `len` bytes (may be NULL when `len` is 0); `status_out`
+/// valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn callrec_recorder_push_at(
+    recorder: *mut callrec_recorder,
+    at: u64,
+    audio: *const u8,
+    len: usize,
+    status_out: *mut callrec_status,
+) -> callrec_result {
+    ffi_panic_boundary! {
+        try_non_null!(recorder);
+        try_out!(status_out);
+        let input = try_slice!(audio, len);
+        let status = try_ok!(try_recorder!(recorder).push_at(at, input));
         write_out!(status_out, to_c_status(status));
         callrec_result::Ok
     }

@@ -81,6 +81,9 @@ class Result:
     def frames_dropped(self) -> int:
         """Frames lost because the writer fell behind (0 on a healthy system)."""
     @property
+    def legs(self) -> dict[str, dict[str, Any]] | None:
+        """Each party of a two-leg recording ({"caller": {...}, "other": {...}}), else None."""
+    @property
     def publish_error(self) -> str | None:
         """Why publishing gave up (an available event with reason "error"), else None."""
     def action_result_json(self) -> str:
@@ -94,6 +97,12 @@ class Recorder:
 
     def push(self, frame: Buffer) -> Status:
         """Feeds the caller's audio (G.711 in the call's codec, up to 8000 bytes)."""
+    def push_at(self, at: int, frame: Buffer) -> Status:
+        """Places audio at sample index `at` since the recording began: a gap is filled with
+        silence (counted), audio for indices already taken is dropped (counted)."""
+    @property
+    def leg(self) -> str | None:
+        """"caller" or "other" on a two-leg recording, None on a one-leg one."""
     def feed(self, frame: Buffer, timeout: float | None = None) -> Status:
         """Feeds audio of any length faster than real time, waiting for ring space instead of
         dropping; TimeoutError (with `fed`) after `timeout` seconds of waiting (None: no limit)."""
@@ -157,6 +166,11 @@ class Engine:
     ) -> Engine: ...
     def record(self, options: dict[str, Any] | str | None = None, codec: str = "alaw") -> Recorder:
         """Starts a recording of a call whose audio is `codec` ("alaw" or "ulaw")."""
+    def record_call(
+        self, options: dict[str, Any] | str | None = None, codec: str = "alaw"
+    ) -> tuple[Recorder, Recorder]:
+        """Starts one recording of both parties (legs "both", the default here, or "mixed"):
+        returns the (caller, other) recorders."""
     def next_event(self, timeout: float | None = None) -> Result | None:
         """The next event, waiting up to `timeout` seconds (forever when None)."""
     def events(self, timeout: float | None = None) -> Events:

@@ -216,6 +216,17 @@ impl EventResult {
         self.result.frames_dropped
     }
 
+    /// Each party of a two-leg recording: `{"caller": {...}, "other": {...}}` with
+    /// `contains_sound`, `seconds_of_speech`, `samples_filled` and `frames_dropped` (as in the
+    /// JSON); None for a one-leg recording.
+    #[getter]
+    fn legs<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        if self.result.legs.is_none() {
+            return Ok(None);
+        }
+        self.to_dict(py)?.get_item("legs")
+    }
+
     /// Why publishing to the object store gave up (only in an *available* event with reason
     /// "error" from an engine that publishes), else None. Never holds a credential.
     #[getter]
@@ -293,28 +304,39 @@ impl Engine {
         codec: &str,
     ) -> PyResult<Recorder> {
         let codec = codec_arg(codec)?;
-        let json = match options {
-            None => String::new(),
-            Some(o) if o.is_instance_of::<PyString>() => o.extract::<String>()?,
-            Some(o) if o.is_instance_of::<PyDict>() => py
-                .import("json")?
-                .call_method1("dumps", (o,))?
-                .extract::<String>()?,
-            Some(_) => {
-                return Err(pyo3::exceptions::PyTypeError::new_err(
-                    "options must be a dict, a JSON string or None",
-                ))
-            }
-        };
+        let json = options_json(py, options)?;
         let (recorder, handle) = self
             .engine
             .record_json(&json, codec)
             .map_err(|e| engine_error(py, e))?;
-        Ok(Recorder {
-            filename: recorder.filename().to_owned(),
-            recorder: Mutex::new(Some(recorder)),
-            handle,
-        })
+        Ok(Recorder::wrap(recorder, handle))
+    }
+
+    /// Starts one recording of both parties of a call (options `legs` "both": a stereo file,
+    /// channel 1 the caller, channel 2 the other party; or "mixed": one channel, both summed;
+    /// `legs` defaults to "both" here). Returns `(caller, other)`: two recorders, each for one
+    /// party's audio, which may be pushed from two threads at once. `hangup`, `digit`, `pause`
+    /// and `resume` on either act on the whole recording; the beep is the caller's.
+    #[pyo3(signature = (options = None, codec = "alaw"))]
+    fn record_call(
+        &self,
+        py: Python<'_>,
+        options: Option<&Bound<'_, PyAny>>,
+        codec: &str,
+    ) -> PyResult<(Recorder, Recorder)> {
+        let codec = codec_arg(codec)?;
+        let json = options_json(py, options)?;
+        let parsed =
+            callrec::RecordOptions::from_json_two_legs(&json).map_err(|e| options_error(py, &e))?;
+        let (caller, other) = self
+            .engine
+            .record_call(&parsed, codec)
+            .map_err(|e| engine_error(py, e))?;
+        let (caller_handle, other_handle) = (caller.handle(), other.handle());
+        Ok((
+            Recorder::wrap(caller, caller_handle),
+            Recorder::wrap(other, other_handle),
+        ))
     }
 
     /// The next event, waiting up to `timeout` seconds (forever when None); None when there is
@@ -390,6 +412,21 @@ impl Engine {
 
 /// The engine configuration from `Engine(store, **config)`'s keywords, through the same JSON
 /// parser the C API uses.
+/// The options argument (a dict, a JSON string or None) as the options JSON.
+fn options_json(py: Python<'_>, options: Option<&Bound<'_, PyAny>>) -> PyResult<String> {
+    match options {
+        None => Ok(String::new()),
+        Some(o) if o.is_instance_of::<PyString>() => o.extract::<String>(),
+        Some(o) if o.is_instance_of::<PyDict>() => py
+            .import("json")?
+            .call_method1("dumps", (o,))?
+            .extract::<String>(),
+        Some(_) => Err(pyo3::exceptions::PyTypeError::new_err(
+            "options must be a dict, a JSON string or None",
+        )),
+    }
+}
+
 fn engine_config(py: Python<'_>, config: Option<&Bound<'_, PyDict>>) -> PyResult<EngineConfig> {
     let Some(config) = config else {
         return Ok(EngineConfig::default());
@@ -505,9 +542,20 @@ struct Recorder {
     recorder: Mutex<Option<CoreRecorder>>,
     handle: RecorderHandle,
     filename: String,
+    /// Which party of a two-leg recording this is (None: a one-leg recording).
+    leg: Option<usize>,
 }
 
 impl Recorder {
+    fn wrap(recorder: CoreRecorder, handle: RecorderHandle) -> Recorder {
+        Recorder {
+            filename: recorder.filename().to_owned(),
+            leg: recorder.leg(),
+            recorder: Mutex::new(Some(recorder)),
+            handle,
+        }
+    }
+
     fn open(&self) -> PyResult<MutexGuard<'_, Option<CoreRecorder>>> {
         let guard = self.recorder.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
@@ -537,6 +585,27 @@ impl Recorder {
         with_bytes(&buffer, |bytes| rec.push(bytes))?
             .map(status)
             .map_err(recorder_error)
+    }
+
+    /// Places audio at sample index `at` since the recording began (e.g. from an RTP
+    /// timestamp): later than this party's position leaves a gap the file gets as silence
+    /// (counted in the party's `samples_filled`); audio for indices already taken is late and
+    /// dropped (counted in `frames_dropped`). `push_at(at, b"")` moves a party whose audio has
+    /// stopped on to `at`. Same buffers and limits as `push`.
+    fn push_at(&self, at: u64, frame: &Bound<'_, PyAny>) -> PyResult<Status> {
+        let buffer = take_buffer(frame)?;
+        let mut guard = self.open()?;
+        let rec = guard.as_mut().expect("open() checked");
+        with_bytes(&buffer, |bytes| rec.push_at(at, bytes))?
+            .map(status)
+            .map_err(recorder_error)
+    }
+
+    /// Which party this recorder takes: "caller" or "other" on a two-leg recording
+    /// (`Engine.record_call`), None on a one-leg one.
+    #[getter]
+    fn leg(&self) -> Option<&'static str> {
+        self.leg.map(|l| if l == 0 { "caller" } else { "other" })
     }
 
     /// Feeds audio of any length faster than real time (from a file or a pipe), waiting for the

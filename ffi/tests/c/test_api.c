@@ -174,6 +174,61 @@ static void pause_and_resume(callrec_engine *e, const char *root) {
     }
 }
 
+/* Both parties (callrec_call_new): the caller pushes 40 numbered loud frames; the other party's
+ * first audio (10 frames) is placed at frame 10 with callrec_recorder_push_at, then it stops.
+ * The stereo file's channel 1 is the caller's audio, channel 2 silence, the other's 10 frames,
+ * silence (filled, counted in "samples_filled"). "caller" is refused with the field named. */
+static void two_legs(callrec_engine *e, const char *root) {
+    static uint8_t input[40][160], got[2 * 40 * 160 + 1];
+    char json[2048], name[512], msg[256];
+    size_t n = 0;
+    callrec_recorder *caller = NULL, *other = NULL;
+    callrec_status st;
+    const char *one = "{\"legs\":\"caller\"}";
+    EXPECT(callrec_call_new(e, one, strlen(one), CALLREC_CODEC_ALAW, msg, sizeof msg, &n, &caller, &other),
+           CALLREC_RESULT_INVALID_OPTIONS);
+    CHECK(strstr(msg, "legs") != NULL && n == strlen(msg) && caller == NULL && other == NULL);
+    const char *both = "{\"silence_threshold_db\":-40}"; /* legs defaults to "both" */
+    EXPECT(callrec_call_new(e, both, strlen(both), CALLREC_CODEC_ALAW, NULL, 0, NULL, NULL, &other),
+           CALLREC_RESULT_NULL_PARAMETER);
+    EXPECT(callrec_call_new(e, both, strlen(both), CALLREC_CODEC_ALAW, msg, sizeof msg, &n, &caller, &other),
+           CALLREC_RESULT_OK);
+    CHECK(caller != NULL && other != NULL && caller != other && n == 0);
+    for (int i = 0; i < 40; i++) {
+        memcpy(input[i], LOUD(0), 160);
+        input[i][0] = (uint8_t)(0x80 + i);
+        EXPECT(push(caller, input[i], 160, &st), CALLREC_RESULT_OK);
+    }
+    for (int i = 10; i < 20; i++) EXPECT(callrec_recorder_push_at(other, (uint64_t)i * 160, input[i], 160, &st),
+                                         CALLREC_RESULT_OK);
+    EXPECT(callrec_recorder_push_at(other, 0, NULL, 160, &st), CALLREC_RESULT_NULL_PARAMETER);
+    EXPECT(callrec_recorder_push_at(other, 0, input[0], 160, NULL), CALLREC_RESULT_NULL_PARAMETER);
+    EXPECT(callrec_recorder_hangup(other, &st), CALLREC_RESULT_OK); /* either party ends the call */
+    CHECK(st.phase == CALLREC_PHASE_STOPPED && st.reason == CALLREC_REASON_HANGUP);
+    callrec_event *ev = NULL;
+    size_t got_len = 0;
+    EXPECT(callrec_engine_next_event(e, 10000, &ev), CALLREC_RESULT_OK);
+    if (ev) {
+        EXPECT(callrec_event_filename(ev, name, sizeof name, &got_len), CALLREC_RESULT_OK);
+        EXPECT(callrec_event_json(ev, json, sizeof json, &got_len), CALLREC_RESULT_OK);
+        callrec_event_free(ev);
+    }
+    CHECK(strstr(json, "\"other\":{\"contains_sound\":true,\"seconds_of_speech\":0.2,\"samples_filled\":4800,") !=
+          NULL);
+    take_event(e, CALLREC_EVENT_AVAILABLE, json, sizeof json);
+    long len = read_audio(root, name, got, sizeof got);
+    CHECK(len == 2 * 40 * 160);
+    int channels_ok = len == 2 * 40 * 160;
+    for (long k = 0; channels_ok && k < 40 * 160; k++) {
+        uint8_t want_other = k >= 10 * 160 && k < 20 * 160 ? input[k / 160][k % 160] : 0xD5;
+        channels_ok = got[2 * k] == input[k / 160][k % 160] && got[2 * k + 1] == want_other;
+    }
+    CHECK(channels_ok);
+    EXPECT(callrec_recorder_free(caller), CALLREC_RESULT_OK);
+    EXPECT(callrec_recorder_free(other), CALLREC_RESULT_OK);
+    EXPECT(callrec_recorder_push_at(other, 0, input[0], 160, &st), CALLREC_RESULT_INVALID_HANDLE);
+}
+
 /* `ms` of a key's two tones (rows 697..941 Hz, columns 1209..1633 Hz) at about -10 dBm0. */
 static size_t key_tone(uint8_t *out, double row, double col, int ms) {
     size_t n = (size_t)ms * 8;
@@ -664,6 +719,7 @@ int main(int argc, char **argv) {
 
     /* 4b. Pause and resume: the file is the expected splice. */
     pause_and_resume(e, root);
+    two_legs(e, root);
     dtmf_detector();
 
     /* 5. Shutdown finalizes an open recording with "other"; recording afterwards is refused. */
