@@ -489,8 +489,11 @@ impl Recorder {
         }
     }
 
-    /// Releases everything held (hangup, a host barge-in, drop), masking a tone that is still
-    /// being confirmed too: it may be a key the caller pressed.
+    /// Releases everything held (hangup, a host barge-in, drop, and on two legs a gap in the
+    /// middle of the call), masking a tone that is still being confirmed too: it may be a key
+    /// the caller pressed. The mask ends where the audio held ends: after a gap in the middle of
+    /// the call, what follows is masked only if the detector confirms a tone there (a span open
+    /// to the end would silence the rest of the leg).
     fn flush_delay(&mut self) {
         let Some(ib) = self.inband.as_mut() else {
             return;
@@ -499,10 +502,10 @@ impl Recorder {
         let Some(delay) = ib.delay.as_mut() else {
             return;
         };
-        if let Some(from) = undecided {
-            delay.add_span(from, u64::MAX);
-        }
         let end = delay.end();
+        if let Some(from) = undecided {
+            delay.add_span(from, end);
+        }
         self.release_delay(end);
     }
 

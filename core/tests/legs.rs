@@ -1093,3 +1093,35 @@ fn shutdown_finalizes_an_open_two_leg_recording_with_everything_pushed() {
     );
     drop((caller, other));
 }
+
+#[test]
+fn a_gap_during_an_unconfirmed_key_tone_does_not_mask_what_follows() {
+    // With mask_dtmf, the caller's leg has a gap (a lost packet, push_at ahead) 30 ms into a
+    // key tone, before the detector has confirmed it: what may be the key is masked, but the
+    // speech after the gap is the caller's audio, not silence.
+    let codec = Codec::Alaw;
+    let dir = store("legs-mask-gap");
+    let e = engine(&dir);
+    let (mut caller, mut other) = e
+        .record_call(
+            &opts(r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000,"mask_dtmf":true}"#),
+            codec,
+        )
+        .unwrap();
+    let before = call(&[quiet(codec, 30, 1), sound(codec, 100, 30)]);
+    let tone = key(codec, '5', 30);
+    let after = sound(codec, 100, 150);
+    caller.feed(&before, LONG).unwrap();
+    caller.feed(&tone, LONG).unwrap();
+    let resume = (before.len() + tone.len() + 1600) as u64;
+    caller.push_at(resume, &after[..FRAME]).unwrap();
+    caller.feed(&after[FRAME..], LONG).unwrap();
+    let end = resume + after.len() as u64;
+    other.push_at(end, &[]).unwrap();
+    assert_eq!(caller.hangup(), Status::Stopped(Reason::Hangup));
+    drop((caller, other));
+    let (_, _, bytes) = finished(&e);
+    let (ch1, _) = channels(&bytes, codec);
+    assert!(ch1.len() >= after.len(), "{} samples", ch1.len());
+    same(&ch1[ch1.len() - after.len()..], &after, "the caller after the gap");
+}
