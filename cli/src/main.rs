@@ -413,6 +413,10 @@ impl Parties {
                 .map_err(|e| failed(&args.input, e))?;
             // A signal interrupts a read with nothing read: that is no end of the input.
             self.caller_ended = n == 0 && !signalled();
+            if signalled() {
+                // Hang up now rather than block on the other input (a quiet FIFO).
+                return Ok((n, 0));
+            }
             n
         };
         let n1 = match (&mut self.other, &args.other) {

@@ -639,13 +639,17 @@ impl Engine {
         Ok((caller, other))
     }
 
-    /// [`Engine::record_call`] from the options JSON.
+    /// [`Engine::record_call`] from the options JSON, read as the bindings read it
+    /// ([`RecordOptions::from_json_two_legs`]: `legs` defaults to `"both"`).
     pub fn record_call_json(
         &self,
         options_json: &str,
         input_codec: Codec,
     ) -> Result<(Recorder, Recorder), Error> {
-        self.record_call(&RecordOptions::from_json(options_json)?, input_codec)
+        self.record_call(
+            &RecordOptions::from_json_two_legs(options_json)?,
+            input_codec,
+        )
     }
 
     /// Session start shared by one- and two-leg recordings: checks the cipher, creates the

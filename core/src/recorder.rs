@@ -62,6 +62,10 @@ pub const SAMPLE_RATE: u64 = 8000;
 pub const FRAME_SAMPLES: usize = 160;
 /// The longest input one push accepts: one second.
 pub const MAX_PUSH_BYTES: usize = 8000;
+/// The furthest [`Recorder::push_at`] may place audio past a leg's position: a day, the
+/// longest `seconds_max_duration` (further is a bad index, e.g. a raw RTP timestamp, and would
+/// make a one-leg push fill silence for that long).
+pub const MAX_GAP_SAMPLES: u64 = 86_400 * SAMPLE_RATE;
 /// Frames kept before the first sound and put at the start of the recording (200 ms).
 pub const PREROLL_FRAMES: usize = 10;
 /// Input discarded after the beep has been pulled, so its echo is not taken as sound (100 ms).
@@ -101,6 +105,11 @@ pub enum RecorderError {
         /// Bytes of the input that were fed before the timeout.
         fed: usize,
     },
+    /// [`Recorder::push_at`] more than [`MAX_GAP_SAMPLES`] past the leg's position.
+    GapTooLong {
+        /// How far past the leg's position, in samples.
+        samples: u64,
+    },
 }
 
 impl fmt::Display for RecorderError {
@@ -116,6 +125,11 @@ impl fmt::Display for RecorderError {
             RecorderError::Timeout { fed } => write!(
                 f,
                 "timed out waiting for the writer (ring full) after feeding {fed} bytes"
+            ),
+            RecorderError::GapTooLong { samples } => write!(
+                f,
+                "push_at is {samples} samples past this leg's position (at most \
+                 {MAX_GAP_SAMPLES}, a day)"
             ),
         }
     }
@@ -1078,9 +1092,11 @@ impl Recorder {
     /// Places `input` at sample index `at` since the recording began (two legs: an RTP
     /// timestamp, say). Input later than this leg's position leaves a gap, which the file gets
     /// as G.711 silence (counted in the leg's `samples_filled`); input for indices already
-    /// taken is late and dropped (counted in `frames_dropped`, a frame per started 160
-    /// samples). On a one-leg recording the gap is pushed as silence. Real-time safe; O(input)
-    /// on two legs (a gap costs nothing), O(input + gap) on one.
+    /// taken is late and dropped (on two legs counted in `frames_dropped`, a frame per started
+    /// 160 samples, while the recording runs). On a one-leg recording the gap is pushed as
+    /// silence. An `at` more than [`MAX_GAP_SAMPLES`] (a day) past the leg's position is
+    /// refused ([`RecorderError::GapTooLong`]). Real-time safe; O(input) on two legs (a gap
+    /// costs nothing), O(input + gap) on one.
     pub fn push_at(&mut self, at: u64, input: &[u8]) -> Result<Status, RecorderError> {
         if input.len() > MAX_PUSH_BYTES {
             return Err(RecorderError::InputTooLong { bytes: input.len() });
@@ -1091,6 +1107,7 @@ impl Recorder {
             if let Some(d) = self.inband.as_ref().and_then(|ib| ib.delay.as_ref()) {
                 pos = pos.max(d.end());
             }
+            gap_allowed(pos, at)?;
             while pos < at && !self.is_stopped() {
                 let n = (at - pos).min(FRAME_SAMPLES as u64) as usize;
                 self.push(&silence[..n])?;
@@ -1099,6 +1116,7 @@ impl Recorder {
             let late = (pos.saturating_sub(at) as usize).min(input.len());
             return self.push(&input[late..]);
         };
+        gap_allowed(pos, at)?;
         let _entered = self.enter();
         self.resync();
         let pos = self.leg.as_ref().map_or(pos, |l| l.input_at);
@@ -1126,7 +1144,7 @@ impl Recorder {
         }
         let pos = self.leg.as_ref().map_or(at, |l| l.input_at);
         let late = (pos.saturating_sub(at) as usize).min(input.len());
-        if late > 0 {
+        if late > 0 && !self.is_stopped() {
             if let Some(link) = self.leg.as_ref() {
                 let frames = late.div_ceil(FRAME_SAMPLES) as u64;
                 link.call.add_frames_dropped(link.leg, frames);
@@ -1145,6 +1163,14 @@ impl Recorder {
         } else {
             self.stop(Reason::Filesize);
         }
+    }
+}
+
+/// Refuses a [`Recorder::push_at`] index further than [`MAX_GAP_SAMPLES`] past `pos`.
+fn gap_allowed(pos: u64, at: u64) -> Result<(), RecorderError> {
+    match at.checked_sub(pos) {
+        Some(samples) if samples > MAX_GAP_SAMPLES => Err(RecorderError::GapTooLong { samples }),
+        _ => Ok(()),
     }
 }
 

@@ -1123,5 +1123,37 @@ fn a_gap_during_an_unconfirmed_key_tone_does_not_mask_what_follows() {
     let (_, _, bytes) = finished(&e);
     let (ch1, _) = channels(&bytes, codec);
     assert!(ch1.len() >= after.len(), "{} samples", ch1.len());
-    same(&ch1[ch1.len() - after.len()..], &after, "the caller after the gap");
+    same(
+        &ch1[ch1.len() - after.len()..],
+        &after,
+        "the caller after the gap",
+    );
+}
+
+#[test]
+fn push_at_further_than_a_day_is_refused_and_changes_nothing() {
+    // A raw RTP timestamp given as the index: on one leg it would fill days of silence on the
+    // media thread; on two legs it would push the leg past the end of the timeline.
+    let codec = Codec::Alaw;
+    let dir = store("legs-push-at-far");
+    let e = engine(&dir);
+    let (mut one, _) = e.record(&opts("{}"), codec).unwrap();
+    let far = callrec::recorder::MAX_GAP_SAMPLES + 1;
+    let refused = callrec::RecorderError::GapTooLong { samples: far };
+    assert_eq!(one.push_at(far, &[0xD5; FRAME]), Err(refused));
+    assert!(refused.to_string().contains("a day"), "{refused}");
+    assert_eq!(
+        one.push_at(u64::MAX, &[]),
+        Err(callrec::RecorderError::GapTooLong { samples: u64::MAX })
+    );
+    one.hangup();
+    drop(one);
+    let (mut caller, other) = e.record_call(&opts(r#"{"legs":"both"}"#), codec).unwrap();
+    caller.feed(&sound(codec, 10, 0), LONG).unwrap();
+    assert!(matches!(
+        caller.push_at(1600 + far, &[]),
+        Err(callrec::RecorderError::GapTooLong { .. })
+    ));
+    caller.hangup();
+    drop((caller, other));
 }

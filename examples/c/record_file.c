@@ -87,10 +87,9 @@ int main(int argc, char **argv) {
     }
     uint8_t *file = NULL, *audio = NULL, *other_file = NULL, *other_audio = NULL;
     size_t len = 0, other_len = 0;
-    uint32_t other_codec = codec;
+    uint32_t other_codec = codec; /* --codec: the law of a raw input */
     if (load(input, &codec, &file, &audio, &len) != 0) return 2;
     if (other_input) {
-        other_codec = codec;
         if (load(other_input, &other_codec, &other_file, &other_audio, &other_len) != 0) return free(file), 2;
         if (other_codec != codec) {
             fprintf(stderr, "record_file: %s and %s are in different G.711 laws\n", input, other_input);

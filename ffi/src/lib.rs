@@ -199,6 +199,8 @@ impl From<RecorderError> for callrec_result {
             RecorderError::InputTooLong { .. } => callrec_result::InputTooLong,
             RecorderError::InvalidDigit(_) => callrec_result::InvalidDigit,
             RecorderError::Timeout { .. } => callrec_result::Timeout,
+            // An index too far ahead is input that reaches too far.
+            RecorderError::GapTooLong { .. } => callrec_result::InputTooLong,
         }
     }
 }
@@ -740,8 +742,9 @@ pub unsafe extern "C" fn callrec_recorder_new(
 /// `legs` defaults to `"both"` here (a stereo file: channel 1 the caller, channel 2 the other
 /// party) and may be `"mixed"` (one channel, both summed); `"caller"` is refused. Hangup,
 /// digits and pause on either recorder act on the whole recording; the beep is the caller's;
-/// the results carry `"legs"`. Errors as for `callrec_recorder_new`; on an error neither
-/// output is written. Control thread; allocates; not real-time safe.
+/// the results carry `"legs"`. Errors as for `callrec_recorder_new`
+/// (`CALLREC_RESULT_NULL_PARAMETER` also when `caller_out` and `other_out` are the same
+/// pointer); on an error neither output is written. Control thread; allocates; not real-time safe.
 ///
 /// # Safety
 /// As for `callrec_recorder_new`; `caller_out` and `other_out` valid for a write.
@@ -760,6 +763,10 @@ pub unsafe extern "C" fn callrec_call_new(
     ffi_panic_boundary! {
         try_non_null!(engine);
         try_out!(caller_out, other_out);
+        if caller_out == other_out {
+            // One place for two handles: one would be lost (and its recording never freed).
+            return callrec_result::NullParameter;
+        }
         let engine = try_engine!(engine);
         let json = try_str!(options_json, options_json_len);
         let codec = try_ok!(codec_arg(codec));
@@ -833,7 +840,9 @@ pub unsafe extern "C" fn callrec_recorder_push(
 /// position leaves a gap that the file gets as silence (counted in the leg's `samples_filled`),
 /// and audio for indices already taken is late and dropped (counted in `frames_dropped`);
 /// `len` 0 moves a leg whose audio has stopped on to `at`. On a one-leg recording the gap is
-/// pushed as silence. `status_out` gets the status after it. The media thread; **real-time
+/// pushed as silence (late audio is dropped uncounted). `CALLREC_RESULT_INPUT_TOO_LONG` for
+/// `len` over 8000 or an `at` more than a day (691,200,000 samples) past the leg's position
+/// (nothing changed). `status_out` gets the status after it. The media thread; **real-time
 /// safe**.
 ///
 /// # Safety

@@ -99,7 +99,8 @@ class Recorder:
         """Feeds the caller's audio (G.711 in the call's codec, up to 8000 bytes)."""
     def push_at(self, at: int, frame: Buffer) -> Status:
         """Places audio at sample index `at` since the recording began: a gap is filled with
-        silence (counted), audio for indices already taken is dropped (counted)."""
+        silence, audio for indices already taken is dropped (both counted per party on a
+        two-leg recording); ValueError for an `at` more than a day ahead."""
     @property
     def leg(self) -> str | None:
         """"caller" or "other" on a two-leg recording, None on a one-leg one."""

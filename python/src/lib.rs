@@ -410,8 +410,6 @@ impl Engine {
     }
 }
 
-/// The engine configuration from `Engine(store, **config)`'s keywords, through the same JSON
-/// parser the C API uses.
 /// The options argument (a dict, a JSON string or None) as the options JSON.
 fn options_json(py: Python<'_>, options: Option<&Bound<'_, PyAny>>) -> PyResult<String> {
     match options {
@@ -427,6 +425,8 @@ fn options_json(py: Python<'_>, options: Option<&Bound<'_, PyAny>>) -> PyResult<
     }
 }
 
+/// The engine configuration from `Engine(store, **config)`'s keywords, through the same JSON
+/// parser the C API uses.
 fn engine_config(py: Python<'_>, config: Option<&Bound<'_, PyDict>>) -> PyResult<EngineConfig> {
     let Some(config) = config else {
         return Ok(EngineConfig::default());
@@ -589,9 +589,10 @@ impl Recorder {
 
     /// Places audio at sample index `at` since the recording began (e.g. from an RTP
     /// timestamp): later than this party's position leaves a gap the file gets as silence
-    /// (counted in the party's `samples_filled`); audio for indices already taken is late and
-    /// dropped (counted in `frames_dropped`). `push_at(at, b"")` moves a party whose audio has
-    /// stopped on to `at`. Same buffers and limits as `push`.
+    /// (counted in the party's `samples_filled` on a two-leg recording); audio for indices
+    /// already taken is late and dropped (counted in the party's `frames_dropped` on a two-leg
+    /// recording). `push_at(at, b"")` moves a party whose audio has stopped on to `at`. Same
+    /// buffers and limits as `push`; ValueError for an `at` more than a day past the position.
     fn push_at(&self, at: u64, frame: &Bound<'_, PyAny>) -> PyResult<Status> {
         let buffer = take_buffer(frame)?;
         let mut guard = self.open()?;

@@ -180,7 +180,7 @@ static void pause_and_resume(callrec_engine *e, const char *root) {
  * silence (filled, counted in "samples_filled"). "caller" is refused with the field named. */
 static void two_legs(callrec_engine *e, const char *root) {
     static uint8_t input[40][160], got[2 * 40 * 160 + 1];
-    char json[2048], name[512], msg[256];
+    char json[2048] = "", name[512] = "", msg[256];
     size_t n = 0;
     callrec_recorder *caller = NULL, *other = NULL;
     callrec_status st;
@@ -191,6 +191,9 @@ static void two_legs(callrec_engine *e, const char *root) {
     const char *both = "{\"silence_threshold_db\":-40}"; /* legs defaults to "both" */
     EXPECT(callrec_call_new(e, both, strlen(both), CALLREC_CODEC_ALAW, NULL, 0, NULL, NULL, &other),
            CALLREC_RESULT_NULL_PARAMETER);
+    EXPECT(callrec_call_new(e, both, strlen(both), CALLREC_CODEC_ALAW, NULL, 0, NULL, &caller, &caller),
+           CALLREC_RESULT_NULL_PARAMETER);
+    CHECK(caller == NULL);
     EXPECT(callrec_call_new(e, both, strlen(both), CALLREC_CODEC_ALAW, msg, sizeof msg, &n, &caller, &other),
            CALLREC_RESULT_OK);
     CHECK(caller != NULL && other != NULL && caller != other && n == 0);
@@ -203,6 +206,8 @@ static void two_legs(callrec_engine *e, const char *root) {
                                          CALLREC_RESULT_OK);
     EXPECT(callrec_recorder_push_at(other, 0, NULL, 160, &st), CALLREC_RESULT_NULL_PARAMETER);
     EXPECT(callrec_recorder_push_at(other, 0, input[0], 160, NULL), CALLREC_RESULT_NULL_PARAMETER);
+    /* An index more than a day ahead (a raw RTP timestamp, say) is refused, nothing changed. */
+    EXPECT(callrec_recorder_push_at(other, UINT64_MAX, NULL, 0, &st), CALLREC_RESULT_INPUT_TOO_LONG);
     EXPECT(callrec_recorder_hangup(other, &st), CALLREC_RESULT_OK); /* either party ends the call */
     CHECK(st.phase == CALLREC_PHASE_STOPPED && st.reason == CALLREC_REASON_HANGUP);
     callrec_event *ev = NULL;
