@@ -4,6 +4,7 @@
 //! distinct payload types, and an accepted digit is a DTMF digit. The first byte picks the body.
 #![no_main]
 use callrec_serve::records::{parse_digit, RecordRequest, Refusal};
+use callrec_serve::webhook::{Destinations, WebhookConfig};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
@@ -13,6 +14,12 @@ mod messages;
 fn app_url() -> &'static url::Url {
     static APP: OnceLock<url::Url> = OnceLock::new();
     APP.get_or_init(|| url::Url::parse("http://127.0.0.1:8000/app/").unwrap())
+}
+
+/// serve's default policy: private and loopback pages refused, the app URL's host allowed.
+fn destinations() -> &'static Destinations {
+    static POLICY: OnceLock<Destinations> = OnceLock::new();
+    POLICY.get_or_init(|| Destinations::new(&WebhookConfig::default(), Some(app_url())).unwrap())
 }
 
 fn check(refusal: &Refusal, body: &[u8]) {
@@ -28,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if which & 1 == 0 {
-        match RecordRequest::parse(body, Some(app_url())) {
+        match RecordRequest::parse(body, Some(app_url()), destinations()) {
             Ok(request) => {
                 assert!(request.options.validate().is_ok());
                 assert_ne!(
