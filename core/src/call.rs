@@ -32,12 +32,14 @@
 //!   delay), the point below which no leg can publish an earlier candidate.
 //! - Ring position (`edge`): a leg claims indices with a compare-and-swap on its `edge` *before*
 //!   writing their bytes; the writer jumps a leg only by a compare-and-swap from the index it
-//!   has read up to, with the ring and the gap slot empty. So a jump never lands between a claim
+//!   has read up to, with the ring and the gap queue empty. So a jump never lands between a claim
 //!   and its bytes, and bytes the writer reads after a jump are at the jumped-to index.
-//! - A gap is published in a one-entry slot (`gap_to` then `gap_from`, Release) *before* any
-//!   byte after it is written to the ring; the writer reads the ring's fill level (Acquire)
-//!   before the slot (Acquire), so a byte it reads after the gap always comes with the gap.
-//!   While the slot is taken a new gap waits in the leg (and audio after it joins it).
+//! - A gap is published in a small single-producer, single-consumer queue (`gaps`: the entry,
+//!   then `gap_tail`, Release) *before* any byte after it is written to the ring; the writer
+//!   reads the ring's fill level (Acquire) before the queue (`gap_tail`, Acquire), so a byte it
+//!   reads after a gap always comes with the gap, and it takes the gaps in order among the
+//!   bytes. While the queue is full ([`GAPS`]) a new gap waits in the leg (and audio after it
+//!   joins it, lost and counted).
 //! - Pause toggles are appended by compare-and-swap on their count, the index stored after;
 //!   a toggle whose index is not stored yet reads as not there.
 
@@ -65,6 +67,10 @@ pub const MAX_PAUSE_TOGGLES: usize = 64;
 pub(crate) const HOLD: u64 =
     ((PREROLL_FRAMES + crate::detect::MAX_ONSET_DELAY_FRAMES + 2) * FRAME_SAMPLES) as u64;
 const SEQ: Ordering = Ordering::SeqCst;
+/// Gaps a leg can have published and not yet taken by the writer. A host that moves a silent
+/// leg on every few milliseconds (`callrec serve`'s tick) makes one each time: more than one
+/// must fit, or the audio after them would have to wait in the leg (and be lost).
+const GAPS: usize = 16;
 
 /// What one leg shares with the other leg and the writer.
 #[derive(Debug)]
@@ -72,9 +78,12 @@ pub(crate) struct LegShared {
     /// Index up to which this leg's timeline is claimed (by its recorder, or jumped by the
     /// writer).
     edge: AtomicU64,
-    /// A gap for the writer: `[gap_from, gap_to)` has no bytes; `gap_from` NONE when empty.
-    gap_from: AtomicU64,
-    gap_to: AtomicU64,
+    /// Gaps for the writer, in index order: `[from, to)` has no bytes. A single-producer (the
+    /// leg), single-consumer (the writer) queue: `gap_tail` counts the gaps published,
+    /// `gap_head` those taken.
+    gaps: [(AtomicU64, AtomicU64); GAPS],
+    gap_head: AtomicU64,
+    gap_tail: AtomicU64,
     /// End of the frames this leg has judged (sound or silence, no onset pending).
     decided: AtomicU64,
     /// Where the writer jumped this leg to (silence before it).
@@ -90,8 +99,9 @@ impl LegShared {
     fn new() -> LegShared {
         LegShared {
             edge: AtomicU64::new(0),
-            gap_from: AtomicU64::new(NONE),
-            gap_to: AtomicU64::new(0),
+            gaps: std::array::from_fn(|_| (AtomicU64::new(0), AtomicU64::new(0))),
+            gap_head: AtomicU64::new(0),
+            gap_tail: AtomicU64::new(0),
             decided: AtomicU64::new(0),
             filled_to: AtomicU64::new(0),
             sound_until: AtomicU64::new(0),
@@ -99,6 +109,63 @@ impl LegShared {
             speech_samples: AtomicU64::new(0),
             frames_dropped: AtomicU64::new(0),
         }
+    }
+
+    /// Publishes a gap (the leg's thread): its place in the queue, None when the queue is full.
+    fn push_gap(&self, from: u64, to: u64) -> Option<u64> {
+        let tail = self.gap_tail.load(Ordering::Relaxed);
+        if tail - self.gap_head.load(Ordering::Acquire) >= GAPS as u64 {
+            return None;
+        }
+        let slot = &self.gaps[(tail % GAPS as u64) as usize];
+        slot.0.store(from, Ordering::Relaxed);
+        slot.1.store(to, Ordering::Relaxed);
+        self.gap_tail.store(tail + 1, Ordering::Release);
+        Some(tail)
+    }
+
+    /// Extends the published gap at `index` from ending at `end` to ending at `to` (the leg's
+    /// thread, for a gap that continues it with no byte between); false if the writer has taken
+    /// it already ([`LegShared::take_gap`] marks it taken in the same word).
+    fn extend_gap(&self, index: u64, end: u64, to: u64) -> bool {
+        let slot = &self.gaps[(index % GAPS as u64) as usize];
+        slot.1
+            .compare_exchange(end, to, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// The oldest published gap not yet taken (the writer).
+    fn peek_gap(&self) -> Option<(u64, u64)> {
+        let head = self.gap_head.load(Ordering::Relaxed);
+        if head == self.gap_tail.load(Ordering::Acquire) {
+            return None;
+        }
+        let slot = &self.gaps[(head % GAPS as u64) as usize];
+        Some((
+            slot.0.load(Ordering::Relaxed),
+            slot.1.load(Ordering::Relaxed),
+        ))
+    }
+
+    /// Takes the gap [`LegShared::peek_gap`] gave (the writer): where it ends, as extended up
+    /// to the moment it is taken (its end is swapped for NONE, so no extension comes after).
+    fn take_gap(&self) -> u64 {
+        let head = self.gap_head.load(Ordering::Relaxed);
+        let slot = &self.gaps[(head % GAPS as u64) as usize];
+        let to = slot.1.swap(NONE, Ordering::AcqRel);
+        self.gap_head.store(head + 1, Ordering::Release);
+        to
+    }
+
+    /// Takes every published gap (the writer, discarding).
+    fn clear_gaps(&self) {
+        let tail = self.gap_tail.load(Ordering::Acquire);
+        self.gap_head.store(tail, Ordering::Release);
+    }
+
+    /// True when every published gap was taken.
+    fn gaps_empty(&self) -> bool {
+        self.gap_head.load(Ordering::Acquire) == self.gap_tail.load(Ordering::Acquire)
     }
 
     /// How far this leg is judged, counting the writer's jump.
@@ -405,8 +472,10 @@ pub(crate) struct LegLink {
     pub(crate) leg: usize,
     /// Index of the next sample this leg takes (after its input, gaps included).
     pub(crate) input_at: u64,
-    /// A gap not yet published (the writer has not taken the previous one).
+    /// A gap not yet published (the queue was full).
     pending_gap: Option<(u64, u64)>,
+    /// The last gap published: its place in the queue and its end (to extend it).
+    last_gap: Option<(u64, u64)>,
     /// Samples of gaps this leg made so far (the in-band detector does not see them).
     pub(crate) gap_samples: u64,
 }
@@ -426,6 +495,7 @@ impl LegLink {
             leg,
             input_at: 0,
             pending_gap: None,
+            last_gap: None,
             gap_samples: 0,
         }
     }
@@ -435,12 +505,20 @@ impl LegLink {
         let Some((from, to)) = self.pending_gap else {
             return true;
         };
-        let s = self.call.leg(self.leg);
-        if s.gap_from.load(Ordering::Acquire) != NONE {
-            return false;
+        let shared = self.call.leg(self.leg);
+        // A gap right after the last one published (no byte between) extends it while the
+        // writer has not taken it: a leg moved on in many small steps takes one entry.
+        let extended = self
+            .last_gap
+            .is_some_and(|(index, end)| end == from && shared.extend_gap(index, end, to));
+        if extended {
+            self.last_gap = self.last_gap.map(|(index, _)| (index, to));
+        } else {
+            let Some(index) = shared.push_gap(from, to) else {
+                return false;
+            };
+            self.last_gap = Some((index, to));
         }
-        s.gap_to.store(to, Ordering::Relaxed);
-        s.gap_from.store(from, Ordering::Release);
         self.pending_gap = None;
         true
     }
@@ -575,12 +653,29 @@ impl LegFeed {
     }
 
     fn push_jump(&mut self, to: u64) {
-        if to > self.end && self.njumps < self.jumps.len() {
-            self.jumps[self.njumps] = (self.end, to);
-            self.njumps += 1;
+        if to > self.end {
+            let last = self.njumps.checked_sub(1);
+            match last {
+                // Adjacent to the last jump (no byte between): the same silence, one entry. A
+                // leg its host moves on every few milliseconds (`callrec serve`'s tick for a
+                // party that does not send) never fills the table.
+                Some(i) if self.jumps[i].1 == self.end => self.jumps[i].1 = to,
+                _ if self.njumps < self.jumps.len() => {
+                    self.jumps[self.njumps] = (self.end, to);
+                    self.njumps += 1;
+                }
+                _ => {}
+            }
         }
         self.end = self.end.max(to);
         self.pop_jumps();
+    }
+
+    /// Whether a jump from `from` can be taken now: the table has room, or it continues the
+    /// last jump.
+    fn can_jump(&self, from: u64) -> bool {
+        self.njumps < self.jumps.len()
+            || (from <= self.end && self.jumps[self.njumps - 1].1 == self.end)
     }
 
     fn pop_jumps(&mut self) {
@@ -593,26 +688,27 @@ impl LegFeed {
     /// Whether everything this leg will ever send has been received (its ring and gap slot
     /// are empty); only meaningful once the recording has settled.
     fn exhausted(&self, shared: &LegShared) -> bool {
-        self.ring.slots() == 0 && shared.gap_from.load(Ordering::Acquire) == NONE
+        self.ring.slots() == 0 && shared.gaps_empty()
     }
 
-    /// Moves what the ring holds (and a published gap) into the buffer.
+    /// Moves what the ring holds (and the published gaps among it) into the buffer.
     fn drain(&mut self, shared: &LegShared) {
         let room = self.buf.len() - self.len;
-        let n = self.ring.slots().min(room);
-        let gap_from = shared.gap_from.load(Ordering::Acquire);
-        if gap_from != NONE && self.njumps < self.jumps.len() && gap_from <= self.end + n as u64 {
-            let before = gap_from.saturating_sub(self.end) as usize;
+        // The fill level is read (Acquire) before the gaps: every gap published before a byte
+        // counted here is seen below, and a gap seen that was published after them starts at
+        // or after the end of what is counted.
+        let mut left = self.ring.slots().min(room);
+        while let Some((from, _)) = shared.peek_gap() {
+            if !self.can_jump(from) || from > self.end + left as u64 {
+                break;
+            }
+            let before = (from.saturating_sub(self.end) as usize).min(left);
             self.push_bytes(before);
-            let to = shared.gap_to.load(Ordering::Relaxed);
+            left -= before;
+            let to = shared.take_gap();
             self.push_jump(to);
-            shared.gap_from.store(NONE, Ordering::Release);
-            let room = self.buf.len() - self.len;
-            let rest = self.ring.slots().min(room);
-            self.push_bytes(rest);
-        } else {
-            self.push_bytes(n);
         }
+        self.push_bytes(left);
     }
 
     /// The next run from `front`, at most `max` samples: (samples, is data). A jump gives a
@@ -775,7 +871,7 @@ impl CallFeed {
             if let Ok(chunk) = feed.ring.read_chunk(n) {
                 chunk.commit_all();
             }
-            self.call.leg(l).gap_from.store(NONE, Ordering::Release);
+            self.call.leg(l).clear_gaps();
         }
     }
 
@@ -795,7 +891,7 @@ impl CallFeed {
             if ahead <= behind + self.lag || me.njumps == me.jumps.len() {
                 continue;
             }
-            if me.ring.slots() > 0 || shared.gap_from.load(Ordering::Acquire) != NONE {
+            if me.ring.slots() > 0 || !shared.gaps_empty() {
                 continue;
             }
             let to = ahead - self.lag / 2;

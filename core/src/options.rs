@@ -215,11 +215,21 @@ impl RecordOptions {
     /// [`RecordOptions::from_json`], but `legs` defaults to `"both"`, and `"caller"` (one party)
     /// is refused. The bindings that start two-leg recordings (C, Python, the CLI) share this.
     pub fn from_json_two_legs(json: &str) -> Result<RecordOptions, OptionsError> {
-        let mut options = Self::from_json(json)?;
+        let options = Self::from_json(json)?;
         let legs_given = !json.trim().is_empty()
             && matches!(crate::json::parse(json), Ok(Value::Object(map)) if map.contains_key("legs"));
-        match (legs_given, options.legs) {
-            (false, _) => options.legs = Legs::Both,
+        options.for_two_legs(legs_given)
+    }
+
+    /// [`RecordOptions::from_json_two_legs`] for an already-decoded JSON object (`callrec
+    /// serve`'s request with `media.legs`).
+    pub fn from_map_two_legs(map: &Map<String, Value>) -> Result<RecordOptions, OptionsError> {
+        Self::from_map(map)?.for_two_legs(map.contains_key("legs"))
+    }
+
+    fn for_two_legs(mut self, legs_given: bool) -> Result<RecordOptions, OptionsError> {
+        match (legs_given, self.legs) {
+            (false, _) => self.legs = Legs::Both,
             (true, Legs::Caller) => {
                 return Err(OptionsError::new(
                     "legs",
@@ -228,7 +238,7 @@ impl RecordOptions {
             }
             (true, _) => {}
         }
-        Ok(options)
+        Ok(self)
     }
 
     /// Parses and validates an already-decoded JSON object.

@@ -348,6 +348,14 @@ impl Recorder {
         self.leg.as_ref().map(|l| l.leg)
     }
 
+    /// Where a leg of a two-leg recording is on the call's timeline: the index (samples since
+    /// the recording began) its next pushed sample goes to; None for a one-leg recording. A host
+    /// placing a leg by arrival time pushes at `max(arrival, position)` so that nothing it
+    /// pushes is taken as late. Real-time safe.
+    pub fn position(&self) -> Option<u64> {
+        self.leg.as_ref().map(|l| l.input_at)
+    }
+
     /// The recording's `filename` (as the result will report it).
     pub fn filename(&self) -> &str {
         &self.filename

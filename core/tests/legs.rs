@@ -292,6 +292,55 @@ fn a_leg_starting_3_s_late_is_silence_until_it_starts() {
     assert!(legs.other.contains_sound);
 }
 
+/// A host that moves a silent leg on with an empty `push_at` every frame (as `callrec serve`'s
+/// tick does for a party that has not sent yet), then pushes its first audio: many gaps in a
+/// row, none of them may cost the audio after them (they once waited in a one-entry slot, and
+/// the audio behind them was lost).
+#[test]
+fn a_leg_moved_on_frame_by_frame_keeps_its_first_audio() {
+    let codec = Codec::Alaw;
+    let dir = store("legs-moved-on");
+    let e = engine(&dir);
+    let a = call(&[sound(codec, 250, 0), quiet(codec, 50, 1)]); // 6 s
+    let b = call(&[sound(codec, 100, 3), quiet(codec, 50, 4)]); // 3 s, from 2 s
+    let (mut caller, mut other) = e
+        .record_call(
+            &opts(r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000}"#),
+            codec,
+        )
+        .unwrap();
+    let late = 16_000u64;
+    for i in 0..a.len() / FRAME {
+        caller.feed(&a[i * FRAME..(i + 1) * FRAME], LONG).unwrap();
+        let at = (i * FRAME) as u64;
+        if at < late {
+            other.push_at(at, &[]).unwrap();
+        } else {
+            let j = (at - late) as usize;
+            if j < b.len() {
+                other.push_at(at, &b[j..j + FRAME]).unwrap();
+            }
+        }
+    }
+    assert_eq!(caller.hangup(), Status::Stopped(Reason::Hangup));
+    drop((caller, other));
+    let (f, _, bytes) = finished(&e);
+    let (ch1, ch2) = channels(&bytes, codec);
+    same(&ch1, &a, "caller");
+    let mut want = vec![codec.silence(); late as usize];
+    want.extend(&b);
+    same(
+        &ch2,
+        &padded(&want, a.len(), codec),
+        "other: silence, then all its audio",
+    );
+    let legs = f.result.legs.unwrap();
+    // Silence before it starts and after it ends (the caller talks on).
+    let after = a.len() as u64 - late - b.len() as u64;
+    assert_eq!(legs.other.samples_filled, late + after);
+    assert_eq!(legs.other.frames_dropped, 0);
+}
+
 #[test]
 fn a_never_sending_leg_gives_a_complete_file_and_the_caller_s_stop() {
     // The truth: the same caller audio in a one-leg recording with the same options. The

@@ -16,11 +16,12 @@
 use crate::ingest::Command;
 use crate::metrics;
 use crate::openapi::{
-    ActionAccepted, ControlAction, CreateRequest, Created, ErrorBody, Health, HealthStatus,
-    RecordStatus, RtpEndpoint, RtpStatus,
+    ActionAccepted, ControlAction, CreateRequest, Created, CreatedLegs, ErrorBody, Health,
+    HealthStatus, LegEndpoint, LegsStatus, RecordStatus, RtpEndpoint, RtpStatus,
 };
 use crate::records::{parse_digit, phase_name, Record, Refusal, Starter};
 use crate::server::AppState;
+use crate::stream::StreamStats;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -296,9 +297,9 @@ async fn create(
         let record = starter.start(&body)?;
         let answer = (
             record.id.clone(),
-            record.port,
             record.filename.clone(),
-            record.offer,
+            (record.port, record.offer),
+            record.other.as_ref().map(|o| (o.port, o.offer)),
         );
         table
             .by_filename
@@ -308,23 +309,34 @@ async fn create(
     })
     .await
     .map_err(|_| Refusal::status(500, "the request failed"))??;
-    let (id, port, filename, offer) = created;
+    let (id, filename, caller, other) = created;
     let host = rtp_host(&state);
     // RTCP goes to the port after the RTP port (RFC 3550's convention; the answer says it
     // explicitly with a=rtcp so that no media server guesses).
-    let sdp = offer.map(|offer| {
+    let endpoint = |(port, offer): (u16, Option<crate::sdp::Offer>)| {
         let session_id = u64::from_str_radix(&id[..15], 16).unwrap_or(0);
-        crate::sdp::answer(&offer, &host, port, port.checked_add(1), session_id)
+        LegEndpoint {
+            rtp: RtpEndpoint {
+                host: host.clone(),
+                port,
+                rtcp_port: port + 1,
+            },
+            sdp: offer.map(|offer| {
+                crate::sdp::answer(&offer, &host, port, port.checked_add(1), session_id)
+            }),
+        }
+    };
+    let caller = endpoint(caller);
+    let legs = other.map(|other| CreatedLegs {
+        caller: caller.clone(),
+        other: endpoint(other),
     });
     let body = Created {
         record_id: id.clone(),
-        rtp: RtpEndpoint {
-            host,
-            port,
-            rtcp_port: port + 1,
-        },
+        rtp: caller.rtp,
         filename,
-        sdp,
+        sdp: caller.sdp,
+        legs,
     };
     Ok((
         StatusCode::CREATED,
@@ -334,10 +346,40 @@ async fn create(
         .into_response())
 }
 
-fn status_json(state: &AppState, record: &Record) -> RecordStatus {
-    let s = &record.shared.stats;
+/// One leg's RTP side for the API.
+fn rtp_status(host: String, port: u16, s: &StreamStats) -> RtpStatus {
     let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-    let samples = n(&s.samples);
+    RtpStatus {
+        host,
+        port,
+        rtcp_port: port + 1,
+        rtcp_packets: n(&s.rtcp_packets),
+        packets: n(&s.packets),
+        packets_lost: n(&s.packets_lost),
+        packets_late: n(&s.packets_late),
+        packets_reordered: n(&s.packets_reordered),
+        packets_duplicate: n(&s.packets_duplicate),
+        packets_foreign: n(&s.packets_foreign),
+        packets_invalid: n(&s.packets_invalid),
+        samples: n(&s.samples),
+        samples_concealed: n(&s.samples_concealed),
+        digits: n(&s.digits),
+        ssrc_changes: n(&s.ssrc_changes),
+        timestamp_jumps: n(&s.timestamp_jumps),
+        beep_packets_sent: n(&s.beep_packets_sent),
+    }
+}
+
+fn status_json(state: &AppState, record: &Record) -> RecordStatus {
+    let host = rtp_host(state);
+    let rtp = rtp_status(host.clone(), record.port, &record.shared.stats);
+    let legs = record.other.as_ref().map(|other| LegsStatus {
+        caller: rtp.clone(),
+        other: rtp_status(host, other.port, &other.shared.stats),
+    });
+    let samples = legs
+        .as_ref()
+        .map_or(rtp.samples, |l| l.caller.samples.max(l.other.samples));
     let result = record
         .available
         .as_ref()
@@ -349,25 +391,8 @@ fn status_json(state: &AppState, record: &Record) -> RecordStatus {
         paused: record.shared.paused(),
         seconds: (samples as f64 / 800.0).round() / 10.0,
         filename: record.filename.clone(),
-        rtp: RtpStatus {
-            host: rtp_host(state),
-            port: record.port,
-            rtcp_port: record.port + 1,
-            rtcp_packets: n(&s.rtcp_packets),
-            packets: n(&s.packets),
-            packets_lost: n(&s.packets_lost),
-            packets_late: n(&s.packets_late),
-            packets_reordered: n(&s.packets_reordered),
-            packets_duplicate: n(&s.packets_duplicate),
-            packets_foreign: n(&s.packets_foreign),
-            packets_invalid: n(&s.packets_invalid),
-            samples,
-            samples_concealed: n(&s.samples_concealed),
-            digits: n(&s.digits),
-            ssrc_changes: n(&s.ssrc_changes),
-            timestamp_jumps: n(&s.timestamp_jumps),
-            beep_packets_sent: n(&s.beep_packets_sent),
-        },
+        rtp,
+        legs,
         action_result: result,
     }
 }

@@ -29,7 +29,7 @@
 use crate::beep::{BeepSender, BeepState};
 use crate::playout::Sink;
 use crate::records::Freed;
-use crate::stream::{Accepted, Counters, RtpStream, StreamStats};
+use crate::stream::{Accepted, Counters, RtpStream, RtpTotals, StreamStats};
 use callrec::{Recorder, Status};
 use crossbeam_channel::{Receiver, Sender};
 use polling::{Event, Events, PollMode, Poller};
@@ -138,6 +138,46 @@ pub struct Session {
     pub record_id: String,
     /// The beep to send the caller once its packets show where it is (`beep_on_start`).
     pub beep: Option<BeepSender>,
+    /// For a leg of a two-leg call: where it goes on the call's timeline.
+    pub leg: Option<CallLeg>,
+}
+
+/// A leg of a two-leg call (DESIGN §13). Both legs are served by one receive thread, so that
+/// the call's inactivity, hangup and pause see both.
+///
+/// The file's timeline is the wall clock since the recording began, as each leg's packets
+/// arrive: a leg's first packet, and its first packet after it went quiet, is placed at its
+/// arrival (`Recorder::push_at`), and from there the leg's own RTP timestamps place its audio
+/// (the jitter window fills its losses, as for one leg). A leg without packets for
+/// `quiet_after` is *moved on*: its window is released and forgotten, and each tick pushes it
+/// on to the wall clock less `quiet_after` (as silence), so the other leg's stop on silence is
+/// never held up by a party that stopped sending or never sent.
+#[derive(Clone, Copy, Debug)]
+pub struct CallLeg {
+    /// When the recording began: index 0 of the call's timeline.
+    pub origin: Instant,
+    /// The other leg's RTP port (served by the same receive thread).
+    pub partner_port: u16,
+    /// How long the leg goes without a packet before it is moved on: longer than the jitter
+    /// window and any gap between the packets of a talkspurt.
+    pub quiet_after: Duration,
+}
+
+impl CallLeg {
+    /// The call timeline's index at `t` (8,000 a second since `origin`).
+    pub fn index_at(&self, t: Instant) -> u64 {
+        let since = t.saturating_duration_since(self.origin);
+        since.as_secs() * 8000 + u64::from(since.subsec_nanos()) / 125_000
+    }
+}
+
+/// A leg as the receive thread follows it.
+struct LegState {
+    call: CallLeg,
+    /// The partner's slot.
+    partner: usize,
+    /// No timeline: the next talkspurt is placed by its arrival.
+    detached: bool,
 }
 
 /// Timeouts of the receive side.
@@ -177,6 +217,10 @@ enum Ended {
 
 struct Live {
     session: Box<Session>,
+    leg: Option<LegState>,
+    /// Where the next audio the window releases goes on the call's timeline (a leg's first
+    /// talkspurt after it was detached); None: right after what came before.
+    place_at: Option<u64>,
     last_packet: Option<Instant>,
     /// Packets accepted from the latched source.
     accepted: u64,
@@ -186,20 +230,52 @@ struct Live {
 }
 
 /// A recorder as the window's sink: what the receive thread pushes into.
-pub struct RecorderSink<'a>(pub &'a mut Recorder);
+pub struct RecorderSink<'a> {
+    recorder: &'a mut Recorder,
+    place_at: Option<&'a mut Option<u64>>,
+}
+
+impl<'a> RecorderSink<'a> {
+    /// Audio goes on where the recorder is.
+    pub fn new(recorder: &'a mut Recorder) -> RecorderSink<'a> {
+        RecorderSink {
+            recorder,
+            place_at: None,
+        }
+    }
+
+    /// A leg's sink: the next audio released goes at `place_at` (taken) when it is set, or at
+    /// the leg's position if that is further (nothing pushed is ever late by our own doing).
+    pub fn placing(recorder: &'a mut Recorder, place_at: &'a mut Option<u64>) -> RecorderSink<'a> {
+        RecorderSink {
+            recorder,
+            place_at: Some(place_at),
+        }
+    }
+}
 
 impl Sink for RecorderSink<'_> {
     fn audio(&mut self, audio: &[u8]) {
         // The window never releases more than one push's worth at a time.
-        let _ = self.0.push(audio);
+        match self.place_at.as_mut().and_then(|p| p.take()) {
+            Some(at) => {
+                let at = at.max(self.recorder.position().unwrap_or(0));
+                let _ = self.recorder.push_at(at, audio);
+            }
+            None => {
+                let _ = self.recorder.push(audio);
+            }
+        }
     }
     fn digit(&mut self, digit: char) {
         // Only DTMF digits reach here (the event code was mapped).
-        let _ = self.0.digit(digit);
+        let _ = self.recorder.digit(digit);
     }
     fn room(&self) -> usize {
         // A push may also write the pre-roll and a held partial frame when recording starts.
-        self.0.ring_free_bytes().saturating_sub(PUSH_OVERHEAD)
+        self.recorder
+            .ring_free_bytes()
+            .saturating_sub(PUSH_OVERHEAD)
     }
 }
 
@@ -218,7 +294,7 @@ impl IngestThread {
         first_port: u16,
         pairs: usize,
         timeouts: Timeouts,
-        totals: Arc<StreamStats>,
+        totals: Arc<RtpTotals>,
         freed: Sender<Freed>,
     ) -> std::io::Result<IngestThread> {
         let poller = Arc::new(Poller::new()?);
@@ -277,9 +353,61 @@ struct ReceiveLoop {
     /// Keys of the sessions whose beep is playing.
     beeping: Vec<usize>,
     timeouts: Timeouts,
-    totals: Arc<StreamStats>,
+    totals: Arc<RtpTotals>,
     freed: Sender<Freed>,
     count: usize,
+}
+
+impl Live {
+    /// The session's stream, the sink its window releases into, and its counters.
+    fn parts<'a>(
+        &'a mut self,
+        totals: &'a RtpTotals,
+    ) -> (&'a mut RtpStream, RecorderSink<'a>, Counters<'a>) {
+        let session = &mut *self.session;
+        let counters = Counters {
+            stream: &session.shared.stats,
+            total: totals.of(session.recorder.leg()),
+        };
+        (
+            &mut session.stream,
+            RecorderSink::placing(&mut session.recorder, &mut self.place_at),
+            counters,
+        )
+    }
+
+    /// No packet for the inactivity timeout (or no first packet for the first-packet one).
+    fn quiet(&self, now: Instant, timeouts: &Timeouts) -> bool {
+        match self.last_packet {
+            Some(t) => now.duration_since(t) >= timeouts.inactivity,
+            None => now.duration_since(self.started) >= timeouts.first_packet,
+        }
+    }
+
+    /// The stream's window releases what it holds; a leg that sent nothing for its
+    /// `quiet_after` is moved on by the wall clock (see [`CallLeg`]).
+    fn release(&mut self, now: Instant, totals: &RtpTotals) {
+        let quiet_leg = self.leg.as_ref().and_then(|leg| {
+            let last = self.last_packet.unwrap_or(self.started);
+            (now.saturating_duration_since(last) >= leg.call.quiet_after)
+                .then(|| leg.call.index_at(now - leg.call.quiet_after))
+        });
+        let detach = quiet_leg.is_some() && self.leg.as_ref().is_some_and(|l| !l.detached);
+        let (stream, mut sink, counters) = self.parts(totals);
+        if detach {
+            stream.detach(&mut sink, counters);
+        } else {
+            stream.drain(&mut sink, counters);
+        }
+        if let (Some(to), Some(leg)) = (quiet_leg, self.leg.as_mut()) {
+            leg.detached = true;
+            self.place_at = None;
+            let recorder = &mut self.session.recorder;
+            if to > recorder.position().unwrap_or(u64::MAX) {
+                let _ = recorder.push_at(to, &[]);
+            }
+        }
+    }
 }
 
 impl ReceiveLoop {
@@ -355,7 +483,7 @@ impl ReceiveLoop {
     }
 
     /// Sends what is due of one session's beep; false once it is over or waits for the caller.
-    fn send_beep(live: &mut Live, totals: &StreamStats, now: Instant) -> bool {
+    fn send_beep(live: &mut Live, totals: &RtpTotals, now: Instant) -> bool {
         let session = &mut *live.session;
         let (Some(beep), Some(to)) = (session.beep.as_mut(), session.stream.source()) else {
             live.beep_due = None;
@@ -365,7 +493,7 @@ impl ReceiveLoop {
         let state = beep.send_due(now, &mut session.recorder, &session.socket, to);
         Counters {
             stream: &session.shared.stats,
-            total: totals,
+            total: totals.of(session.recorder.leg()),
         }
         .add(|s| &s.beep_packets_sent, beep.packets_sent() - before);
         match state {
@@ -399,32 +527,46 @@ impl ReceiveLoop {
             let Some(live) = self.live.get_mut(slot).and_then(Option::as_mut) else {
                 return;
             };
-            let session = &mut live.session;
-            let (n, from) = match session.socket.recv_from(buf) {
+            let (n, from) = match live.session.socket.recv_from(buf) {
                 Ok(got) => got,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 // ICMP errors reported on the socket (e.g. port unreachable) are not fatal.
                 Err(e) => {
-                    tracing::debug!(record_id = %session.record_id, error = %e, "recv_from");
+                    tracing::debug!(record_id = %live.session.record_id, error = %e, "recv_from");
                     continue;
                 }
             };
-            let counters = Counters {
-                stream: &session.shared.stats,
-                total: &self.totals,
-            };
-            if !session.stream.may_send(from) {
+            if !live.session.stream.may_send(from) {
                 // The early reject: a foreign packet is counted and never parsed.
-                counters.add(|s| &s.packets_foreign, 1);
+                let session = &live.session;
+                Counters {
+                    stream: &session.shared.stats,
+                    total: self.totals.of(session.recorder.leg()),
+                }
+                .add(|s| &s.packets_foreign, 1);
                 continue;
             }
-            let accepted = session.stream.datagram(
-                from,
-                &buf[..n],
-                &mut RecorderSink(&mut session.recorder),
-                counters,
-            );
+            if let Some(leg) = live.leg.as_ref() {
+                if leg.detached && live.place_at.is_none() {
+                    // A detached leg's talkspurt goes where it arrives on the call's clock.
+                    live.place_at = Some(leg.call.index_at(now));
+                }
+            }
+            let (stream, mut sink, counters) = live.parts(&self.totals);
+            let accepted = stream.datagram(from, &buf[..n], &mut sink, counters);
+            if let Some(leg) = live.leg.as_mut() {
+                if leg.detached {
+                    if !live.session.stream.has_timeline() {
+                        // Nothing placed (an event, comfort noise, a foreign datagram): the
+                        // talkspurt's first audio sets the place when it comes.
+                        live.place_at = None;
+                    } else if live.place_at.is_none() {
+                        leg.detached = false;
+                    }
+                }
+            }
+            let session = &mut live.session;
             if accepted == Accepted::Yes {
                 live.accepted += 1;
                 live.last_packet = Some(now);
@@ -464,7 +606,7 @@ impl ReceiveLoop {
         let session = &live.session;
         let counters = Counters {
             stream: &session.shared.stats,
-            total: &self.totals,
+            total: self.totals.of(session.recorder.leg()),
         };
         for _ in 0..BURST {
             match session.rtcp.recv_from(buf) {
@@ -481,6 +623,23 @@ impl ReceiveLoop {
                 let Some(key) = self.slot_of(session.port) else {
                     tracing::error!(port = session.port, "port outside this thread's range");
                     return;
+                };
+                let leg = match session.leg {
+                    None => None,
+                    Some(call) => match self.slot_of(call.partner_port) {
+                        Some(partner) => Some(LegState {
+                            call,
+                            partner,
+                            detached: true,
+                        }),
+                        None => {
+                            tracing::error!(
+                                port = call.partner_port,
+                                "a call's legs on two receive threads"
+                            );
+                            return;
+                        }
+                    },
                 };
                 // SAFETY: the socket is removed from the poller (`end`) before it is dropped.
                 let added = unsafe {
@@ -514,6 +673,8 @@ impl ReceiveLoop {
                     .store(Phase::Starting as u8, Ordering::Relaxed);
                 self.live[key] = Some(Live {
                     session,
+                    leg,
+                    place_at: None,
                     last_packet: None,
                     accepted: 0,
                     started: now,
@@ -538,27 +699,33 @@ impl ReceiveLoop {
             }
             Command::Pause(port) | Command::Resume(port) => {
                 let pause = matches!(command, Command::Pause(_));
-                if let Some(key) = self.key(port) {
-                    if let Some(live) = self.live[key].as_mut() {
-                        let session = &mut *live.session;
-                        // What arrived before the request is recorded before the pause takes
-                        // effect (or left out after the resume): release the window first.
-                        let counters = Counters {
-                            stream: &session.shared.stats,
-                            total: &self.totals,
-                        };
-                        session
-                            .stream
-                            .finish(&mut RecorderSink(&mut session.recorder), counters);
-                        let status = if pause {
-                            session.recorder.pause()
-                        } else {
-                            session.recorder.resume()
-                        };
-                        session.shared.paused.store(pause, Ordering::Relaxed);
-                        if let Status::Stopped(_) = status {
-                            self.end(key, Ended::Stopped);
+                let Some(key) = self.key(port) else {
+                    return;
+                };
+                // What arrived before the request is recorded before the pause takes effect
+                // (or left out after the resume): release the windows (both legs') first.
+                let partner = self.partner(key);
+                for k in std::iter::once(key).chain(partner) {
+                    if let Some(live) = self.live[k].as_mut() {
+                        let (stream, mut sink, counters) = live.parts(&self.totals);
+                        stream.finish(&mut sink, counters);
+                    }
+                }
+                if let Some(live) = self.live[key].as_mut() {
+                    let session = &mut *live.session;
+                    // A two-leg call's pause covers both legs (the core's).
+                    let status = if pause {
+                        session.recorder.pause()
+                    } else {
+                        session.recorder.resume()
+                    };
+                    for k in std::iter::once(key).chain(partner) {
+                        if let Some(live) = self.live[k].as_ref() {
+                            live.session.shared.paused.store(pause, Ordering::Relaxed);
                         }
+                    }
+                    if let Status::Stopped(_) = status {
+                        self.end(key, Ended::Stopped);
                     }
                 }
             }
@@ -578,18 +745,32 @@ impl ReceiveLoop {
         self.live[key].as_ref().map(|_| key)
     }
 
-    /// Ends sessions that went quiet, or that another thread stopped (abort).
+    /// The live slot of the other leg of `key`'s call (the same recording).
+    fn partner(&self, key: usize) -> Option<usize> {
+        let live = self.live[key].as_ref()?;
+        let partner = live.leg.as_ref()?.partner;
+        let other = self.live[partner].as_ref()?;
+        (other.session.record_id == live.session.record_id).then_some(partner)
+    }
+
+    /// Ends sessions that went quiet, or that another thread stopped (abort); releases what
+    /// windows owe and moves quiet legs on.
     fn sweep(&mut self, now: Instant) {
         if self.count == 0 {
             return;
         }
         for key in 0..self.live.len() {
-            let Some(live) = self.live[key].as_mut() else {
+            let Some(live) = self.live[key].as_ref() else {
                 continue;
             };
-            let quiet = match live.last_packet {
-                Some(t) => now.duration_since(t) >= self.timeouts.inactivity,
-                None => now.duration_since(live.started) >= self.timeouts.first_packet,
+            // A call ends for inactivity when every leg is quiet: one-way audio is a call.
+            let quiet = live.quiet(now, &self.timeouts)
+                && self
+                    .partner(key)
+                    .and_then(|p| self.live[p].as_ref())
+                    .is_none_or(|p| p.quiet(now, &self.timeouts));
+            let Some(live) = self.live[key].as_mut() else {
+                continue;
             };
             if quiet {
                 self.end(key, Ended::Inactive);
@@ -597,15 +778,16 @@ impl ReceiveLoop {
                 self.end(key, Ended::Stopped);
             } else {
                 // A gap's silence the recorder's ring could not take at once goes on flowing
-                // as the writer drains it, packets or not.
-                let session = &mut *live.session;
-                let counters = Counters {
-                    stream: &session.shared.stats,
-                    total: &self.totals,
-                };
-                session
-                    .stream
-                    .drain(&mut RecorderSink(&mut session.recorder), counters);
+                // as the writer drains it, packets or not; a quiet leg is moved on.
+                live.release(now, &self.totals);
+                let status = live.session.recorder.status();
+                live.session
+                    .shared
+                    .phase
+                    .store(Phase::from_status(status) as u8, Ordering::Relaxed);
+                if let Status::Stopped(_) = status {
+                    self.end(key, Ended::Stopped);
+                }
             }
         }
     }
@@ -618,7 +800,23 @@ impl ReceiveLoop {
         }
     }
 
+    /// Ends a session, and the other leg of its call with it: both windows are released before
+    /// either leg hangs up, so the recording ends where the furthest leg got.
     fn end(&mut self, key: usize, why: Ended) {
+        let partner = self.partner(key);
+        for k in std::iter::once(key).chain(partner) {
+            if let Some(live) = self.live[k].as_mut() {
+                let (stream, mut sink, counters) = live.parts(&self.totals);
+                stream.finish(&mut sink, counters);
+            }
+        }
+        self.end_one(key, why);
+        if let Some(p) = partner {
+            self.end_one(p, why);
+        }
+    }
+
+    fn end_one(&mut self, key: usize, why: Ended) {
         let Some(mut live) = self.live[key].take() else {
             return;
         };
@@ -627,13 +825,6 @@ impl ReceiveLoop {
             self.beeping.retain(|&k| k != key);
         }
         let session = &mut *live.session;
-        let counters = Counters {
-            stream: &session.shared.stats,
-            total: &self.totals,
-        };
-        session
-            .stream
-            .finish(&mut RecorderSink(&mut session.recorder), counters);
         match why {
             // A stop the recorder already made keeps its reason; dropping it below changes nothing.
             Ended::Stopped => {}

@@ -5,6 +5,7 @@
 //! mirrored into a metrics library's registry.
 
 use crate::server::AppState;
+use crate::stream::StreamStats;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -55,7 +56,7 @@ pub fn render(state: &AppState) -> String {
         "frames_total",
         "counter",
         "20 ms frames of call timeline received (samples / 160).",
-        n(&rtp.samples) / 160,
+        rtp.sum(|s| &s.samples) / 160,
     );
     metric(
         &mut out,
@@ -78,83 +79,80 @@ pub fn render(state: &AppState) -> String {
         "Recordings that failed to write or finalize.",
         engine.write_errors,
     );
-    metric(
-        &mut out,
-        "rtp_packets_total",
-        "counter",
-        "RTP packets accepted.",
-        n(&rtp.packets),
-    );
-    metric(
-        &mut out,
-        "rtp_packets_lost_total",
-        "counter",
-        "RTP packets never received (expected minus received).",
-        n(&rtp.packets_lost),
-    );
-    metric(
-        &mut out,
-        "rtp_packets_late_total",
-        "counter",
-        "RTP packets that arrived after their time was recorded.",
-        n(&rtp.packets_late),
-    );
-    metric(
-        &mut out,
-        "rtp_packets_reordered_total",
-        "counter",
-        "RTP packets reordered within the jitter window.",
-        n(&rtp.packets_reordered),
-    );
-    metric(
-        &mut out,
-        "rtp_packets_duplicate_total",
-        "counter",
-        "RTP packets received twice.",
-        n(&rtp.packets_duplicate),
-    );
-    metric(
-        &mut out,
-        "rtp_packets_foreign_total",
-        "counter",
-        "Packets from a source address other than the call's (ignored).",
-        n(&rtp.packets_foreign),
-    );
-    metric(
-        &mut out,
-        "rtp_packets_invalid_total",
-        "counter",
-        "Datagrams that are not RTP for the call (ignored).",
-        n(&rtp.packets_invalid),
-    );
-    metric(
-        &mut out,
-        "rtp_rtcp_packets_total",
-        "counter",
-        "RTCP packets received (on the RTCP port or multiplexed on the RTP port; ignored).",
-        n(&rtp.rtcp_packets),
-    );
-    metric(
-        &mut out,
-        "rtp_samples_concealed_total",
-        "counter",
-        "Samples filled with silence for lost packets and gaps.",
-        n(&rtp.samples_concealed),
-    );
-    metric(
-        &mut out,
-        "rtp_digits_total",
-        "counter",
-        "Key presses received as RFC 4733 events.",
-        n(&rtp.digits),
-    );
-    metric(
-        &mut out,
-        "rtp_beep_packets_sent_total",
-        "counter",
-        "Beep packets sent to callers (beep_on_start).",
-        n(&rtp.beep_packets_sent),
-    );
+    // The RTP counters over every stream, then each leg's of the two-leg calls (DESIGN §13).
+    type Field = fn(&StreamStats) -> &AtomicU64;
+    let counters: [(&str, &str, Field); 11] = [
+        ("packets", "RTP packets accepted.", |s| &s.packets),
+        (
+            "packets_lost",
+            "RTP packets never received (expected minus received).",
+            |s| &s.packets_lost,
+        ),
+        (
+            "packets_late",
+            "RTP packets that arrived after their time was recorded.",
+            |s| &s.packets_late,
+        ),
+        (
+            "packets_reordered",
+            "RTP packets reordered within the jitter window.",
+            |s| &s.packets_reordered,
+        ),
+        ("packets_duplicate", "RTP packets received twice.", |s| {
+            &s.packets_duplicate
+        }),
+        (
+            "packets_foreign",
+            "Packets from a source address other than the call's (ignored).",
+            |s| &s.packets_foreign,
+        ),
+        (
+            "packets_invalid",
+            "Datagrams that are not RTP for the call (ignored).",
+            |s| &s.packets_invalid,
+        ),
+        (
+            "rtcp_packets",
+            "RTCP packets received (on the RTCP port or multiplexed on the RTP port; ignored).",
+            |s| &s.rtcp_packets,
+        ),
+        (
+            "samples_concealed",
+            "Samples filled with silence for lost packets and gaps.",
+            |s| &s.samples_concealed,
+        ),
+        ("digits", "Key presses received as RFC 4733 events.", |s| {
+            &s.digits
+        }),
+        (
+            "beep_packets_sent",
+            "Beep packets sent to callers (beep_on_start).",
+            |s| &s.beep_packets_sent,
+        ),
+    ];
+    for (name, help, field) in counters {
+        metric(
+            &mut out,
+            &format!("rtp_{name}_total"),
+            "counter",
+            help,
+            rtp.sum(field),
+        );
+    }
+    for (name, help, field) in counters {
+        let _ = writeln!(
+            out,
+            "# HELP callrec_rtp_leg_{name}_total Of two-leg calls, per leg: {help}"
+        );
+        let _ = writeln!(out, "# TYPE callrec_rtp_leg_{name}_total counter");
+        for (leg, stats) in ["caller", "other"].iter().zip(&rtp.legs) {
+            let _ = writeln!(
+                out,
+                "callrec_rtp_leg_{name}_total{{leg=\"{leg}\"}} {}",
+                n(field(stats))
+            );
+        }
+    }
     metric(
         &mut out,
         "webhooks_delivered_total",

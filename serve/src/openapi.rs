@@ -80,6 +80,30 @@ pub struct Created {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub sdp: Option<String>,
+    /// A two-leg recording's endpoints, one per party (`rtp` and `sdp` above are the caller's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub legs: Option<CreatedLegs>,
+}
+
+/// Where each party's RTP goes.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct CreatedLegs {
+    /// The caller's (channel 1).
+    pub caller: LegEndpoint,
+    /// The other party's (channel 2).
+    pub other: LegEndpoint,
+}
+
+/// One party's endpoint.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct LegEndpoint {
+    /// Where to send this party's RTP.
+    pub rtp: RtpEndpoint,
+    /// The SDP answer for this leg, when its media gave `sdp`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub sdp: Option<String>,
 }
 
 /// Where a recording is: the RTP side's phase, then finished and available.
@@ -158,9 +182,22 @@ pub struct RecordStatus {
     pub record_id: String,
     /// The RTP side.
     pub rtp: RtpStatus,
-    /// Seconds of audio received, to a tenth.
+    /// Seconds of audio received, to a tenth (a two-leg call: the furthest leg's).
     #[schema(minimum = 0)]
     pub seconds: f64,
+    /// A two-leg recording's RTP side, per party (`rtp` above is the caller's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub legs: Option<LegsStatus>,
+}
+
+/// Each party's RTP side.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct LegsStatus {
+    /// The caller's.
+    pub caller: RtpStatus,
+    /// The other party's.
+    pub other: RtpStatus,
 }
 
 /// The control actions of `POST /v1/records/{id}/{action}` (`digit` has its own path: it takes
@@ -197,15 +234,64 @@ pub struct DigitRequest {
     pub digit: String,
 }
 
-/// The body of `POST /v1/records`.
+/// The body of `POST /v1/records`: the caller's side of the call, or both sides (DESIGN §13).
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum CreateRequest {
+    /// Records the caller: one RTP stream, one port.
+    OneLeg(OneLegRequest),
+    /// Records both parties: one RTP stream and port per leg.
+    TwoLegs(TwoLegRequest),
+}
+
+/// A recording of the caller.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateRequest {
+pub struct OneLegRequest {
     /// The record action's options (DESIGN §1), its pages included.
-    pub record: RecordAction,
+    pub record: RecordAction<OneLeg>,
     /// The call's media (absent: PCMA on payload type 8, telephone-events on 101).
     #[schema(nullable = false)]
     pub media: Option<MediaRequest>,
+}
+
+/// A recording of both parties of the call: a stereo file (channel 1 the caller, channel 2 the
+/// other party) or both mixed into one channel.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TwoLegRequest {
+    /// The record action's options (DESIGN §1), its pages included; `legs` defaults to `both`.
+    pub record: RecordAction<TwoLegs>,
+    /// Each party's media.
+    pub media: TwoLegMedia,
+}
+
+/// The media of a two-leg recording.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TwoLegMedia {
+    /// The caller's media, then the other party's: each gets its own RTP port. Both use the
+    /// same codec (one file, one law).
+    #[schema(min_items = 2, max_items = 2)]
+    pub legs: Vec<MediaRequest>,
+}
+
+/// `legs` of a one-leg recording.
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OneLeg {
+    /// The caller only (the default).
+    Caller,
+}
+
+/// `legs` of a two-leg recording.
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TwoLegs {
+    /// A stereo file: channel 1 the caller, channel 2 the other party (the default).
+    Both,
+    /// One channel: both parties summed with saturation.
+    Mixed,
 }
 
 /// A page the server POSTs a result to: `{"url": ...}` (other properties are ignored).
@@ -264,7 +350,11 @@ pub struct EncryptionCipher {
 /// (`callrec::options`).
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RecordAction {
+pub struct RecordAction<L: ToSchema> {
+    /// Which parties are recorded: `caller` with one media stream, `both` or `mixed` with
+    /// `media.legs`.
+    #[schema(nullable = false)]
+    pub legs: Option<L>,
     /// Echoed in the result (at most 1024 bytes of UTF-8).
     #[schema(nullable = false, max_length = 1024)]
     pub id: Option<String>,

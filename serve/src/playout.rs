@@ -144,6 +144,11 @@ impl Playout {
         }
     }
 
+    /// True once audio or an event started a timeline (and it was not detached since).
+    pub fn has_timeline(&self) -> bool {
+        self.started
+    }
+
     /// Samples released so far (the timeline's length).
     pub fn released_samples(&self) -> u64 {
         self.released_samples
@@ -384,6 +389,17 @@ impl Playout {
         self.flush(sink);
         self.started = true;
         self.head = ts;
+        self.pending = 0;
+    }
+
+    /// Releases everything held and forgets the timeline: the next packet starts a new one at
+    /// its own timestamp, with no silence for the time between. For a leg of a two-leg call
+    /// that went quiet: the host has already moved the leg on by the wall clock, and places
+    /// the next talkspurt by its arrival, not by its timestamp.
+    pub fn detach(&mut self, sink: &mut impl Sink) {
+        self.drop_candidate();
+        self.flush(sink);
+        self.started = false;
         self.pending = 0;
     }
 

@@ -8,7 +8,7 @@
 //! API answers, so a crash cannot lose where its results go.
 
 use crate::beep::BeepSender;
-use crate::ingest::{Command, IngestThread, Phase, Session, SessionShared};
+use crate::ingest::{CallLeg, Command, IngestThread, Phase, Session, SessionShared};
 use crate::openapi::RecordPhase;
 use crate::outbox::{Entry, Outbox};
 use crate::stream::{RtpStream, SourceFilter, StreamConfig};
@@ -74,11 +74,17 @@ impl Media {
     /// an SDP offer, gives the codec and payload types instead of `codec`, `payload_type` and
     /// `telephone_event_payload_type`.
     pub fn from_json(value: Option<&Value>) -> Result<Media, Refusal> {
+        Self::parse_at(value, "media")
+    }
+
+    /// [`Media::from_json`] of the object at `at` (`media`, or `media.legs[1]`), whose name
+    /// prefixes the fields a refusal names.
+    fn parse_at(value: Option<&Value>, at: &str) -> Result<Media, Refusal> {
         let empty = Map::new();
         let map = match value {
             None => &empty,
             Some(Value::Object(m)) => m,
-            Some(_) => return Err(Refusal::bad("media", "must be a JSON object")),
+            Some(_) => return Err(Refusal::bad(at, "must be a JSON object")),
         };
         let mut codec = Codec::Alaw;
         let mut payload_type = None;
@@ -86,7 +92,7 @@ impl Media {
         let mut source = None;
         let mut offer = None;
         for (key, value) in map {
-            let field = format!("media.{}", printable(key));
+            let field = format!("{at}.{}", printable(key));
             match key.as_str() {
                 "codec" => {
                     codec = value
@@ -116,7 +122,7 @@ impl Media {
             for key in ["codec", "payload_type", "telephone_event_payload_type"] {
                 if map.contains_key(key) {
                     return Err(Refusal::bad(
-                        &format!("media.{key}"),
+                        &format!("{at}.{key}"),
                         "is taken from media.sdp (give one or the other)",
                     ));
                 }
@@ -135,7 +141,7 @@ impl Media {
         });
         if event_pt == Some(payload_type) {
             return Err(Refusal::bad(
-                "media.telephone_event_payload_type",
+                &format!("{at}.telephone_event_payload_type"),
                 "must differ from payload_type",
             ));
         }
@@ -147,6 +153,39 @@ impl Media {
             offer: None,
         })
     }
+}
+
+/// The `media` of a POST: one stream (the caller's), or `{"legs": [caller, other]}`, one stream
+/// per party of a two-leg recording (DESIGN §13), each its own port, payload types and source.
+pub fn call_media(value: Option<&Value>) -> Result<(Media, Option<Media>), Refusal> {
+    let Some(legs) = value.and_then(Value::as_object).and_then(|m| m.get("legs")) else {
+        return Ok((Media::from_json(value)?, None));
+    };
+    if let Some(key) = value
+        .and_then(Value::as_object)
+        .and_then(|m| m.keys().find(|k| *k != "legs"))
+    {
+        return Err(Refusal::bad(
+            &format!("media.{}", printable(key)),
+            "goes in each leg of media.legs",
+        ));
+    }
+    let [caller, other] = legs.as_array().map(Vec::as_slice).unwrap_or_default() else {
+        return Err(Refusal::bad(
+            "media.legs",
+            "must be an array of two media objects: [caller, other party]",
+        ));
+    };
+    let caller = Media::parse_at(Some(caller), "media.legs[0]")?;
+    let other = Media::parse_at(Some(other), "media.legs[1]")?;
+    if other.codec != caller.codec {
+        // One file, one law: transcoding one leg is not offered.
+        return Err(Refusal::bad(
+            "media.legs[1].codec",
+            format!("must be the caller's codec ({})", caller.codec.name()),
+        ));
+    }
+    Ok((caller, Some(other)))
 }
 
 /// Reads `media.source`: an IP address, or an IP address and port (`192.0.2.7:4000`,
@@ -223,6 +262,20 @@ pub struct Record {
     /// The stop reason, once finished.
     pub reason: Option<Reason>,
     /// The SDP offer of the request, answered in the 201 (`media.sdp`).
+    pub offer: Option<crate::sdp::Offer>,
+    /// The other party's leg of a two-leg recording (`port`, `shared` and `offer` above are
+    /// the caller's).
+    pub other: Option<OtherLeg>,
+}
+
+/// The other party's leg of a two-leg recording, as the control API sees it.
+#[derive(Debug)]
+pub struct OtherLeg {
+    /// The UDP port its RTP goes to (on the caller's receive thread).
+    pub port: u16,
+    /// Phase and RTP counters.
+    pub shared: Arc<SessionShared>,
+    /// Its SDP offer (`media.legs[1].sdp`).
     pub offer: Option<crate::sdp::Offer>,
 }
 
@@ -363,24 +416,46 @@ impl Ports {
     /// Binds a free pair on `address`, drawn at random (a pair another program holds is
     /// skipped and retried later). Refused with 503 saying why when none is free.
     pub fn bind(&self, address: IpAddr) -> Result<BoundPair, Refusal> {
+        let mut pairs = self.bind_pairs(address, 1)?;
+        Ok(pairs.remove(0))
+    }
+
+    /// Binds `n` (1 or 2) free pairs served by one receive thread: the legs of a two-leg call,
+    /// which that thread follows together (inactivity, hangup and pause are the call's).
+    pub fn bind_pairs(&self, address: IpAddr, n: usize) -> Result<Vec<BoundPair>, Refusal> {
         let mut state = self.lock();
         let mut held = 0;
         let mut skipped = Vec::new();
-        let bound = loop {
-            if state.free.is_empty() {
-                break None;
+        let mut bound: Vec<(u16, UdpSocket, UdpSocket)> = Vec::new();
+        // Free pairs per receive thread: the first pair comes from a thread with room for all.
+        let mut free_in = vec![0usize; self.pairs.div_ceil(self.per_thread).max(1)];
+        for &port in &state.free {
+            free_in[self.thread_of(port)] += 1;
+        }
+        while bound.len() < n {
+            let thread = bound.first().map(|b| self.thread_of(b.0));
+            let candidates: Vec<usize> = (0..state.free.len())
+                .filter(|&i| {
+                    let t = self.thread_of(state.free[i]);
+                    thread.map_or(free_in[t] >= n, |want| t == want)
+                })
+                .collect();
+            if candidates.is_empty() {
+                break;
             }
             let mut random = [0u8; 4];
             getrandom::fill(&mut random).expect("the OS random source works");
-            let i = u32::from_ne_bytes(random) as usize % state.free.len();
+            let i = candidates[u32::from_ne_bytes(random) as usize % candidates.len()];
             let port = state.free.swap_remove(i);
+            free_in[self.thread_of(port)] -= 1;
             match bind_pair(address, port) {
-                Ok((rtp, rtcp)) => break Some((port, rtp, rtcp)),
+                Ok((rtp, rtcp)) => bound.push((port, rtp, rtcp)),
                 Err(e) if crate::limits::is_out_of_descriptors(&e) => {
                     // Not the pair's fault: it stays free, and no other pair is tried (each
                     // would fail the same way).
                     state.free.push(port);
                     state.free.extend(skipped);
+                    state.free.extend(bound.iter().map(|b| b.0));
                     tracing::warn!(error = %e, "cannot bind an RTP port: out of file descriptors");
                     return Err(crate::api::out_of_descriptors());
                 }
@@ -390,27 +465,36 @@ impl Ports {
                     skipped.push(port);
                 }
             }
-        };
-        state.free.extend(skipped);
-        match bound {
-            Some((port, rtp, rtcp)) => Ok(BoundPair {
-                port,
-                rtp,
-                rtcp,
-                previous_source: state.last_source.get(&port).copied(),
-            }),
-            None => {
-                let resting = state.resting.len();
-                let in_use = self.pairs - state.free.len() - resting;
-                Err(Refusal::status(
-                    503,
-                    format!(
-                        "no RTP port is free (--rtp-ports): {in_use} in calls, {resting} resting \
-                         after their call (--rtp-port-quarantine-ms), {held} held by other programs"
-                    ),
-                ))
-            }
         }
+        state.free.extend(skipped);
+        if bound.len() == n {
+            return Ok(bound
+                .into_iter()
+                .map(|(port, rtp, rtcp)| BoundPair {
+                    port,
+                    rtp,
+                    rtcp,
+                    previous_source: state.last_source.get(&port).copied(),
+                })
+                .collect());
+        }
+        // Not enough: what was bound goes back (it never received anything).
+        state.free.extend(bound.iter().map(|b| b.0));
+        drop(bound);
+        let resting = state.resting.len();
+        let in_use = self.pairs - state.free.len() - resting;
+        let what = if n == 1 {
+            "no RTP port is free".to_string()
+        } else {
+            format!("no receive thread has {n} RTP ports free for the legs")
+        };
+        Err(Refusal::status(
+            503,
+            format!(
+                "{what} (--rtp-ports): {in_use} in calls, {resting} resting after their call \
+                 (--rtp-port-quarantine-ms), {held} held by other programs"
+            ),
+        ))
     }
 
     /// Gives back a pair that was bound but never received anything (no quarantine).
@@ -507,8 +591,10 @@ fn page_url(
 pub struct RecordRequest {
     /// The record action's options, validated by the core.
     pub options: RecordOptions,
-    /// The call's media.
+    /// The call's media (the caller's leg of a two-leg call).
     pub media: Media,
+    /// The other party's media (`media.legs[1]`): a two-leg recording.
+    pub other: Option<Media>,
     /// Where *finished* is POSTed, resolved.
     pub next_page: Option<Url>,
     /// Where *available* is POSTed, resolved.
@@ -542,14 +628,25 @@ impl RecordRequest {
             Some(_) => return Err(Refusal::bad("record", "must be a JSON object")),
             None => return Err(Refusal::bad("record", "is required")),
         };
-        let options = RecordOptions::from_map(record)
-            .map_err(|e| Refusal::bad(&format!("record.{}", e.field), e.message))?;
-        let media = Media::from_json(body.get("media"))?;
+        let (media, other) = call_media(body.get("media"))?;
+        let options = if other.is_some() {
+            RecordOptions::from_map_two_legs(record)
+        } else {
+            RecordOptions::from_map(record)
+        }
+        .map_err(|e| Refusal::bad(&format!("record.{}", e.field), e.message))?;
+        if other.is_none() && options.legs != callrec::Legs::Caller {
+            return Err(Refusal::bad(
+                "media.legs",
+                "is required to record both parties: one media object per leg",
+            ));
+        }
         let next_page = page_url(record, "next_page", app_url, destinations)?;
         let available_page = page_url(record, "recording_available_page", app_url, destinations)?;
         Ok(RecordRequest {
             options,
             media,
+            other,
             next_page,
             available_page,
         })
@@ -579,21 +676,39 @@ impl Starter<'_> {
         let RecordRequest {
             options,
             media,
+            other,
             next_page,
             available_page,
         } = RecordRequest::parse(body, self.app_url, self.destinations)?;
-        let BoundPair {
-            port,
-            rtp: socket,
-            rtcp,
-            previous_source,
-        } = self.ports.bind(self.rtp_address)?;
-        let started = self.engine.record(&options, media.codec);
-        let (recorder, handle) = match started {
+        let mut pairs = self
+            .ports
+            .bind_pairs(self.rtp_address, 1 + usize::from(other.is_some()))?;
+        let ports: Vec<u16> = pairs.iter().map(|p| p.port).collect();
+        let give_back = |pairs: Vec<BoundPair>| {
+            drop(pairs);
+            for &port in &ports {
+                self.ports.give_back(port);
+            }
+        };
+        let started = match other {
+            None => self
+                .engine
+                .record(&options, media.codec)
+                .map(|(recorder, handle)| (recorder, None, handle)),
+            Some(_) => self
+                .engine
+                .record_call(&options, media.codec)
+                .map(|(caller, other)| {
+                    let handle = caller.handle();
+                    (caller, Some(other), handle)
+                }),
+        };
+        // Index 0 of a two-leg call's timeline: the legs are placed by arrival from here.
+        let origin = Instant::now();
+        let (recorder, other_recorder, handle) = match started {
             Ok(r) => r,
             Err(e) => {
-                drop((socket, rtcp));
-                self.ports.give_back(port);
+                give_back(pairs);
                 return Err(match e {
                     // The options passed the core's validation in `parse`: what the engine
                     // refuses now depends on what it already did (an aesctr key and IV used
@@ -617,7 +732,6 @@ impl Starter<'_> {
             }
         };
         let id = new_record_id();
-        let shared = Arc::new(SessionShared::default());
         let filename = recorder.filename().to_string();
         if next_page.is_some() || available_page.is_some() {
             // Durable before the 201: after a crash, the restarted serve still knows the pages.
@@ -629,55 +743,104 @@ impl Starter<'_> {
             );
             if let Err(e) = self.outbox.add(entry) {
                 tracing::error!(%filename, error = %e, "cannot save the webhook outbox entry");
-                // The recorder, dropped here, stops the recording (`other`); no page is called.
-                drop(recorder);
+                // The recorders, dropped here, stop the recording (`other`); no page is called.
+                drop((recorder, other_recorder));
                 let _ = self.outbox.discard(&filename);
-                self.ports.give_back(port);
+                give_back(pairs);
                 return Err(Refusal::status(
                     500,
                     "cannot save the record's webhooks (see the server log)",
                 ));
             }
         }
-        let stream = RtpStream::new(StreamConfig {
-            codec: media.codec,
-            payload_type: media.payload_type,
-            telephone_event_payload_type: media.telephone_event_payload_type,
-            window_samples: self.window_samples,
-        })
-        .accepting(media.source, previous_source);
-        let thread = self.ports.thread_of(port);
-        let session = Box::new(Session {
-            socket,
-            rtcp,
-            port,
-            stream,
+        let thread = self.ports.thread_of(ports[0]);
+        let other_pair = (pairs.len() == 2).then(|| pairs.remove(1));
+        let caller_pair = pairs.remove(0);
+        let leg = |partner_port: u16| CallLeg {
+            origin,
+            partner_port,
+            // Longer than the jitter window and a packet time or two: a leg in a talkspurt
+            // is never moved on.
+            quiet_after: Duration::from_millis(u64::from(self.window_samples / 8) + 200),
+        };
+        let caller_shared = Arc::new(SessionShared::default());
+        let caller = self.session(
+            caller_pair,
+            &media,
             recorder,
-            shared: shared.clone(),
-            record_id: id.clone(),
-            beep: options
-                .beep_on_start
-                .then(|| BeepSender::new(media.codec, media.payload_type)),
-        });
-        if self.threads[thread].send(Command::Start(session)).is_err() {
-            // The thread is gone (shutting down): the recorder dropped with the command stops
-            // with `other`, and its events still come.
-            return Err(Refusal::status(503, "the server is shutting down"));
+            caller_shared.clone(),
+            &id,
+            options.beep_on_start,
+            other_pair.as_ref().map(|p| leg(p.port)),
+        );
+        let mut other_leg = None;
+        let mut sessions = vec![caller];
+        if let (Some(pair), Some(media), Some(recorder)) = (other_pair, other, other_recorder) {
+            let shared = Arc::new(SessionShared::default());
+            other_leg = Some(OtherLeg {
+                port: pair.port,
+                shared: shared.clone(),
+                offer: media.offer,
+            });
+            // The beep is played to the caller only (DESIGN §13).
+            let partner = leg(ports[0]);
+            sessions.push(self.session(pair, &media, recorder, shared, &id, false, Some(partner)));
         }
-        tracing::info!(record_id = %id, port, %filename, codec = media.codec.name(), "recording started");
+        for session in sessions {
+            if self.threads[thread].send(Command::Start(session)).is_err() {
+                // The thread is gone (shutting down): the recorder dropped with the command
+                // stops with `other`, and its events still come.
+                return Err(Refusal::status(503, "the server is shutting down"));
+            }
+        }
+        tracing::info!(record_id = %id, port = ports[0], other_port = ?ports.get(1), %filename,
+            codec = media.codec.name(), "recording started");
         Ok(Record {
             id,
             filename,
-            port,
+            port: ports[0],
             thread,
             handle,
-            shared,
+            shared: caller_shared,
             next_page,
             available_page,
             finished: None,
             available: None,
             reason: None,
             offer: media.offer,
+            other: other_leg,
+        })
+    }
+
+    /// One leg's receive session, ready for its thread.
+    #[allow(clippy::too_many_arguments)]
+    fn session(
+        &self,
+        pair: BoundPair,
+        media: &Media,
+        recorder: callrec::Recorder,
+        shared: Arc<SessionShared>,
+        id: &str,
+        beep: bool,
+        leg: Option<CallLeg>,
+    ) -> Box<Session> {
+        let stream = RtpStream::new(StreamConfig {
+            codec: media.codec,
+            payload_type: media.payload_type,
+            telephone_event_payload_type: media.telephone_event_payload_type,
+            window_samples: self.window_samples,
+        })
+        .accepting(media.source, pair.previous_source);
+        Box::new(Session {
+            socket: pair.rtp,
+            rtcp: pair.rtcp,
+            port: pair.port,
+            stream,
+            recorder,
+            shared,
+            record_id: id.to_string(),
+            beep: beep.then(|| BeepSender::new(media.codec, media.payload_type)),
+            leg,
         })
     }
 }
@@ -696,7 +859,14 @@ pub fn phase_name(record: &Record) -> RecordPhase {
     } else if record.finished.is_some() {
         RecordPhase::Finished
     } else {
-        match record.shared.phase() {
+        // A two-leg call is as far as its furthest leg (one may not have sent yet).
+        let phase = match &record.other {
+            Some(other) if other.shared.phase() as u8 > record.shared.phase() as u8 => {
+                other.shared.phase()
+            }
+            _ => record.shared.phase(),
+        };
+        match phase {
             Phase::Starting => RecordPhase::Starting,
             Phase::Beeping => RecordPhase::Beeping,
             Phase::Waiting => RecordPhase::Waiting,

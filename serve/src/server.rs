@@ -22,7 +22,7 @@ use crate::config::{HttpLimits, ServeConfig};
 use crate::ingest::IngestThread;
 use crate::outbox::{self, delivery_id, Entry, Outbox, Page};
 use crate::records::{Ports, Table};
-use crate::stream::StreamStats;
+use crate::stream::RtpTotals;
 use crate::webhook::Webhooks;
 use callrec::{Engine, Event, EventKind};
 use std::collections::HashMap;
@@ -51,7 +51,7 @@ pub struct AppState {
     /// The receive threads.
     pub threads: Vec<IngestThread>,
     /// RTP counters over every stream.
-    pub rtp_totals: Arc<StreamStats>,
+    pub rtp_totals: Arc<RtpTotals>,
     /// Webhook delivery.
     pub webhooks: Webhooks,
     /// The durable webhook outbox.
@@ -266,7 +266,7 @@ pub async fn serve(
         config.rtp_quarantine,
         freed_rx,
     );
-    let rtp_totals = Arc::new(StreamStats::default());
+    let rtp_totals = Arc::new(RtpTotals::default());
     let mut threads = Vec::new();
     for (n, (first_port, pairs)) in ports.blocks().into_iter().enumerate() {
         threads.push(

@@ -107,6 +107,34 @@ pub struct StreamStats {
     pub beep_packets_sent: AtomicU64,
 }
 
+/// The server's RTP counters, kept apart for one-leg recordings and for each leg of two-leg
+/// calls (DESIGN §13): `/metrics` shows their sum and each leg's.
+#[derive(Debug, Default)]
+pub struct RtpTotals {
+    /// The streams of one-leg recordings.
+    pub single: StreamStats,
+    /// The caller's (0) and the other party's (1) legs of two-leg calls.
+    pub legs: [StreamStats; 2],
+}
+
+impl RtpTotals {
+    /// The totals a stream of leg `leg` counts into (None: a one-leg recording).
+    pub fn of(&self, leg: Option<usize>) -> &StreamStats {
+        match leg {
+            Some(l) => &self.legs[l.min(1)],
+            None => &self.single,
+        }
+    }
+
+    /// A counter summed over every stream.
+    pub fn sum(&self, field: fn(&StreamStats) -> &AtomicU64) -> u64 {
+        [&self.single, &self.legs[0], &self.legs[1]]
+            .iter()
+            .map(|s| field(s).load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
 /// A stream's own counters and the server's totals, updated together.
 #[derive(Clone, Copy, Debug)]
 pub struct Counters<'a> {
@@ -289,6 +317,11 @@ impl RtpStream {
         Accepted::Yes
     }
 
+    /// True while the window has a timeline ([`Playout::has_timeline`]).
+    pub fn has_timeline(&self) -> bool {
+        self.playout.has_timeline()
+    }
+
     /// The call's source address, once its first packet latched it.
     pub fn source(&self) -> Option<SocketAddr> {
         self.source
@@ -297,6 +330,13 @@ impl RtpStream {
     /// The call ended: releases everything held.
     pub fn finish(&mut self, sink: &mut impl Sink, stats: Counters<'_>) {
         self.playout.flush(sink);
+        self.publish(stats);
+    }
+
+    /// Releases everything held and forgets the timeline ([`Playout::detach`]): the next
+    /// packet starts a new one, whatever its timestamp.
+    pub fn detach(&mut self, sink: &mut impl Sink, stats: Counters<'_>) {
+        self.playout.detach(sink);
         self.publish(stats);
     }
 

@@ -109,7 +109,7 @@ fn the_receive_path_allocates_nothing_per_packet() {
             stream: &ours,
             total: &total,
         };
-        stream.datagram(from, &buf[..n], &mut RecorderSink(recorder), c);
+        stream.datagram(from, &buf[..n], &mut RecorderSink::new(recorder), c);
     };
 
     // The beep's recorder, sender and caller (set up on the control side, before counting).
@@ -236,13 +236,13 @@ fn the_receive_path_allocates_nothing_per_packet() {
             stream: &ours,
             total: &total,
         };
-        stream.drain(&mut RecorderSink(&mut recorder), c);
+        stream.drain(&mut RecorderSink::new(&mut recorder), c);
     }
     let c = Counters {
         stream: &ours,
         total: &total,
     };
-    stream.finish(&mut RecorderSink(&mut recorder), c);
+    stream.finish(&mut RecorderSink::new(&mut recorder), c);
     let mut wake = 0;
     loop {
         // The caller's 20 ms packet that allows this beep packet back (no amplifier).

@@ -9,7 +9,7 @@
 use callrec::{Engine, EngineConfig, EventKind, RecordingResult};
 use callrec_serve::ingest::{Command, IngestThread, Timeouts, BEEP_AFTER_PACKETS};
 use callrec_serve::records::{Ports, Record, Refusal, Starter};
-use callrec_serve::stream::StreamStats;
+use callrec_serve::stream::{RtpTotals, StreamStats};
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -144,7 +144,7 @@ impl Host {
                         inactivity: Duration::from_secs(60),
                         first_packet: Duration::from_secs(60),
                     },
-                    Arc::new(StreamStats::default()),
+                    Arc::new(RtpTotals::default()),
                     freed_tx.clone(),
                 )
                 .unwrap()

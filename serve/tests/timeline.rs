@@ -7,7 +7,7 @@
 use callrec::{Codec, Engine, EngineConfig, EventKind, Reason, Recorder};
 use callrec_serve::ingest::RecorderSink;
 use callrec_serve::playout::Sink;
-use callrec_serve::stream::{Accepted, Counters, RtpStream, StreamConfig, StreamStats};
+use callrec_serve::stream::{Accepted, Counters, RtpStream, RtpTotals, StreamConfig, StreamStats};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -356,13 +356,13 @@ fn record(name: &str, options: &str, datagrams: &[Vec<u8>]) -> Recorded {
         }
     };
     for d in datagrams {
-        s.datagram(from(), d, &mut RecorderSink(&mut recorder), stats.c());
+        s.datagram(from(), d, &mut RecorderSink::new(&mut recorder), stats.c());
         settle(&recorder);
-        s.drain(&mut RecorderSink(&mut recorder), stats.c());
+        s.drain(&mut RecorderSink::new(&mut recorder), stats.c());
         settle(&recorder);
-        s.drain(&mut RecorderSink(&mut recorder), stats.c());
+        s.drain(&mut RecorderSink::new(&mut recorder), stats.c());
     }
-    s.finish(&mut RecorderSink(&mut recorder), stats.c());
+    s.finish(&mut RecorderSink::new(&mut recorder), stats.c());
     recorder.hangup();
     drop(recorder);
     let result = loop {
@@ -528,7 +528,7 @@ fn a_4_s_dtx_gap_through_a_receive_thread_drops_no_frame() {
     socket.set_nonblocking(true).unwrap();
     rtcp.set_nonblocking(true).unwrap();
     let to = socket.local_addr().unwrap();
-    let totals = Arc::new(StreamStats::default());
+    let totals = Arc::new(RtpTotals::default());
     let (freed, _freed_rx) = crossbeam_channel::unbounded();
     let thread = IngestThread::start(
         "timeline-test".into(),
@@ -553,6 +553,7 @@ fn a_4_s_dtx_gap_through_a_receive_thread_drops_no_frame() {
             shared: shared.clone(),
             record_id: "timeline".into(),
             beep: None,
+            leg: None,
         })))
         .unwrap();
     let cn = rtp(13, false, 0, TS0.wrapping_add(125 * 160), &[40]);
