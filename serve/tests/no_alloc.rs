@@ -5,7 +5,8 @@
 //! packet 2 s late, a copy 50 packets back, a key held 2 s while audio flows, and comfort noise
 //! then a 4-second gap whose silence is drained into the recorder as its ring frees (the
 //! receive thread's tick); then a 5-second `beep_on_start` beep sent back as 250 RTP packets
-//! (`BeepSender`: playout, RTP header, `send_to`). A counting global allocator counts this
+//! (`BeepSender`: playout, RTP header, `send_to`); then a two-leg call whose other party is
+//! moved on by the tick and then placed by arrival. A counting global allocator counts this
 //! thread's allocations.
 //! One test in this binary so nothing else allocates alongside it.
 
@@ -124,6 +125,23 @@ fn the_receive_path_allocates_nothing_per_packet() {
     let caller_address = caller.local_addr().unwrap();
     caller.set_nonblocking(true).unwrap();
     let beep_start = std::time::Instant::now();
+
+    // The two legs of a call, and their streams (control side).
+    let (mut caller_leg, mut other_leg) = engine
+        .record_call_json(
+            r#"{"seconds_max_duration":1800,"milliseconds_max_silence":1800000,"milliseconds_max_initial_silence":1800000,"barge_in_digits":""}"#,
+            Codec::Alaw,
+        )
+        .unwrap();
+    let new_stream = || {
+        RtpStream::new(StreamConfig {
+            codec: Codec::Alaw,
+            payload_type: 8,
+            telephone_event_payload_type: Some(101),
+            window_samples: 480,
+        })
+    };
+    let (mut leg_a, mut leg_b) = (new_stream(), new_stream());
 
     COUNTING.with(|c| c.set(true));
     for k in 0u32..100_000 {
@@ -260,6 +278,47 @@ fn the_receive_path_allocates_nothing_per_packet() {
         // Loopback delivers at once; drain the caller's buffer as the caller would.
         while caller.recv_from(&mut buf).is_ok() {}
     }
+    // A two-leg call (DESIGN §13) as the receive thread runs it: the caller talks; the other
+    // party is moved on as the tick does (its window detached, an empty `push_at` to the wall
+    // clock), then its first talkspurt is placed by arrival (`RecorderSink::placing`).
+    let (ours2, total2) = (StreamStats::default(), StreamStats::default());
+    let c2 = || Counters {
+        stream: &ours2,
+        total: &total2,
+    };
+    let (mut place_a, mut place_b) = (Some(0u64), None::<u64>);
+    for k in 0u32..500 {
+        let mut packet = [(k % 200) as u8 | 1; 172];
+        packet[..12].copy_from_slice(&header(8, false, k as u16, k * 160, 0xa));
+        sender.send_to(&packet, to).unwrap();
+        let (n, from) = receiver.recv_from(&mut buf).unwrap();
+        let mut sink = RecorderSink::placing(&mut caller_leg, &mut place_a);
+        leg_a.datagram(from, &buf[..n], &mut sink, c2());
+        let now = u64::from(k) * 160;
+        if k < 200 {
+            // Quiet: moved on.
+            leg_b.detach(
+                &mut RecorderSink::placing(&mut other_leg, &mut place_b),
+                c2(),
+            );
+            if now > other_leg.position().unwrap() {
+                let _ = other_leg.push_at(now, &[]);
+            }
+        } else {
+            if k == 200 {
+                place_b = Some(now);
+            }
+            let mut packet = [(k % 100) as u8 | 1; 172];
+            packet[..12].copy_from_slice(&header(8, false, k as u16, k * 160, 0xb));
+            sender.send_to(&packet, to).unwrap();
+            let (n, from) = receiver.recv_from(&mut buf).unwrap();
+            let mut sink = RecorderSink::placing(&mut other_leg, &mut place_b);
+            leg_b.datagram(from, &buf[..n], &mut sink, c2());
+        }
+        while caller_leg.ring_free_bytes() < 8000 || other_leg.ring_free_bytes() < 8000 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
     COUNTING.with(|c| c.set(false));
     let allocations = THIS_THREAD.with(|n| n.get());
     assert_eq!(
@@ -295,6 +354,18 @@ fn the_receive_path_allocates_nothing_per_packet() {
     );
     assert_eq!(beep.packets_sent(), 250, "5 s of beep in 20 ms packets");
     assert_eq!(beep.send_errors(), 0);
+    assert_eq!(n(&ours2.packets), 800, "both legs' packets were taken");
+    assert_eq!(
+        caller_leg.position(),
+        Some(500 * 160 - 480),
+        "the caller is a window behind"
+    );
+    assert_eq!(
+        other_leg.position(),
+        Some(500 * 160 - 480),
+        "placed by arrival, level with it"
+    );
+    drop((caller_leg, other_leg));
     drop(beeping);
     recorder.hangup();
     drop(recorder);
