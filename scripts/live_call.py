@@ -14,6 +14,12 @@ an RFC 4733 '#' at a known packet. What everyone got is written as JSON for the 
                 8 and 101 (rtpengine refuses it when the phones negotiated another number).
       OUT gets: the ng replies, callrec's status and result, and the comparisons of the
       recording and of what the callee heard with what the caller sent.
+
+  both NG_PORT API TOKEN_FILE WAV OTHER_WAV OUT
+      Both sides of the call (DESIGN §13): the callee talks too (OTHER_WAV from 2.5 s, where its
+      speech starts), each party's leg is forked with its own `subscribe request` (one per
+      from-tag), one two-leg record takes both ("media": {"legs": [caller's SDP, callee's
+      SDP]}), and each channel of the stereo file is compared with what that phone sent.
 """
 import argparse
 import json
@@ -149,10 +155,11 @@ def rtp(pt, marker, seq, ts, ssrc, payload):
     return struct.pack(">BBHII", 0x80, (marker << 7) | pt, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc) + payload
 
 
-def stream(caller, caller_to, callee, callee_to, audio, event_pt):
+def stream(caller, caller_to, callee, callee_to, audio, event_pt, back_audio=None):
     """The call: the caller sends `audio` in 20 ms PCMA packets in real time, with a '#' press
     (RFC 4733: start, 4 updates, 3 end packets) from packet DIGIT_AT, audio going on during it;
-    the callee sends its own audio back. Returns the caller's packets as sent."""
+    the callee sends its own audio back, in the same loop iteration as the caller's packet
+    (`back_audio`, or a quiet pattern). Returns the caller's packets as sent."""
     ssrc_a, ssrc_b = 0x1A2B3C4D, 0x5E6F7081
     seq, ts0 = 1000, 80000
     back = bytes((0xD5 ^ (i & 0x0F)) for i in range(PACKET))  # quiet, for the caller to get
@@ -177,7 +184,8 @@ def stream(caller, caller_to, callee, callee_to, audio, event_pt):
                 caller.sock.sendto(packet, caller_to)
                 sent.append({"pt": event_pt, "seq": seq, "ts": ts0 + DIGIT_AT * PACKET, "payload": event})
                 seq += 1
-        callee.sock.sendto(rtp(8, int(i == 0), 7000 + i, 3000 + i * PACKET, ssrc_b, back), callee_to)
+        reply = back if back_audio is None else back_audio[i * PACKET:(i + 1) * PACKET]
+        callee.sock.sendto(rtp(8, int(i == 0), 7000 + i, 3000 + i * PACKET, ssrc_b, reply), callee_to)
     time.sleep(0.5)
     return sent, back
 
@@ -293,6 +301,77 @@ def call(args):
     json.dump(out, open(args.out, "w"), indent=1)
 
 
+def both(args):
+    """Both sides of the call in one two-leg record: one subscription per party."""
+    token = open(args.token_file).read().strip()
+    audio = wav_audio(open(args.wav, "rb").read())[:PACKETS * PACKET]
+    # The other party's example starts with 2.5 s of silence: its speech from there.
+    back_audio = wav_audio(open(args.other_wav, "rb").read())[20000:20000 + PACKETS * PACKET]
+    assert len(audio) == len(back_audio) == PACKETS * PACKET, "a source is shorter than the call"
+    out = {"ng": {}}
+    caller, callee = Phone(), Phone()
+    call_id = "live2-" + os.urandom(6).hex()
+    from_tag, to_tag = "caller-" + os.urandom(4).hex(), "callee-" + os.urandom(4).hex()
+    reply = ng(args.ng_port, {"command": "offer", "call-id": call_id, "from-tag": from_tag,
+                              "sdp": phone_sdp(caller.port, 101)})
+    reply2 = ng(args.ng_port, {"command": "answer", "call-id": call_id, "from-tag": from_tag,
+                               "to-tag": to_tag, "sdp": phone_sdp(callee.port, 101)})
+    callee_to = ("127.0.0.1", sdp_port(reply["sdp"]))
+    caller_to = ("127.0.0.1", sdp_port(reply2["sdp"]))
+    # One subscription per party: what the caller sends (its from-tag), what the callee sends.
+    subs = {}
+    for leg, tag in (("caller", from_tag), ("other", to_tag)):
+        request = {"command": "subscribe request", "call-id": call_id, "from-tag": tag}
+        subs[leg] = ng(args.ng_port, request)
+        out["ng"][f"subscribe request {leg}"] = {"sent": request, "reply": subs[leg]}
+    record = {"milliseconds_max_silence": 60000, "seconds_max_duration": 60, "legs": "both"}
+    media = {"legs": [{"sdp": subs["caller"]["sdp"]}, {"sdp": subs["other"]["sdp"]}]}
+    created = api_call(args.api, token, "POST", "/v1/records", {"record": record, "media": media})
+    out["created"] = created
+    for leg in ("caller", "other"):
+        answer = {"command": "subscribe answer", "call-id": call_id,
+                  "to-tag": subs[leg]["to-tag"], "sdp": created["legs"][leg]["sdp"]}
+        out["ng"][f"subscribe answer {leg}"] = {"sent": answer, "reply": ng(args.ng_port, answer)}
+    if any(out["ng"][f"subscribe answer {leg}"]["reply"].get("result") != "ok"
+           for leg in ("caller", "other")):
+        api_call(args.api, token, "POST", f"/v1/records/{created['record_id']}/abort")
+        caller.stop()
+        callee.stop()
+        json.dump(out, open(args.out, "w"), indent=1)
+        return
+    sent, _ = stream(caller, caller_to, callee, callee_to, audio, 101, back_audio)
+    caller.stop()
+    callee.stop()
+    ng(args.ng_port, {"command": "delete", "call-id": call_id, "from-tag": from_tag})
+    status = None
+    for _ in range(300):
+        status = api_call(args.api, token, "GET", f"/v1/records/{created['record_id']}")
+        if status["phase"] == "available":
+            break
+        time.sleep(0.1)
+    out["status"] = status
+    result = (status.get("action_result") or {}).get("result") or {}
+    data = wav_audio(api_call(args.api, token, "GET", created["filename"]))
+    ch1, ch2 = data[0::2], data[1::2]
+    sent_audio = b"".join(p["payload"] for p in sent if p["pt"] == 8)
+    out["recording"] = {"channels_equal_length": len(data) % 2 == 0 and len(ch1) == len(ch2),
+                        "samples": len(ch1), "reason": result.get("reason"),
+                        "digit": result.get("barge_in_digit"), "legs": result.get("legs")}
+    # Each channel: G.711 silence until that phone's first packet reached callrec (and, for
+    # the callee, after its last one before the press), and exactly what the phone sent.
+    lead1 = len(ch1) - len(ch1.lstrip(b"\xd5"))
+    lead2 = len(ch2) - len(ch2.lstrip(b"\xd5"))
+    out["caller"] = dict(alignment(sent_audio, ch1[lead1:]), lead=lead1)
+    out["other"] = dict(alignment(back_audio, ch2[lead2:].rstrip(b"\xd5")), lead=lead2)
+    # Both phones sent packet i in the same loop iteration: the same instant of the call. A
+    # phone's sample x is at file index lead + x - offset.
+    if out["caller"]["offset"] is not None and out["other"]["offset"] is not None:
+        out["skew_samples"] = ((lead2 - out["other"]["offset"])
+                               - (lead1 - out["caller"]["offset"]))
+    out["digit_sample"] = DIGIT_AT * PACKET
+    json.dump(out, open(args.out, "w"), indent=1)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -304,4 +383,12 @@ if __name__ == "__main__":
     c.add_argument("out")
     c.add_argument("--event-pt", type=int, default=101)
     c.add_argument("--answer", choices=["serve", "template"], default="serve")
-    call(parser.parse_args())
+    b = sub.add_parser("both")
+    b.add_argument("ng_port", type=int)
+    b.add_argument("api")
+    b.add_argument("token_file")
+    b.add_argument("wav")
+    b.add_argument("other_wav")
+    b.add_argument("out")
+    parsed = parser.parse_args()
+    both(parsed) if parsed.command == "both" else call(parsed)

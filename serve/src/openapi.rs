@@ -433,7 +433,7 @@ pub struct MediaRequest {
     /// source that sends valid RTP of these payload types is latched.
     #[schema(
         nullable = false,
-        pattern = r"^(127\.0\.0\.[0-9]{1,2}|192\.0\.2\.[0-9]{1,2})(:[1-9][0-9]{3})?$"
+        pattern = r"^(127\.0\.0\.|192\.0\.2\.)([0-9]|[1-9][0-9])(:[1-9][0-9]{3})?$"
     )]
     pub source: Option<String>,
     /// The media server's SDP offer, instead of `codec` and the payload types: the answer comes
@@ -516,9 +516,23 @@ fn digit() {}
 fn cross_field_rules(doc: &mut Value) {
     let schemas = &mut doc["components"]["schemas"];
     // The core: `mask_dtmf` needs `detect_dtmf` (callrec::options::RecordOptions::validate).
-    schemas["RecordAction"]["not"] = json!({
-        "required": ["mask_dtmf", "detect_dtmf"],
-        "properties": {"mask_dtmf": {"const": true}, "detect_dtmf": {"const": false}},
+    for record in ["RecordAction_OneLeg", "RecordAction_TwoLegs"] {
+        schemas[record]["not"] = json!({
+            "required": ["mask_dtmf", "detect_dtmf"],
+            "properties": {"mask_dtmf": {"const": true}, "detect_dtmf": {"const": false}},
+        });
+    }
+    // `media.legs`: both legs in one law (one file, one codec). A leg is µ-law when it says
+    // so or its offer's first format is 0; A-law otherwise.
+    let ulaw_leg = json!({"anyOf": [
+        {"required": ["codec"], "properties": {"codec": {"const": "ulaw"}}},
+        {"required": ["sdp"], "properties": {"sdp": {"pattern": "RTP/AVP 0"}}},
+    ]});
+    schemas["TwoLegMedia"]["not"] = json!({
+        "properties": {"legs": {"allOf": [
+            {"contains": ulaw_leg},
+            {"contains": {"not": ulaw_leg}},
+        ]}},
     });
     // `media`: the telephone-event payload type must differ from the audio's, whether each is
     // given or is its default (audio 8 for alaw, 0 for ulaw; events 101).
