@@ -389,8 +389,8 @@ impl Live {
     fn release(&mut self, now: Instant, totals: &RtpTotals) {
         let quiet_leg = self.leg.as_ref().and_then(|leg| {
             let last = self.last_packet.unwrap_or(self.started);
-            (now.saturating_duration_since(last) >= leg.call.quiet_after)
-                .then(|| leg.call.index_at(now - leg.call.quiet_after))
+            let since = now.checked_sub(leg.call.quiet_after)?;
+            (since >= last).then(|| leg.call.index_at(since))
         });
         let detach = quiet_leg.is_some() && self.leg.as_ref().is_some_and(|l| !l.detached);
         let (stream, mut sink, counters) = self.parts(totals);

@@ -55,7 +55,7 @@ pub fn render(state: &AppState) -> String {
         &mut out,
         "frames_total",
         "counter",
-        "20 ms frames of call timeline received (samples / 160).",
+        "20 ms frames of call timeline received, every leg of two-leg calls counted (samples / 160).",
         rtp.sum(|s| &s.samples) / 160,
     );
     metric(
