@@ -67,10 +67,15 @@ pub const MAX_PAUSE_TOGGLES: usize = 64;
 pub(crate) const HOLD: u64 =
     ((PREROLL_FRAMES + crate::detect::MAX_ONSET_DELAY_FRAMES + 2) * FRAME_SAMPLES) as u64;
 const SEQ: Ordering = Ordering::SeqCst;
-/// Gaps a leg can have published and not yet taken by the writer. A host that moves a silent
-/// leg on every few milliseconds (`callrec serve`'s tick) makes one each time: more than one
-/// must fit, or the audio after them would have to wait in the leg (and be lost).
-const GAPS: usize = 16;
+/// Gaps a leg can have published and not yet taken by the writer (16 bytes each). A host that
+/// moves a silent leg on every few milliseconds (`callrec serve`'s tick) extends one entry; a
+/// lossy leg pushed faster than real time (a file, `push_at` skipping what was lost) makes one
+/// per loss: at 5 % loss, 128 hold 2,560 frames between two polls of the writer. Beyond that the
+/// audio after them waits in the leg as a gap (lost, counted in `frames_dropped`). The writer's
+/// table of jumps not yet emitted has as many entries: with 4, a leg losing one frame in seven
+/// filled it within the writer's hold, the writer stopped taking that leg's bytes, and a
+/// hangup then ended the file where it had got to (both channels cut short).
+const GAPS: usize = 128;
 
 /// What one leg shares with the other leg and the writer.
 #[derive(Debug)]
@@ -601,7 +606,7 @@ struct LegFeed {
     front: u64,
     /// Index after everything received.
     end: u64,
-    jumps: [(u64, u64); 4],
+    jumps: [(u64, u64); GAPS],
     njumps: usize,
     /// Samples of this leg's channel filled with silence, and the latest runs of them as
     /// (file sample, length), so a file cut at finalize (a silence stop decided late, a
@@ -623,7 +628,7 @@ impl LegFeed {
             len: 0,
             front: 0,
             end: 0,
-            jumps: [(0, 0); 4],
+            jumps: [(0, 0); GAPS],
             njumps: 0,
             filled: 0,
             fill_runs: [(0, 0); FILL_RUNS],

@@ -341,6 +341,49 @@ fn a_leg_moved_on_frame_by_frame_keeps_its_first_audio() {
     assert_eq!(legs.other.frames_dropped, 0);
 }
 
+/// A lossy leg pushed as fast as the writer takes it (a file, `push_at` skipping each lost
+/// frame): one gap per loss, many between two polls of the writer; every frame that was pushed
+/// is in the file at its index, and only the lost ones are silence.
+#[test]
+fn a_lossy_leg_pushed_fast_keeps_every_frame_it_pushed() {
+    let codec = Codec::Alaw;
+    let dir = store("legs-lossy");
+    let e = engine(&dir);
+    let a = call(&[sound(codec, 1500, 0)]); // 30 s
+    let b = call(&[sound(codec, 1500, 7)]);
+    let (mut caller, mut other) = e
+        .record_call(
+            &opts(r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000}"#),
+            codec,
+        )
+        .unwrap();
+    let mut want = b.clone();
+    let mut lost = 0;
+    for i in 0..a.len() / FRAME {
+        caller.feed(&a[i * FRAME..(i + 1) * FRAME], LONG).unwrap();
+        if i % 7 == 3 {
+            want[i * FRAME..(i + 1) * FRAME].fill(codec.silence());
+            lost += 1;
+            continue;
+        }
+        while other.ring_free_bytes() < FRAME {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        other
+            .push_at((i * FRAME) as u64, &b[i * FRAME..(i + 1) * FRAME])
+            .unwrap();
+    }
+    assert_eq!(caller.hangup(), Status::Stopped(Reason::Hangup));
+    drop((caller, other));
+    let (f, _, bytes) = finished(&e);
+    let (ch1, ch2) = channels(&bytes, codec);
+    same(&ch1, &a, "caller");
+    same(&ch2, &want, "other: its frames, the lost ones silence");
+    let legs = f.result.legs.unwrap();
+    assert_eq!(legs.other.frames_dropped, 0);
+    assert_eq!(legs.other.samples_filled, lost * FRAME as u64);
+}
+
 #[test]
 fn a_never_sending_leg_gives_a_complete_file_and_the_caller_s_stop() {
     // The truth: the same caller audio in a one-leg recording with the same options. The
