@@ -62,20 +62,6 @@ START_LEAD = 27 * FRAME
 # at all (never).
 STOP_TOLERANCE_MS = 100
 
-# A callrec bug this corpus found (reported with issue 20): a leg's gap is published to the
-# writer in a one-entry slot, and audio pushed after a second gap before the writer has taken
-# the first is dropped (counted in frames_dropped) although the ring has room. A lossy leg
-# (20 ms frames lost here and there) loses received audio, paced in real time too (the small
-# corpus's lossy call: 23 frames lost by construction, 22 more dropped by callrec). Such a
-# recording is printed as FAILED, with this label, and counted as a known failure: it does not
-# fail the run, so the rest stays a regression test; it passes (and says so) once fixed.
-KNOWN_BUG = "known callrec bug: audio after a second unpublished gap is dropped (frames_dropped > 0 on a lossy leg)"
-
-
-def known_bug(call, d):
-    return call["kind"] == "lossy" and d["legs"]["other"]["frames_dropped"] > 0
-
-
 def leg_truth(leg, length, dropped=True):
     """The leg's A-law bytes on the recording's timeline, length samples, fill where absent."""
     out = np.full(length, ALAW_SILENCE, dtype=np.uint8)
@@ -119,12 +105,10 @@ def record_python(engine, call, options, corpus):
                         run = i
                 if run is not None and b > run:
                     stopped |= push(rec, run, leg, b)
-                # A leg that has ended (or never sends) is moved on to t1, as a media server's
-                # clock moves on a leg whose packets stopped. A leg not started yet is left
-                # alone (one gap when its first packet comes): moving it on each second would
-                # leave gap after gap, and audio after a gap the writer has not taken yet is
-                # lost (the known bug below).
-                if t1 >= leg["start"] + leg["length"] or leg["length"] == 0:
+                # A leg that has not started yet, has ended or never sends is moved on to t1,
+                # as a media server's clock moves on a leg whose packets stopped (`callrec
+                # serve`'s tick does the same).
+                if t1 <= leg["start"] or t1 >= leg["start"] + leg["length"] or leg["length"] == 0:
                     stopped |= rec.push_at(t1, b"").stopped
             if stopped or caller.status.stopped:
                 break
@@ -267,12 +251,9 @@ def main():
                     call["legs"]["other"]["start"] -= FRAME
                 os.remove(f)
                 secs = time.monotonic() - t0
-                known = bool(fails) and known_bug(call, d)
                 rows.append({"id": call["id"], "kind": call["kind"], "path": path, "fails": fails,
-                             "known": known, "reason": d["reason"], **m})
+                             "reason": d["reason"], **m})
                 err = m.get("stop_error_ms")
-                if known:
-                    fails.insert(0, KNOWN_BUG)
                 print(f"{'ok  ' if not fails else 'FAIL'} {path:6} {call['id']:34} {d['reason']:8} "
                       f"stop {'—' if err is None else f'{err:+.0f} ms':>8}  ({secs:.1f} s)"
                       + "".join(f"\n       {x}" for x in fails), flush=True)
@@ -280,21 +261,18 @@ def main():
             engine.shutdown()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    known = sum(1 for r in rows if r["known"])
-    failed = sum(1 for r in rows if r["fails"]) - known
+    failed = sum(1 for r in rows if r["fails"])
     if a.json:
         json.dump(rows, open(a.json, "w"), indent=1)
     if a.table:
         print_table(truth, rows)
-    if known:
-        print(f"FAILED, known callrec bug ({known} recordings, not counted below): {KNOWN_BUG}")
-    print(f"conversations: {len(rows) - failed - known} passed, {failed} failed, {known} known failures")
+    print(f"conversations: {len(rows) - failed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
 
 def print_table(truth, rows):
     print(f"\n| scenario | path | calls | seconds | channel-exact | stop error median / worst ms "
-          f"| premature stops | never stopped | failed (known bug) |")
+          f"| premature stops | never stopped | failed |")
     print("|---|---|---:|---:|---|---:|---:|---:|---:|")
     secs = {c["id"]: c["seconds"] for c in truth["calls"]}
     keys = sorted({(r["kind"], r["path"]) for r in rows}, key=lambda k: (
@@ -309,7 +287,7 @@ def print_table(truth, rows):
         print(f"| {kind} | {path} | {len(rs)} | {sum(secs[r['id']] for r in rs):.0f} "
               f"| {'yes' if all(r.get('channels_exact') for r in rs) else 'NO'} | {e} "
               f"| {sum(bool(r.get('premature')) for r in rs)} | {sum(bool(r.get('never')) for r in rs)} "
-              f"| {sum(bool(r['fails']) for r in rs)} ({sum(r['known'] for r in rs)}) |")
+              f"| {sum(bool(r['fails']) for r in rs)} |")
     print()
 
 
