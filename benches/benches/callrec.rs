@@ -344,11 +344,12 @@ fn timed_leg_pushes(
     let mut total = Duration::ZERO;
     let mut left = n;
     while left > 0 {
-        if *turn == 0 && legs.iter_mut().any(|l| l.status() != state) {
+        if legs.iter_mut().any(|l| l.status() != state) {
             for leg in legs.iter_mut() {
                 leg.hangup();
             }
             (*legs, *cursor) = two_leg_call(engine, &options(), frames, state == Status::Recording);
+            *turn = 0;
         }
         wait_for_room(legs, 66);
         // An even batch ends on the other leg, so every call gets both legs of each frame.
