@@ -1,7 +1,7 @@
 #![allow(missing_docs)] // criterion_group! generates an undocumented function
 //! callrec's criterion benchmarks: G.711, energy per SIMD path, the detector, the per-frame
 //! analysis (compared with SpanDSP by `benches/c/spandsp_bench.c`), `Recorder::push` in each
-//! state, the frame transport (rtrb vs ringbuf vs crossbeam's ArrayQueue), AES at the writer's
+//! state, `push` per leg of a two-leg call (`push_two_legs`), the frame transport (rtrb vs ringbuf vs crossbeam's ArrayQueue), AES at the writer's
 //! batch sizes, and the writer draining N sessions to files. `scripts/bench` runs them all and
 //! writes BENCHMARKS.md.
 
@@ -10,7 +10,7 @@ use callrec::detect::SoundDetector;
 use callrec::energy::{g711_sum_of_squares_table, sum_of_squares_scalar, EnergyKernel};
 use callrec::features::FrameFeatures;
 use callrec::g711::{decode_into, encode_into, transcode_into, Codec};
-use callrec::{Engine, EngineConfig, EventKind, RecordOptions, Recorder, Status};
+use callrec::{Engine, EngineConfig, EventKind, Legs, RecordOptions, Recorder, Status};
 use callrec_benches::{endless_options, sample_call, scratch_store, FRAME};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
@@ -135,14 +135,7 @@ fn analysis(c: &mut Criterion) {
 /// otherwise write gigabytes, and the disk's writeback would be what it measured. Finished
 /// files are deleted here (untimed), long before the kernel would write them back.
 fn recording(engine: &Engine, options: &RecordOptions, frames: &[&[u8]]) -> (Recorder, usize) {
-    while let Some(event) = engine.next_event(Some(Duration::ZERO)) {
-        if event.kind == EventKind::Finished {
-            let file = engine
-                .store_root()
-                .join(event.result.filename.trim_start_matches('/'));
-            let _ = std::fs::remove_file(file);
-        }
-    }
+    delete_finished(engine);
     let mut options = options.clone();
     options.seconds_max_duration = options.seconds_max_duration.min(600);
     let (mut rec, _) = engine.record(&options, Codec::Alaw).expect("record");
@@ -266,6 +259,208 @@ fn push(c: &mut Criterion) {
     rec.hangup();
     g.bench_function("stopped", |b| b.iter(|| rec.push(black_box(&quiet))));
     drop(rec);
+    g.finish();
+    engine.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Deletes (untimed) the files of recordings that finished since the last call.
+fn delete_finished(engine: &Engine) {
+    while let Some(event) = engine.next_event(Some(Duration::ZERO)) {
+        if event.kind == EventKind::Finished {
+            let file = engine
+                .store_root()
+                .join(event.result.filename.trim_start_matches('/'));
+            let _ = std::fs::remove_file(file);
+        }
+    }
+}
+
+/// Where the other party's audio starts in the sample call, relative to the caller's: the two
+/// parties speak and pause at different times, as in a conversation.
+const OTHER_OFFSET: usize = 97;
+
+/// The frame `leg` pushes at `cursor`.
+fn leg_frame<'a>(frames: &[&'a [u8]], leg: usize, cursor: usize) -> &'a [u8] {
+    frames[(cursor + leg * OTHER_OFFSET) % frames.len()]
+}
+
+/// A two-leg call of `options` (`legs` both or mixed), pushed (untimed, caller then other) until
+/// both legs are recording (or, for a `waiting` call, just started). Ten minutes at most, as
+/// [`recording`].
+fn two_leg_call(
+    engine: &Engine,
+    options: &RecordOptions,
+    frames: &[&[u8]],
+    until_recording: bool,
+) -> ([Recorder; 2], usize) {
+    delete_finished(engine);
+    let mut options = options.clone();
+    options.seconds_max_duration = options.seconds_max_duration.min(600);
+    let (caller, other) = engine
+        .record_call(&options, Codec::Alaw)
+        .expect("record_call");
+    let mut legs = [caller, other];
+    let mut cursor = 0;
+    while until_recording && !legs.iter_mut().all(|leg| leg.status() == Status::Recording) {
+        for (i, leg) in legs.iter_mut().enumerate() {
+            leg.push(leg_frame(frames, i, cursor)).expect("frame");
+        }
+        cursor += 1;
+        assert!(cursor < 50_000, "the two-leg call never started recording");
+    }
+    (legs, cursor)
+}
+
+/// Waits (untimed) until both legs' rings have room for `frames` frames. The writer emits an
+/// index only once both legs have judged it, so both legs are always pushed together here.
+fn wait_for_room(legs: &[Recorder; 2], frames: usize) {
+    let start = Instant::now();
+    while legs.iter().any(|l| l.ring_free_bytes() < frames * FRAME) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the writer does not drain the two-leg call"
+        );
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// `n` pushes of one 160-byte frame each, alternating caller and other (so the time per
+/// iteration is the cost per leg push), waiting (untimed) for the writer whenever a ring is
+/// short of room and starting a new call (untimed) when one stops (its duration limit, or a
+/// waiting one that heard sound). `frame_at` gives the frame a leg pushes at a cursor.
+#[allow(clippy::too_many_arguments)]
+fn timed_leg_pushes(
+    engine: &Engine,
+    options: &dyn Fn() -> RecordOptions,
+    state: Status,
+    legs: &mut [Recorder; 2],
+    frame_at: &dyn Fn(usize, usize) -> &'static [u8],
+    frames: &[&[u8]],
+    n: u64,
+    cursor: &mut usize,
+    turn: &mut usize,
+) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = n;
+    while left > 0 {
+        if legs.iter_mut().any(|l| l.status() != state) {
+            for leg in legs.iter_mut() {
+                leg.hangup();
+            }
+            (*legs, *cursor) = two_leg_call(engine, &options(), frames, state == Status::Recording);
+            *turn = 0;
+        }
+        wait_for_room(legs, 66);
+        // An even batch ends on the other leg, so every call gets both legs of each frame.
+        let batch = left.min(128);
+        let start = Instant::now();
+        for _ in 0..batch {
+            let leg = *turn;
+            black_box(legs[leg].push(frame_at(leg, *cursor)).expect("a frame"));
+            *turn ^= 1;
+            *cursor += leg;
+        }
+        total += start.elapsed();
+        left -= batch;
+    }
+    total
+}
+
+/// `push` per leg of a two-leg call (`legs` both and mixed), in the states of `push/*`: the
+/// caller's and the other party's 160-byte frames pushed alternately on one thread, so each
+/// iteration is one leg's push and compares with `push/<state>` directly. Both legs' rings are
+/// drained by the writer as in `push/*` (largest ring, 1 ms poll).
+fn push_two_legs(c: &mut Criterion) {
+    // 'static frames for the closure that picks them (leaked once per benchmark run).
+    let audio: &'static [u8] = Box::leak(sample_call().into_boxed_slice());
+    let frames: Vec<&'static [u8]> = audio.chunks_exact(FRAME).collect();
+    let quiet: &'static [u8] = Box::leak(Box::new([0xD5u8; FRAME]));
+    let dir = scratch_store("push-two-legs");
+    let engine = Engine::new(
+        &dir,
+        EngineConfig {
+            ring_milliseconds: 60_000,
+            poll_interval: Duration::from_millis(1),
+            ..EngineConfig::default()
+        },
+    )
+    .expect("engine");
+    let mut g = c.benchmark_group("push_two_legs");
+    g.throughput(Throughput::Elements(1));
+    let speech = |leg: usize, cursor: usize| leg_frame(&frames, leg, cursor);
+    let silence = |_: usize, _: usize| quiet;
+    for (name, legs_option, state, cipher, dtmf) in [
+        ("recording", Legs::Both, Status::Recording, None, true),
+        (
+            "recording_aesctr",
+            Legs::Both,
+            Status::Recording,
+            Some("aesctr"),
+            true,
+        ),
+        (
+            "recording_no_dtmf",
+            Legs::Both,
+            Status::Recording,
+            None,
+            false,
+        ),
+        ("waiting", Legs::Both, Status::Waiting, None, true),
+        (
+            "mixed_recording",
+            Legs::Mixed,
+            Status::Recording,
+            None,
+            true,
+        ),
+        (
+            "mixed_recording_no_dtmf",
+            Legs::Mixed,
+            Status::Recording,
+            None,
+            false,
+        ),
+        ("mixed_waiting", Legs::Mixed, Status::Waiting, None, true),
+    ] {
+        let options = || {
+            let mut options = if state == Status::Waiting {
+                RecordOptions::from_json(r#"{"milliseconds_max_initial_silence":3600000}"#)
+                    .expect("options")
+            } else {
+                endless_options(cipher)
+            };
+            options.legs = legs_option;
+            options.detect_dtmf = dtmf;
+            options
+        };
+        let frame_at: &dyn Fn(usize, usize) -> &'static [u8] = if state == Status::Waiting {
+            &silence
+        } else {
+            &speech
+        };
+        let (mut legs, mut cursor) =
+            two_leg_call(&engine, &options(), &frames, state == Status::Recording);
+        let mut turn = 0;
+        g.bench_function(name, |b| {
+            b.iter_custom(|n| {
+                timed_leg_pushes(
+                    &engine,
+                    &options,
+                    state,
+                    &mut legs,
+                    frame_at,
+                    &frames,
+                    n,
+                    &mut cursor,
+                    &mut turn,
+                )
+            })
+        });
+        for leg in legs.iter_mut() {
+            leg.hangup();
+        }
+    }
     g.finish();
     engine.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
@@ -471,6 +666,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = g711, energy, analysis, dtmf, push, transport, cipher, writer
+    targets = g711, energy, analysis, dtmf, push, push_two_legs, transport, cipher, writer
 }
 criterion_main!(benches);

@@ -640,19 +640,23 @@ impl LegFeed {
         let Ok(chunk) = self.ring.read_chunk(n) else {
             return;
         };
-        let cap = self.buf.len();
         let (x, y) = chunk.as_slices();
         for part in [x, y] {
-            for &byte in part {
-                if self.end < self.front {
-                    // For an index already written (filled): late, dropped.
-                    self.end += 1;
-                    continue;
-                }
-                self.buf[(self.head + self.len) % cap] = byte;
-                self.len += 1;
-                self.end += 1;
+            // The first bytes, for indices already written (filled), are late: dropped.
+            let late = self.front.saturating_sub(self.end).min(part.len() as u64) as usize;
+            let part = &part[late..];
+            // Copied by slices into the circular buffer (the writer's hot path).
+            let cap = self.buf.len();
+            let mut at = (self.head + self.len) % cap;
+            let mut rest = part;
+            while !rest.is_empty() {
+                let k = rest.len().min(cap - at);
+                self.buf[at..at + k].copy_from_slice(&rest[..k]);
+                rest = &rest[k..];
+                at = (at + k) % cap;
             }
+            self.len += part.len();
+            self.end += (late + part.len()) as u64;
         }
         chunk.commit_all();
     }
@@ -684,9 +688,14 @@ impl LegFeed {
     }
 
     fn pop_jumps(&mut self) {
-        while self.njumps > 0 && self.jumps[0].1 <= self.front {
-            self.jumps.copy_within(1.., 0);
-            self.njumps -= 1;
+        let done = self.jumps[..self.njumps]
+            .iter()
+            .take_while(|j| j.1 <= self.front)
+            .count();
+        if done > 0 {
+            // Only the entries in use move (the table is large; most of it is empty).
+            self.jumps.copy_within(done..self.njumps, 0);
+            self.njumps -= done;
         }
     }
 
@@ -775,18 +784,22 @@ impl LegFeed {
             } else {
                 (run, data)
             };
-            for i in done as usize..(done + run) as usize {
-                let byte = if data {
-                    let b = self.buf[self.head];
-                    self.head = (self.head + 1) % self.buf.len();
-                    self.len -= 1;
-                    b
-                } else {
-                    silence
-                };
-                if let Some(o) = out.as_deref_mut() {
-                    o[i] = byte;
+            if data {
+                // `run` never exceeds `len` (see `run`): copy by the buffer's contiguous pieces.
+                let cap = self.buf.len();
+                let (mut i, mut left) = (done as usize, run as usize);
+                while left > 0 {
+                    let k = left.min(cap - self.head);
+                    if let Some(o) = out.as_deref_mut() {
+                        o[i..i + k].copy_from_slice(&self.buf[self.head..self.head + k]);
+                    }
+                    self.head = (self.head + k) % cap;
+                    self.len -= k;
+                    i += k;
+                    left -= k;
                 }
+            } else if let Some(o) = out.as_deref_mut() {
+                o[done as usize..(done + run) as usize].fill(silence);
             }
             if !data {
                 silent += run;

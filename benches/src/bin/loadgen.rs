@@ -6,13 +6,23 @@
 //! ```text
 //! loadgen --channels N --seconds S [--cipher aesctr|aescbc] [--store DIR] [--realtime]
 //!         [--writers W] [--poll-ms MS] [--csv FILE] [--sweep [--max-channels M] [--plot FILE.svg]]
-//!         [--dtmf on|off]
+//!         [--dtmf on|off] [--legs caller|both|mixed] [--media-threads 1|2]
 //! loadgen --churn CALLS_PER_S --channels N --seconds S [--publish s3://B/P [--upload-concurrency K]]
 //!         [--dtmf on|off]
 //! ```
 //!
 //! * `--dtmf` sets every session's in-band DTMF detection (`detect_dtmf`): `on` (the default,
 //!   as the engine's) or `off`, to measure what the detector costs in channels per core.
+//!
+//! * `--legs both|mixed` makes each of the N channels a two-leg call (`Engine::record_call`,
+//!   DESIGN §13): the caller's and the other party's recorder, each with its own ring, the other
+//!   party's audio the same sample call at another offset. Both legs get a frame every tick
+//!   (in `--realtime` one frame per leg per 20 ms). `caller` (the default) is today's one-leg
+//!   recording. The writer emits a two-leg call's audio only once both legs have judged it.
+//! * `--media-threads 2` runs two media threads on the same 20 ms ticks: with two legs, one
+//!   pushes every call's caller leg and the other every call's other leg (as a media server that
+//!   receives the two directions on different threads); with one leg, they split the channels.
+//!   The default (1) pushes both legs of a call one after the other from the one thread.
 //!
 //! * With `--churn` N calls are up at once, in real time, and calls end and new ones start at
 //!   CALLS_PER_S (each call lasts N / CALLS_PER_S seconds; the first ones are staggered so
@@ -29,12 +39,12 @@
 //!   tick whose pushes end after the next tick's start means real time was lost.
 //!
 //! Reported: audio seconds processed per CPU second (user + system, all threads) and so the
-//! channels one core sustains, dropped frames (must be 0), push latency percentiles from an
+//! channels (legs) one core sustains, calls per core (legs per core over the legs per call), dropped frames (must be 0), push latency percentiles from an
 //! HDR histogram (each push timed with `Instant::now()`, whose own ~20 ns is included), peak
 //! RSS and RSS per session. `--sweep` steps N up in real time until zero-drop or real time
 //! fails and reports the knee; `--plot` draws CPU per channel and push latency against N.
 
-use callrec::{Codec, Engine, EngineConfig, Recorder};
+use callrec::{Codec, Engine, EngineConfig, EventKind, Legs, Recorder};
 use callrec_benches::{endless_options, sample_call, scratch_store, FRAME};
 use hdrhistogram::Histogram;
 use std::io::Write;
@@ -58,14 +68,22 @@ struct Args {
     upload_concurrency: Option<usize>,
     /// In-band DTMF detection in every session (`detect_dtmf`).
     dtmf: bool,
+    /// `Caller`: one leg per channel (today's recording); `Both`/`Mixed`: a two-leg call.
+    legs: Legs,
+    /// Media threads pushing (1 or 2).
+    media_threads: usize,
 }
+
+/// Where the other party's audio starts in the sample call, relative to the caller's (frames),
+/// so the two parties speak and pause at different times.
+const OTHER_OFFSET: usize = 97;
 
 fn usage(problem: &str) -> ! {
     eprintln!("loadgen: {problem}");
     eprintln!(
         "usage: loadgen --channels N --seconds S [--cipher aesctr|aescbc] [--store DIR] \
          [--realtime] [--writers W] [--csv FILE] [--sweep [--max-channels M] [--plot FILE.svg]] \
-         [--dtmf on|off]"
+         [--dtmf on|off] [--legs caller|both|mixed] [--media-threads 1|2]"
     );
     std::process::exit(2)
 }
@@ -87,6 +105,8 @@ fn parse_args() -> Args {
         publish: None,
         upload_concurrency: None,
         dtmf: true,
+        legs: Legs::Caller,
+        media_threads: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -126,11 +146,29 @@ fn parse_args() -> Args {
                     _ => usage("--dtmf must be on or off"),
                 }
             }
+            "--legs" => {
+                a.legs = match value().as_str() {
+                    "caller" => Legs::Caller,
+                    "both" => Legs::Both,
+                    "mixed" => Legs::Mixed,
+                    _ => usage("--legs must be caller, both or mixed"),
+                }
+            }
+            "--media-threads" => {
+                a.media_threads = match value().as_str() {
+                    "1" => 1,
+                    "2" => 2,
+                    _ => usage("--media-threads must be 1 or 2"),
+                }
+            }
             other => usage(&format!("unknown argument {other}")),
         }
     }
     if a.channels == 0 || a.seconds.is_nan() || a.seconds <= 0.0 {
         usage("--channels and --seconds must be positive");
+    }
+    if a.churn.is_some() && (a.legs != Legs::Caller || a.media_threads != 1) {
+        usage("--churn records one leg on one media thread");
     }
     a
 }
@@ -143,10 +181,16 @@ struct Run {
     realtime: bool,
     cipher: String,
     dtmf: bool,
+    legs: Legs,
+    media_threads: usize,
     wall_seconds: f64,
     cpu_seconds: f64,
     audio_seconds: f64,
     frames_dropped: u64,
+    /// Frames dropped as the results say (each leg's `frames_dropped` of a two-leg call).
+    result_frames_dropped: u64,
+    /// Recordings whose *finished* event arrived (one per call).
+    finished: usize,
     late_ticks: u64,
     p50_ns: u64,
     p99_ns: u64,
@@ -160,6 +204,17 @@ impl Run {
     fn audio_per_cpu(&self) -> f64 {
         self.audio_seconds / self.cpu_seconds
     }
+    fn legs_per_call(&self) -> usize {
+        if self.legs == Legs::Caller {
+            1
+        } else {
+            2
+        }
+    }
+    /// Real-time calls one core sustains at this load (a two-leg call is two legs of audio).
+    fn calls_per_core(&self) -> f64 {
+        self.audio_per_cpu() / self.legs_per_call() as f64
+    }
     /// Real-time channels one core sustains at this load.
     fn channels_per_core(&self) -> f64 {
         self.audio_per_cpu()
@@ -168,14 +223,19 @@ impl Run {
         self.cpu_seconds * 1e6 / self.audio_seconds
     }
     fn held(&self) -> bool {
-        self.frames_dropped == 0 && (!self.realtime || self.late_ticks == 0)
+        self.frames_dropped == 0
+            && self.result_frames_dropped == 0
+            && (!self.realtime || self.late_ticks == 0)
     }
     const CSV_HEADER: &'static str = "channels,seconds,realtime,cipher,wall_s,cpu_s,audio_s,\
         audio_s_per_cpu_s,channels_per_core,cpu_us_per_channel_s,frames_dropped,late_ticks,\
-        push_p50_ns,push_p99_ns,push_p999_ns,push_max_ns,peak_rss_kib,rss_per_session_bytes,dtmf";
+        push_p50_ns,push_p99_ns,push_p999_ns,push_max_ns,peak_rss_kib,rss_per_session_bytes,dtmf,\
+        legs,media_threads,calls,legs_total,calls_per_core,legs_per_core,cpu_us_per_leg_s,\
+        result_frames_dropped,finished";
     fn csv(&self) -> String {
         format!(
-            "{},{},{},{},{:.3},{:.3},{:.1},{:.1},{:.0},{:.2},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{:.3},{:.3},{:.1},{:.1},{:.0},{:.2},{},{},{},{},{},{},{},{},{},{},{},{},{},\
+             {:.0},{:.0},{:.2},{},{}",
             self.channels,
             self.seconds,
             self.realtime,
@@ -194,8 +254,72 @@ impl Run {
             self.max_ns,
             self.peak_rss_kib,
             self.rss_per_session_bytes,
-            if self.dtmf { "on" } else { "off" }
+            if self.dtmf { "on" } else { "off" },
+            self.legs.name(),
+            self.media_threads,
+            self.channels,
+            self.channels * self.legs_per_call(),
+            self.calls_per_core(),
+            self.channels_per_core(),
+            self.cpu_us_per_channel_second(),
+            self.result_frames_dropped,
+            self.finished
         )
+    }
+}
+
+/// What one media thread measured.
+struct Media {
+    hist: Histogram<u64>,
+    late_ticks: u64,
+    rss_loaded: u64,
+}
+
+/// One media thread: every tick, one frame to each of `lane`'s recorders (each with its offset
+/// in the sample call), on the 20 ms clock from `wall_start` in real time.
+fn media_loop(
+    args: &Args,
+    lane: &mut [(Recorder, usize)],
+    audio: &[u8],
+    total_ticks: usize,
+    wall_start: Instant,
+    measure_rss: bool,
+) -> Media {
+    let frames_in_audio = audio.len() / FRAME;
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 1_000_000_000, 3).expect("histogram");
+    let mut late_ticks = 0u64;
+    let mut rss_loaded = 0;
+    for tick in 0..total_ticks {
+        if args.realtime {
+            let due = wall_start + Duration::from_millis(20 * tick as u64);
+            let now = Instant::now();
+            if now > due + Duration::from_millis(20) {
+                late_ticks += 1;
+            } else {
+                std::thread::sleep(due.saturating_duration_since(now));
+            }
+        }
+        for (rec, offset) in lane.iter_mut() {
+            let f = (*offset + tick) % frames_in_audio;
+            let frame = &audio[f * FRAME..][..FRAME];
+            let t0 = Instant::now();
+            let _ = if args.realtime {
+                rec.push(frame)
+            } else {
+                // As fast as the writer takes it: feed waits for ring space instead of dropping.
+                rec.feed(frame, Duration::from_secs(60))
+            };
+            let ns = t0.elapsed().as_nanos() as u64;
+            hist.record(ns.max(1)).ok();
+        }
+        if measure_rss && tick == total_ticks.saturating_sub(1).min(150) {
+            rss_loaded = rss_bytes(); // after the rings have wrapped (3 s) or at the end
+        }
+    }
+    Media {
+        hist,
+        late_ticks,
+        rss_loaded,
     }
 }
 
@@ -279,66 +403,96 @@ fn run_once(args: &Args, channels: usize, audio: &[u8]) -> Result<Run, String> {
     )
     .map_err(|e| e.to_string())?;
     let rss_before = rss_bytes();
-    let mut recorders: Vec<Recorder> = Vec::with_capacity(channels);
-    for _ in 0..channels {
+    let frames_in_audio = audio.len() / FRAME;
+    // Every recorder with its offset in the sample call, in push order: a two-leg call's caller
+    // then its other party.
+    let mut recorders: Vec<(Recorder, usize)> = Vec::with_capacity(channels * 2);
+    for i in 0..channels {
         // Options per call: each encrypted call has its own IV, as a host must give.
         let mut options = endless_options(args.cipher.as_deref());
         options.detect_dtmf = args.dtmf;
-        match engine.record(&options, Codec::Alaw) {
-            Ok((rec, _)) => recorders.push(rec),
-            Err(e) => {
-                drop(recorders);
-                engine.shutdown();
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(format!("starting {channels} sessions: {e}"));
-            }
+        options.legs = args.legs;
+        let offset = (i * 37) % frames_in_audio;
+        let started = if args.legs == Legs::Caller {
+            engine.record(&options, Codec::Alaw).map(|(rec, _)| {
+                recorders.push((rec, offset));
+            })
+        } else {
+            engine
+                .record_call(&options, Codec::Alaw)
+                .map(|(caller, other)| {
+                    recorders.push((caller, offset));
+                    recorders.push((other, (offset + OTHER_OFFSET) % frames_in_audio));
+                })
+        };
+        if let Err(e) = started {
+            drop(recorders);
+            engine.shutdown();
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(format!("starting {channels} sessions: {e}"));
         }
     }
-    let frames_in_audio = audio.len() / FRAME;
-    let offsets: Vec<usize> = (0..channels).map(|i| (i * 37) % frames_in_audio).collect();
+    let legs_per_call = if args.legs == Legs::Caller { 1 } else { 2 };
+    // The media threads' lanes: one thread takes everything; two split the legs (caller legs
+    // on one, other legs on the other) or, with one leg, the channels.
+    let mut lanes: Vec<Vec<(Recorder, usize)>> =
+        (0..args.media_threads).map(|_| Vec::new()).collect();
+    for (k, entry) in recorders.into_iter().enumerate() {
+        lanes[k % args.media_threads].push(entry);
+    }
     let total_ticks = (args.seconds * 50.0).round() as usize;
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 1_000_000_000, 3).expect("histogram");
-    let mut late_ticks = 0u64;
-    let mut rss_loaded = 0;
 
     let cpu_start = cpu_seconds();
     let wall_start = Instant::now();
-    for tick in 0..total_ticks {
-        if args.realtime {
-            let due = wall_start + Duration::from_millis(20 * tick as u64);
-            let now = Instant::now();
-            if now > due + Duration::from_millis(20) {
-                late_ticks += 1;
-            } else {
-                std::thread::sleep(due.saturating_duration_since(now));
-            }
-        }
-        for (rec, &offset) in recorders.iter_mut().zip(&offsets) {
-            let f = (offset + tick) % frames_in_audio;
-            let frame = &audio[f * FRAME..][..FRAME];
-            let t0 = Instant::now();
-            let _ = if args.realtime {
-                rec.push(frame)
-            } else {
-                // As fast as the writer takes it: feed waits for ring space instead of dropping.
-                rec.feed(frame, Duration::from_secs(60))
-            };
-            let ns = t0.elapsed().as_nanos() as u64;
-            hist.record(ns.max(1)).ok();
-        }
-        if tick == total_ticks.saturating_sub(1).min(150) {
-            rss_loaded = rss_bytes(); // after the rings have wrapped (3 s) or at the end
-        }
-    }
+    let media: Vec<Media> = std::thread::scope(|scope| {
+        let mut lanes_iter = lanes.iter_mut().enumerate();
+        let (_, first) = lanes_iter.next().expect("one media thread at least");
+        let others: Vec<_> = lanes_iter
+            .map(|(_, lane)| {
+                scope.spawn(move || media_loop(args, lane, audio, total_ticks, wall_start, false))
+            })
+            .collect();
+        let mut media = vec![media_loop(
+            args,
+            first,
+            audio,
+            total_ticks,
+            wall_start,
+            true,
+        )];
+        media.extend(others.into_iter().map(|h| h.join().expect("media thread")));
+        media
+    });
     let wall_seconds = wall_start.elapsed().as_secs_f64();
     let cpu_seconds = cpu_seconds() - cpu_start;
     let frames_dropped = engine.metrics().frames_dropped;
-    for rec in &mut recorders {
-        rec.hangup();
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 1_000_000_000, 3).expect("histogram");
+    let mut late_ticks = 0;
+    let mut rss_loaded = 0;
+    for m in &media {
+        hist.add(&m.hist).expect("same bounds");
+        late_ticks = late_ticks.max(m.late_ticks);
+        rss_loaded = rss_loaded.max(m.rss_loaded);
     }
-    drop(recorders);
+    for lane in &mut lanes {
+        for (rec, _) in lane.iter_mut() {
+            rec.hangup();
+        }
+    }
+    drop(lanes);
     let peak = peak_rss_kib();
     engine.shutdown(); // finalizes and fsyncs every file (outside the measurement)
+                       // What the results say was dropped: each leg's count of a two-leg call.
+    let (mut result_frames_dropped, mut finished) = (0, 0);
+    while let Some(event) = engine.next_event(Some(Duration::ZERO)) {
+        if event.kind == EventKind::Finished {
+            finished += 1;
+            result_frames_dropped += match event.result.legs {
+                Some(l) => l.caller.frames_dropped + l.other.frames_dropped,
+                None => event.result.frames_dropped,
+            };
+        }
+    }
     drop(engine);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(Run {
@@ -347,10 +501,14 @@ fn run_once(args: &Args, channels: usize, audio: &[u8]) -> Result<Run, String> {
         realtime: args.realtime,
         cipher: args.cipher.clone().unwrap_or_else(|| "none".into()),
         dtmf: args.dtmf,
+        legs: args.legs,
+        media_threads: args.media_threads,
         wall_seconds,
         cpu_seconds,
-        audio_seconds: (channels * total_ticks) as f64 * 0.02,
+        audio_seconds: (channels * legs_per_call * total_ticks) as f64 * 0.02,
         frames_dropped,
+        result_frames_dropped,
+        finished,
         late_ticks,
         p50_ns: hist.value_at_quantile(0.50),
         p99_ns: hist.value_at_quantile(0.99),
@@ -363,17 +521,23 @@ fn run_once(args: &Args, channels: usize, audio: &[u8]) -> Result<Run, String> {
 
 fn report(r: &Run) {
     println!(
-        "channels {:>6}  {}  cipher {:<6}  dtmf {:<3}  audio/cpu {:>9.1} s/s  => {:>7.0} channels/core  \
-         cpu {:>6.2} us/channel-s  dropped {}  late ticks {}  push p50 {} ns p99 {} ns \
-         p99.9 {} ns max {} ns  peak RSS {} MiB  RSS/session {} B  {}",
+        "channels {:>6}  {}  cipher {:<6}  dtmf {:<3}  legs {:<6} media threads {}  audio/cpu {:>9.1} s/s  \
+         => {:>7.0} channels/core ({:.0} calls/core)  cpu {:>6.2} us/channel-s  dropped {} \
+         (results {}, {} finished)  late ticks {}  push p50 {} ns p99 {} ns p99.9 {} ns max {} ns  \
+         peak RSS {} MiB  RSS/session {} B  {}",
         r.channels,
         if r.realtime { "realtime" } else { "fast    " },
         r.cipher,
         if r.dtmf { "on" } else { "off" },
+        r.legs.name(),
+        r.media_threads,
         r.audio_per_cpu(),
         r.channels_per_core(),
+        r.calls_per_core(),
         r.cpu_us_per_channel_second(),
         r.frames_dropped,
+        r.result_frames_dropped,
+        r.finished,
         r.late_ticks,
         r.p50_ns,
         r.p99_ns,
@@ -542,7 +706,11 @@ fn main() {
             std::process::exit(1);
         }
     }
-    if runs.iter().any(|r| r.frames_dropped > 0) && !args.sweep {
+    if runs
+        .iter()
+        .any(|r| r.frames_dropped > 0 || r.result_frames_dropped > 0)
+        && !args.sweep
+    {
         std::process::exit(1);
     }
 }
