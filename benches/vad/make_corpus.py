@@ -200,26 +200,139 @@ def noise_of(kind, n, rng, pool, segments):
     raise ValueError(kind)
 
 
+PARTS = ("tuning", "held-out")
+
+# The real-speech corpus: recordings that Debian's codec2-examples package ships (LGPL-2.1,
+# David Rowe's codec2 test material; 8 kHz 16-bit raw). The package names no speakers: each
+# entry is one voice (file, or a 6 s quarter of hts.raw, which holds four), its sex from its
+# measured median F0, its style, and its part. Split by speaker: no voice is in both parts.
+REAL_SPEAKERS = [
+    # name, file, first s, last s (None: to the end), sex, style, part
+    ("hts1", "raw/hts.raw", 0, 6, "m", "read", "tuning"),
+    ("hts2", "raw/hts.raw", 6, 12, "f", "read", "tuning"),
+    ("forig", "raw/forig.raw", 0, None, "f", "read", "tuning"),
+    ("cross", "raw/cross.raw", 0, None, "m", "read", "tuning"),
+    ("kristoff", "raw/kristoff.raw", 0, None, "m", "read", "tuning"),
+    ("ve9qrp", "raw/ve9qrp.raw", 0, None, "m", "spontaneous, HF radio", "tuning"),
+    ("hts3", "raw/hts.raw", 12, 18, "m", "read", "held-out"),
+    ("hts4", "raw/hts.raw", 18, 24, "f", "read", "held-out"),
+    ("morig", "raw/morig.raw", 0, None, "m", "read", "held-out"),
+    ("speech16k", "raw/speech_orig_16k.wav", 0, None, "f", "read", "held-out"),
+    ("big_dog", "raw/big_dog.raw", 0, None, "m", "read", "held-out"),
+    ("vk5qi", "raw/vk5qi.raw", 0, None, "m", "spontaneous, HF radio", "held-out"),
+    ("cq_ref", "raw/cq_ref.raw", 0, None, "m", "spontaneous, HF radio", "held-out"),
+    ("g3plx", "raw/g3plx.raw", 0, None, "m", "spontaneous, HF radio", "held-out"),
+]
+TRUTH_FRAME = 80           # 10 ms
+TRUTH_MARGIN_DB = 15.0     # a frame is speech when this far above the recording's own floor
+TRUTH_BRIDGE = 0.300       # s: shorter gaps inside speech are bridged (one utterance)
+TRUTH_MIN_RUN = 0.060      # s: shorter runs (after bridging) are dropped
+MAX_UTTERANCES = 12        # per speaker (ve9qrp alone has ~100)
+
+
+def real_truth(x):
+    """The truth rule on a clean recording: [(start, end)] samples of its utterances.
+
+    10 ms frames; the floor is the 10th percentile of the frames' energy (dB); a frame is speech
+    when its energy is at least TRUTH_MARGIN_DB above that floor; gaps shorter than TRUTH_BRIDGE
+    are bridged, runs shorter than TRUTH_MIN_RUN dropped. Each remaining run is one utterance.
+    """
+    n = len(x) // TRUTH_FRAME
+    e = 10 * np.log10(np.mean(x[: n * TRUTH_FRAME].reshape(n, TRUTH_FRAME) ** 2, axis=1) + 1e-3)
+    speech = e >= np.percentile(e, 10) + TRUTH_MARGIN_DB
+    runs, i = [], 0
+    while i < n:
+        if speech[i]:
+            j = i
+            while j < n and speech[j]:
+                j += 1
+            runs.append([i, j])
+            i = j
+        else:
+            i += 1
+    bridged = []
+    for r in runs:
+        if bridged and (r[0] - bridged[-1][1]) * TRUTH_FRAME < TRUTH_BRIDGE * RATE:
+            bridged[-1][1] = r[1]
+        else:
+            bridged.append(r)
+    return [(s * TRUTH_FRAME, e * TRUTH_FRAME) for s, e in bridged
+            if (e - s) * TRUTH_FRAME >= TRUTH_MIN_RUN * RATE]
+
+
+def load_real(source, tmp):
+    """{speaker: [unit-active-RMS utterances]} from the codec2-examples recordings."""
+    out = {}
+    for name, rel, first, last, _sex, _style, _part in REAL_SPEAKERS:
+        path = os.path.join(source, rel)
+        if rel.endswith(".wav"):
+            raw = os.path.join(tmp, name + ".raw")
+            subprocess.run(["sox", "-q", "-R", "-D", path, "-r", str(RATE), "-c", "1", "-b", "16", "-e", "signed",
+                            "-t", "raw", raw], check=True)
+            path = raw
+        x = np.fromfile(path, dtype="<i2").astype(np.float64)
+        x = x[int(first * RATE): None if last is None else int(last * RATE)]
+        x = x - x.mean()
+        utts = []
+        for s, e in real_truth(x)[:MAX_UTTERANCES]:
+            u = x[s:e].copy()
+            ramp = np.linspace(0.0, 1.0, 40)  # 5 ms: no click at the cut
+            u[:40] *= ramp
+            u[-40:] *= ramp[::-1]
+            utts.append(u / np.sqrt(np.mean(u * u)))  # unit active RMS
+        out[name] = utts
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--size", choices=["full", "small"], default="full")
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--speech", choices=["espeak", "real"], default="espeak",
+                    help="espeak-ng synthetic speech, or real recordings (codec2-examples)")
+    ap.add_argument("--source", default="/usr/share/codec2",
+                    help="where codec2-examples is installed (--speech real)")
     a = ap.parse_args()
     rng = np.random.default_rng(a.seed)
     os.makedirs(a.out, exist_ok=True)
     small = a.size == "small"
+    real = a.speech == "real"
 
     with tempfile.TemporaryDirectory() as tmp:
-        pool = []
-        n_utts = 16 if small else 40
-        for i in range(n_utts):
-            text = SENTENCES[i % len(SENTENCES)]
-            voice = VOICES[i % len(VOICES)]
-            speed = SPEEDS[(i * 3) % len(SPEEDS)]
-            pool.append(synth(text, voice, speed, tmp))
-    # Babble is made of other voices than the call's: split the pool.
-    speech_pool, babble_pool = pool[: len(pool) // 2], pool[len(pool) // 2:]
+        if real:
+            by_speaker = load_real(a.source, tmp)
+        else:
+            pool = []
+            n_utts = 16 if small else 40
+            for i in range(n_utts):
+                text = SENTENCES[i % len(SENTENCES)]
+                voice = VOICES[i % len(VOICES)]
+                speed = SPEEDS[(i * 3) % len(SPEEDS)]
+                pool.append(synth(text, voice, speed, tmp))
+    if real:
+        speakers = {p: [s[0] for s in REAL_SPEAKERS if s[6] == p] for p in PARTS}
+        turn = {p: 0 for p in PARTS}
+
+        def choose(part):
+            """(speaker, its utterances, babble from the part's other voices): one caller a call,
+            the part's speakers in turn."""
+            names = speakers[part]
+            who = names[turn[part] % len(names)]
+            turn[part] += 1
+            return who, by_speaker[who], [u for n in names if n != who for u in by_speaker[n]]
+
+        def only_babble(part):
+            return [u for n in speakers[part] for u in by_speaker[n]]
+    else:
+        # Babble is made of other voices than the call's: split the pool.
+        speech_pool, babble_pool = pool[: len(pool) // 2], pool[len(pool) // 2:]
+
+        def choose(_part):
+            return None, speech_pool, babble_pool
+
+        def only_babble(_part):
+            return babble_pool
 
     calls = []
 
@@ -230,11 +343,17 @@ def main():
         meta["samples"] = int(len(codes))
         calls.append(meta)
 
+    # The tuning and held-out parts: synthetic calls alternate by repetition (every cell of the
+    # tables is in both parts; the espeak voices are shared, so this split is by draw, not by
+    # voice); real-speech calls alternate the same way and each part has its own speakers.
+    # Noise-only calls alternate over noise type and level.
     reps = 2 if small else 8
     snrs = [20, 10] if small else SNRS
     for kind in NOISES:
         for snr in snrs:
             for r in range(reps):
+                part = PARTS[r % 2]
+                who, speech_pool, babble_pool = choose(part)
                 speech_db = rng.uniform(-30, -18)
                 x, segments, ideal_end, total = speech_call(rng, speech_pool, speech_db)
                 noise = noise_of(kind, total, rng, babble_pool, segments)
@@ -247,22 +366,27 @@ def main():
                     "set": "noise", "noise": kind, "snr": snr, "speech_dbfs": round(speech_db, 1),
                     "segments": segments, "ideal_end": ideal_end,
                     "ideal_stop": ideal_end + int(MAX_SILENCE * RATE), "has_speech": True,
+                    "part": part, "speaker": who,
                 })
     levels = [-25, -55] if small else [-10, -15, -20, -25, -30, -35, -40, -45, -50, -55]
     for level in levels:
         for r in range(2 if small else 4):
+            part = PARTS[r % 2]
+            who, speech_pool, _ = choose(part)
             x, segments, ideal_end, total = speech_call(rng, speech_pool, level)
             x = x + rng.standard_normal(total) * dbfs_scale(-80)
             emit(f"clean{level}-{r}", x, {
                 "set": "clean", "noise": "clean", "snr": None, "speech_dbfs": level,
                 "segments": segments, "ideal_end": ideal_end,
                 "ideal_stop": ideal_end + int(MAX_SILENCE * RATE), "has_speech": True,
+                "part": part, "speaker": who,
             })
     noise_levels = [-35] if small else [-20, -25, -30, -35, -40, -45]
-    for kind in NOISES:
-        for level in noise_levels:
+    for ki, kind in enumerate(NOISES):
+        for li, level in enumerate(noise_levels):
+            part = PARTS[(ki + li) % 2]
             total = 8 * RATE
-            noise = noise_of(kind, total, rng, babble_pool, [])
+            noise = noise_of(kind, total, rng, only_babble(part), [])
             if kind == "clicks":
                 noise = noise * dbfs_scale(level) + rng.standard_normal(total) * dbfs_scale(-70)
             else:
@@ -270,9 +394,11 @@ def main():
             emit(f"only-{kind}{level}", noise, {
                 "set": "noise-only", "noise": kind, "snr": None, "noise_dbfs": level,
                 "segments": [], "ideal_end": None, "ideal_stop": None, "has_speech": False,
+                "part": part,
             })
     with open(os.path.join(a.out, "truth.json"), "w") as f:
-        json.dump({"rate": RATE, "max_silence_ms": int(MAX_SILENCE * 1000), "calls": calls}, f)
+        json.dump({"rate": RATE, "max_silence_ms": int(MAX_SILENCE * 1000), "speech": a.speech,
+                   "calls": calls}, f)
     print(f"{len(calls)} calls in {a.out}", file=sys.stderr)
 
 
