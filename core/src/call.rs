@@ -38,7 +38,7 @@
 //!   then `gap_tail`, Release) *before* any byte after it is written to the ring; the writer
 //!   reads the ring's fill level (Acquire) before the queue (`gap_tail`, Acquire), so a byte it
 //!   reads after a gap always comes with the gap, and it takes the gaps in order among the
-//!   bytes. While the queue is full ([`GAPS`]) a new gap waits in the leg (and audio after it
+//!   bytes. While the queue is full (`GAPS` entries) a new gap waits in the leg (and audio after it
 //!   joins it, lost and counted).
 //! - Pause toggles are appended by compare-and-swap on their count, the index stored after;
 //!   a toggle whose index is not stored yet reads as not there.
