@@ -759,9 +759,11 @@ impl Starter<'_> {
         let leg = |partner_port: u16| CallLeg {
             origin,
             partner_port,
-            // Longer than the jitter window and a packet time or two: a leg in a talkspurt
-            // is never moved on.
-            quiet_after: Duration::from_millis(u64::from(self.window_samples / 8) + 200),
+            // Longer than the jitter window and any stall of a sender (or of a loaded host's
+            // scheduler) in mid-talkspurt: a leg moved on is placed again by arrival when it
+            // resumes, and a stall mistaken for a pause would shift its audio by the stall's
+            // rounding (the live test once saw one sample after a 260 ms limit).
+            quiet_after: Duration::from_millis(u64::from(self.window_samples / 8) + 1000),
         };
         let caller_shared = Arc::new(SessionShared::default());
         let caller = self.session(
