@@ -22,10 +22,14 @@
 //! **Memory ordering** (the cross-leg decisions use atomics only, no lock):
 //! - A leg publishes what it heard in a frame (`sound_until`, the `start_at` candidate) *before*
 //!   it publishes the frame as judged (`decided`), and then reads the other leg's `decided` and
-//!   `sound_until`. All of these are SeqCst, so of two legs publishing at once at least one sees
-//!   the other's frame (the store-then-load pattern of Dekker's algorithm): a stop on silence
-//!   (both legs silent up to an index) is never missed, and because it is decided from
-//!   `sound_until`, the index it stops at does not depend on which leg saw it first.
+//!   `sound_until`. The store of `decided` and the loads of both legs' `decided` are SeqCst, so
+//!   of two legs publishing at once at least one sees the other's frame (the store-then-load
+//!   pattern of Dekker's algorithm): a stop on silence (both legs silent up to an index) is
+//!   never missed. `sound_until` (each leg's own, stored only by it) is a Release store before
+//!   that SeqCst store, so a leg that sees the other's `decided` sees its `sound_until` too; the
+//!   stop, decided from `sound_until`, does not depend on which leg saw it first. That store of
+//!   `decided` is the one locked write a frame needs besides the ring claim: the other shared
+//!   values a leg owns are plain stores, and `start_at` is written only when a candidate lowers it.
 //! - A start candidate is published with `fetch_min`, so the earliest sound on either leg wins
 //!   whichever leg is ahead. The writer treats `start_at` as final only below
 //!   `min(decided) - HOLD` (`HOLD` covers the pre-roll and the detector's confirmation
@@ -361,7 +365,12 @@ impl CallShared {
     /// index the file ends at when the decision fixes one.
     pub(crate) fn judged(&self, leg: usize, decided: Option<u64>) -> Option<(Reason, Option<u64>)> {
         if let Some(d) = decided {
-            self.leg(leg).decided.fetch_max(d, SEQ);
+            // Only this leg stores its `decided` (a plain SeqCst store, the one locked write a
+            // frame needs: the store-then-load of the module docs).
+            let mine = &self.leg(leg).decided;
+            if d > mine.load(Ordering::Relaxed) {
+                mine.store(d, SEQ);
+            }
         }
         self.decide().1
     }
@@ -423,13 +432,23 @@ impl CallShared {
         if armed == NONE || end <= armed {
             return; // before the caller's beep has played
         }
+        // `speech_samples` and `sound_until` are this leg's alone: plain stores, no
+        // read-modify-write. `sound_until` is Release: it is read only after the `decided` that
+        // follows it (SeqCst, so Release too), whose load is an Acquire.
         let l = self.leg(leg);
+        let samples = l.speech_samples.load(Ordering::Relaxed);
         l.speech_samples
-            .fetch_add(FRAME_SAMPLES as u64, Ordering::Relaxed);
-        l.sound_until.fetch_max(end, SEQ);
+            .store(samples + FRAME_SAMPLES as u64, Ordering::Relaxed);
+        if end > l.sound_until.load(Ordering::Relaxed) {
+            l.sound_until.store(end, Ordering::Release);
+        }
         let frames = PREROLL_FRAMES as u64 + 1 + u64::from(onset_frames_ago);
         let candidate = end.saturating_sub(frames * FRAME_SAMPLES as u64).max(armed);
-        self.start_at.fetch_min(candidate, SEQ);
+        // `start_at` only goes down: a candidate not below it changes nothing (no locked write
+        // on every frame of speech once the recording has started).
+        if candidate < self.start_at.load(SEQ) {
+            self.start_at.fetch_min(candidate, SEQ);
+        }
     }
 
     /// How far `leg` has claimed its timeline (its position, gaps included).
@@ -596,13 +615,19 @@ impl LegLink {
 }
 
 /// One leg as the writer reads it: bytes received and not yet emitted, and the jumps (gaps)
-/// among them.
+/// among them. Received bytes stay in the leg's ring until they are emitted, so a leg in step
+/// with the other is copied once, ring to output (`take`); only when the ring fills past half
+/// (this leg ahead of the other, or held back) are its oldest received bytes moved to `buf`,
+/// which always holds bytes older than those left in the ring.
 struct LegFeed {
     ring: Consumer<u8>,
+    /// Received bytes moved out of the ring (circular: `len` bytes from `head`).
     buf: Box<[u8]>,
     head: usize,
     len: usize,
-    /// Index of `buf[head]` (or of the next jump, when at it).
+    /// Received bytes still in the ring (its first `in_ring`), after those in `buf`.
+    in_ring: usize,
+    /// Index of the first received byte (or of the next jump, when at it).
     front: u64,
     /// Index after everything received.
     end: u64,
@@ -623,9 +648,12 @@ impl LegFeed {
     fn new(ring: Consumer<u8>, capacity: usize) -> LegFeed {
         LegFeed {
             ring,
+            // Zeroed memory the allocator maps lazily: a leg that never gets ahead of the other
+            // never touches it.
             buf: vec![0; capacity].into_boxed_slice(),
             head: 0,
             len: 0,
+            in_ring: 0,
             front: 0,
             end: 0,
             jumps: [(0, 0); GAPS],
@@ -636,29 +664,58 @@ impl LegFeed {
         }
     }
 
-    fn push_bytes(&mut self, n: usize) {
-        let Ok(chunk) = self.ring.read_chunk(n) else {
+    /// Bytes in the ring not yet received (counted as this leg's).
+    fn unreceived(&self) -> usize {
+        self.ring.slots() - self.in_ring
+    }
+
+    /// Receives the next `n` bytes of the ring (they stay there): the first ones, for indices
+    /// already written (filled), are late and dropped.
+    fn receive(&mut self, n: usize) {
+        let late = self.front.saturating_sub(self.end).min(n as u64) as usize;
+        if late > 0 {
+            // Indices past `end` were filled only with nothing received (see `take`), so the
+            // late bytes are the ring's first.
+            debug_assert!(self.len == 0 && self.in_ring == 0);
+            if let Ok(chunk) = self.ring.read_chunk(late) {
+                chunk.commit_all();
+            }
+        }
+        self.in_ring += n - late;
+        self.end += n as u64;
+    }
+
+    /// Moves received bytes out of the ring into `buf` while the ring is more than half full,
+    /// so the leg keeps room to push while it waits for the other leg.
+    fn spill(&mut self) {
+        let half = self.ring.buffer().capacity() / 2;
+        let k = self.in_ring.min(self.buf.len() - self.len);
+        if self.ring.slots() <= half || k == 0 {
+            return;
+        }
+        let Ok(chunk) = self.ring.read_chunk(k) else {
             return;
         };
         let (x, y) = chunk.as_slices();
+        let cap = self.buf.len();
+        let mut at = (self.head + self.len) % cap;
         for part in [x, y] {
-            // The first bytes, for indices already written (filled), are late: dropped.
-            let late = self.front.saturating_sub(self.end).min(part.len() as u64) as usize;
-            let part = &part[late..];
-            // Copied by slices into the circular buffer (the writer's hot path).
-            let cap = self.buf.len();
-            let mut at = (self.head + self.len) % cap;
             let mut rest = part;
             while !rest.is_empty() {
-                let k = rest.len().min(cap - at);
-                self.buf[at..at + k].copy_from_slice(&rest[..k]);
-                rest = &rest[k..];
-                at = (at + k) % cap;
+                let m = rest.len().min(cap - at);
+                self.buf[at..at + m].copy_from_slice(&rest[..m]);
+                rest = &rest[m..];
+                at = (at + m) % cap;
             }
-            self.len += part.len();
-            self.end += (late + part.len()) as u64;
         }
         chunk.commit_all();
+        self.len += k;
+        self.in_ring -= k;
+    }
+
+    /// Received bytes not yet emitted.
+    fn received(&self) -> usize {
+        self.len + self.in_ring
     }
 
     fn push_jump(&mut self, to: u64) {
@@ -702,27 +759,28 @@ impl LegFeed {
     /// Whether everything this leg will ever send has been received (its ring and gap slot
     /// are empty); only meaningful once the recording has settled.
     fn exhausted(&self, shared: &LegShared) -> bool {
-        self.ring.slots() == 0 && shared.gaps_empty()
+        self.unreceived() == 0 && shared.gaps_empty()
     }
 
-    /// Moves what the ring holds (and the published gaps among it) into the buffer.
+    /// Receives what the ring holds (and the published gaps among it), then makes room in the
+    /// ring if it is filling.
     fn drain(&mut self, shared: &LegShared) {
-        let room = self.buf.len() - self.len;
         // The fill level is read (Acquire) before the gaps: every gap published before a byte
         // counted here is seen below, and a gap seen that was published after them starts at
         // or after the end of what is counted.
-        let mut left = self.ring.slots().min(room);
+        let mut left = self.unreceived();
         while let Some((from, _)) = shared.peek_gap() {
             if !self.can_jump(from) || from > self.end + left as u64 {
                 break;
             }
             let before = (from.saturating_sub(self.end) as usize).min(left);
-            self.push_bytes(before);
+            self.receive(before);
             left -= before;
             let to = shared.take_gap();
             self.push_jump(to);
         }
-        self.push_bytes(left);
+        self.receive(left);
+        self.spill();
     }
 
     /// The next run from `front`, at most `max` samples: (samples, is data). A jump gives a
@@ -736,7 +794,12 @@ impl LegFeed {
         } else {
             NONE
         };
-        ((self.len as u64).min(next_jump - self.front).min(max), true)
+        (
+            (self.received() as u64)
+                .min(next_jump - self.front)
+                .min(max),
+            true,
+        )
     }
 
     /// Notes `n` samples of fill at file sample `at`.
@@ -785,11 +848,12 @@ impl LegFeed {
                 (run, data)
             };
             if data {
-                // `run` never exceeds `len` (see `run`): copy by the buffer's contiguous pieces.
+                // `run` never exceeds what was received (see `run`): the oldest bytes from
+                // `buf`, by its contiguous pieces, then the rest straight from the ring.
                 let cap = self.buf.len();
                 let (mut i, mut left) = (done as usize, run as usize);
-                while left > 0 {
-                    let k = left.min(cap - self.head);
+                while left > 0 && self.len > 0 {
+                    let k = left.min(self.len).min(cap - self.head);
                     if let Some(o) = out.as_deref_mut() {
                         o[i..i + k].copy_from_slice(&self.buf[self.head..self.head + k]);
                     }
@@ -797,6 +861,17 @@ impl LegFeed {
                     self.len -= k;
                     i += k;
                     left -= k;
+                }
+                if left > 0 {
+                    if let Ok(chunk) = self.ring.read_chunk(left) {
+                        if let Some(o) = out.as_deref_mut() {
+                            let (x, y) = chunk.as_slices();
+                            o[i..i + x.len()].copy_from_slice(x);
+                            o[i + x.len()..i + left].copy_from_slice(y);
+                        }
+                        chunk.commit_all();
+                    }
+                    self.in_ring -= left;
                 }
             } else if let Some(o) = out.as_deref_mut() {
                 o[done as usize..(done + run) as usize].fill(silence);
@@ -842,8 +917,24 @@ pub(crate) struct CallFeed {
     out: Vec<u8>,
     a: Vec<u8>,
     b: Vec<u8>,
-    ta: Vec<u8>,
-    tb: Vec<u8>,
+}
+
+/// Interleaves two channels into stereo frames, transcoding from `input` to `file` as it goes
+/// (one pass, no intermediate copy: the writer's hot loop for `"both"`).
+fn interleave(input: Codec, file: Codec, a: &[u8], b: &[u8], out: &mut [u8]) {
+    let frames = out.chunks_exact_mut(2).zip(a.iter().zip(b));
+    if input == file {
+        for (o, (&x, &y)) in frames {
+            o[0] = x;
+            o[1] = y;
+        }
+    } else {
+        let table = input.transcode_table(file);
+        for (o, (&x, &y)) in frames {
+            o[0] = table[x as usize];
+            o[1] = table[y as usize];
+        }
+    }
 }
 
 /// One sample of `"mixed"`: both legs decoded, summed with saturation, encoded in the file's law.
@@ -860,7 +951,9 @@ impl CallFeed {
         input_codec: Codec,
         file_codec: Codec,
     ) -> CallFeed {
-        let capacity = 2 * ring_bytes + HOLD as usize + crate::recorder::MAX_PUSH_BYTES;
+        // With the ring's own bytes, a leg holds what it did before this buffer was only for
+        // bytes out of the ring: two rings, the hold and a push.
+        let capacity = ring_bytes + HOLD as usize + crate::recorder::MAX_PUSH_BYTES;
         let [r0, r1] = rings;
         CallFeed {
             call,
@@ -875,8 +968,6 @@ impl CallFeed {
             out: vec![0; 2 * CHUNK],
             a: vec![0; CHUNK],
             b: vec![0; CHUNK],
-            ta: vec![0; CHUNK],
-            tb: vec![0; CHUNK],
         }
     }
 
@@ -889,13 +980,25 @@ impl CallFeed {
             if let Ok(chunk) = feed.ring.read_chunk(n) {
                 chunk.commit_all();
             }
+            // What was received is gone with the ring: nothing more is emitted.
+            feed.in_ring = 0;
+            feed.len = 0;
+            feed.njumps = 0;
+            feed.front = feed.end;
             self.call.leg(l).clear_gaps();
         }
     }
 
-    /// Bytes waiting in the two rings.
-    pub(crate) fn ring_slots(&self) -> usize {
-        self.legs[0].ring.slots() + self.legs[1].ring.slots()
+    /// Whether the writer should serve this call: a batch not yet received in the two rings
+    /// together (a leg that sends nothing leaves the other's ring to fill; serving it then
+    /// jumps the silent leg), or a ring more than half full with bytes received and held (a
+    /// pump spills them, and a host's `feed` waits for half a ring free).
+    pub(crate) fn due(&self, batch_bytes: usize) -> bool {
+        self.legs[0].unreceived() + self.legs[1].unreceived() >= batch_bytes
+            || self
+                .legs
+                .iter()
+                .any(|l| l.ring.slots() > l.ring.buffer().capacity() / 2)
     }
 
     /// Jumps a leg that is more than a ring behind the other, when it is idle (see the module
@@ -909,7 +1012,7 @@ impl CallFeed {
             if ahead <= behind + self.lag || me.njumps == me.jumps.len() {
                 continue;
             }
-            if me.ring.slots() > 0 || !shared.gaps_empty() {
+            if me.unreceived() > 0 || !shared.gaps_empty() {
                 continue;
             }
             let to = ahead - self.lag / 2;
@@ -1049,22 +1152,13 @@ impl CallFeed {
                 self.timed_frames += n;
             }
             let bytes = if stereo {
-                crate::g711::transcode_into(
+                interleave(
                     self.input_codec,
                     self.file_codec,
                     &self.a[..k],
-                    &mut self.ta[..k],
-                );
-                crate::g711::transcode_into(
-                    self.input_codec,
-                    self.file_codec,
                     &self.b[..k],
-                    &mut self.tb[..k],
+                    &mut self.out[..2 * k],
                 );
-                for i in 0..k {
-                    self.out[2 * i] = self.ta[i];
-                    self.out[2 * i + 1] = self.tb[i];
-                }
                 2 * k
             } else {
                 for i in 0..k {

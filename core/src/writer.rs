@@ -129,9 +129,7 @@ impl WriterSession {
     /// Whether the writer should serve this session on this poll.
     fn due(&self, batch_bytes: usize) -> bool {
         match &self.call {
-            // Two legs: a batch in the two rings together (a leg that sends nothing leaves
-            // the other's ring to fill; serving it then jumps the silent leg).
-            Some(call) => call.ring_slots() >= batch_bytes,
+            Some(call) => call.due(batch_bytes),
             None => self.ring.slots() >= batch_bytes,
         }
     }
