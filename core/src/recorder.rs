@@ -330,6 +330,9 @@ impl Recorder {
     ) -> Recorder {
         let mut options = options.clone();
         options.beep_on_start &= leg == CALLER;
+        // In-band digits barge in from the caller's leg only (DESIGN §13): the other party's
+        // detector runs only to mask its tones.
+        options.detect_dtmf &= leg == CALLER || options.mask_dtmf;
         let (mut recorder, _) = Recorder::new(
             &options,
             codec,
