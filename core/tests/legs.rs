@@ -1249,3 +1249,45 @@ fn push_at_further_than_a_day_is_refused_and_changes_nothing() {
     caller.hangup();
     drop((caller, other));
 }
+
+/// One leg ahead of the other by three quarters of its ring, again and again (a host that
+/// reads the two directions in blocks): the writer holds the leg that is ahead while the other
+/// catches up, moving its oldest bytes out of the full ring, and both channels are exact, with
+/// no fill and nothing dropped.
+#[test]
+fn a_leg_ahead_by_most_of_a_ring_keeps_every_sample() {
+    let codec = Codec::Ulaw;
+    let dir = store("legs-ahead");
+    let e = Engine::new(
+        &dir,
+        EngineConfig {
+            poll_interval: Duration::from_millis(2),
+            ring_milliseconds: 2000,
+            ..EngineConfig::default()
+        },
+    )
+    .unwrap();
+    let a = call(&[sound(codec, 600, 0)]); // 12 s
+    let b = call(&[quiet(codec, 100, 2), sound(codec, 500, 9)]);
+    let (mut caller, mut other) = e
+        .record_call(
+            &opts(r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000}"#),
+            codec,
+        )
+        .unwrap();
+    let block = 12_000; // 1.5 s: three quarters of the 2 s ring, less than the 2 s lag
+    for (x, y) in a.chunks(block).zip(b.chunks(block)) {
+        caller.feed(x, LONG).unwrap();
+        other.feed(y, LONG).unwrap();
+    }
+    assert_eq!(caller.hangup(), Status::Stopped(Reason::Hangup));
+    drop((caller, other));
+    let (f, _, bytes) = finished(&e);
+    let (ch1, ch2) = channels(&bytes, codec);
+    same(&ch1, &a, "caller");
+    same(&ch2, &b, "other");
+    let legs = f.result.legs.unwrap();
+    for leg in [&legs.caller, &legs.other] {
+        assert_eq!((leg.samples_filled, leg.frames_dropped), (0, 0));
+    }
+}
