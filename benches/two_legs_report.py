@@ -132,35 +132,36 @@ def main():
     met = [v for v in verdicts if v[2]]
     p(f"Verdict: the +10 % goal is {'met' if len(met) == len(verdicts) else 'met in ' + str(len(met)) + ' of ' + str(len(verdicts)) + ' comparisons' if met else 'not met'} "
       "on this run (where a two-leg call's extra cost goes: below).\n")
-    p("""**Where a two-leg call's extra cost goes** (`perf record -g loadgen --channels 1000 --seconds 20 --legs both`,
-2026-12-05, load ≈ 1.3):
+    rss = lambda name: statistics.median(float(r["rss_per_session_bytes"]) for r, _ in data[name]) / 1024 if data[name] else None
+    rss_pairs = [(rss(t), rss(o)) for t, o in [("rt-both", "rt-one"), ("fast-both", "fast-one")] if rss(t) and rss(o)]
+    rss_text = "; ".join(f"{t:.0f} KiB per two-leg call against {o:.0f} KiB per one-leg recording" for t, o in rss_pairs)
+    rt_late = {name: max((float(r["late_ticks"]) for r, _ in data[name]), default=0)
+               for name in ["rt-one", "rt-both", "rt-both-2t", "rtheld-one", "rtheld-both", "rtheld-both-2t"] if data[name]}
+    late_rows = [n for n, v in rt_late.items() if v > 0]
+    late_text = ("No real-time run had a late tick: the 20 ms ticks held, one leg and two." if not late_rows else
+                 "Late ticks (the media thread's pushes for a tick ran past the next tick) in " + ", ".join(
+                     f"`{n}` ({rt_late[n]:.0f})" for n in late_rows) + ": those runs pushed back to back, so CPU per "
+                 "leg-second is still measured, but they do not prove real time holds at that size on this machine.")
+    p(f"""**Where a two-leg call's cost goes** (`perf record -g loadgen --channels 1000 --seconds 10 --legs both`, fast,
+2026-12-06, on the code measured above):
 
-* Before this branch, 44 % of the whole process's CPU was the writer merging the two legs, one byte at a time
-  with a `%` per byte: `LegFeed::push_bytes` (ring → the leg's reorder buffer) 19.8 %, `LegFeed::take` (buffer →
-  output chunk) 15.0 %, `CallFeed::pump` 9.3 %. Fixed here (core/src/call.rs, the two-leg writer path only): both
-  copy by contiguous slices. The same run took 11,588 perf samples instead of 17,217 (−33 % CPU for the same
-  work); `cargo test -p callrec` (with `no_alloc`) passes unchanged.
-* What is left: the writer's `CallFeed::pump` 10.8 % (the stereo interleave one byte at a time, the transcode, the
-  cross-leg decisions) and `memmove` 6.5 %: a two-leg writer copies every byte ring → leg buffer → chunk →
-  interleaved output, where a one-leg writer transcodes and encrypts the ring's slices in place. On the media side a
-  leg's push costs more than a one-leg push (the criterion table): each leg sends every sample to its ring in every
-  phase (while waiting too: `push_two_legs/waiting` against `push/waiting`), claims it with a compare-and-swap on
-  the leg's `edge` and publishes each frame's judgement with SeqCst stores and loads of the other leg's state.
-* What would close the gap (not small, not done here): the writer interleaving straight from the two rings' slices
-  while both legs are in step (no gap, no jump), keeping the reorder buffer for the leg that is ahead only; a
-  vectorised interleave; a cheaper hand-off of judged frames between legs.
-* Memory: RSS per two-leg call is ~150 KiB with 2 s rings and ~230 KiB with 4 s rings, against ~22-28 KiB per one-leg
-  recording: besides its ring, each leg has a writer-side reorder buffer of two rings + `HOLD` + 1 s
-  (`CallFeed::new`), touched as it wraps. That is ~75 KiB per leg, above the 32 KiB per session of the one-leg goal.
-  Not changed here.
-* Real time: at 19,500 legs (the existing "real time, aesctr" row's settings) the media thread was late on nearly
-  every 20 ms tick in every run, one leg or two (the existing one-leg row had 342 late ticks in its own run), and
-  on this shared machine (load 2-4 from other tenants' builds during these runs) even the "fewer" rows at 10,000
-  legs had late ticks in most runs, one leg as well as two. Late ticks mean the pushes ran back to back, so CPU per
-  leg-second is still measured, but none of these runs is proof that real time holds; a quiet machine is needed
-  for that. No frame was dropped in any run (engine counter and every leg's `frames_dropped` in the results).
-* Two media threads (legs split) cost about the same CPU as one; push latency is similar. The comparison is against
-  one-leg recordings on one media thread.""")
-
+* The writer thread is 20 % of the process's CPU. Code only a two-leg call runs: the writer's `CallFeed::pump`
+  2.1 % and its `memmove` 2.3 % (each leg's bytes copied once, ring → chunk); on the media thread
+  `CallShared::decide` 1.5 % and `LegLink::write` 1.4 %. The rest is what a one-leg recording runs too.
+* One copy: a leg's received bytes stay in its ring until they are emitted, are copied once into the leg's chunk,
+  and are interleaved into the output with the transcode in the same pass. Only while a leg's ring is more than
+  half full (that leg ahead of the other, or held back by the pre-roll hold) are its oldest bytes moved to the
+  leg's buffer (one ring + `HOLD` + 1 s). Until 2026-12-06 every byte went ring → buffer → chunk → transcode →
+  interleave through a buffer of two rings + `HOLD` + 1 s: the fast row then cost 1.12–1.20× two one-leg
+  recordings on a quiet machine.
+* Media side, per frame of a leg: one SeqCst store (the leg's `decided`, the store-then-load that makes a stop on
+  silence seen by at least one leg) and the compare-and-swap that claims the frame's ring indices; the leg's own
+  `sound_until` and speech count are plain stores, and `start_at` is written only when it is lowered. The other
+  party's leg runs the in-band DTMF detector only with `mask_dtmf` (its tones never barge in, DESIGN §13), so with
+  DTMF on half of a call's legs skip it: that is why `push_two_legs/recording` per leg can be below `push/recording`.
+* Memory: {rss_text}. Each leg's writer-side buffer is allocated when the call opens (the writer allocates
+  nothing while recording) and is resident once the allocator hands out reused memory or the leg gets ahead.
+* Real time: {late_text} No frame was dropped in any run (engine counter and every leg's `frames_dropped`).
+* Two media threads (legs split) are compared with one-leg recordings on one media thread.""")
 
 main()

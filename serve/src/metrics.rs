@@ -10,9 +10,14 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+    series_head(out, name, kind, help);
+    let _ = writeln!(out, "callrec_{name} {value}");
+}
+
+/// A metric's HELP and TYPE lines (its samples follow).
+fn series_head(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP callrec_{name} {help}");
     let _ = writeln!(out, "# TYPE callrec_{name} {kind}");
-    let _ = writeln!(out, "callrec_{name} {value}");
 }
 
 /// The metrics page.
@@ -140,11 +145,12 @@ pub fn render(state: &AppState) -> String {
         );
     }
     for (name, help, field) in counters {
-        let _ = writeln!(
-            out,
-            "# HELP callrec_rtp_leg_{name}_total Of two-leg calls, per leg: {help}"
+        series_head(
+            &mut out,
+            &format!("rtp_leg_{name}_total"),
+            "counter",
+            &format!("Of two-leg calls, per leg: {help}"),
         );
-        let _ = writeln!(out, "# TYPE callrec_rtp_leg_{name}_total counter");
         for (leg, stats) in ["caller", "other"].iter().zip(&rtp.legs) {
             let _ = writeln!(
                 out,
