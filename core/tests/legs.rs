@@ -9,7 +9,7 @@ mod common;
 mod messages;
 use callrec::g711::Codec;
 use callrec::wav::{self, HEADER_BYTES};
-use callrec::{Engine, EngineConfig, Event, EventKind, Reason, RecordOptions, Recorder, Status};
+use callrec::{Engine, Event, EventKind, Reason, RecordOptions, Recorder, Status};
 use common::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -391,15 +391,7 @@ fn a_never_sending_leg_gives_a_complete_file_and_the_caller_s_stop() {
     // same; a ring of 1 s makes the writer fill the silent leg as the caller goes on.
     let codec = Codec::Alaw;
     let dir = store("legs-never");
-    let e = Engine::new(
-        &dir,
-        EngineConfig {
-            poll_interval: Duration::from_millis(2),
-            ring_milliseconds: 1000,
-            ..EngineConfig::default()
-        },
-    )
-    .unwrap();
+    let e = engine_with_ring(&dir, 1000);
     let a = call(&[
         quiet(codec, 50, 9),
         sound(codec, 120, 0),
@@ -1109,15 +1101,7 @@ fn a_leg_that_goes_quiet_and_comes_back_is_placed_when_it_comes_back() {
     // whole, rather than seconds late (which would drop it all).
     let codec = Codec::Alaw;
     let dir = store("legs-comeback");
-    let e = Engine::new(
-        &dir,
-        EngineConfig {
-            poll_interval: Duration::from_millis(2),
-            ring_milliseconds: 1000,
-            ..EngineConfig::default()
-        },
-    )
-    .unwrap();
+    let e = engine_with_ring(&dir, 1000);
     let a = call(&[sound(codec, 100, 0), quiet(codec, 420, 1)]);
     let b = call(&[quiet(codec, 10, 2), sound(codec, 100, 5)]);
     let (mut caller, mut other) = e
@@ -1258,15 +1242,7 @@ fn push_at_further_than_a_day_is_refused_and_changes_nothing() {
 fn a_leg_ahead_by_most_of_a_ring_keeps_every_sample() {
     let codec = Codec::Ulaw;
     let dir = store("legs-ahead");
-    let e = Engine::new(
-        &dir,
-        EngineConfig {
-            poll_interval: Duration::from_millis(2),
-            ring_milliseconds: 2000,
-            ..EngineConfig::default()
-        },
-    )
-    .unwrap();
+    let e = engine_with_ring(&dir, 2000);
     let a = call(&[sound(codec, 600, 0)]); // 12 s
     let b = call(&[quiet(codec, 100, 2), sound(codec, 500, 9)]);
     let (mut caller, mut other) = e

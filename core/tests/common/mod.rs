@@ -46,12 +46,18 @@ impl From<&TestDir> for PathBuf {
 }
 
 pub fn engine(dir: &Path) -> Engine {
+    // Tests push far faster than real time: a 30 s ring never overflows.
+    engine_with_ring(dir, 30_000)
+}
+
+/// An engine whose rings hold `ring_milliseconds` (a small ring makes the writer's handling of
+/// full rings and lagging legs happen in a short test), polled every 2 ms.
+pub fn engine_with_ring(dir: &Path, ring_milliseconds: u32) -> Engine {
     Engine::new(
         dir,
         EngineConfig {
             poll_interval: Duration::from_millis(2),
-            // Tests push far faster than real time: a 30 s ring never overflows.
-            ring_milliseconds: 30_000,
+            ring_milliseconds,
             ..EngineConfig::default()
         },
     )
