@@ -80,9 +80,11 @@ impl Drop for Inside {
 /// then `Err(f)`, not run, for the caller to run holding the GIL (or not at all).
 ///
 /// Why: a thread that takes the GIL back after the interpreter began finalizing is ended by
-/// CPython before 3.14 (`pthread_exit` from `PyEval_RestoreThread`, with Rust frames on its
-/// stack) or, racing the finalizing thread, reads its freed thread state. So no thread may be
-/// in here when finalization starts: `_shutdown_all`, which `callrec/__init__.py` registers to
+/// CPython before 3.14 with `pthread_exit` from `PyEval_RestoreThread`, a forced unwind into
+/// these Rust frames (PyO3 0.30 parks the thread forever by catching it in a destructor, which
+/// PyO3 itself calls unspecified behaviour), and, racing the finalizing thread, CPython may
+/// read that thread's freed state (python/cpython#110052, #127893; fixed in 3.14). So no thread
+/// may be in here when finalization starts: `_shutdown_all`, which `callrec/__init__.py` registers to
 /// run at exit before finalization, closes the sections, wakes the waits (it shuts the engines
 /// down) and waits until every thread inside has taken the GIL back. Every section is bounded
 /// (the waits are sliced), so that wait ends.
@@ -732,6 +734,8 @@ impl Recorder {
             let rest = &audio[fed..];
             // The recorder's lock is taken and released without the GIL: a thread holding the
             // GIL while it waits for the lock (a push from another thread) cannot deadlock us.
+            // (Once the interpreter is exiting it is taken with the GIL, see `try_detach`: a
+            // thread still in a GIL-released feed releases the lock before taking the GIL.)
             let fed_slice = detach(py, || {
                 let mut guard = self.recorder.lock().unwrap_or_else(|p| p.into_inner());
                 guard.as_mut().map(|rec| rec.feed(rest, slice))
