@@ -55,7 +55,10 @@ def _register_exit_hook() -> None:
     ``threading._register_atexit`` runs before the interpreter joins non-daemon threads, so a
     consumer thread waiting in ``Engine.events()`` sees the engine shut down and ends instead of
     blocking the exit; plain ``atexit`` (the fallback) runs after that join, which is still in
-    time for daemon threads.
+    time for daemon threads. Both run before the interpreter begins finalizing, which is what
+    ``_shutdown_all`` needs: it returns once no thread is inside a GIL-released call of callrec
+    (a thread taking the GIL back during finalization is ended by CPython before 3.14 with
+    ``pthread_exit``), and from then on callrec's calls keep the GIL.
     """
     register = getattr(_threading, "_register_atexit", None)
     if register is not None:

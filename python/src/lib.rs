@@ -15,9 +15,10 @@ use crossbeam_channel::RecvTimeoutError;
 use pyo3::buffer::PyBuffer;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTimeoutError, PyValueError};
+use pyo3::marker::Ungil;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 /// The longest timeout accepted, in seconds (one year); None waits forever.
@@ -30,6 +31,86 @@ const WAIT_SLICE: Duration = Duration::from_millis(50);
 /// Every engine made in this process, so the interpreter's exit can finalize them even when a
 /// consumer thread still holds one (see `_shutdown_all`).
 static ENGINES: Mutex<Vec<Weak<CoreEngine>>> = Mutex::new(Vec::new());
+
+/// The threads now inside one of this module's GIL-released sections, and whether the
+/// interpreter's exit closed them (see [`detach`] and `_shutdown_all`).
+struct Detached {
+    closed: bool,
+    inside: usize,
+}
+
+static DETACHED: Mutex<Detached> = Mutex::new(Detached {
+    closed: false,
+    inside: 0,
+});
+
+/// Signalled when the last thread inside a GIL-released section has taken the GIL back.
+static ALL_BACK: Condvar = Condvar::new();
+
+fn detached() -> MutexGuard<'static, Detached> {
+    DETACHED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One thread inside a GIL-released section; dropped once it holds the GIL again.
+struct Inside(());
+
+impl Inside {
+    /// None once the interpreter's exit has closed the sections.
+    fn enter() -> Option<Inside> {
+        let mut d = detached();
+        if d.closed {
+            return None;
+        }
+        d.inside += 1;
+        Some(Inside(()))
+    }
+}
+
+impl Drop for Inside {
+    fn drop(&mut self) {
+        let mut d = detached();
+        d.inside -= 1;
+        if d.inside == 0 {
+            ALL_BACK.notify_all();
+        }
+    }
+}
+
+/// Runs `f` with the GIL released, as `py.detach(f)` does, unless the interpreter is exiting:
+/// then `Err(f)`, not run, for the caller to run holding the GIL (or not at all).
+///
+/// Why: a thread that takes the GIL back after the interpreter began finalizing is ended by
+/// CPython before 3.14 with `pthread_exit` from `PyEval_RestoreThread`, a forced unwind into
+/// these Rust frames (PyO3 0.30 parks the thread forever by catching it in a destructor, which
+/// PyO3 itself calls unspecified behaviour), and, racing the finalizing thread, CPython may
+/// read that thread's freed state (python/cpython#110052, #127893; fixed in 3.14). So no thread
+/// may be in here when finalization starts: `_shutdown_all`, which `callrec/__init__.py` registers to
+/// run at exit before finalization, closes the sections, wakes the waits (it shuts the engines
+/// down) and waits until every thread inside has taken the GIL back. Every section is bounded
+/// (the waits are sliced), so that wait ends.
+fn try_detach<T, F>(py: Python<'_>, f: F) -> Result<T, F>
+where
+    F: Ungil + FnOnce() -> T,
+    T: Ungil,
+{
+    let Some(inside) = Inside::enter() else {
+        return Err(f);
+    };
+    let out = py.detach(f);
+    // Dropped only now: the GIL is held again (also when `f` panicked).
+    drop(inside);
+    Ok(out)
+}
+
+/// [`try_detach`], running `f` with the GIL held once the interpreter is exiting: for work that
+/// ends by itself (a computation, a shutdown, a bounded wait).
+fn detach<T, F>(py: Python<'_>, f: F) -> T
+where
+    F: Ungil + FnOnce() -> T,
+    T: Ungil,
+{
+    try_detach(py, f).unwrap_or_else(|f| f())
+}
 
 create_exception!(
     callrec,
@@ -397,7 +478,7 @@ impl Engine {
     /// pushed) and waits for the files to be synced. Idempotent. Releases the GIL.
     fn shutdown(&self, py: Python<'_>) {
         let engine = self.engine.clone();
-        py.detach(move || engine.shutdown());
+        detach(py, move || engine.shutdown());
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -486,7 +567,12 @@ fn wait_event(
             Some(d) => d.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
         };
         let waiting = engine.clone();
-        match py.detach(move || waiting.events().recv_timeout(slice)) {
+        let Ok(received) = try_detach(py, move || waiting.events().recv_timeout(slice)) else {
+            // The interpreter is exiting (every engine is shut down): what is already there,
+            // without waiting.
+            return Ok(engine.next_event(Some(Duration::ZERO)));
+        };
+        match received {
             Ok(event) => return Ok(Some(event)),
             // Shut down and every event read.
             Err(RecvTimeoutError::Disconnected) => return Ok(None),
@@ -502,15 +588,28 @@ fn wait_event(
 /// Shuts down every engine still alive (finalizing its open recordings). `callrec/__init__.py`
 /// calls this at interpreter exit, before non-daemon threads are joined, so a consumer thread
 /// waiting in `events()` ends and no `.part` file is left behind.
+///
+/// It also closes this module's GIL-released sections and returns only once no thread is
+/// inside one (see [`try_detach`]): a daemon thread that was waiting in `events()` has then
+/// taken the GIL back before finalization begins, and from now on waits do not release the GIL.
 #[pyfunction]
 fn _shutdown_all(py: Python<'_>) {
+    detached().closed = true;
     let engines: Vec<Arc<CoreEngine>> = ENGINES
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .drain(..)
         .filter_map(|e| e.upgrade())
         .collect();
-    py.detach(move || engines.iter().for_each(|e| e.shutdown()));
+    // Not `detach`: this is the thread that will finalize the interpreter (it may take the GIL
+    // back), and it must release the GIL for the threads inside to take it.
+    py.detach(move || {
+        engines.iter().for_each(|e| e.shutdown());
+        let mut d = detached();
+        while d.inside > 0 {
+            d = ALL_BACK.wait(d).unwrap_or_else(|p| p.into_inner());
+        }
+    });
 }
 
 /// The iterator returned by `Engine.events()`.
@@ -635,7 +734,9 @@ impl Recorder {
             let rest = &audio[fed..];
             // The recorder's lock is taken and released without the GIL: a thread holding the
             // GIL while it waits for the lock (a push from another thread) cannot deadlock us.
-            let fed_slice = py.detach(|| {
+            // (Once the interpreter is exiting it is taken with the GIL, see `try_detach`: a
+            // thread still in a GIL-released feed releases the lock before taking the GIL.)
+            let fed_slice = detach(py, || {
                 let mut guard = self.recorder.lock().unwrap_or_else(|p| p.into_inner());
                 guard.as_mut().map(|rec| rec.feed(rest, slice))
             });
@@ -797,7 +898,7 @@ fn recover_aescbc(
 ) -> PyResult<(std::path::PathBuf, u64)> {
     let spec = callrec::cipher::CipherSpec::from_hex(callrec::cipher::Mode::Cbc, key, iv)
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
-    let done = py.detach(|| callrec::recover::recover_aescbc(&part, &spec));
+    let done = detach(py, || callrec::recover::recover_aescbc(&part, &spec));
     match done {
         Ok(r) => Ok((r.path, r.samples)),
         Err(e)
@@ -880,7 +981,7 @@ fn dtmf_detect(
     let codec = codec_arg(codec)?;
     let buffer = take_buffer(data)?;
     let bytes = with_bytes(&buffer, |b| b.to_vec())?;
-    let spans = py.detach(|| callrec::dtmf::detect(codec, &bytes));
+    let spans = detach(py, || callrec::dtmf::detect(codec, &bytes));
     Ok(spans
         .iter()
         .map(|s| (s.digit.to_string(), seconds(s.start), seconds(s.end)))

@@ -100,6 +100,49 @@ def test_exit_with_a_consumer_thread_blocked_in_events_leaves_no_part(tmp_path, 
     assert (store / name.lstrip("/")).stat().st_size > 58
 
 
+@pytest.mark.skipif(
+    not os.path.isdir("/proc/self/task") or sys.version_info >= (3, 14),
+    reason="counts threads in /proc; CPython 3.14+ hangs every thread that re-attaches late",
+)
+def test_no_thread_is_waiting_in_callrec_when_finalization_begins(tmp_path):
+    # Eight daemon threads wait for events in a loop (each wait releases the GIL and takes it
+    # back) while the interpreter exits. A thread that takes the GIL back after finalization
+    # began is ended by CPython < 3.14 with pthread_exit from inside callrec's frames (or reads
+    # its freed thread state): the crash seen once in the test above. The exit hook must have
+    # brought every thread out of callrec before that, so CPython ends them as it ends any
+    # daemon thread running Python code; none is left stuck in callrec (where PyO3 parks a
+    # thread that pthread_exit would unwind through Rust).
+    store = tmp_path / "store"
+    script = """
+        import gc, os, sys, threading, time, callrec
+        engine = callrec.Engine(sys.argv[1])
+        def consume(i):
+            while True:
+                if i % 2:
+                    engine.next_event(timeout=0.001)
+                else:
+                    for _ in engine.events(timeout=0.001):
+                        pass
+        for i in range(8):
+            threading.Thread(target=consume, args=(i,), daemon=True).start()
+        class AtFinalization:
+            # Collected by the interpreter's last collection, once finalization has begun.
+            def __del__(self, os=os, time=time):
+                time.sleep(0.3)  # releases the GIL: each daemon thread that takes it is ended
+                left = len(os.listdir("/proc/self/task")) - 1
+                os.write(1, b"threads left %d\\n" % left)
+        gc.disable()
+        at = AtFinalization()
+        at.cycle = at
+        del at
+        time.sleep(0.1)
+    """
+    for _ in range(5):
+        out = run_script(script, store)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout == "threads left 0\n", out.stdout
+
+
 needs_pep688 = pytest.mark.skipif(
     sys.version_info < (3, 12), reason="a Python-level __buffer__ (PEP 688) needs Python 3.12+"
 )
