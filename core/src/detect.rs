@@ -170,6 +170,12 @@ pub const ESTABLISHED_SUB_WINDOWS: usize = 1;
 pub const MIN_SPEECH_FRAMES: u32 = 5;
 /// The broadband level range (dB) a talkspurt must span for `contains_sound`.
 pub const SPEECH_RANGE_DB: f32 = 8.0;
+/// Frames of level history kept to back-date silence when a stepped floor becomes background
+/// during a talkspurt (640 ms: more than the [`FLAT_FRAMES`] the flat rule takes).
+pub const RECENT_FRAMES: usize = 32;
+/// A frame is back-dated silence only when each channel is within this share of its
+/// continuation margin of the new background: weak speech under a stepped floor is not.
+pub const BACKDATE_SHARE: f32 = 0.75;
 /// The most frames a [`Verdict::Speech`] onset can lie in the past.
 pub const MAX_ONSET_DELAY_FRAMES: usize = MAX_PENDING_FRAMES as usize;
 
@@ -332,8 +338,9 @@ impl Background {
         }
     }
 
-    /// Takes one frame's level; `in_speech` says a talkspurt is going on.
-    fn update(&mut self, level: f32, in_speech: bool) {
+    /// Takes one frame's level; `in_speech` says a talkspurt is going on. True when a flat run
+    /// raised the background (a stepped floor or a steady sound learnt at once).
+    fn update(&mut self, level: f32, in_speech: bool) -> bool {
         self.in_current += 1;
         self.current_sum += level;
         self.current_squares += level * level;
@@ -372,18 +379,16 @@ impl Background {
             self.run_squares += level * level;
         }
         self.estimate(in_speech);
-        if self.run_len >= FLAT_FRAMES {
-            // A steady level for 0.5 s is background now.
-            self.take_run();
-        }
+        // A steady level for 0.5 s is background now.
+        self.run_len >= FLAT_FRAMES && self.take_run()
     }
 
     /// Makes the flat run the background at once when it is louder than the estimate,
-    /// forgetting any quieter past.
-    fn take_run(&mut self) {
+    /// forgetting any quieter past; true when it did.
+    fn take_run(&mut self) -> bool {
         let mean = self.run_sum / self.run_len as f32;
         if mean <= self.level + FLAT_RAISE_DB {
-            return;
+            return false;
         }
         let dev = deviation_of(self.run_len, mean, self.run_squares);
         for i in 0..self.filled {
@@ -401,6 +406,7 @@ impl Background {
         self.current_min = self.current_min.max(self.run_lo);
         self.rescan();
         self.estimate(false);
+        true
     }
 }
 
@@ -440,6 +446,12 @@ pub struct SoundDetector {
     speech_heard: bool,
     /// Frames since the last speech verdict (saturating).
     since_speech: u32,
+    /// The last [`RECENT_FRAMES`] frames' levels (broadband, band), a ring; `recent_next` is
+    /// the oldest.
+    recent: [[f32; 2]; RECENT_FRAMES],
+    recent_next: usize,
+    /// See [`SoundDetector::backdated_silence_frames`].
+    backdated: u32,
 }
 
 impl SoundDetector {
@@ -454,6 +466,9 @@ impl SoundDetector {
             fixed_spurt_frames: 0,
             speech_heard: false,
             since_speech: u32::MAX,
+            recent: [[crate::energy::MIN_DBM0; 2]; RECENT_FRAMES],
+            recent_next: 0,
+            backdated: 0,
         }
     }
 
@@ -639,12 +654,57 @@ impl SoundDetector {
         } else {
             self.since_speech.saturating_add(1)
         };
-        broad.update(f.level_dbm0, in_speech);
-        band.update(f.band_db, in_speech);
+        // (Both channels learn every frame: `|`, not `||`.)
+        let raised = broad.update(f.level_dbm0, in_speech) | band.update(f.band_db, in_speech);
+        self.recent[self.recent_next] = [f.level_dbm0, f.band_db];
+        self.recent_next = (self.recent_next + 1) % RECENT_FRAMES;
+        self.backdated = 0;
+        let (mut spurt, mut verdict) = (spurt, verdict);
+        if let (
+            true,
+            Spurt::Speech {
+                quiet, level_hi, ..
+            },
+        ) = (raised, spurt)
+        {
+            // A floor that stepped up during a talkspurt was judged speech until the flat rule
+            // learnt it, 0.5 s later: the talkspurt really ended where the last frame stood
+            // out of the background as it is now (see the module docs: back-dated silence).
+            let (broad_dev, band_dev) = Self::deviations(broad, band);
+            let mut k = 0;
+            while k < RECENT_FRAMES {
+                let [b, s] =
+                    self.recent[(self.recent_next + RECENT_FRAMES - 1 - k) % RECENT_FRAMES];
+                if b > broad.level + BACKDATE_SHARE * (broad.continuation(broad_dev) - broad.level)
+                    || s > band.level + BACKDATE_SHARE * (band.continuation(band_dev) - band.level)
+                {
+                    break;
+                }
+                k += 1;
+            }
+            let k = k as u32;
+            let hidden = level_hi - broad.level < TAIL_HIDDEN_DB;
+            let silent = if hidden {
+                k.saturating_sub(END_HANGOVER_FRAMES)
+            } else {
+                k
+            };
+            if k > quiet && silent > 0 {
+                if let Spurt::Speech { quiet, .. } = &mut spurt {
+                    *quiet = k;
+                }
+                if k >= HANGOVER_FRAMES {
+                    spurt = Spurt::Idle;
+                }
+                verdict = Verdict::Silence;
+                self.backdated = silent;
+                self.since_speech = silent;
+            }
+        }
         if adopt {
             for channel in [broad, band] {
                 if channel.run_len >= ADOPT_RUN_FRAMES {
-                    channel.take_run();
+                    let _ = channel.take_run();
                 }
             }
         }
@@ -675,6 +735,14 @@ impl SoundDetector {
     /// word that begins just as the limit is reached is not cut.
     pub fn is_pending(&self) -> bool {
         matches!(self.spurt, Spurt::Pending { .. })
+    }
+
+    /// On the frame just classified: 0, or, when a floor that stepped up during a talkspurt
+    /// has just become background, how many frames (this one included) have really been
+    /// silence, though the frames before this one were judged speech against the old
+    /// background. The recorder's silence timer counts from there.
+    pub fn backdated_silence_frames(&self) -> u32 {
+        self.backdated
     }
 
     /// True once a talkspurt long enough to be speech has been heard.
@@ -883,6 +951,39 @@ mod tests {
             })
             .count();
         assert!(found > 40, "{found}");
+    }
+
+    #[test]
+    fn a_floor_that_steps_up_during_speech_back_dates_the_silence() {
+        let mut d = SoundDetector::new(None);
+        let mut state = 13;
+        for _ in 0..100 {
+            d.classify(&frame(-60.0 + 0.3 * jitter(&mut state), -3.0));
+        }
+        for i in 0..36 {
+            d.classify(&syllable(-20.0, i));
+        }
+        assert!(d.contains_sound());
+        // The floor steps up 20 dB as the caller stops: judged against the old background its
+        // frames are speech, until the flat rule makes it background; then the silence is
+        // dated back to where the step began.
+        let mut judged_speech = 0;
+        let mut backdated = 0;
+        for _ in 0..40 {
+            let v = d.classify(&frame(-40.0 + 0.3 * jitter(&mut state), -3.0));
+            judged_speech += v.is_speech() as u32;
+            if d.backdated_silence_frames() > 0 {
+                assert_eq!(v, Verdict::Silence);
+                backdated = d.backdated_silence_frames();
+            }
+        }
+        assert!(judged_speech >= 20, "{judged_speech}");
+        // (Less the end hangover: 20 dB over the new floor, a word's faint end would hide.)
+        assert!(
+            backdated + END_HANGOVER_FRAMES >= judged_speech,
+            "{backdated} {judged_speech}"
+        );
+        assert_eq!(d.backdated_silence_frames(), 0);
     }
 
     #[test]
