@@ -176,6 +176,14 @@ pub const RECENT_FRAMES: usize = 32;
 /// A frame is back-dated silence only when each channel is within this share of its
 /// continuation margin of the new background: weak speech under a stepped floor is not.
 pub const BACKDATE_SHARE: f32 = 0.75;
+/// Frames over which the noise ceiling ([`Ceiling`]) is averaged (640 ms).
+pub const CEILING_FRAMES: u32 = 32;
+/// Frames the noise ceiling needs before it applies (0.5 s).
+pub const CEILING_MIN_FRAMES: u32 = 25;
+/// The noise ceiling is this many standard deviations above the noise's mean level.
+pub const CEILING_DEVS: f32 = 1.6;
+/// A talkspurt starts only this far above the noise ceiling (dB); it continues above it.
+pub const CEILING_ONSET_DB: f32 = 1.0;
 /// The most frames a [`Verdict::Speech`] onset can lie in the past.
 pub const MAX_ONSET_DELAY_FRAMES: usize = MAX_PENDING_FRAMES as usize;
 
@@ -452,6 +460,47 @@ pub struct SoundDetector {
     recent_next: usize,
     /// See [`SoundDetector::backdated_silence_frames`].
     backdated: u32,
+    /// The loud end of the line's noise, per channel (broadband, band).
+    ceilings: [Ceiling; 2],
+}
+
+/// The loud end of the noise of one channel: mean + [`CEILING_DEVS`] standard deviations of
+/// the levels of frames outside confirmed talkspurts, exponentially weighted over about
+/// [`CEILING_FRAMES`] frames. The background (the quietest 160 ms) is the noise's *dips*; for
+/// smooth noise the ceiling is within a dB of it, but babble swells 5–10 dB above its dips for
+/// whole syllables, and those swells otherwise stand out and keep a talkspurt going long after
+/// the caller has stopped. Only frames not judged speech teach it, so the caller's voice does
+/// not raise it; babble that was judged speech is not learnt, but babble between the caller's
+/// talkspurts and before the first is.
+#[derive(Clone, Copy, Debug)]
+struct Ceiling {
+    mean: f32,
+    square: f32,
+    frames: u32,
+}
+
+impl Ceiling {
+    const NEW: Ceiling = Ceiling {
+        mean: 0.0,
+        square: 0.0,
+        frames: 0,
+    };
+
+    fn learn(&mut self, level: f32) {
+        self.frames = self.frames.saturating_add(1);
+        // The first frames take an arithmetic mean; then the weight stays at 1/CEILING_FRAMES.
+        let w = 1.0 / self.frames.min(CEILING_FRAMES) as f32;
+        self.mean += w * (level - self.mean);
+        self.square += w * (level * level - self.square);
+    }
+
+    /// The ceiling in dB, or −∞ before [`CEILING_MIN_FRAMES`] frames have taught it.
+    fn ceiling(&self) -> f32 {
+        if self.frames < CEILING_MIN_FRAMES {
+            return f32::NEG_INFINITY;
+        }
+        self.mean + CEILING_DEVS * (self.square - self.mean * self.mean).max(0.0).sqrt()
+    }
 }
 
 impl SoundDetector {
@@ -469,6 +518,7 @@ impl SoundDetector {
             recent: [[crate::energy::MIN_DBM0; 2]; RECENT_FRAMES],
             recent_next: 0,
             backdated: 0,
+            ceilings: [Ceiling::NEW; 2],
         }
     }
 
@@ -518,11 +568,13 @@ impl SoundDetector {
         let established = broad.filled >= ESTABLISHED_SUB_WINDOWS;
         let click = f.peak_block_share >= IMPULSE_SHARE && !self.stood_out;
         let audible = f.level_dbm0 > ABSOLUTE_FLOOR_DBM0 && !click;
-        let onset =
-            audible && (f.level_dbm0 > broad.onset(broad_dev) || f.band_db > band.onset(band_dev));
+        let [broad_ceiling, band_ceiling] = self.ceilings.map(|c| c.ceiling());
+        let onset = audible
+            && (f.level_dbm0 > broad.onset(broad_dev).max(broad_ceiling + CEILING_ONSET_DB)
+                || f.band_db > band.onset(band_dev).max(band_ceiling + CEILING_ONSET_DB));
         let stands_out = audible
-            && (f.level_dbm0 > broad.continuation(broad_dev)
-                || f.band_db > band.continuation(band_dev));
+            && (f.level_dbm0 > broad.continuation(broad_dev).max(broad_ceiling)
+                || f.band_db > band.continuation(band_dev).max(band_ceiling));
 
         let mut adopt = false;
         let (spurt, verdict) = match self.spurt {
@@ -649,6 +701,10 @@ impl SoundDetector {
         }
         self.stood_out = stands_out;
         let in_speech = matches!(spurt, Spurt::Speech { .. });
+        if matches!(spurt, Spurt::Idle | Spurt::Steady) {
+            self.ceilings[0].learn(f.level_dbm0);
+            self.ceilings[1].learn(f.band_db);
+        }
         self.since_speech = if verdict.is_speech() {
             0
         } else {
@@ -1102,6 +1158,28 @@ mod tests {
             .filter(|&&l| d.classify(&frame(l, -2.0)).is_speech())
             .count();
         assert!(heard >= 3, "{heard}");
+    }
+
+    #[test]
+    fn swells_of_rough_noise_do_not_keep_a_talkspurt_going() {
+        // Babble-like noise whose frames swell 5 dB over its mean: measured from its dips (the
+        // background) the swells stand out; measured from its ceiling they do not.
+        let mut d = SoundDetector::new(None);
+        let mut state = 29;
+        for _ in 0..300 {
+            d.classify(&rough(&mut state));
+        }
+        for l in [-20.0, -12.0, -6.0, -8.0, -14.0, -7.0, -5.0, -11.0] {
+            d.classify(&frame(l, -2.0));
+        }
+        assert!(d.contains_sound());
+        let mut last_speech = 0;
+        for i in 1..=200 {
+            if d.classify(&rough(&mut state)).is_speech() {
+                last_speech = i;
+            }
+        }
+        assert!(last_speech <= END_HANGOVER_FRAMES, "{last_speech}");
     }
 
     #[test]
