@@ -52,6 +52,16 @@
 //!   [`FLAT_RANGE_MAX_DB`]) for [`FLAT_FRAMES`] frames, that
 //!   run is the background at once, forgetting any quieter past. Speech never holds still that
 //!   long (syllables move its level by 10–30 dB at about 4 Hz); steady noise, hum and tones do.
+//! * **A noise ceiling for rough noise**: the background is the noise's *dips*; babble swells
+//!   5–10 dB above them for whole syllables, and those swells stood out, were confirmed within
+//!   1 s of the caller's speech, and kept a talkspurt going for seconds after the caller had
+//!   stopped. So each channel also keeps a [`Ceiling`]: the mean plus [`CEILING_DEVS`] standard
+//!   deviations of the levels of frames outside talkspurts (idle or steady, not pending),
+//!   exponentially weighted over [`CEILING_FRAMES`]. A frame stands out only above it too
+//!   (and starts a talkspurt only [`CEILING_ONSET_DB`] above it). For smooth noise (white,
+//!   hum, brown or pink in the band channel) it lies within a dB or two of the background and
+//!   changes nothing; pending frames do not teach it, because a caller's onsets would drag it
+//!   up to the voice.
 //! * **A talkspurt must be confirmed**: [`CONFIRM_FRAMES`] (60 ms) frames standing out, none of
 //!   them a click (≥ [`IMPULSE_SHARE`] of the frame's energy in 4 ms, after a frame that did not
 //!   stand out: the end of a syllable can be as concentrated, but it follows speech), and, after
@@ -83,6 +93,15 @@
 //!   the word ended. On a quiet line (the talkspurt's peak [`TAIL_HIDDEN_DB`] or more above the
 //!   background) nothing is hidden and silence starts at the last frame that stood out. Within [`HANGOVER_FRAMES`] of the last speech frame, standing out continues the
 //!   talkspurt without a new confirmation (speech with short gaps).
+//! * **Back-dated silence after a stepped floor**: a floor that steps up while the caller
+//!   speaks is judged speech against the old background until the flat rule learns it, 0.5 s
+//!   later, which made the stop 0.3–0.8 s late. When the flat rule raises a channel's
+//!   background during a talkspurt, the last [`RECENT_FRAMES`] levels are judged again against
+//!   the new background: the frames since the last one that still stands out by
+//!   [`BACKDATE_SHARE`] of the continuation margin (less the end hangover in noise) were silence,
+//!   and [`SoundDetector::backdated_silence_frames`] tells the recorder, whose silence timer
+//!   counts from there. (The share keeps weak speech under the new floor from being back-dated
+//!   as well; two-leg recording does not back-date.)
 //! * **A timer that runs out waits for a pending verdict** ([`SoundDetector::is_pending`]): a
 //!   word that starts just as the silence limit is reached is not cut by the confirmation delay.
 //! * **The beep teaches the background**: while the beep plays the caller's audio is not judged,
