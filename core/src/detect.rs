@@ -587,13 +587,18 @@ impl SoundDetector {
         let established = broad.filled >= ESTABLISHED_SUB_WINDOWS;
         let click = f.peak_block_share >= IMPULSE_SHARE && !self.stood_out;
         let audible = f.level_dbm0 > ABSOLUTE_FLOOR_DBM0 && !click;
-        let [broad_ceiling, band_ceiling] = self.ceilings.map(|c| c.ceiling());
+        // The ceiling (a square root) is looked at only for a frame above the background's
+        // margin: most frames are not, and the decision stays cheap.
+        let [broad_ceiling, band_ceiling] = &self.ceilings;
         let onset = audible
-            && (f.level_dbm0 > broad.onset(broad_dev).max(broad_ceiling + CEILING_ONSET_DB)
-                || f.band_db > band.onset(band_dev).max(band_ceiling + CEILING_ONSET_DB));
+            && (f.level_dbm0 > broad.onset(broad_dev)
+                && f.level_dbm0 > broad_ceiling.ceiling() + CEILING_ONSET_DB
+                || f.band_db > band.onset(band_dev)
+                    && f.band_db > band_ceiling.ceiling() + CEILING_ONSET_DB);
         let stands_out = audible
-            && (f.level_dbm0 > broad.continuation(broad_dev).max(broad_ceiling)
-                || f.band_db > band.continuation(band_dev).max(band_ceiling));
+            && (f.level_dbm0 > broad.continuation(broad_dev)
+                && f.level_dbm0 > broad_ceiling.ceiling()
+                || f.band_db > band.continuation(band_dev) && f.band_db > band_ceiling.ceiling());
 
         let mut adopt = false;
         let (spurt, verdict) = match self.spurt {
