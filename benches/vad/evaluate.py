@@ -3,7 +3,7 @@
 Detectors:
 * callrec: the real engine and recorder (the `vad_harness` binary), options
   `{"milliseconds_max_silence": 1000, "milliseconds_max_initial_silence": 15000}`;
-  more callrec builds can be given with --harness NAME=PATH (e.g. the previous detector).
+  more callrec builds can be given with --harness-extra NAME=PATH (e.g. the previous detector).
 * Silero VAD v6 (the `silero_vad.onnx` inside the installed PyPI `silero-vad` wheel, run with
   onnxruntime on one thread): 256-sample windows at 8 kHz, each with the previous window's last
   32 samples in front (the context) and the recurrent state carried, as the wheel's own
@@ -29,7 +29,8 @@ Every table is printed for the held-out part and for the tuning part of the corp
 (each call's `part` in truth.json; make_corpus.py says how the parts are drawn). Silero's and
 WebRTC's CPU time per 20 ms frame (thread CPU time around the model calls only) is printed last.
 
-    python evaluate.py CORPUS HARNESS [--harness NAME=PATH]... [--json OUT] [--check]
+    python evaluate.py CORPUS HARNESS [--harness-extra NAME=PATH]... [--json OUT] [--check]
+                       [--no-baselines]
 """
 
 import argparse
@@ -195,6 +196,9 @@ def main():
     ap.add_argument("harness")
     ap.add_argument("--harness-extra", action="append", default=[], metavar="NAME=PATH")
     ap.add_argument("--json")
+    ap.add_argument("--no-baselines", action="store_true",
+                    help="score callrec builds only (a fast loop while tuning: no Silero, WebRTC "
+                         "or fixed thresholds)")
     ap.add_argument("--check", action="store_true",
                     help="exit 1 unless callrec meets the regression thresholds")
     a = ap.parse_args()
@@ -207,7 +211,8 @@ def main():
         name, path = extra.split("=", 1)
         results[name] = run_harness(path, a.corpus, ids)
     cpu = {n: [0.0, 0] for n in ["silero"] + [f"webrtc{m}" for m in range(4)]}
-    results.update(baselines(a.corpus, calls, max_silence_frames, cpu))
+    if not a.no_baselines:
+        results.update(baselines(a.corpus, calls, max_silence_frames, cpu))
     names = list(results)
     verdicts = {n: {c["id"]: score(c, results[n][c["id"]], rate) for c in calls} for n in names}
     kind = "real recorded speech" if truth.get("speech") == "real" else "espeak-ng speech"

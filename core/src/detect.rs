@@ -52,6 +52,16 @@
 //!   [`FLAT_RANGE_MAX_DB`]) for [`FLAT_FRAMES`] frames, that
 //!   run is the background at once, forgetting any quieter past. Speech never holds still that
 //!   long (syllables move its level by 10–30 dB at about 4 Hz); steady noise, hum and tones do.
+//! * **A noise ceiling for rough noise**: the background is the noise's *dips*; babble swells
+//!   5–10 dB above them for whole syllables, and those swells stood out, were confirmed within
+//!   1 s of the caller's speech, and kept a talkspurt going for seconds after the caller had
+//!   stopped. So each channel also keeps a [`Ceiling`]: the mean plus [`CEILING_DEVS`] standard
+//!   deviations of the levels of frames outside talkspurts (idle or steady, not pending),
+//!   exponentially weighted over [`CEILING_FRAMES`]. A frame stands out only above it too
+//!   (and starts a talkspurt only [`CEILING_ONSET_DB`] above it). For smooth noise (white,
+//!   hum, brown or pink in the band channel) it lies within a dB or two of the background and
+//!   changes nothing; pending frames do not teach it, because a caller's onsets would drag it
+//!   up to the voice.
 //! * **A talkspurt must be confirmed**: [`CONFIRM_FRAMES`] (60 ms) frames standing out, none of
 //!   them a click (≥ [`IMPULSE_SHARE`] of the frame's energy in 4 ms, after a frame that did not
 //!   stand out: the end of a syllable can be as concentrated, but it follows speech), and, after
@@ -83,6 +93,15 @@
 //!   the word ended. On a quiet line (the talkspurt's peak [`TAIL_HIDDEN_DB`] or more above the
 //!   background) nothing is hidden and silence starts at the last frame that stood out. Within [`HANGOVER_FRAMES`] of the last speech frame, standing out continues the
 //!   talkspurt without a new confirmation (speech with short gaps).
+//! * **Back-dated silence after a stepped floor**: a floor that steps up while the caller
+//!   speaks is judged speech against the old background until the flat rule learns it, 0.5 s
+//!   later, which made the stop 0.3–0.8 s late. When the flat rule raises a channel's
+//!   background during a talkspurt, the last [`RECENT_FRAMES`] levels are judged again against
+//!   the new background: the frames since the last one that still stands out by
+//!   [`BACKDATE_SHARE`] of the continuation margin (less the end hangover in noise) were silence,
+//!   and [`SoundDetector::backdated_silence_frames`] tells the recorder, whose silence timer
+//!   counts from there. (The share keeps weak speech under the new floor from being back-dated
+//!   as well; two-leg recording does not back-date.)
 //! * **A timer that runs out waits for a pending verdict** ([`SoundDetector::is_pending`]): a
 //!   word that starts just as the silence limit is reached is not cut by the confirmation delay.
 //! * **The beep teaches the background**: while the beep plays the caller's audio is not judged,
@@ -170,6 +189,20 @@ pub const ESTABLISHED_SUB_WINDOWS: usize = 1;
 pub const MIN_SPEECH_FRAMES: u32 = 5;
 /// The broadband level range (dB) a talkspurt must span for `contains_sound`.
 pub const SPEECH_RANGE_DB: f32 = 8.0;
+/// Frames of level history kept to back-date silence when a stepped floor becomes background
+/// during a talkspurt (640 ms: more than the [`FLAT_FRAMES`] the flat rule takes).
+pub const RECENT_FRAMES: usize = 32;
+/// A frame is back-dated silence only when each channel is within this share of its
+/// continuation margin of the new background: weak speech under a stepped floor is not.
+pub const BACKDATE_SHARE: f32 = 0.75;
+/// Frames over which the noise ceiling ([`Ceiling`]) is averaged (640 ms).
+pub const CEILING_FRAMES: u32 = 32;
+/// Frames the noise ceiling needs before it applies (0.5 s).
+pub const CEILING_MIN_FRAMES: u32 = 25;
+/// The noise ceiling is this many standard deviations above the noise's mean level.
+pub const CEILING_DEVS: f32 = 1.6;
+/// A talkspurt starts only this far above the noise ceiling (dB); it continues above it.
+pub const CEILING_ONSET_DB: f32 = 1.0;
 /// The most frames a [`Verdict::Speech`] onset can lie in the past.
 pub const MAX_ONSET_DELAY_FRAMES: usize = MAX_PENDING_FRAMES as usize;
 
@@ -332,8 +365,9 @@ impl Background {
         }
     }
 
-    /// Takes one frame's level; `in_speech` says a talkspurt is going on.
-    fn update(&mut self, level: f32, in_speech: bool) {
+    /// Takes one frame's level; `in_speech` says a talkspurt is going on. True when a flat run
+    /// raised the background (a stepped floor or a steady sound learnt at once).
+    fn update(&mut self, level: f32, in_speech: bool) -> bool {
         self.in_current += 1;
         self.current_sum += level;
         self.current_squares += level * level;
@@ -372,18 +406,16 @@ impl Background {
             self.run_squares += level * level;
         }
         self.estimate(in_speech);
-        if self.run_len >= FLAT_FRAMES {
-            // A steady level for 0.5 s is background now.
-            self.take_run();
-        }
+        // A steady level for 0.5 s is background now.
+        self.run_len >= FLAT_FRAMES && self.take_run()
     }
 
     /// Makes the flat run the background at once when it is louder than the estimate,
-    /// forgetting any quieter past.
-    fn take_run(&mut self) {
+    /// forgetting any quieter past; true when it did.
+    fn take_run(&mut self) -> bool {
         let mean = self.run_sum / self.run_len as f32;
         if mean <= self.level + FLAT_RAISE_DB {
-            return;
+            return false;
         }
         let dev = deviation_of(self.run_len, mean, self.run_squares);
         for i in 0..self.filled {
@@ -401,6 +433,7 @@ impl Background {
         self.current_min = self.current_min.max(self.run_lo);
         self.rescan();
         self.estimate(false);
+        true
     }
 }
 
@@ -440,6 +473,53 @@ pub struct SoundDetector {
     speech_heard: bool,
     /// Frames since the last speech verdict (saturating).
     since_speech: u32,
+    /// The last [`RECENT_FRAMES`] frames' levels (broadband, band), a ring; `recent_next` is
+    /// the oldest.
+    recent: [[f32; 2]; RECENT_FRAMES],
+    recent_next: usize,
+    /// See [`SoundDetector::backdated_silence_frames`].
+    backdated: u32,
+    /// The loud end of the line's noise, per channel (broadband, band).
+    ceilings: [Ceiling; 2],
+}
+
+/// The loud end of the noise of one channel: mean + [`CEILING_DEVS`] standard deviations of
+/// the levels of frames outside confirmed talkspurts, exponentially weighted over about
+/// [`CEILING_FRAMES`] frames. The background (the quietest 160 ms) is the noise's *dips*; for
+/// smooth noise the ceiling is within a dB of it, but babble swells 5–10 dB above its dips for
+/// whole syllables, and those swells otherwise stand out and keep a talkspurt going long after
+/// the caller has stopped. Only frames not judged speech teach it, so the caller's voice does
+/// not raise it; babble that was judged speech is not learnt, but babble between the caller's
+/// talkspurts and before the first is.
+#[derive(Clone, Copy, Debug)]
+struct Ceiling {
+    mean: f32,
+    square: f32,
+    frames: u32,
+}
+
+impl Ceiling {
+    const NEW: Ceiling = Ceiling {
+        mean: 0.0,
+        square: 0.0,
+        frames: 0,
+    };
+
+    fn learn(&mut self, level: f32) {
+        self.frames = self.frames.saturating_add(1);
+        // The first frames take an arithmetic mean; then the weight stays at 1/CEILING_FRAMES.
+        let w = 1.0 / self.frames.min(CEILING_FRAMES) as f32;
+        self.mean += w * (level - self.mean);
+        self.square += w * (level * level - self.square);
+    }
+
+    /// The ceiling in dB, or −∞ before [`CEILING_MIN_FRAMES`] frames have taught it.
+    fn ceiling(&self) -> f32 {
+        if self.frames < CEILING_MIN_FRAMES {
+            return f32::NEG_INFINITY;
+        }
+        self.mean + CEILING_DEVS * (self.square - self.mean * self.mean).max(0.0).sqrt()
+    }
 }
 
 impl SoundDetector {
@@ -454,6 +534,10 @@ impl SoundDetector {
             fixed_spurt_frames: 0,
             speech_heard: false,
             since_speech: u32::MAX,
+            recent: [[crate::energy::MIN_DBM0; 2]; RECENT_FRAMES],
+            recent_next: 0,
+            backdated: 0,
+            ceilings: [Ceiling::NEW; 2],
         }
     }
 
@@ -503,11 +587,18 @@ impl SoundDetector {
         let established = broad.filled >= ESTABLISHED_SUB_WINDOWS;
         let click = f.peak_block_share >= IMPULSE_SHARE && !self.stood_out;
         let audible = f.level_dbm0 > ABSOLUTE_FLOOR_DBM0 && !click;
-        let onset =
-            audible && (f.level_dbm0 > broad.onset(broad_dev) || f.band_db > band.onset(band_dev));
+        // The ceiling (a square root) is looked at only for a frame above the background's
+        // margin: most frames are not, and the decision stays cheap.
+        let [broad_ceiling, band_ceiling] = &self.ceilings;
+        let onset = audible
+            && (f.level_dbm0 > broad.onset(broad_dev)
+                && f.level_dbm0 > broad_ceiling.ceiling() + CEILING_ONSET_DB
+                || f.band_db > band.onset(band_dev)
+                    && f.band_db > band_ceiling.ceiling() + CEILING_ONSET_DB);
         let stands_out = audible
             && (f.level_dbm0 > broad.continuation(broad_dev)
-                || f.band_db > band.continuation(band_dev));
+                && f.level_dbm0 > broad_ceiling.ceiling()
+                || f.band_db > band.continuation(band_dev) && f.band_db > band_ceiling.ceiling());
 
         let mut adopt = false;
         let (spurt, verdict) = match self.spurt {
@@ -634,17 +725,66 @@ impl SoundDetector {
         }
         self.stood_out = stands_out;
         let in_speech = matches!(spurt, Spurt::Speech { .. });
+        if matches!(spurt, Spurt::Idle | Spurt::Steady) {
+            self.ceilings[0].learn(f.level_dbm0);
+            self.ceilings[1].learn(f.band_db);
+        }
         self.since_speech = if verdict.is_speech() {
             0
         } else {
             self.since_speech.saturating_add(1)
         };
-        broad.update(f.level_dbm0, in_speech);
-        band.update(f.band_db, in_speech);
+        // (Both channels learn every frame: `|`, not `||`.)
+        let raised = broad.update(f.level_dbm0, in_speech) | band.update(f.band_db, in_speech);
+        self.recent[self.recent_next] = [f.level_dbm0, f.band_db];
+        self.recent_next = (self.recent_next + 1) % RECENT_FRAMES;
+        self.backdated = 0;
+        let (mut spurt, mut verdict) = (spurt, verdict);
+        if let (
+            true,
+            Spurt::Speech {
+                quiet, level_hi, ..
+            },
+        ) = (raised, spurt)
+        {
+            // A floor that stepped up during a talkspurt was judged speech until the flat rule
+            // learnt it, 0.5 s later: the talkspurt really ended where the last frame stood
+            // out of the background as it is now (see the module docs: back-dated silence).
+            let (broad_dev, band_dev) = Self::deviations(broad, band);
+            let mut k = 0;
+            while k < RECENT_FRAMES {
+                let [b, s] =
+                    self.recent[(self.recent_next + RECENT_FRAMES - 1 - k) % RECENT_FRAMES];
+                if b > broad.level + BACKDATE_SHARE * (broad.continuation(broad_dev) - broad.level)
+                    || s > band.level + BACKDATE_SHARE * (band.continuation(band_dev) - band.level)
+                {
+                    break;
+                }
+                k += 1;
+            }
+            let k = k as u32;
+            let hidden = level_hi - broad.level < TAIL_HIDDEN_DB;
+            let silent = if hidden {
+                k.saturating_sub(END_HANGOVER_FRAMES)
+            } else {
+                k
+            };
+            if k > quiet && silent > 0 {
+                if let Spurt::Speech { quiet, .. } = &mut spurt {
+                    *quiet = k;
+                }
+                if k >= HANGOVER_FRAMES {
+                    spurt = Spurt::Idle;
+                }
+                verdict = Verdict::Silence;
+                self.backdated = silent;
+                self.since_speech = silent;
+            }
+        }
         if adopt {
             for channel in [broad, band] {
                 if channel.run_len >= ADOPT_RUN_FRAMES {
-                    channel.take_run();
+                    let _ = channel.take_run();
                 }
             }
         }
@@ -675,6 +815,14 @@ impl SoundDetector {
     /// word that begins just as the limit is reached is not cut.
     pub fn is_pending(&self) -> bool {
         matches!(self.spurt, Spurt::Pending { .. })
+    }
+
+    /// On the frame just classified: 0, or, when a floor that stepped up during a talkspurt
+    /// has just become background, how many frames (this one included) have really been
+    /// silence, though the frames before this one were judged speech against the old
+    /// background. The recorder's silence timer counts from there.
+    pub fn backdated_silence_frames(&self) -> u32 {
+        self.backdated
     }
 
     /// True once a talkspurt long enough to be speech has been heard.
@@ -886,6 +1034,39 @@ mod tests {
     }
 
     #[test]
+    fn a_floor_that_steps_up_during_speech_back_dates_the_silence() {
+        let mut d = SoundDetector::new(None);
+        let mut state = 13;
+        for _ in 0..100 {
+            d.classify(&frame(-60.0 + 0.3 * jitter(&mut state), -3.0));
+        }
+        for i in 0..36 {
+            d.classify(&syllable(-20.0, i));
+        }
+        assert!(d.contains_sound());
+        // The floor steps up 20 dB as the caller stops: judged against the old background its
+        // frames are speech, until the flat rule makes it background; then the silence is
+        // dated back to where the step began.
+        let mut judged_speech = 0;
+        let mut backdated = 0;
+        for _ in 0..40 {
+            let v = d.classify(&frame(-40.0 + 0.3 * jitter(&mut state), -3.0));
+            judged_speech += v.is_speech() as u32;
+            if d.backdated_silence_frames() > 0 {
+                assert_eq!(v, Verdict::Silence);
+                backdated = d.backdated_silence_frames();
+            }
+        }
+        assert!(judged_speech >= 20, "{judged_speech}");
+        // (Less the end hangover: 20 dB over the new floor, a word's faint end would hide.)
+        assert!(
+            backdated + END_HANGOVER_FRAMES >= judged_speech,
+            "{backdated} {judged_speech}"
+        );
+        assert_eq!(d.backdated_silence_frames(), 0);
+    }
+
+    #[test]
     fn a_noise_step_is_never_sound() {
         let mut d = SoundDetector::new(None);
         let mut state = 3;
@@ -1001,6 +1182,28 @@ mod tests {
             .filter(|&&l| d.classify(&frame(l, -2.0)).is_speech())
             .count();
         assert!(heard >= 3, "{heard}");
+    }
+
+    #[test]
+    fn swells_of_rough_noise_do_not_keep_a_talkspurt_going() {
+        // Babble-like noise whose frames swell 5 dB over its mean: measured from its dips (the
+        // background) the swells stand out; measured from its ceiling they do not.
+        let mut d = SoundDetector::new(None);
+        let mut state = 29;
+        for _ in 0..300 {
+            d.classify(&rough(&mut state));
+        }
+        for l in [-20.0, -12.0, -6.0, -8.0, -14.0, -7.0, -5.0, -11.0] {
+            d.classify(&frame(l, -2.0));
+        }
+        assert!(d.contains_sound());
+        let mut last_speech = 0;
+        for i in 1..=200 {
+            if d.classify(&rough(&mut state)).is_speech() {
+                last_speech = i;
+            }
+        }
+        assert!(last_speech <= END_HANGOVER_FRAMES, "{last_speech}");
     }
 
     #[test]

@@ -985,7 +985,10 @@ impl Recorder {
                 self.shared.set_keep_bytes(self.ring_bytes);
             }
         } else {
-            self.silence_samples += FRAME_SAMPLES as u64;
+            // A stepped floor just learnt as background ends the talkspurt where it stepped.
+            let backdated = u64::from(self.detector.backdated_silence_frames());
+            self.silence_samples =
+                (self.silence_samples + FRAME_SAMPLES as u64).max(backdated * FRAME_SAMPLES as u64);
         }
         if at_limit {
             self.stop_at_limit();
