@@ -943,24 +943,37 @@ pub fn mix(input: Codec, file: Codec, a: u8, b: u8) -> u8 {
     file.encode(sum.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16)
 }
 
-/// [`mix`] over two channels into `out`: the laws are matched once, outside the loop, so
-/// each sample is two table loads, an add, a clamp and one more load (the writer's hot loop
-/// for `"mixed"`).
+/// [`mix`] over two channels into `out`: one load a sample from the pair's table instead of
+/// two decodes, an add, a clamp and an encode (the writer's hot loop for `"mixed"`).
 fn mix_into(input: Codec, file: Codec, a: &[u8], b: &[u8], out: &mut [u8]) {
-    let samples = out.iter_mut().zip(a.iter().zip(b));
+    let table = mix_table(input, file);
+    for (o, (&x, &y)) in out.iter_mut().zip(a.iter().zip(b)) {
+        *o = table[usize::from(x) << 8 | usize::from(y)];
+    }
+}
+
+/// Every pair of input bytes mixed, for one (input law, file law): 64 KiB each, made on first
+/// use in static memory (no allocation), at most four a process.
+type MixTable = [u8; 1 << 16];
+
+fn mix_table(input: Codec, file: Codec) -> &'static MixTable {
+    use std::sync::LazyLock;
+    fn make(input: Codec, file: Codec) -> MixTable {
+        let mut t = [0u8; 1 << 16];
+        for (i, m) in t.iter_mut().enumerate() {
+            *m = mix(input, file, (i >> 8) as u8, i as u8);
+        }
+        t
+    }
+    static AA: LazyLock<MixTable> = LazyLock::new(|| make(Codec::Alaw, Codec::Alaw));
+    static AU: LazyLock<MixTable> = LazyLock::new(|| make(Codec::Alaw, Codec::Ulaw));
+    static UA: LazyLock<MixTable> = LazyLock::new(|| make(Codec::Ulaw, Codec::Alaw));
+    static UU: LazyLock<MixTable> = LazyLock::new(|| make(Codec::Ulaw, Codec::Ulaw));
     match (input, file) {
-        (Codec::Alaw, Codec::Alaw) => {
-            samples.for_each(|(o, (&x, &y))| *o = mix(Codec::Alaw, Codec::Alaw, x, y))
-        }
-        (Codec::Alaw, Codec::Ulaw) => {
-            samples.for_each(|(o, (&x, &y))| *o = mix(Codec::Alaw, Codec::Ulaw, x, y))
-        }
-        (Codec::Ulaw, Codec::Alaw) => {
-            samples.for_each(|(o, (&x, &y))| *o = mix(Codec::Ulaw, Codec::Alaw, x, y))
-        }
-        (Codec::Ulaw, Codec::Ulaw) => {
-            samples.for_each(|(o, (&x, &y))| *o = mix(Codec::Ulaw, Codec::Ulaw, x, y))
-        }
+        (Codec::Alaw, Codec::Alaw) => &AA,
+        (Codec::Alaw, Codec::Ulaw) => &AU,
+        (Codec::Ulaw, Codec::Alaw) => &UA,
+        (Codec::Ulaw, Codec::Ulaw) => &UU,
     }
 }
 
