@@ -55,7 +55,7 @@
 //! * **A noise ceiling for rough noise**: the background is the noise's *dips*; babble swells
 //!   5–10 dB above them for whole syllables, and those swells stood out, were confirmed within
 //!   1 s of the caller's speech, and kept a talkspurt going for seconds after the caller had
-//!   stopped. So each channel also keeps a [`Ceiling`]: the mean plus [`CEILING_DEVS`] standard
+//!   stopped. So each channel also keeps a `Ceiling`: the mean plus [`CEILING_DEVS`] standard
 //!   deviations of the levels of frames outside talkspurts (idle or steady, not pending),
 //!   exponentially weighted over [`CEILING_FRAMES`]. A frame stands out only above it too
 //!   (and starts a talkspurt only [`CEILING_ONSET_DB`] above it). For smooth noise (white,
@@ -195,7 +195,7 @@ pub const RECENT_FRAMES: usize = 32;
 /// A frame is back-dated silence only when each channel is within this share of its
 /// continuation margin of the new background: weak speech under a stepped floor is not.
 pub const BACKDATE_SHARE: f32 = 0.75;
-/// Frames over which the noise ceiling ([`Ceiling`]) is averaged (640 ms).
+/// Frames over which the noise ceiling (`Ceiling`) is averaged (640 ms).
 pub const CEILING_FRAMES: u32 = 32;
 /// Frames the noise ceiling needs before it applies (0.5 s).
 pub const CEILING_MIN_FRAMES: u32 = 25;
