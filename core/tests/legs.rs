@@ -106,6 +106,26 @@ fn push_both(caller: &mut Recorder, other: &mut Recorder, a: &[u8], b: Option<&[
     caller.hangup()
 }
 
+/// One two-leg recording from `record_call` to the file read back: `feed` pushes the legs, the
+/// caller's hangup must stop it with `Hangup`, and the events and the stereo header are checked
+/// on the way. Returns *finished* and the two channels (caller, other). The tests that differ
+/// only in how they push and what they expect share it, so each shows just that.
+#[track_caller]
+fn record_two_legs(
+    e: &Engine,
+    codec: Codec,
+    json: &str,
+    feed: impl FnOnce(&mut Recorder, &mut Recorder),
+) -> (Event, Vec<u8>, Vec<u8>) {
+    let (mut caller, mut other) = e.record_call(&opts(json), codec).unwrap();
+    feed(&mut caller, &mut other);
+    assert_eq!(caller.hangup(), Status::Stopped(Reason::Hangup));
+    drop((caller, other));
+    let (f, _, bytes) = finished(e);
+    let (ch1, ch2) = channels(&bytes, codec);
+    (f, ch1, ch2)
+}
+
 #[test]
 fn options_legs_are_validated_and_routed() {
     assert_eq!(
@@ -246,6 +266,34 @@ fn sox_reads_two_channels_and_decodes_each_leg() {
     }
 }
 
+/// Feeds `a` to the caller frame by frame, and from sample `late` on places `b` on the other
+/// leg alongside it with `push_at`. Before that the other leg sends nothing or, with `move_on`,
+/// an empty `push_at` every frame (as `callrec serve`'s tick does for a party not sending yet).
+/// The two tests of a leg that starts late share it; they differ only in `move_on`.
+fn push_other_late(
+    caller: &mut Recorder,
+    other: &mut Recorder,
+    a: &[u8],
+    b: &[u8],
+    late: u64,
+    move_on: bool,
+) {
+    for i in 0..a.len() / FRAME {
+        caller.feed(&a[i * FRAME..(i + 1) * FRAME], LONG).unwrap();
+        let at = (i * FRAME) as u64;
+        if at < late {
+            if move_on {
+                other.push_at(at, &[]).unwrap();
+            }
+        } else {
+            let j = (at - late) as usize;
+            if j < b.len() {
+                other.push_at(at, &b[j..j + FRAME]).unwrap();
+            }
+        }
+    }
+}
+
 #[test]
 fn a_leg_starting_3_s_late_is_silence_until_it_starts() {
     let codec = Codec::Alaw;
@@ -257,27 +305,13 @@ fn a_leg_starting_3_s_late_is_silence_until_it_starts() {
         sound(codec, 100, 3),
         quiet(codec, 80, 4),
     ]); // 4 s, from 3 s
-    let (mut caller, mut other) = e
-        .record_call(
-            &opts(r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000}"#),
-            codec,
-        )
-        .unwrap();
     let late = 24_000u64;
-    for i in 0..a.len() / FRAME {
-        caller.feed(&a[i * FRAME..(i + 1) * FRAME], LONG).unwrap();
-        let at = (i * FRAME) as u64;
-        if at >= late {
-            let j = (at - late) as usize;
-            if j < b.len() {
-                other.push_at(at, &b[j..j + FRAME]).unwrap();
-            }
-        }
-    }
-    assert_eq!(caller.hangup(), Status::Stopped(Reason::Hangup));
-    drop((caller, other));
-    let (f, _, bytes) = finished(&e);
-    let (ch1, ch2) = channels(&bytes, codec);
+    let (f, ch1, ch2) = record_two_legs(
+        &e,
+        codec,
+        r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000}"#,
+        |caller, other| push_other_late(caller, other, &a, &b, late, false),
+    );
     same(&ch1, &a, "caller");
     let mut want = vec![codec.silence(); late as usize];
     want.extend(&b);
@@ -303,29 +337,13 @@ fn a_leg_moved_on_frame_by_frame_keeps_its_first_audio() {
     let e = engine(&dir);
     let a = call(&[sound(codec, 250, 0), quiet(codec, 50, 1)]); // 6 s
     let b = call(&[sound(codec, 100, 3), quiet(codec, 50, 4)]); // 3 s, from 2 s
-    let (mut caller, mut other) = e
-        .record_call(
-            &opts(r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000}"#),
-            codec,
-        )
-        .unwrap();
     let late = 16_000u64;
-    for i in 0..a.len() / FRAME {
-        caller.feed(&a[i * FRAME..(i + 1) * FRAME], LONG).unwrap();
-        let at = (i * FRAME) as u64;
-        if at < late {
-            other.push_at(at, &[]).unwrap();
-        } else {
-            let j = (at - late) as usize;
-            if j < b.len() {
-                other.push_at(at, &b[j..j + FRAME]).unwrap();
-            }
-        }
-    }
-    assert_eq!(caller.hangup(), Status::Stopped(Reason::Hangup));
-    drop((caller, other));
-    let (f, _, bytes) = finished(&e);
-    let (ch1, ch2) = channels(&bytes, codec);
+    let (f, ch1, ch2) = record_two_legs(
+        &e,
+        codec,
+        r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000}"#,
+        |caller, other| push_other_late(caller, other, &a, &b, late, true),
+    );
     same(&ch1, &a, "caller");
     let mut want = vec![codec.silence(); late as usize];
     want.extend(&b);
@@ -351,32 +369,29 @@ fn a_lossy_leg_pushed_fast_keeps_every_frame_it_pushed() {
     let e = engine(&dir);
     let a = call(&[sound(codec, 1500, 0)]); // 30 s
     let b = call(&[sound(codec, 1500, 7)]);
-    let (mut caller, mut other) = e
-        .record_call(
-            &opts(r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000}"#),
-            codec,
-        )
-        .unwrap();
     let mut want = b.clone();
     let mut lost = 0;
-    for i in 0..a.len() / FRAME {
-        caller.feed(&a[i * FRAME..(i + 1) * FRAME], LONG).unwrap();
-        if i % 7 == 3 {
-            want[i * FRAME..(i + 1) * FRAME].fill(codec.silence());
-            lost += 1;
-            continue;
-        }
-        while other.ring_free_bytes() < FRAME {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        other
-            .push_at((i * FRAME) as u64, &b[i * FRAME..(i + 1) * FRAME])
-            .unwrap();
-    }
-    assert_eq!(caller.hangup(), Status::Stopped(Reason::Hangup));
-    drop((caller, other));
-    let (f, _, bytes) = finished(&e);
-    let (ch1, ch2) = channels(&bytes, codec);
+    let (f, ch1, ch2) = record_two_legs(
+        &e,
+        codec,
+        r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000}"#,
+        |caller, other| {
+            for i in 0..a.len() / FRAME {
+                caller.feed(&a[i * FRAME..(i + 1) * FRAME], LONG).unwrap();
+                if i % 7 == 3 {
+                    want[i * FRAME..(i + 1) * FRAME].fill(codec.silence());
+                    lost += 1;
+                    continue;
+                }
+                while other.ring_free_bytes() < FRAME {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                other
+                    .push_at((i * FRAME) as u64, &b[i * FRAME..(i + 1) * FRAME])
+                    .unwrap();
+            }
+        },
+    );
     same(&ch1, &a, "caller");
     same(&ch2, &want, "other: its frames, the lost ones silence");
     let legs = f.result.legs.unwrap();
@@ -532,32 +547,28 @@ fn two_threads_push_at_once() {
         sound(codec, 300, 13),
         quiet(codec, 100, 3),
     ]);
-    let (mut caller, mut other) = e
-        .record_call(
-            &opts(r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000}"#),
-            codec,
-        )
-        .unwrap();
-    let go = std::sync::Barrier::new(2);
-    std::thread::scope(|s| {
-        let (a, b, go) = (&a, &b, &go);
-        let other = &mut other;
-        s.spawn(move || {
-            go.wait();
-            // Odd piece sizes: the legs are placed by sample, not by push.
-            for piece in b.chunks(97) {
-                other.feed(piece, LONG).unwrap();
-            }
-        });
-        go.wait();
-        for piece in a.chunks(211) {
-            caller.feed(piece, LONG).unwrap();
-        }
-    });
-    assert_eq!(caller.hangup(), Status::Stopped(Reason::Hangup));
-    drop((caller, other));
-    let (f, _, bytes) = finished(&e);
-    let (ch1, ch2) = channels(&bytes, codec);
+    let (f, ch1, ch2) = record_two_legs(
+        &e,
+        codec,
+        r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000}"#,
+        |caller, other| {
+            let go = std::sync::Barrier::new(2);
+            std::thread::scope(|s| {
+                let (a, b, go) = (&a, &b, &go);
+                s.spawn(move || {
+                    go.wait();
+                    // Odd piece sizes: the legs are placed by sample, not by push.
+                    for piece in b.chunks(97) {
+                        other.feed(piece, LONG).unwrap();
+                    }
+                });
+                go.wait();
+                for piece in a.chunks(211) {
+                    caller.feed(piece, LONG).unwrap();
+                }
+            });
+        },
+    );
     same(&ch1, &a, "caller");
     same(&ch2, &b, "other");
     assert_eq!(f.result.legs.unwrap().other.samples_filled, 0);
@@ -1104,26 +1115,23 @@ fn a_leg_that_goes_quiet_and_comes_back_is_placed_when_it_comes_back() {
     let e = engine_with_ring(&dir, 1000);
     let a = call(&[sound(codec, 100, 0), quiet(codec, 420, 1)]);
     let b = call(&[quiet(codec, 10, 2), sound(codec, 100, 5)]);
-    let (mut caller, mut other) = e
-        .record_call(
-            &opts(r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000}"#),
-            codec,
-        )
-        .unwrap();
-    for f in a[..400 * FRAME].chunks(FRAME) {
-        caller.feed(f, LONG).unwrap();
-        std::thread::sleep(Duration::from_micros(300));
-    }
-    // Let the writer see the other leg 8 s behind.
-    std::thread::sleep(Duration::from_millis(100));
-    for (i, f) in b.chunks(FRAME).enumerate() {
-        other.feed(f, LONG).unwrap();
-        caller.feed(&a[(400 + i) * FRAME..][..FRAME], LONG).unwrap();
-    }
-    assert_eq!(caller.hangup(), Status::Stopped(Reason::Hangup));
-    drop((caller, other));
-    let (f, _, bytes) = finished(&e);
-    let (ch1, ch2) = channels(&bytes, codec);
+    let (f, ch1, ch2) = record_two_legs(
+        &e,
+        codec,
+        r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000}"#,
+        |caller, other| {
+            for f in a[..400 * FRAME].chunks(FRAME) {
+                caller.feed(f, LONG).unwrap();
+                std::thread::sleep(Duration::from_micros(300));
+            }
+            // Let the writer see the other leg 8 s behind.
+            std::thread::sleep(Duration::from_millis(100));
+            for (i, f) in b.chunks(FRAME).enumerate() {
+                other.feed(f, LONG).unwrap();
+                caller.feed(&a[(400 + i) * FRAME..][..FRAME], LONG).unwrap();
+            }
+        },
+    );
     same(&ch1, &a[..ch1.len()], "caller");
     let at = ch2
         .windows(FRAME)
@@ -1178,26 +1186,19 @@ fn a_gap_during_an_unconfirmed_key_tone_does_not_mask_what_follows() {
     let codec = Codec::Alaw;
     let dir = store("legs-mask-gap");
     let e = engine(&dir);
-    let (mut caller, mut other) = e
-        .record_call(
-            &opts(r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000,"mask_dtmf":true}"#),
-            codec,
-        )
-        .unwrap();
     let before = call(&[quiet(codec, 30, 1), sound(codec, 100, 30)]);
     let tone = key(codec, '5', 30);
     let after = sound(codec, 100, 150);
-    caller.feed(&before, LONG).unwrap();
-    caller.feed(&tone, LONG).unwrap();
-    let resume = (before.len() + tone.len() + 1600) as u64;
-    caller.push_at(resume, &after[..FRAME]).unwrap();
-    caller.feed(&after[FRAME..], LONG).unwrap();
-    let end = resume + after.len() as u64;
-    other.push_at(end, &[]).unwrap();
-    assert_eq!(caller.hangup(), Status::Stopped(Reason::Hangup));
-    drop((caller, other));
-    let (_, _, bytes) = finished(&e);
-    let (ch1, _) = channels(&bytes, codec);
+    let json = r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000,"mask_dtmf":true}"#;
+    let (_, ch1, _) = record_two_legs(&e, codec, json, |caller, other| {
+        caller.feed(&before, LONG).unwrap();
+        caller.feed(&tone, LONG).unwrap();
+        let resume = (before.len() + tone.len() + 1600) as u64;
+        caller.push_at(resume, &after[..FRAME]).unwrap();
+        caller.feed(&after[FRAME..], LONG).unwrap();
+        let end = resume + after.len() as u64;
+        other.push_at(end, &[]).unwrap();
+    });
     assert!(ch1.len() >= after.len(), "{} samples", ch1.len());
     same(
         &ch1[ch1.len() - after.len()..],
@@ -1245,21 +1246,18 @@ fn a_leg_ahead_by_most_of_a_ring_keeps_every_sample() {
     let e = engine_with_ring(&dir, 2000);
     let a = call(&[sound(codec, 600, 0)]); // 12 s
     let b = call(&[quiet(codec, 100, 2), sound(codec, 500, 9)]);
-    let (mut caller, mut other) = e
-        .record_call(
-            &opts(r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000}"#),
-            codec,
-        )
-        .unwrap();
     let block = 12_000; // 1.5 s: three quarters of the 2 s ring, less than the 2 s lag
-    for (x, y) in a.chunks(block).zip(b.chunks(block)) {
-        caller.feed(x, LONG).unwrap();
-        other.feed(y, LONG).unwrap();
-    }
-    assert_eq!(caller.hangup(), Status::Stopped(Reason::Hangup));
-    drop((caller, other));
-    let (f, _, bytes) = finished(&e);
-    let (ch1, ch2) = channels(&bytes, codec);
+    let (f, ch1, ch2) = record_two_legs(
+        &e,
+        codec,
+        r#"{"legs":"both","silence_threshold_db":-40,"milliseconds_max_silence":60000}"#,
+        |caller, other| {
+            for (x, y) in a.chunks(block).zip(b.chunks(block)) {
+                caller.feed(x, LONG).unwrap();
+                other.feed(y, LONG).unwrap();
+            }
+        },
+    );
     same(&ch1, &a, "caller");
     same(&ch2, &b, "other");
     let legs = f.result.legs.unwrap();
