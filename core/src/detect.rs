@@ -1162,18 +1162,25 @@ mod tests {
     /// noise's own two deviations.
     const WEAK_WORD: [f32; 6] = [-16.0, -14.0, -15.0, -17.0, -18.0, -16.0];
 
-    #[test]
-    fn in_rough_noise_a_weak_word_soon_after_speech_is_speech() {
+    /// A detector that has learnt 6 s of rough noise (seeded with `seed`) and then heard a
+    /// clear word: the caller is mid-turn.
+    fn clear_word_in_rough_noise(seed: u32) -> (SoundDetector, u32) {
         let mut d = SoundDetector::new(None);
-        let mut state = 23;
+        let mut state = seed;
         for _ in 0..300 {
             d.classify(&rough(&mut state));
         }
-        // A clear word, then 400 ms of noise, then the weak word: the caller is mid-turn.
         for l in [-20.0, -12.0, -6.0, -8.0, -14.0, -7.0, -5.0, -11.0] {
             d.classify(&frame(l, -2.0));
         }
         assert!(d.contains_sound());
+        (d, state)
+    }
+
+    #[test]
+    fn in_rough_noise_a_weak_word_soon_after_speech_is_speech() {
+        // A clear word, then 400 ms of noise, then the weak word.
+        let (mut d, mut state) = clear_word_in_rough_noise(23);
         for _ in 0..20 {
             d.classify(&rough(&mut state));
         }
@@ -1188,15 +1195,7 @@ mod tests {
     fn swells_of_rough_noise_do_not_keep_a_talkspurt_going() {
         // Babble-like noise whose frames swell 5 dB over its mean: measured from its dips (the
         // background) the swells stand out; measured from its ceiling they do not.
-        let mut d = SoundDetector::new(None);
-        let mut state = 29;
-        for _ in 0..300 {
-            d.classify(&rough(&mut state));
-        }
-        for l in [-20.0, -12.0, -6.0, -8.0, -14.0, -7.0, -5.0, -11.0] {
-            d.classify(&frame(l, -2.0));
-        }
-        assert!(d.contains_sound());
+        let (mut d, mut state) = clear_word_in_rough_noise(29);
         let mut last_speech = 0;
         for i in 1..=200 {
             if d.classify(&rough(&mut state)).is_speech() {
