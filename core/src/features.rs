@@ -10,6 +10,13 @@
 //!   formant region of speech and throws away mains hum and most of the power of brown (and
 //!   much of pink) noise, so speech over hum or rumble stands far higher above the background in
 //!   this band than in the broadband level.
+//! * **Low-band energy**: of the six-sample moving sum, taken at every second sample
+//!   (`v[m] = (x[2m] + … + x[2m+5]) >> 3`, m = 0..78): a low-pass with zeros at 1.33, 2.67 and
+//!   4 kHz (−3 dB at 600 Hz, −10 dB at 1 kHz). Voiced speech (its pitch and first formant) lies
+//!   below 1 kHz, white noise is spread evenly to 4 kHz: over white noise a vowel stands 5–8 dB
+//!   higher above the background here than in the broadband level. The sound/silence decision
+//!   uses this band where it used the broadband level ([`crate::detect`]: the broadband level
+//!   stays what hosts see). Scaled so that a tone well below 1 kHz has its broadband level here.
 //! * **Impulsiveness**: the largest share of the frame's energy in two adjacent 2 ms blocks.
 //!   A click or pop (≤ 5 ms) puts at least three quarters of a frame's energy there; steady
 //!   sound spreads it over all ten blocks (2/10), and even voiced speech, whose pitch pulses are
@@ -21,7 +28,9 @@
 //! the recorder decodes each frame once for both. All three features come from integer sums
 //! of squares taken in pairs, exactly as `pmaddwd` takes them: each 2 ms block's energy and
 //! the energy of the band-pass difference (saturated to 16 bits, which only a near-full-scale
-//! tone near the Nyquist frequency reaches). Each pair's sum is kept in units of
+//! tone near the Nyquist frequency reaches); the low band's sums of six from `pmaddwd` against
+//! ones (sample pairs summed to 32 bits, three adjacent pairs added), each square `>> 4` (an
+//! integer in both kernels, so they agree exactly). Each pair's sum is kept in units of
 //! 16 (`>> 4`): that is exact for G.711 (every decoded A-law value is a multiple of 8, every
 //! µ-law value a multiple of 4), so the broadband energy is exactly the frame's sum of squares,
 //! and it lets ten pairs per lane accumulate in 32 bits. The AVX2 kernel and the portable
@@ -52,6 +61,9 @@ pub struct FrameFeatures {
     /// The largest share of the frame energy in two adjacent 2 ms blocks (1/5 for steady
     /// sound, near 1 for a click).
     pub peak_block_share: f32,
+    /// Level of the low band (below ~1 kHz, see the module docs), in dB on the dBm0 scale of
+    /// a low-frequency tone.
+    pub low_db: f32,
 }
 
 /// Decodes one G.711 frame to linear samples: the AVX2 arithmetic decode when `kernel` is the
@@ -113,6 +125,30 @@ struct Sums {
     blocks: [u32; BLOCKS],
     /// Σ sat(x[n] − x[n−2])² over n = 2..160.
     band: u64,
+    /// Σ (v[m]² >> 4) over the low band's [`LOW_SAMPLES`] values (at most 78 · 2^25.2: fits
+    /// a `u32` lane sum of ten, see the AVX2 kernel).
+    low: u64,
+}
+
+/// Values of the low band per frame: sums of six samples starting at every even sample that
+/// has five after it.
+const LOW_SAMPLES: usize = (FRAME_SAMPLES - 6) / 2 + 1;
+
+/// Multiplies the low band's energy onto the dBm0 scale of the broadband level for a tone well
+/// below 1 kHz: each value is 6/8 of the sample there, and there are [`LOW_SAMPLES`] of them
+/// for the frame's 160 (the `>> 4` of each square is undone here too).
+const LOW_TO_BROADBAND: f32 =
+    16.0 * FRAME_SAMPLES as f32 / (LOW_SAMPLES as f32 * (6.0 / 8.0) * (6.0 / 8.0));
+
+/// One low-band value: the six samples from `2m`, summed in 32 bits, `>> 3` (at most
+/// 6 · 32768 / 8 = 24576 in magnitude, so its square fits 31 bits).
+#[inline(always)]
+fn low_value(x: &[i16; FRAME_SAMPLES], m: usize) -> i32 {
+    x[2 * m..2 * m + 6]
+        .iter()
+        .map(|&v| i32::from(v))
+        .sum::<i32>()
+        >> 3
 }
 
 /// `(a² + b²) >> 4` as `pmaddwd` then a logical shift compute it: two squares of −32768 make
@@ -136,7 +172,13 @@ impl Sums {
             let d = |i: usize| x[i].saturating_sub(x[i - 2]);
             band += u64::from(pair(d(n), d(n + 1)));
         }
-        Sums { blocks, band }
+        let low = (0..LOW_SAMPLES)
+            .map(|m| {
+                let v = low_value(x, m);
+                u64::from((v * v) as u32 >> 4)
+            })
+            .sum();
+        Sums { blocks, band, low }
     }
 
     #[inline(always)]
@@ -163,6 +205,7 @@ impl Sums {
         FrameFeatures {
             level_dbm0: level_of_frame_energy(energy),
             band_db: fast_level_db((self.band << 4) as f32),
+            low_db: fast_level_db(self.low as f32 * LOW_TO_BROADBAND),
             peak_block_share: if total > 0 {
                 peak as f32 / total as f32
             } else {
@@ -211,7 +254,7 @@ impl FrameFeatures {
 /// two samples back, ten pairs per 32-bit lane (ten times 2^27 fits).
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Sums, BLOCKS, BLOCK_SAMPLES, FRAME_SAMPLES};
+    use super::{Sums, BLOCKS, BLOCK_SAMPLES, FRAME_SAMPLES, LOW_SAMPLES};
     use std::arch::x86_64::*;
 
     /// The 16 samples from `at`.
@@ -280,9 +323,32 @@ mod x86 {
             }
             band = _mm256_add_epi32(band, p);
         }
+        // The low band: `pmaddwd` against ones sums sample pairs (2m, 2m+1) into 32-bit lanes;
+        // three loads two samples apart give the sums of six for m = 8c..8c+8. Nine chunks cover
+        // m = 0..72; the last starts at sample 140 (m = 70..78, so no load passes the frame's
+        // end) with its first two lanes (m = 70, 71, already counted) masked off.
+        let ones = _mm256_set1_epi16(1);
+        let mut low = zero;
+        for c in 0..10 {
+            let n = if c < 9 { 16 * c } else { 2 * (LOW_SAMPLES - 8) };
+            let six = _mm256_add_epi32(
+                _mm256_add_epi32(
+                    _mm256_madd_epi16(load(x, n), ones),
+                    _mm256_madd_epi16(load(x, n + 2), ones),
+                ),
+                _mm256_madd_epi16(load(x, n + 4), ones),
+            );
+            let v = _mm256_srai_epi32::<3>(six);
+            let mut squares = _mm256_srli_epi32::<4>(_mm256_mullo_epi32(v, v));
+            if c == 9 {
+                squares = _mm256_blend_epi32::<0b11>(squares, zero);
+            }
+            low = _mm256_add_epi32(low, squares);
+        }
         Sums {
             blocks: [b0, b1, b2, b3, b4, b5, b6, b7, b8, b9],
             band: sum_wide(band),
+            low: sum_wide(low),
         }
     }
 }
@@ -359,6 +425,13 @@ mod tests {
                 let want: u64 = x[b * 16..(b + 1) * 16].iter().map(|&v| sq(v)).sum();
                 assert_eq!(u64::from(s.blocks[b]) << 4, want);
             }
+            let low: u64 = (0..LOW_SAMPLES)
+                .map(|m| {
+                    let six: i64 = x[2 * m..2 * m + 6].iter().map(|&v| i64::from(v)).sum();
+                    ((six >> 3) * (six >> 3)) as u64 >> 4
+                })
+                .sum();
+            assert_eq!(s.low, low);
             let band: u64 = (2..FRAME_SAMPLES)
                 .map(|n| sq(x[n].saturating_sub(x[n - 2])))
                 .sum();
@@ -392,6 +465,21 @@ mod tests {
         assert!((hum.band_db - hum.level_dbm0 + 20.5).abs() < 1.5, "{hum:?}");
         assert!((mid.band_db - mid.level_dbm0 - 3.0).abs() < 0.5, "{mid:?}");
         assert!((hum.level_dbm0 - mid.level_dbm0).abs() < 0.2);
+    }
+
+    #[test]
+    fn the_low_band_keeps_voicing_and_drops_the_upper_band() {
+        let k = EnergyKernel::detect();
+        let tone = |hz: f64| {
+            FrameFeatures::of_frame(k, Codec::Alaw, &frame_of(Codec::Alaw, sine(hz, 8000.0)))
+        };
+        // |Σ six samples| / 6 is |sin(3w) / (6·sin(w/2))|, w = 2πf/8000: −0.3 dB at 200 Hz,
+        // −10.2 dB at 1 kHz, −17.9 dB at 3 kHz (taking every second value halves the energy of
+        // any tone, which the scale puts back; G.711 and the frame edges cost a little).
+        let (low, mid, high) = (tone(200.0), tone(1000.0), tone(3000.0));
+        assert!((low.low_db - low.level_dbm0 + 0.3).abs() < 0.5, "{low:?}");
+        assert!((mid.low_db - mid.level_dbm0 + 10.2).abs() < 1.5, "{mid:?}");
+        assert!(high.low_db - high.level_dbm0 < -15.0, "{high:?}");
     }
 
     #[test]

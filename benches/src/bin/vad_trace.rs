@@ -35,13 +35,14 @@ fn trace(dir: &std::path::Path, id: &str, options: &RecordOptions) {
         let f = FrameFeatures::of_frame(kernel, Codec::Ulaw, frame.try_into().expect("frame"));
         let v = detector.classify(&f);
         println!(
-            "{id} {i} t={:.2} level={:.1} band={:.1} peak={:.2} {:?} floor={:.1}",
+            "{id} {i} t={:.2} level={:.1} low={:.1} band={:.1} peak={:.2} {:?} floor={:.1}",
             i as f64 * 0.02,
             f.level_dbm0,
+            f.low_db,
             f.band_db,
             f.peak_block_share,
             v,
-            detector.noise_floor_dbm0().unwrap_or(f32::NAN)
+            detector.low_band_floor_db().unwrap_or(f32::NAN)
         );
     }
 }
