@@ -22,7 +22,7 @@
 //! pushed so far: a hangup, an abort from another thread, dropping the recorder, closing it
 //! through C or Python, or an engine shutdown all keep the partial frame.
 //!
-//! **One decode per frame.** Each whole frame is decoded once ([`decode_frame`]); the sound
+//! **One decode per frame.** Each whole frame is decoded once ([`decoded_frame`]); the sound
 //! detector's features and, without masking, in-band DTMF both read those samples.
 //!
 //! **In-band DTMF** (`detect_dtmf`, `mask_dtmf`): see the `inband` module for how a barge-in
@@ -42,7 +42,7 @@
 use crate::call::{CallShared, LegLink, Written, CALLER};
 use crate::detect::{SoundDetector, Verdict, MAX_ONSET_DELAY_FRAMES};
 use crate::energy::EnergyKernel;
-use crate::features::{decode_frame, FrameFeatures};
+use crate::features::{decoded_frame, FrameFeatures};
 use crate::g711::Codec;
 use crate::inband::{Confirmed, InBand, Released};
 use crate::metrics::EngineMetrics;
@@ -875,8 +875,7 @@ impl Recorder {
     /// masking; a barge-in digit confirmed in it stops the recording after the frame is taken,
     /// and the file is cut back to where its tone began).
     fn frame(&mut self, frame: &[u8; FRAME_SAMPLES]) {
-        let mut samples = [0i16; FRAME_SAMPLES];
-        decode_frame(self.energy, self.codec, frame, &mut samples);
+        let samples = decoded_frame(self.energy, self.codec, frame);
         let confirmed = match self.inband.as_mut() {
             Some(ib) if ib.on_frames() => ib.detect_linear(&samples),
             _ => None,
