@@ -145,8 +145,8 @@ struct Sums {
     blocks: [u32; BLOCKS],
     /// Σ sat(x[n] − x[n−2])² over n = 2..160.
     band: u64,
-    /// Σ (v[m]² >> 4) over the low band's [`LOW_SAMPLES`] values (at most 78 · 2^25.2: fits
-    /// a `u32` lane sum of ten, see the AVX2 kernel).
+    /// Σ (v[2j]² + v[2j+1]²) >> 4 over the low band's [`LOW_SAMPLES`] values, in pairs as
+    /// the other sums.
     low: u64,
 }
 
@@ -161,14 +161,15 @@ const LOW_TO_BROADBAND: f32 =
     16.0 * FRAME_SAMPLES as f32 / (LOW_SAMPLES as f32 * (6.0 / 8.0) * (6.0 / 8.0));
 
 /// One low-band value: the six samples from `2m`, summed in 32 bits, `>> 3` (at most
-/// 6 · 32768 / 8 = 24576 in magnitude, so its square fits 31 bits).
+/// 6 · 32768 / 8 = 24576 in magnitude: it fits an `i16`, so pairs of them square as the
+/// samples do).
 #[inline(always)]
-fn low_value(x: &[i16; FRAME_SAMPLES], m: usize) -> i32 {
-    x[2 * m..2 * m + 6]
+fn low_value(x: &[i16; FRAME_SAMPLES], m: usize) -> i16 {
+    (x[2 * m..2 * m + 6]
         .iter()
         .map(|&v| i32::from(v))
         .sum::<i32>()
-        >> 3
+        >> 3) as i16
 }
 
 /// `(a² + b²) >> 4` as `pmaddwd` then a logical shift compute it: two squares of −32768 make
@@ -193,10 +194,8 @@ impl Sums {
             band += u64::from(pair(d(n), d(n + 1)));
         }
         let low = (0..LOW_SAMPLES)
-            .map(|m| {
-                let v = low_value(x, m);
-                u64::from((v * v) as u32 >> 4)
-            })
+            .step_by(2)
+            .map(|m| u64::from(pair(low_value(x, m), low_value(x, m + 1))))
             .sum();
         Sums { blocks, band, low }
     }
@@ -357,10 +356,11 @@ mod x86 {
         // The low band: `pmaddwd` against ones sums sample pairs (2m, 2m+1) into 32-bit lanes;
         // three loads two samples apart give the sums of six for m = 8c..8c+8. Nine chunks cover
         // m = 0..72; the last starts at sample 140 (m = 70..78, so no load passes the frame's
-        // end) with its first two lanes (m = 70, 71, already counted) masked off.
+        // end) with its first two lanes (m = 70, 71, already counted) masked off. Two chunks'
+        // values, packed to 16 bits (they fit), square in pairs (m, m+1) with even m, as the
+        // portable code pairs them (packing interleaves the chunks' halves, not the pairs).
         let ones = _mm256_set1_epi16(1);
-        let mut low = zero;
-        for c in 0..10 {
+        let values = |c: usize| {
             let n = if c < 9 { 16 * c } else { 2 * (LOW_SAMPLES - 8) };
             let six = _mm256_add_epi32(
                 _mm256_add_epi32(
@@ -370,11 +370,15 @@ mod x86 {
                 _mm256_madd_epi16(load(x, n + 4), ones),
             );
             let v = _mm256_srai_epi32::<3>(six);
-            let mut squares = _mm256_srli_epi32::<4>(_mm256_mullo_epi32(v, v));
             if c == 9 {
-                squares = _mm256_blend_epi32::<0b11>(squares, zero);
+                _mm256_blend_epi32::<0b11>(v, zero)
+            } else {
+                v
             }
-            low = _mm256_add_epi32(low, squares);
+        };
+        let mut low = zero;
+        for c in (0..10).step_by(2) {
+            low = _mm256_add_epi32(low, pairs(_mm256_packs_epi32(values(c), values(c + 1))));
         }
         Sums {
             blocks: [b0, b1, b2, b3, b4, b5, b6, b7, b8, b9],
@@ -456,11 +460,16 @@ mod tests {
                 let want: u64 = x[b * 16..(b + 1) * 16].iter().map(|&v| sq(v)).sum();
                 assert_eq!(u64::from(s.blocks[b]) << 4, want);
             }
+            let value = |m: usize| {
+                x[2 * m..2 * m + 6]
+                    .iter()
+                    .map(|&v| i64::from(v))
+                    .sum::<i64>()
+                    >> 3
+            };
             let low: u64 = (0..LOW_SAMPLES)
-                .map(|m| {
-                    let six: i64 = x[2 * m..2 * m + 6].iter().map(|&v| i64::from(v)).sum();
-                    ((six >> 3) * (six >> 3)) as u64 >> 4
-                })
+                .step_by(2)
+                .map(|m| (value(m) * value(m) + value(m + 1) * value(m + 1)) as u64 >> 4)
                 .sum();
             assert_eq!(s.low, low);
             let band: u64 = (2..FRAME_SAMPLES)
