@@ -1,6 +1,6 @@
 //! The per-frame cost of the sound/silence analysis in CPU time of this thread
 //! (`CLOCK_THREAD_CPUTIME_ID`), so other load on the machine does not inflate it as it does a
-//! wall-clock benchmark: the features (decode, exact SIMD energy, speech band,
+//! wall-clock benchmark: the features (decode, exact SIMD energy, low band, speech band,
 //! impulsiveness), the decision, and both together, over the sample call's frames in order.
 //!
 //! `detect_cost [FRAMES]` (default 2,000,000).
