@@ -25,17 +25,17 @@
 //!
 //! **How.** The frame is decoded once to 16-bit samples (arithmetically, 16 at a time, with
 //! AVX2; by table elsewhere), and the samples are then also what the DTMF detector reads, so
-//! the recorder decodes each frame once for both. All three features come from integer sums
-//! of squares taken in pairs, exactly as `pmaddwd` takes them: each 2 ms block's energy and
-//! the energy of the band-pass difference (saturated to 16 bits, which only a near-full-scale
-//! tone near the Nyquist frequency reaches); the low band's sums of six from `pmaddwd` against
-//! ones (sample pairs summed to 32 bits, three adjacent pairs added), each square `>> 4` (an
-//! integer in both kernels, so they agree exactly). Each pair's sum is kept in units of
+//! the recorder decodes each frame once for both. All four features come from integer sums
+//! of squares taken in pairs, exactly as `pmaddwd` takes them: each 2 ms block's energy, the
+//! energy of the band-pass difference (saturated to 16 bits, which only a near-full-scale
+//! tone near the Nyquist frequency reaches), and the energy of the low band's values (its sums
+//! of six from `pmaddwd` against ones: sample pairs summed to 32 bits, three adjacent pairs
+//! added, `>> 3`, which fits 16 bits again). Each pair's sum is kept in units of
 //! 16 (`>> 4`): that is exact for G.711 (every decoded A-law value is a multiple of 8, every
 //! µ-law value a multiple of 4), so the broadband energy is exactly the frame's sum of squares,
 //! and it lets ten pairs per lane accumulate in 32 bits. The AVX2 kernel and the portable
 //! code compute the same integers (a test checks), so every machine sees the same features.
-//! Then two fast logarithms. (A spectral tilt, `x[n] − x[n−1]` against the broadband energy,
+//! Then three fast logarithms. (A spectral tilt, `x[n] − x[n−1]` against the broadband energy,
 //! was computed here too; the detector stopped using it, so it went.)
 //!
 //! Everything is O(frame) and allocation free; the filters run inside the frame (no state),
